@@ -14,6 +14,8 @@ from typing import Sequence
 from .archive import Limits
 from .errors import ArtifactError
 
+MAX_MESSAGE = 600  # characters of an error sentence printed (a hostile member name can be megabytes long)
+
 
 def _limits(args) -> Limits:
     lim = Limits.from_env()
@@ -97,16 +99,26 @@ def cmd_load(args) -> int:
     print(f"loaded {model.framework} model: {type(model.model).__name__}", file=sys.stderr)
     if args.predict:
         data = loaders.read_input(args.predict)
-        out = model.predict(data)
+        try:
+            out = model.predict(data)
+        except (ValueError, TypeError, KeyError, IndexError) as e:  # the framework rejected these rows
+            raise ArtifactError(f"the model rejected the rows in {args.predict}: {_first_line(e)}") from None
         sys.stdout.write(loaders.format_output(out, args.output_format) + "\n")
     return 0
+
+
+def _first_line(e: BaseException, limit: int = 300) -> str:
+    text = str(e).strip().splitlines()
+    line = text[0] if text else type(e).__name__
+    return line if len(line) <= limit else line[:limit] + "..."
 
 
 def cmd_export(args) -> int:
     import exporters
 
     options = _options(args.option)
-    result = exporters.export(args.artifact, args.to, args.out, force=args.force, trust=args.trust, **options)
+    trust: bool | str = "all" if args.trust_all else bool(args.trust)
+    result = exporters.export(args.artifact, args.to, args.out, force=args.force, trust=trust, **options)
     print(result.summary() if hasattr(result, "summary") else result)
     return 0
 
@@ -161,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--to", required=True, choices=["sagemaker", "tf-serving", "git", "mleap"])
     s.add_argument("out")
     s.add_argument("--force", action="store_true", help="overwrite an existing output")
-    s.add_argument("--trust", action="store_true")
+    s.add_argument("--trust", action="store_true", help="allow types outside the allowlist and code loading runs")
+    s.add_argument("--trust-all", action="store_true", help="also allow pickles naming dangerous calls")
     s.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="target-specific option")
     s.set_defaults(func=cmd_export)
 
@@ -184,8 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ArtifactError as e:
-        print(f"artifact-tools: {e}", file=sys.stderr)
+        print(f"artifact-tools: {_first_line(e, MAX_MESSAGE)}", file=sys.stderr)
         return e.exit_code
+    except RecursionError:  # only input structure recurses this deep: a JSON or protobuf document nested on purpose
+        print("artifact-tools: the input nests too deeply to be read (a JSON or protobuf document nested "
+              "thousands of levels)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("artifact-tools: interrupted", file=sys.stderr)
         return 130
@@ -194,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # an internal error: still one sentence unless --debug
         if args.debug:
             raise
-        print(f"artifact-tools: internal error: {type(e).__name__}: {e} (run with --debug for details)", file=sys.stderr)
+        print(f"artifact-tools: internal error: {type(e).__name__}: {_first_line(e, MAX_MESSAGE)} "
+              "(run with --debug for details)", file=sys.stderr)
         return 1
 
 

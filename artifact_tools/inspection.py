@@ -28,10 +28,11 @@ from typing import Callable
 from .archive import Limits, common_root, open_artifact, open_nested
 from .errors import ArtifactError, CorruptArtifact
 from .filetree import MappingTree, SubTree
+from .audit import audit_members
 from .formats.pickle_data import decompress_joblib, read_pickle
 from .report import FileInfo, ModelInfo, Report
 from .sniff import check_json_or_lines, keep_bytes, parse_json, sniff, zip_model_kind
-from .trust import verdict as trust_verdict
+from .trust import Finding, pickle_findings, summarize, worst
 
 KEEP_BUDGET = 1 << 30  # at most this many bytes of member content are held during one inspection
 
@@ -76,6 +77,8 @@ def inspect(source, *, limits: Limits | None = None, storage_options: dict | Non
     kind = {strip(m.name): kinds.get(m.name, "binary") for m in live}
     # Nested zips (built-in algorithms' model_algo-N) are listed and checked with the same rules; a zip that is
     # one model file (torch.save, TorchScript, .keras) is recognised by its entry names.
+    nested_content: dict[str, bytes] = {}
+    nested_kind: dict[str, str] = {}
     for name in [n for n, k in kind.items() if k in ("zip", "torch-zip", "keras-zip") and n in content
                  and sizes[n] == len(content[n])]:
         nested = open_nested(content[name], f"{art.label}:{name}", lim)
@@ -87,6 +90,9 @@ def inspect(source, *, limits: Limits | None = None, storage_options: dict | Non
             full = f"{name}!/{inner.name}"
             k = sniff(inner.name, body[:65536], inner.size)
             report.files.append(FileInfo(full, inner.size, k, inner.ignored))
+            if not inner.ignored:
+                nested_content[full] = body
+                nested_kind[full] = k
     for name, k in kind.items():  # a damaged JSON file is a damaged artifact, whatever reads it later
         if k == "json" and name in content and len(content[name]) == sizes[name]:
             kind[name] = check_json_or_lines(content[name], name)
@@ -94,7 +100,16 @@ def inspect(source, *, limits: Limits | None = None, storage_options: dict | Non
     for f in report.files:
         f.kind = by_path.get(f.path, f.kind)
     tree = MappingTree(content, sizes)
-    ctx = _Context(report, tree, kind, sizes, art.container)
+
+    def whole(name: str) -> bytes | None:
+        if name in nested_content:
+            return nested_content[name]
+        data = content.get(name)
+        return data if data is not None and len(data) == sizes.get(name) else None
+
+    findings = audit_members([*kind, *nested_kind], {**kind, **nested_kind}, whole,
+                             _decompress_limit(lim))
+    ctx = _Context(report, tree, kind, sizes, art.container, findings)
     for detector in DETECTORS:
         if detector(ctx):
             break
@@ -102,8 +117,16 @@ def inspect(source, *, limits: Limits | None = None, storage_options: dict | Non
     return report
 
 
+def _decompress_limit(lim: Limits) -> int:
+    """How far a whole-file compressed pickle may expand while being audited: the archive's own byte cap, and
+    never beyond 4 GiB."""
+    return int(min(lim.max_total_bytes, 4 << 30))
+
+
 class _Context:
-    def __init__(self, report: Report, tree: MappingTree, kinds: dict[str, str], sizes: dict[str, int], container: str):
+    def __init__(self, report: Report, tree: MappingTree, kinds: dict[str, str], sizes: dict[str, int], container: str,
+                 findings: list[Finding]):
+        self.findings = findings
         self.report = report
         self.tree = tree
         self.kinds = kinds
@@ -135,10 +158,10 @@ class _Context:
             data = self.whole(n)
             self.add_model(n, fmt, reader(data) if data is not None else {"note": "too large to read during inspection"})
 
-    def flag_code(self, finding: str) -> None:
-        """Record that loading would run code carried by the artifact."""
-        self.report.trust["findings"].append(finding)
-        self.report.trust["verdict"] = "code"
+    def flag_code(self, member: str, what: str) -> None:
+        """Record that loading would run code carried by ``member`` (unless the audit already said so)."""
+        if not any(f.member == member and f.what == what for f in self.findings):
+            self.findings.append(Finding(member, "code", what))
 
     def set(self, framework: str, layout: str, *, algorithm: str | None = None, loadable: bool = True,
             reason: str | None = None) -> None:
@@ -154,13 +177,7 @@ class _Context:
         r = self.report
         if r.entry_point is None:
             r.entry_point = _entry_point(self.names())
-        scripts = [n for n, k in self.kinds.items() if k == "python"]
-        if scripts:
-            r.trust.setdefault("findings", []).append(
-                f"the artifact carries Python code ({', '.join(sorted(scripts)[:5])}); "
-                "a serving container would run it, artifact-tools never does")
-            if r.trust.get("verdict") == "safe":
-                r.trust["verdict"] = "code"
+        r.trust = summarize(self.findings)
 
 
 def _entry_point(names: list[str]) -> str | None:
@@ -306,7 +323,7 @@ def _tensorflow(ctx: _Context) -> bool:
     if not pbs:
         return False
     versions = []
-    lambdas: list[str] = []
+    lambdas: list[tuple[str, list[str]]] = []
     for pb in pbs:
         data = ctx.whole(pb)
         if data is None:
@@ -317,7 +334,8 @@ def _tensorflow(ctx: _Context) -> bool:
         version = parent.name if parent.name.isdigit() else None
         summary = {"version": int(version) if version else None, "model_dir": str(parent), **summary}
         ctx.add_model(pb, "tensorflow-savedmodel", summary)
-        lambdas += summary.get("keras_lambda_layers") or []
+        if summary.get("keras_lambda_layers"):
+            lambdas.append((pb, summary["keras_lambda_layers"]))
         if version:
             versions.append(int(version))
     if any("/export/Servo/" in f"/{p}" for p in pbs):
@@ -327,8 +345,8 @@ def _tensorflow(ctx: _Context) -> bool:
     else:
         layout = ctx.default_layout(True)
     ctx.set("tensorflow", layout)
-    if lambdas:
-        ctx.flag_code(f"Keras Lambda layer(s) {', '.join(lambdas)} carry Python bytecode; loading needs trust=True")
+    for pb, names in lambdas:
+        ctx.flag_code(pb, f"Keras Lambda layer(s) {', '.join(names)} carry Python bytecode")
     return True
 
 
@@ -341,8 +359,8 @@ def _keras(ctx: _Context) -> bool:
     ctx.summarize_each(keras_files, "keras", savedmodel.summarize_keras)
     for m in ctx.report.models:
         if m.summary.get("lambda_layers"):
-            ctx.flag_code(f"Keras Lambda layer(s) {', '.join(m.summary['lambda_layers'])} in {m.path} carry Python "
-                          "bytecode; loading needs trust=True")
+            ctx.flag_code(m.path, f"Keras Lambda layer(s) {', '.join(m.summary['lambda_layers'])} carry Python "
+                                  "bytecode")
     ctx.set("tensorflow", ctx.default_layout(True))
     return True
 
@@ -363,7 +381,7 @@ def _huggingface(ctx: _Context) -> bool:
                 reason=None if has_weights else "no weights file (model.safetensors, pytorch_model.bin, tf_model.h5) inside")
         remote = summary.get("auto_map") or summary.get("remote_code_files")
         if remote:
-            ctx.flag_code(f"remote code (auto_map / *.py) present: {remote}; loading needs trust=True")
+            ctx.flag_code(c, f"remote code (auto_map / *.py) present: {remote}")
         return True
     return False
 
@@ -407,18 +425,16 @@ def _pickle(ctx: _Context) -> bool:
     if not names:
         return False
     framework = "pickle"
-    all_globals: list[str] = []
     for n in names:
         data = ctx.whole(n)
         if data is None:
             ctx.add_model(n, "pickle", {"note": "too large to read during inspection"})
             continue
-        pk = read_pickle(decompress_joblib(data))
+        pk = read_pickle(decompress_joblib(data, _decompress_limit(Limits())))
         globs = [str(g) for g in pk.globals]
-        all_globals += globs
         top = pk.value
         top_class = str(top.func) if hasattr(top, "func") else type(top).__name__
-        v = trust_verdict(globs)
+        level = worst(f.level for f in pickle_findings(n, pk.globals, pk.called, pk.oddities))
         state = getattr(top, "state", None)
         saved_with = state.get("_sklearn_version") if isinstance(state, dict) else None
         ctx.add_model(n, "pickle", {
@@ -428,12 +444,10 @@ def _pickle(ctx: _Context) -> bool:
             "joblib_arrays": len(pk.joblib_arrays),
             "embedded_pickles": pk.nested_pickles,
             "globals": globs,
-            "verdict": v["verdict"],
+            "verdict": level,
         })
         if any(g.startswith("sklearn.") for g in globs):
             framework = "sklearn"
-    v = trust_verdict(all_globals)
-    ctx.report.trust = {"verdict": v["verdict"], "findings": v["findings"]}
     fw_container = ctx.container not in ("file", "gzip-file") and _entry_point(ctx.names()) is not None
     ctx.set(framework, ctx.default_layout(fw_container))
     return True

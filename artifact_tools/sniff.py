@@ -44,8 +44,9 @@ def sniff(name: str, head: bytes, size: int) -> str:
         return _sniff_gzip(head)
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return _sniff_zip(head)
-    if head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00":
-        return "compressed"
+    if head[:3] == b"BZh" or head[:6] == b"\xfd7zXZ\x00" or head[:4] == b"\x04\x22\x4d\x18" \
+            or (head[:2] == b"\x5d\x00" and name.endswith((".lzma", ".pkl", ".joblib", ".sav"))):
+        return "joblib-compressed" if _compressed_pickle(head) else "compressed"
     if len(head) >= 262 and head[257:262] == b"ustar":
         return "tar"
     if head[:8] == struct.pack("<Q", 0x112):
@@ -172,6 +173,32 @@ def _zlib_pickle(head: bytes) -> bool:
         return False
 
 
+def _compressed_pickle(head: bytes) -> bool:
+    """Whether a bz2 / xz / raw-LZMA / lz4 stream (joblib's whole-file compressors) starts with a pickle.
+
+    An lz4 frame cannot be peeked without the lz4 package; it is then taken for a pickle, so that the audit
+    reports it as unreadable instead of passing over it.
+    """
+    import bz2
+    import lzma
+
+    try:
+        if head[:3] == b"BZh":
+            inner = bz2.BZ2Decompressor().decompress(head, max_length=64)
+        elif head[:4] == b"\x04\x22\x4d\x18":
+            try:
+                import lz4.frame
+            except ImportError:
+                return True
+            inner = lz4.frame.LZ4FrameDecompressor().decompress(head, max_length=64)
+        else:
+            fmt = lzma.FORMAT_XZ if head[:1] == b"\xfd" else lzma.FORMAT_ALONE
+            inner = lzma.LZMADecompressor(fmt).decompress(head, max_length=64)
+    except (OSError, EOFError, ValueError, lzma.LZMAError, RuntimeError):
+        return False
+    return looks_like_pickle(inner)
+
+
 def _as_text(head: bytes) -> str | None:
     sample = head[:8192]
     try:
@@ -211,7 +238,9 @@ def parse_json(data: bytes, label: str):
     try:
         return json.loads(data)
     except (UnicodeDecodeError, ValueError) as e:
-        raise CorruptArtifact(f"{label} is not valid JSON ({e})") from None
+        raise CorruptArtifact(f"{label} is not valid JSON ({str(e)[:200]})") from None
+    except RecursionError:
+        raise CorruptArtifact(f"{label} nests JSON too deeply to be read") from None
 
 
 def check_json_or_lines(data: bytes, label: str) -> str:
@@ -221,12 +250,14 @@ def check_json_or_lines(data: bytes, label: str) -> str:
     try:
         json.loads(data)
         return "json"
+    except RecursionError:
+        raise CorruptArtifact(f"{label} nests JSON too deeply to be read") from None
     except (UnicodeDecodeError, ValueError) as e:
         first_error = e
     lines = [ln for ln in data.splitlines() if ln.strip()]
     try:
         for ln in lines:
             json.loads(ln)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise CorruptArtifact(f"{label} is not valid JSON ({first_error})") from None
     return "jsonl"

@@ -21,6 +21,7 @@ from typing import Any
 from artifact_tools.archive import Limits, open_artifact
 from artifact_tools.errors import ArtifactError, NotLoadable
 from artifact_tools.inspection import inspect
+from artifact_tools.trust import check as check_trust
 
 from .base import LoadedModel
 from .cache import materialize
@@ -53,6 +54,7 @@ def load(artifact: Any, trust: bool | str = False, *, limits: Limits | None = No
         raise ArtifactError(f"trust must be True, False or 'all', not {trust!r}")
     with open_artifact(artifact, limits, storage_options) as art:
         report = inspect(art)
+        check_trust(report.trust, trust)
         if not report.loadable:
             raise NotLoadable(report.not_loadable_reason or f"{report.framework} artifacts cannot be loaded")
         name = LOADER_MODULES.get(report.framework)
@@ -77,21 +79,31 @@ def read_input(path: str):
     p = Path(path)
     if not p.exists():
         raise ArtifactError(f"input file {path} does not exist")
-    head = p.read_bytes()[:6]
-    if head == b"\x93NUMPY":
+    if not p.is_file():
+        raise ArtifactError(f"input {path} is not a file (give a .csv, .json, .jsonl or .npy file)")
+    raw = p.read_bytes()
+    if raw[:6] == b"\x93NUMPY":
         from artifact_tools.formats import npy
 
-        return npy.load(p.read_bytes(), path)
-    text = p.read_text()
+        return npy.load(raw, path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ArtifactError(f"{path} is not UTF-8 text (byte {e.start} cannot be decoded); "
+                            "give CSV, JSON, JSON lines or .npy") from None
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
             return json.loads(text)
+        except RecursionError:
+            raise ArtifactError(f"{path} nests JSON too deeply to be read") from None
         except ValueError:
             try:
                 return [json.loads(line) for line in text.splitlines() if line.strip()]
+            except RecursionError:
+                raise ArtifactError(f"{path} nests JSON too deeply to be read") from None
             except ValueError as e:
-                raise ArtifactError(f"{path} is not valid JSON or JSON lines ({e})") from None
+                raise ArtifactError(f"{path} is not valid JSON or JSON lines ({str(e)[:200]})") from None
     return _csv(text)
 
 

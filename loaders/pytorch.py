@@ -108,22 +108,54 @@ def _is_torchscript(path: Path, summary: dict) -> bool:
 
 
 def _torch_load(torch, path: Path, entry, trust: bool | str, entry_point: str | None):
+    """``torch.load`` with ``weights_only=True`` at every level but ``trust="all"``.
+
+    The audit already refused what ``trust`` does not cover. At ``trust=True`` the classes outside the allowlist
+    that the pickle names are resolved exactly as the scikit-learn loader resolves them (classes only, defined where
+    the pickle says, never standard-library or strictly judged internals) and admitted through torch's own
+    ``torch.serialization.safe_globals``; ``weights_only=False`` (torch's unrestricted unpickler) only under
+    ``trust="all"``.
+    """
+    from artifact_tools.trust import classify
+
+    from .sklearn import resolve_class
+
+    if trust == "all":
+        return _load_file(torch, path, entry, entry_point, weights_only=False)
+    admitted = []
+    if trust:
+        for full in entry.summary.get("globals", []):
+            module, _, name = str(full).rpartition(".")
+            if classify(module, name) == "unknown":
+                try:
+                    admitted.append(resolve_class(module, name, trust))
+                except (ImportError, AttributeError) as e:
+                    where = f" ({entry_point})" if entry_point else ""
+                    raise NotLoadable(f"{entry.path} pickles {full[:120]} from the training code{where}, which is "
+                                      f"not importable here: {_first_line(e)}") from None
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
+        with torch.serialization.safe_globals(admitted):
+            return _load_file(torch, path, entry, entry_point, weights_only=True)
+    except pickle.UnpicklingError as e:
         if not trust:
-            names = [g for g in entry.summary.get("globals", []) if not g.endswith("Storage")
-                     and not g.startswith(("torch._utils.", "collections.", "builtins.", "__builtin__."))]
+            names = [g for g in entry.summary.get("globals", []) if classify(*str(g).rpartition(".")[::2]) != "allowed"]
             raise TrustRequired(f"{entry.path} pickles more than tensors ({', '.join(names[:5]) or 'unknown types'}); "
                                 "pass trust=True (CLI: --trust) to unpickle it", names) from None
-    except (RuntimeError, EOFError, ValueError) as e:
-        raise CorruptArtifact(f"{entry.path} cannot be read by torch.load: {_first_line(e)}") from None
+        raise TrustRequired(f"{entry.path}: torch's restricted unpickler refused it even with trust=True "
+                            f"({_first_line(e)[:200]}); only trust='all' unpickles it without restriction") from None
+
+
+def _load_file(torch, path: Path, entry, entry_point: str | None, *, weights_only: bool):
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=False)
+        return torch.load(str(path), map_location="cpu", weights_only=weights_only)
+    except pickle.UnpicklingError:
+        raise
     except (ModuleNotFoundError, AttributeError) as e:
         where = f" ({entry_point})" if entry_point else ""
         raise NotLoadable(f"{entry.path} pickles a class from the training code{where} that is not importable here: "
                           f"{_first_line(e)}") from None
+    except (RuntimeError, EOFError, ValueError, TypeError) as e:
+        raise CorruptArtifact(f"{entry.path} cannot be read by torch.load: {_first_line(e)}") from None
 
 
 def _state_dict(torch, obj: Any):

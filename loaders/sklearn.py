@@ -1,16 +1,22 @@
-"""scikit-learn / joblib / plain pickle loader with an allowlisting unpickler (extra ``sklearn``).
+"""scikit-learn / joblib / plain pickle loader with an exact-type restricted unpickler (extra ``sklearn``).
 
-Two gates, both from ``artifact_tools.trust``:
-1. Before any unpickling, the opcode stream is read as data (``formats/pickle_data.py``) and every global it
-   names is classified. Dangerous calls (os, subprocess, eval/exec, importlib, operator chains, nested
-   ``pickle.loads``...) are refused, naming them, unless ``trust="all"``; types outside the allowlist are
-   refused unless ``trust=True``.
-2. While unpickling, ``find_class`` re-checks each name and, for allowlisted names, that the object really is a
-   class (or one of the few rebuild functions numpy needs), so a module-level function of an allowed package
-   cannot be smuggled in.
+Audit before construct (the order skops uses): the bytes are first read as data (``formats/pickle_data.py``) and
+judged by ``artifact_tools.trust`` exactly as inspection judged them; only then does this module's unpickler run,
+enforcing the same table at every step:
 
-joblib files are read with joblib's own ``NumpyUnpickler`` (arrays are stored raw inside the stream, see
-``formats/pickle_data.py``) with the same restricted ``find_class``; whole-file compression is undone first.
+- ``find_class`` admits an allowlisted ``(module, qualified name)`` pair, resolved by importing exactly that module
+  and walking the qualified name through classes only (never through modules: ``numpy.distutils.exec_command``
+  exposing ``subprocess.Popen`` is not a way in); the object must be defined in that package. At ``trust=True``
+  it also admits classes outside the allowlist, provided they are classes, defined exactly where the pickle says
+  (``__module__``/``__qualname__``), and not from the standard library or the strictly judged packages.
+- REDUCE, INST and OBJ call only what real pickles call (``trust.callable_directly``), or, at ``trust=True``,
+  the admitted classes; a callable that did not come from ``find_class`` is never called.
+- joblib's arrays are read here, not by joblib: ``NumpyArrayWrapper`` (``joblib/numpy_pickle.py``) is followed by
+  the array's raw bytes (after an optional padding byte and padding when ``numpy_array_alignment_bytes`` is set),
+  or, when the dtype holds objects, by a nested pickle that this same restricted unpickler reads. joblib's own
+  unpickler is never used, so what joblib version is installed does not change what runs.
+
+``trust="all"`` unpickles with the standard rules (still through this module, so joblib arrays still load).
 """
 
 from __future__ import annotations
@@ -19,47 +25,185 @@ import importlib
 import io
 import pickle
 from pathlib import Path
+from typing import Any
 
-from artifact_tools.errors import CorruptArtifact, TrustRequired
+from artifact_tools.errors import ArtifactError, CorruptArtifact, TrustRequired
 from artifact_tools.formats.pickle_data import decompress_joblib, read_pickle
-from artifact_tools.trust import ALLOWED_FUNCTIONS, classify_global, verdict
+from artifact_tools.trust import callable_directly, check, classify, normalize, pickle_findings, summarize
 
 from .base import LoadedModel, require
 
+# Callables that call one of their arguments (see ``formats/pickle_data.py``, ``_CALLS_ARGUMENT``).
+CALLS_ARGUMENT = {("copyreg", "_reconstructor"): 1, ("numpy.random._pickle", "__randomstate_ctor"): 1,
+                  ("numpy.random._pickle", "__generator_ctor"): 1}
+JOBLIB_WRAPPERS = {("joblib.numpy_pickle", "NumpyArrayWrapper"),
+                   ("sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper")}
+MAX_DECOMPRESSED = 4 << 30
 
-def check_pickle(data: bytes, trust: bool | str, label: str) -> dict:
-    """Gate 1: refuse, naming what was found, unless the trust level allows it. Returns the verdict."""
+
+def check_pickle(data: bytes, trust: bool | str, label: str) -> None:
+    """Gate 1, the audit: refuse, naming what was found, unless the trust level allows it."""
     pk = read_pickle(data)
-    v = verdict(str(g) for g in pk.globals)
-    if v["dangerous"] and trust != "all":
-        raise TrustRequired(
-            f"{label} names dangerous call(s) {', '.join(v['dangerous'])}; refusing to unpickle it "
-            "(pass trust='all' only if you wrote this file)", v["findings"])
-    if v["unknown"] and not trust:
-        raise TrustRequired(
-            f"{label} needs types outside the allowlist ({', '.join(v['unknown'][:6])}); "
-            "pass trust=True (CLI: --trust) to unpickle it", v["findings"])
-    return v
+    check(summarize(pickle_findings(label, pk.globals, pk.called, pk.oddities)), trust)
 
 
-def _find_class_factory(trust: bool | str):
-    def find_class(module: str, name: str):
-        full = f"{module}.{name}"
-        level = classify_global(full)
-        if level == "dangerous" and trust != "all":
-            raise pickle.UnpicklingError(f"refused dangerous global {full}")
-        if level == "unknown" and not trust:
-            raise pickle.UnpicklingError(f"refused global outside the allowlist {full}")
-        if module in ("copy_reg", "__builtin__"):  # Python 2 names
-            module = {"copy_reg": "copyreg", "__builtin__": "builtins"}[module]
-        obj = getattr(importlib.import_module(module), name.split(".")[0])
-        for part in name.split(".")[1:]:
-            obj = getattr(obj, part)
-        if level == "allowed" and not isinstance(obj, type) and full not in ALLOWED_FUNCTIONS:
-            raise pickle.UnpicklingError(f"refused {full}: allowlisted packages may only supply classes here")
-        return obj
+class _ArrayWrapper:
+    """Stands for joblib's NumpyArrayWrapper while unpickling; BUILD replaces it with the array it announces."""
 
-    return find_class
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+
+class _Refused(pickle.UnpicklingError):
+    pass
+
+
+def _resolve(module: str, name: str, trust: bool | str):
+    """Gate 2 for one global; returns ``(object, may_be_called)``."""
+    level = classify(module, name)
+    full = f"{module}.{name}"[:200]
+    if level == "dangerous" and trust != "all":
+        raise _Refused(f"refused dangerous global {full}")
+    if level == "unknown" and not trust:
+        raise _Refused(f"refused global outside the allowlist {full}")
+    module, name = normalize(module, name)
+    if (module, name) in JOBLIB_WRAPPERS:
+        return _ArrayWrapper, False
+    obj: Any = importlib.import_module(module)
+    parts = name.split(".")
+    for i, part in enumerate(parts):
+        if i > 0 and not isinstance(obj, type) and trust != "all":
+            raise _Refused(f"refused {full}: its name walks through {type(obj).__name__} objects, not classes")
+        obj = getattr(obj, part)
+    if trust == "all":
+        return obj, True
+    defined = getattr(obj, "__module__", None) or ""
+    if level == "allowed":
+        if callable(obj) and defined.split(".")[0] != module.split(".")[0]:  # constants (torch.float32) have none
+            raise _Refused(f"refused {full}: it is defined in {defined or 'no module'}, not where the pickle says")
+        return obj, callable_directly(module, name)
+    if not isinstance(obj, type):
+        raise _Refused(f"refused {full}: it is a {type(obj).__name__}, not a class; trust=True admits classes only")
+    if defined != module or getattr(obj, "__qualname__", None) != name:
+        raise _Refused(f"refused {full}: it is defined as {defined}.{getattr(obj, '__qualname__', '?')}, "
+                       "not where the pickle says")
+    if classify(defined, name) == "dangerous":
+        raise _Refused(f"refused {full}: standard-library and library internals outside the allowlist are refused")
+    return obj, True
+
+
+def resolve_class(module: str, name: str, trust: bool | str):
+    """A class a pickle names, resolved and checked exactly as the restricted unpickler would (for torch's
+    ``safe_globals``); refuses what is not a class."""
+    try:
+        obj, _ = _resolve(module, name, trust)
+    except _Refused as e:
+        raise TrustRequired(str(e)) from None
+    if not isinstance(obj, type):
+        raise TrustRequired(f"refused {module}.{name}: it is not a class")
+    return obj
+
+
+class _Reader:
+    """A file-like view of the outer unpickler's stream, for the nested pickles joblib writes."""
+
+    def __init__(self, read, readline):
+        self.read = read
+        self.readline = readline
+
+
+def _restricted_unpickler(trust: bool | str, seen_versions: list[str]):
+    """A pure-Python unpickler class enforcing the trust table (see the module docstring)."""
+    base = pickle._Unpickler  # the pure-Python one: its dispatch table can be extended
+
+    class Restricted(base):
+        dispatch = dict(base.dispatch)
+
+        def __init__(self, file, **kwargs):
+            super().__init__(file, encoding="latin1", **kwargs)
+            self._callable: set[int] = set()
+            self._admitted: list[Any] = []  # keeps resolved objects alive so their ids stay unique
+
+        def find_class(self, module: str, name: str):
+            if module.split(".")[0] == "torch" and trust != "all":
+                raise _Refused(f"refused {module}.{name[:100]}: torch objects are read by the PyTorch loader, "
+                               "not inside a plain pickle")
+            obj, may_call = _resolve(module, name, trust)
+            arg = CALLS_ARGUMENT.get(normalize(module, name))
+            if arg is not None and trust != "all":
+                obj = self._checking_argument(obj, arg)
+            self._admitted.append(obj)
+            if may_call:
+                self._callable.add(id(obj))
+            return obj
+
+        def _checking_argument(self, func: Any, index: int):
+            """``func`` that calls its argument ``index`` (``copyreg._reconstructor``'s ``base``), checked first."""
+            def checked(*args):
+                if len(args) > index and args[index] is not object:
+                    self._check_call(args[index])
+                return func(*args)
+
+            return checked
+
+        def _check_call(self, func: Any) -> None:
+            if trust != "all" and id(func) not in self._callable:
+                what = getattr(func, "__qualname__", type(func).__name__)
+                raise _Refused(f"refused to call {str(what)[:120]}: real pickles of it never call it directly")
+
+        def load_reduce(self):
+            self._check_call(self.stack[-2])
+            base.load_reduce(self)
+
+        dispatch[pickle.REDUCE[0]] = load_reduce
+
+        def _instantiate(self, klass, args):
+            self._check_call(klass)
+            return base._instantiate(self, klass, args)
+
+        def load_build(self):
+            inst = self.stack[-2]
+            if isinstance(inst, _ArrayWrapper):
+                state = self.stack.pop()
+                self.stack[-1] = self._read_array(state)
+                return
+            self.stack[-1] = _upgrade_state(inst, self.stack[-1], seen_versions)
+            base.load_build(self)
+
+        dispatch[pickle.BUILD[0]] = load_build
+
+        def _read_array(self, state: Any):
+            import numpy as np
+
+            if not isinstance(state, dict) or not isinstance(state.get("dtype"), np.dtype):
+                raise CorruptArtifact("a joblib array wrapper has no readable dtype")
+            dtype, shape, order = state["dtype"], state.get("shape"), state.get("order", "C")
+            if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+                raise CorruptArtifact("a joblib array wrapper has no readable shape")
+            if dtype.hasobject:
+                array = Restricted(_Reader(self.read, self.readline)).load()
+            else:
+                if state.get("numpy_array_alignment_bytes") is not None:
+                    pad = self.read(1)
+                    if pad:
+                        self.read(pad[0])
+                count = 1
+                for d in shape:
+                    count *= d
+                raw = self.read(count * dtype.itemsize)
+                if len(raw) != count * dtype.itemsize:
+                    raise CorruptArtifact("a joblib array is truncated")
+                flat = np.frombuffer(bytearray(raw), dtype=dtype, count=count)
+                array = flat.reshape(shape[::-1]).transpose() if order == "F" else flat.reshape(shape)
+                if not dtype.isnative:
+                    array = array.byteswap().view(dtype.newbyteorder("="))
+            subclass = state.get("subclass")
+            if isinstance(subclass, type) and issubclass(subclass, np.ndarray) and subclass is not np.ndarray \
+                    and subclass is not np.memmap and isinstance(array, np.ndarray):
+                array = array.view(subclass)
+            return array
+
+    return Restricted
 
 
 def _upgrade_state(inst, state, seen_versions: list[str]):
@@ -84,42 +228,24 @@ def _upgrade_state(inst, state, seen_versions: list[str]):
     return state
 
 
-def _restricted(base, find_class, seen_versions: list[str]):
-    """A pure-Python unpickler class derived from ``base`` with our find_class and BUILD hook."""
-
-    def load_build(self):
-        self.stack[-1] = _upgrade_state(self.stack[-2], self.stack[-1], seen_versions)
-        base.dispatch[pickle.BUILD[0]](self)
-
-    dispatch = dict(base.dispatch)
-    dispatch[pickle.BUILD[0]] = load_build
-    return type("Restricted" + base.__name__, (base,), {
-        "dispatch": dispatch, "find_class": lambda self, m, n: find_class(m, n)})
-
-
 def unpickle(data: bytes, trust: bool | str = False, label: str = "pickle", seen_versions: list[str] | None = None):
-    """Both gates, then the real unpickling (joblib-aware). Returns the object."""
-    data = decompress_joblib(data)
+    """The audit, then the restricted unpickling (joblib-aware). Returns the object."""
+    data = decompress_joblib(data, MAX_DECOMPRESSED)
     check_pickle(data, trust, label)
-    find_class = _find_class_factory(trust)
     versions = seen_versions if seen_versions is not None else []
     try:
-        if b"NumpyArrayWrapper" in data:
-            require("joblib", "sklearn")
-            from joblib.numpy_pickle import NumpyUnpickler
-
-            cls = _restricted(NumpyUnpickler, find_class, versions)
-            return cls(label, io.BytesIO(data), ensure_native_byte_order=True).load()
-        cls = _restricted(pickle._Unpickler, find_class, versions)
-        return cls(io.BytesIO(data), encoding="latin1").load()
+        return _restricted_unpickler(trust, versions)(io.BytesIO(data)).load()
     except pickle.UnpicklingError as e:
-        raise TrustRequired(f"{label}: {e}") from None
+        raise TrustRequired(f"{label}: {str(e)[:300]}") from None
     except ModuleNotFoundError as e:
         if (e.name or "").split(".")[0] in ("sklearn", "scipy", "joblib"):
             require(e.name, "sklearn")
         raise CorruptArtifact(f"{label} needs the Python module {e.name}, which is not installed") from None
-    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as e:
-        raise CorruptArtifact(f"{label} could not be unpickled ({type(e).__name__}: {e})") from None
+    except ArtifactError:
+        raise
+    except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError, RecursionError,
+            OverflowError) as e:
+        raise CorruptArtifact(f"{label} could not be unpickled ({type(e).__name__}: {str(e)[:200]})") from None
 
 
 def _predictor(model):

@@ -24,14 +24,16 @@ import bz2
 import io
 import lzma
 import pickletools
+import struct
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CorruptArtifact
 
-MAX_OPS = 20_000_000
+MAX_OPS = 24_000_000  # a pickle of this many opcodes holds ~1-2 GiB of Python values while being read
 MAX_DECOMPRESSED = 4 << 30
+MAX_NESTING = 16  # joblib object arrays hold nested pickles; deeper nesting than this is refused
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Call:
     state: Any = None
     items: list = field(default_factory=list)  # APPEND(S) onto a non-list object
     setitems: dict = field(default_factory=dict)  # SETITEM(S) onto a non-dict object
+    op: str = "REDUCE"  # the opcode that made it: REDUCE, NEWOBJ, NEWOBJ_EX, INST or OBJ
 
     @property
     def global_name(self) -> str | None:
@@ -85,11 +88,14 @@ class PickleData:
     protocol: int
     globals: list[Global]  # every distinct global, in first-seen order
     calls: int  # how many call opcodes (REDUCE, NEWOBJ, ...) ran
+    called: list[Global]  # globals called directly (REDUCE, INST, OBJ: ``f(*args)``), not only via ``cls.__new__``
     nested_pickles: int  # joblib object arrays and other embedded pickle streams
     persistent_ids: int
     extensions: list[int]  # EXT1/2/4 codes (globals we cannot name)
     end: int  # offset just past STOP
     joblib_arrays: list[RawArray]
+    ops: int = 0  # opcodes interpreted, nested pickles included
+    oddities: list[str] = field(default_factory=list)  # calls no real pickle makes (huge allocations)
 
 
 class _Mark:
@@ -100,40 +106,81 @@ _MARK = _Mark()
 
 
 def decompress_joblib(data: bytes, limit: int = MAX_DECOMPRESSED) -> bytes:
-    """Undo joblib's whole-file compression (zlib, gzip, bz2, xz) if present; otherwise return ``data``."""
+    """Undo joblib's whole-file compression if present; otherwise return ``data``.
+
+    joblib ``compressor.py`` recognises a compressed file by its first bytes: zlib ``0x78``, gzip ``1f 8b``,
+    bz2 ``BZ``, xz ``fd 37 7a 58 5a``, raw LZMA (``.lzma``) ``5d 00``, lz4 frame ``04 22 4d 18``; files from
+    joblib < 0.9.3 start with ``ZF`` and keep their arrays in side files, which this reader refuses. At most
+    ``limit`` bytes are produced: a small file that expands past it is refused, not inflated.
+    """
+    head = data[:6]
     try:
-        if data[:1] == b"\x78" and len(data) > 2 and (data[0] * 256 + data[1]) % 31 == 0:
-            d = zlib.decompressobj()
-        elif data[:2] == b"\x1f\x8b":
-            d = zlib.decompressobj(31)
-        elif data[:3] == b"BZh":
-            d = bz2.BZ2Decompressor()
-        elif data[:6] == b"\xfd7zXZ\x00":
-            d = lzma.LZMADecompressor()
+        if head[:1] == b"\x78" and len(data) > 2 and (data[0] * 256 + data[1]) % 31 == 0:
+            out = zlib.decompressobj().decompress(data, limit)
+        elif head[:2] == b"\x1f\x8b":
+            out = zlib.decompressobj(31).decompress(data, limit)
+        elif head[:3] == b"BZh":
+            out = bz2.BZ2Decompressor().decompress(data, max_length=limit)
+        elif head[:5] == b"\xfd7zXZ":
+            out = lzma.LZMADecompressor(lzma.FORMAT_XZ).decompress(data, max_length=limit)
+        elif head[:2] == b"\x5d\x00" and len(data) > 13:
+            out = lzma.LZMADecompressor(lzma.FORMAT_ALONE).decompress(data, max_length=limit)
+        elif head[:4] == b"\x04\x22\x4d\x18":
+            out = _lz4(data, limit)
+        elif head[:2] == b"ZF":
+            raise CorruptArtifact("the pickle was written by joblib < 0.9.3, whose arrays live in side files; "
+                                  "this format is not read")
         else:
             return data
-        if isinstance(d, (bz2.BZ2Decompressor, lzma.LZMADecompressor)):
-            out = d.decompress(data, max_length=limit)
-        else:
-            out = d.decompress(data, limit)
-    except (zlib.error, OSError, lzma.LZMAError, EOFError) as e:
+    except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError) as e:
         raise CorruptArtifact(f"the compressed pickle cannot be decompressed ({e})") from None
     if len(out) >= limit:
         raise CorruptArtifact(f"the compressed pickle expands beyond {limit} bytes")
     return out
 
 
-def _dtype_string(dt: Any) -> str | None:
-    """The numpy dtype a pickled ``numpy.dtype(...)`` call describes, e.g. ``'<f8'``."""
-    if isinstance(dt, Call) and isinstance(dt.func, Global) and dt.func.name == "dtype" and dt.args:
-        base = dt.args[0]
-        if not isinstance(base, str):
-            return None
-        order = "|"
-        if isinstance(dt.state, tuple) and len(dt.state) > 1 and isinstance(dt.state[1], str):
-            order = dt.state[1]
-        return (order if order in "<>|=" else "|") + base
-    return None
+def _lz4(data: bytes, limit: int) -> bytes:
+    """An lz4 frame, inflated to at most ``limit + 1`` bytes (the lz4 package; joblib needs it for these too)."""
+    try:
+        import lz4.frame
+    except ImportError:
+        raise CorruptArtifact("the pickle is lz4-compressed and the lz4 package is not installed "
+                              "(pip install lz4); it cannot be read, so it is refused") from None
+    d = lz4.frame.LZ4FrameDecompressor()
+    out = bytearray(d.decompress(data, max_length=limit + 1))
+    while not d.eof and not d.needs_input and len(out) <= limit:
+        out += d.decompress(b"", max_length=limit + 1 - len(out))
+    return bytes(out)
+
+
+def _dtype_info(dt: Any) -> tuple[str, int | None, bool] | None:
+    """``(dtype string, itemsize, has_objects)`` of a pickled ``numpy.dtype(...)`` call, e.g. ``('<f8', 8, False)``.
+
+    numpy pickles a dtype as ``numpy.dtype(base, align, copy)`` and sets its state with BUILD: ``(version,
+    byteorder, subarray, names, fields, elsize, alignment, flags)`` (``numpy/core/src/multiarray/descriptor.c``,
+    ``arraydescr_reduce``). Structured dtypes are ``V<n>`` with the size in ``elsize`` and their fields in
+    ``fields``; ``flags & 1`` (``NPY_ITEM_HASOBJECT``) says whether any field holds Python objects, which joblib
+    then writes as a nested pickle instead of raw bytes.
+    """
+    if not (isinstance(dt, Call) and isinstance(dt.func, Global) and dt.func.name == "dtype" and dt.args):
+        return None
+    base = dt.args[0]
+    if not isinstance(base, str):
+        return None
+    state = dt.state if isinstance(dt.state, tuple) else ()
+    order = state[1] if len(state) > 1 and isinstance(state[1], str) and state[1] in "<>|=" else "|"
+    flags = state[7] if len(state) > 7 and isinstance(state[7], int) else 0
+    has_objects = base.startswith("O") or bool(flags & 1)
+    fields = state[4] if len(state) > 4 else None
+    if isinstance(fields, dict):
+        has_objects = has_objects or any(isinstance(v, tuple) and v and (_dtype_info(v[0]) or ("", 0, False))[2]
+                                         for v in fields.values())
+    if state[2:3] and state[2] is not None:
+        return order + base, None, has_objects  # subarray dtypes are not sized here: refused by the caller
+    size = _itemsize(base)
+    if base.startswith("V") and len(state) > 5 and isinstance(state[5], int) and state[5] > 0:
+        size = state[5]
+    return order + base, size, has_objects
 
 
 def _itemsize(dtype: str) -> int | None:
@@ -143,8 +190,7 @@ def _itemsize(dtype: str) -> int | None:
     if kind == "b" and not digits:
         return 1
     if kind in "biufcSVMm?" and digits:
-        n = int(digits)
-        return n * 4 if kind == "U" else n
+        return int(digits)
     if kind == "U" and digits:
         return int(digits) * 4
     if code == "?":
@@ -152,10 +198,20 @@ def _itemsize(dtype: str) -> int | None:
     return None
 
 
-def read_pickle(data: bytes, start: int = 0, max_ops: int = MAX_OPS) -> PickleData:
-    """Interpret one pickle stream starting at ``start`` as data; raise CorruptArtifact if it is malformed."""
-    f = io.BytesIO(data)
-    f.seek(start)
+def read_pickle(data: bytes, start: int = 0, max_ops: int = MAX_OPS, _depth: int = 0) -> PickleData:
+    """Interpret one pickle stream starting at ``start`` as data; raise CorruptArtifact if it is malformed.
+
+    Work is linear in the input: every opcode does a bounded amount of work (no value is ever copied, compared
+    deeply or turned into text), at most ``max_ops`` opcodes run in all, nested pickles included. The common
+    binary opcodes are decoded inline (their layouts are in ``pickletools``' opcode table); the rest, mostly the
+    text opcodes of protocols 0 and 1, are decoded with ``pickletools``' own argument readers.
+    """
+    if _depth > MAX_NESTING:
+        raise CorruptArtifact(f"the pickle nests more than {MAX_NESTING} embedded pickles")
+    data = bytes(data) if not isinstance(data, bytes) else data
+    end = len(data)
+    called: dict[Global, None] = {}
+    oddities: list[str] = []
     stack: list[Any] = []
     metastack: list[list[Any]] = []
     memo: dict[int, Any] = {}
@@ -165,195 +221,340 @@ def read_pickle(data: bytes, start: int = 0, max_ops: int = MAX_OPS) -> PickleDa
     arrays: list[RawArray] = []
     protocol = 0
     ops = 0
+    pos = start
+    unpack_from = struct.unpack_from
+    append = stack.append
 
-    def pop_mark() -> list[Any]:
-        nonlocal stack
-        items = stack
-        stack = metastack.pop()
-        return items
-
-    def pop():
-        return stack.pop()
+    def need(n: int) -> None:
+        if pos + n > end:
+            raise EOFError("truncated")
 
     try:
-        for op, arg, pos in pickletools.genops(f):
+        while True:
+            if pos >= end:
+                break
+            op = data[pos]
+            pos += 1
             ops += 1
-            if ops > max_ops:
-                raise CorruptArtifact(f"the pickle has more than {max_ops} opcodes")
-            name = op.name
-            if name in ("PROTO",):
-                protocol = arg
-            elif name == "FRAME":
-                pass
-            elif name == "STOP":
-                value = pop()
-                return PickleData(value, protocol, list(seen), calls, nested, persistent, extensions,
-                                  f.tell(), arrays)
-            elif name == "MARK":
+            if op == 0x71 or op == 0x94:  # BINPUT, MEMOIZE
+                if op == 0x71:
+                    need(1)
+                    memo[data[pos]] = stack[-1]
+                    pos += 1
+                else:
+                    memo[len(memo)] = stack[-1]
+            elif op == 0x4B:  # BININT1
+                need(1)
+                append(data[pos])
+                pos += 1
+            elif op == 0x8C or op == 0x58:  # SHORT_BINUNICODE, BINUNICODE
+                if op == 0x8C:
+                    need(1)
+                    n = data[pos]
+                    pos += 1
+                else:
+                    need(4)
+                    n = unpack_from("<I", data, pos)[0]
+                    pos += 4
+                need(n)
+                append(data[pos:pos + n].decode("utf-8", "surrogatepass"))
+                pos += n
+            elif op == 0x68 or op == 0x6A:  # BINGET, LONG_BINGET
+                if op == 0x68:
+                    need(1)
+                    append(memo[data[pos]])
+                    pos += 1
+                else:
+                    need(4)
+                    append(memo[unpack_from("<I", data, pos)[0]])
+                    pos += 4
+            elif op == 0x28:  # MARK
                 metastack.append(stack)
                 stack = []
-            elif name in ("INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT"):
-                stack.append(arg)
-            elif name in ("STRING", "BINSTRING", "SHORT_BINSTRING"):
-                stack.append(arg)  # Python 2 str: pickletools decodes it as latin-1
-            elif name in ("BINBYTES", "SHORT_BINBYTES", "BINBYTES8"):
-                stack.append(bytes(arg))
-            elif name == "BYTEARRAY8":
-                stack.append(bytearray(arg))
-            elif name in ("UNICODE", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8"):
-                stack.append(arg)
-            elif name == "NONE":
-                stack.append(None)
-            elif name in ("NEWTRUE", "NEWFALSE"):
-                stack.append(name == "NEWTRUE")
-            elif name == "EMPTY_LIST":
-                stack.append([])
-            elif name == "EMPTY_TUPLE":
-                stack.append(())
-            elif name == "EMPTY_DICT":
-                stack.append({})
-            elif name == "EMPTY_SET":
-                stack.append(set())
-            elif name == "TUPLE":
-                items = pop_mark()
-                stack.append(tuple(items))
-            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-                n = int(name[-1])
+                append = stack.append
+            elif op == 0x65 or op == 0x75 or op == 0x74 or op == 0x6C or op == 0x64 or op == 0x91 or op == 0x90 \
+                    or op == 0x31 or op == 0x69 or op == 0x6F:
+                # APPENDS, SETITEMS, TUPLE, LIST, DICT, FROZENSET, ADDITEMS, POP_MARK, INST, OBJ: pop to the mark
+                items = stack
+                stack = metastack.pop()
+                append = stack.append
+                if op == 0x65:
+                    _append(stack[-1], items)
+                elif op == 0x75:
+                    _setitems(stack[-1], items)
+                elif op == 0x74:
+                    append(tuple(items))
+                elif op == 0x6C:
+                    append(items)
+                elif op == 0x64:
+                    append({_key(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)})
+                elif op == 0x91:
+                    append(frozenset(_key(x) for x in items))
+                elif op == 0x90:
+                    if isinstance(stack[-1], set):
+                        stack[-1].update(_key(x) for x in items)
+                elif op == 0x69:  # INST module\nname\n
+                    (module, attr), pos = _two_lines(data, pos)
+                    g = Global(module, attr)
+                    seen[g] = None
+                    called[g] = None
+                    calls += 1
+                    append(Call(g, tuple(items), op="INST"))
+                elif op == 0x6F:
+                    if not items:
+                        raise IndexError("OBJ without a class")
+                    calls += 1
+                    if isinstance(items[0], Global):
+                        called[items[0]] = None
+                    append(Call(items[0], tuple(items[1:]), op="OBJ"))
+            elif op == 0x85 or op == 0x86 or op == 0x87:  # TUPLE1-3
+                n = op - 0x84
                 if len(stack) < n:
-                    raise IndexError
+                    raise IndexError("tuple from an empty stack")
                 items = tuple(stack[-n:])
                 del stack[-n:]
-                stack.append(items)
-            elif name == "LIST":
-                items = pop_mark()
-                stack.append(items)
-            elif name == "DICT":
-                items = pop_mark()
-                stack.append({_key(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)})
-            elif name == "FROZENSET":
-                items = pop_mark()
-                stack.append(frozenset(_key(x) for x in items))
-            elif name == "APPEND":
-                v = pop()
-                _append(stack[-1], [v])
-            elif name == "APPENDS":
-                items = pop_mark()
-                _append(stack[-1], items)
-            elif name == "ADDITEMS":
-                items = pop_mark()
-                target = stack[-1]
-                if isinstance(target, set):
-                    target.update(_key(x) for x in items)
-            elif name == "SETITEM":
-                v = pop()
-                k = pop()
-                _setitems(stack[-1], [k, v])
-            elif name == "SETITEMS":
-                items = pop_mark()
-                _setitems(stack[-1], items)
-            elif name == "POP":
-                if stack:
-                    stack.pop()
+                append(items)
+            elif op == 0x4D:  # BININT2
+                need(2)
+                append(data[pos] | data[pos + 1] << 8)
+                pos += 2
+            elif op == 0x4A:  # BININT
+                need(4)
+                append(unpack_from("<i", data, pos)[0])
+                pos += 4
+            elif op == 0x47:  # BINFLOAT
+                need(8)
+                append(unpack_from(">d", data, pos)[0])
+                pos += 8
+            elif op == 0x5D:
+                append([])
+            elif op == 0x7D:
+                append({})
+            elif op == 0x29:
+                append(())
+            elif op == 0x4E:
+                append(None)
+            elif op == 0x88 or op == 0x89:
+                append(op == 0x88)
+            elif op == 0x43 or op == 0x42 or op == 0x8E or op == 0x96:  # SHORT_BINBYTES, BINBYTES, BINBYTES8, BYTEARRAY8
+                if op == 0x43:
+                    need(1)
+                    n = data[pos]
+                    pos += 1
+                elif op == 0x42:
+                    need(4)
+                    n = unpack_from("<I", data, pos)[0]
+                    pos += 4
                 else:
-                    pop_mark()
-            elif name == "POP_MARK":
-                pop_mark()
-            elif name == "DUP":
-                stack.append(stack[-1])
-            elif name in ("GET", "BINGET", "LONG_BINGET"):
-                stack.append(memo[int(arg)])
-            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[int(arg)] = stack[-1]
-            elif name == "MEMOIZE":
-                memo[len(memo)] = stack[-1]
-            elif name == "GLOBAL":
-                module, _, attr = arg.partition(" ")
-                g = Global(module, attr)
-                seen[g] = None
-                stack.append(g)
-            elif name == "STACK_GLOBAL":
-                attr = pop()
-                module = pop()
-                if not isinstance(module, str) or not isinstance(attr, str):
-                    raise CorruptArtifact("the pickle's STACK_GLOBAL operands are not strings")
-                g = Global(module, attr)
-                seen[g] = None
-                stack.append(g)
-            elif name in ("EXT1", "EXT2", "EXT4"):
-                extensions.append(int(arg))
-                stack.append(Global("copyreg-extension", str(arg)))
-            elif name == "REDUCE":
-                args = pop()
-                func = pop()
+                    need(8)
+                    n = unpack_from("<Q", data, pos)[0]
+                    pos += 8
+                need(n)
+                chunk = data[pos:pos + n]
+                append(bytearray(chunk) if op == 0x96 else chunk)
+                pos += n
+            elif op == 0x61 or op == 0x73:  # APPEND, SETITEM
+                if op == 0x61:
+                    v = stack.pop()
+                    _append(stack[-1], [v])
+                else:
+                    v = stack.pop()
+                    k = stack.pop()
+                    _setitems(stack[-1], [k, v])
+            elif op == 0x52 or op == 0x81 or op == 0x92:  # REDUCE, NEWOBJ, NEWOBJ_EX
+                kwargs = stack.pop() if op == 0x92 else None
+                args = stack.pop()
+                func = stack.pop()
                 calls += 1
-                stack.append(Call(func, tuple(args) if isinstance(args, (tuple, list)) else (args,)))
-            elif name == "NEWOBJ":
-                args = pop()
-                cls = pop()
-                calls += 1
-                stack.append(Call(cls, tuple(args) if isinstance(args, (tuple, list)) else (args,)))
-            elif name == "NEWOBJ_EX":
-                kwargs = pop()
-                args = pop()
-                cls = pop()
-                calls += 1
-                stack.append(Call(cls, tuple(args) if isinstance(args, (tuple, list)) else (args,),
-                                  kwargs if isinstance(kwargs, dict) else None))
-            elif name == "INST":
-                module, _, attr = arg.partition(" ")
-                g = Global(module, attr)
-                seen[g] = None
-                calls += 1
-                items = pop_mark()
-                stack.append(Call(g, tuple(items)))
-            elif name == "OBJ":
-                items = pop_mark()
-                calls += 1
-                if not items:
-                    raise IndexError
-                stack.append(Call(items[0], tuple(items[1:])))
-            elif name == "BUILD":
-                state = pop()
+                args = tuple(args) if isinstance(args, (tuple, list)) else (args,)
+                if op == 0x52:
+                    if isinstance(func, Global):
+                        called[func] = None
+                        _note_indirect_calls(func, args, called, oddities)
+                    append(Call(func, args))
+                else:
+                    append(Call(func, args, kwargs if isinstance(kwargs, dict) else None,
+                                op="NEWOBJ" if op == 0x81 else "NEWOBJ_EX"))
+            elif op == 0x62:  # BUILD
+                state = stack.pop()
                 obj = stack[-1]
                 if isinstance(obj, Call):
                     obj.state = state
                     g = obj.global_name
-                    if g in ("joblib.numpy_pickle.NumpyArrayWrapper", "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper"):
-                        skipped = _skip_joblib_array(obj, f, data, arrays)
+                    if g in JOBLIB_WRAPPER_NAMES:
+                        skipped, pos = _skip_joblib_array(obj, data, pos, arrays)
                         if skipped == "nested":
                             nested += 1
-                            inner = read_pickle(data, f.tell(), max_ops - ops)
+                            inner = read_pickle(data, pos, max_ops - ops, _depth + 1)
                             seen.update((g2, None) for g2 in inner.globals)
+                            called.update((g2, None) for g2 in inner.called)
+                            oddities += inner.oddities
+                            ops += inner.ops
                             calls += inner.calls
-                            f.seek(inner.end)
+                            pos = inner.end
                             stack[-1] = inner.value
                         else:
                             stack[-1] = skipped
                 elif isinstance(obj, dict) and isinstance(state, dict):
                     obj.update(state)
-            elif name in ("PERSID", "BINPERSID"):
-                pid = arg if name == "PERSID" else pop()
+            elif op == 0x93:  # STACK_GLOBAL
+                attr = stack.pop()
+                module = stack.pop()
+                if not isinstance(module, str) or not isinstance(attr, str):
+                    raise CorruptArtifact("the pickle's STACK_GLOBAL operands are not strings")
+                g = Global(module, attr)
+                seen[g] = None
+                append(g)
+            elif op == 0x63:  # GLOBAL module\nname\n
+                (module, attr), pos = _two_lines(data, pos)
+                g = Global(module, attr)
+                seen[g] = None
+                append(g)
+            elif op == 0x95:  # FRAME: an 8-byte length; frames carry no meaning of their own here
+                need(8)
+                pos += 8
+            elif op == 0x80:  # PROTO
+                need(1)
+                protocol = data[pos]
+                pos += 1
+            elif op == 0x2E:  # STOP
+                value = stack.pop()
+                return PickleData(value, protocol, list(seen), calls, list(called), nested, persistent,
+                                  extensions, pos, arrays, ops, oddities)
+            elif op == 0x30:  # POP
+                if stack:
+                    stack.pop()
+                else:
+                    stack = metastack.pop()
+                    append = stack.append
+            elif op == 0x32:  # DUP
+                append(stack[-1])
+            elif op == 0x8F:
+                append(set())
+            elif op == 0x51:  # BINPERSID
                 persistent += 1
-                stack.append(PersistentRef(pid))
-            elif name in ("NEXT_BUFFER", "READONLY_BUFFER"):
-                if name == "NEXT_BUFFER":
-                    stack.append(PersistentRef("out-of-band-buffer"))
-            else:
-                raise CorruptArtifact(f"the pickle uses an opcode this reader does not know ({name})")
+                append(PersistentRef(stack.pop()))
+            elif op == 0x72:  # LONG_BINPUT
+                need(4)
+                memo[unpack_from("<I", data, pos)[0]] = stack[-1]
+                pos += 4
+            elif op == 0x97:  # NEXT_BUFFER
+                append(PersistentRef("out-of-band-buffer"))
+            elif op == 0x98:  # READONLY_BUFFER
+                pass
+            else:  # the rest: text opcodes of protocols 0/1, longs, extensions, PERSID
+                spec = _OPCODES.get(op)
+                if spec is None:
+                    raise CorruptArtifact(f"the pickle has an unknown opcode 0x{op:02x} at byte {pos - 1}")
+                arg, pos = _read_arg(spec, data, pos)
+                name = spec.name
+                if name in ("INT", "LONG", "FLOAT", "LONG1", "LONG4"):
+                    append(arg)
+                elif name in ("STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE"):
+                    append(arg)  # Python 2 str: pickletools decodes it as latin-1
+                elif name in ("GET", "PUT"):
+                    if name == "GET":
+                        append(memo[int(arg)])
+                    else:
+                        memo[int(arg)] = stack[-1]
+                elif name in ("EXT1", "EXT2", "EXT4"):
+                    extensions.append(int(arg))
+                    append(Global("copyreg-extension", str(arg)))
+                elif name == "PERSID":
+                    persistent += 1
+                    append(PersistentRef(arg))
+                else:
+                    raise CorruptArtifact(f"the pickle uses an opcode this reader does not know ({name})")
+            if ops > max_ops:
+                raise CorruptArtifact(f"the pickle has more than {max_ops} opcodes")
     except CorruptArtifact:
         raise
-    except (ValueError, IndexError, KeyError, TypeError, EOFError, RecursionError, MemoryError, OverflowError) as e:
-        detail = str(e) or type(e).__name__
+    except (ValueError, IndexError, KeyError, TypeError, EOFError, RecursionError, MemoryError, OverflowError,
+            UnicodeDecodeError, struct.error) as e:
+        detail = str(e)[:200] or type(e).__name__
         raise CorruptArtifact(f"the pickle stream is malformed or truncated ({detail})") from None
     raise CorruptArtifact("the pickle stream ends without a STOP opcode (truncated)")
 
 
+JOBLIB_WRAPPER_NAMES = ("joblib.numpy_pickle.NumpyArrayWrapper", "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper")
+_OPCODES = {ord(o.code): o for o in pickletools.opcodes}
+MAX_LINE = 1 << 16  # a text opcode's argument line; module and class names are short
+
+
+def _line_end(data: bytes, pos: int) -> int:
+    nl = data.find(b"\n", pos, pos + MAX_LINE)
+    if nl < 0:
+        raise EOFError("a text opcode's line has no end")
+    return nl
+
+
+def _two_lines(data: bytes, pos: int) -> tuple[tuple[str, str], int]:
+    """GLOBAL / INST arguments: ``module\\nname\\n`` (pickletools ``read_stringnl_noescape_pair``)."""
+    a = _line_end(data, pos)
+    b = _line_end(data, a + 1)
+    return (data[pos:a].decode("utf-8"), data[a + 1:b].decode("utf-8")), b + 1
+
+
+def _read_arg(spec, data: bytes, pos: int) -> tuple[Any, int]:
+    """One opcode argument read with pickletools' own reader, over at most the bytes it can need."""
+    if spec.arg is None:
+        return None, pos
+    n = spec.arg.n
+    if n >= 0:
+        window = n
+    elif n == pickletools.UP_TO_NEWLINE:
+        window = _line_end(data, pos) + 1 - pos
+    elif n == pickletools.TAKEN_FROM_ARGUMENT1:
+        window = 1 + (data[pos] if pos < len(data) else 0)
+    elif n == pickletools.TAKEN_FROM_ARGUMENT4:
+        window = 4 + (int.from_bytes(data[pos:pos + 4], "little") if pos + 4 <= len(data) else 0)
+    else:
+        window = len(data) - pos
+    f = io.BytesIO(data[pos:pos + window])
+    arg = spec.arg.reader(f)
+    return arg, pos + f.tell()
+
+
+class _Unhashable:
+    """Stands for an unhashable dict key or set member (a list, a dict, a call record). Never built from the
+    value's text: a value shared through the memo can describe an exponentially large tree in a few bytes."""
+
+    __slots__ = ("type_name",)
+
+    def __init__(self, value: Any):
+        self.type_name = type(value).__name__
+
+    def __repr__(self) -> str:
+        return f"<unhashable {self.type_name}>"
+
+
+# Callables that call one of their arguments: ``copyreg._reconstructor(cls, base, state)`` runs
+# ``base.__init__(obj, state)`` (CPython ``Lib/copyreg.py``); numpy's ``__randomstate_ctor`` and ``__generator_ctor``
+# call their ``bit_generator_ctor`` argument (``numpy/random/_pickle.py``). The argument counts as called.
+_CALLS_ARGUMENT = {("copyreg", "_reconstructor"): 1, ("copy_reg", "_reconstructor"): 1,
+                   ("numpy.random._pickle", "__randomstate_ctor"): 1, ("numpy.random._pickle", "__generator_ctor"): 1}
+_ALLOCATORS = {("builtins", "bytearray"), ("builtins", "bytes"), ("__builtin__", "bytearray"), ("__builtin__", "bytes"),
+               ("builtins", "str"), ("__builtin__", "str")}
+MAX_ALLOCATION = 1 << 28
+
+
+def _note_indirect_calls(func: Global, args: tuple, called: dict, oddities: list[str]) -> None:
+    key = (func.module, func.name)
+    i = _CALLS_ARGUMENT.get(key)
+    if i is not None and len(args) > i and isinstance(args[i], Global) and str(args[i]) not in (
+            "builtins.object", "__builtin__.object"):
+        called[args[i]] = None
+    if key in _ALLOCATORS and any(isinstance(a, int) and not isinstance(a, bool) and a > MAX_ALLOCATION
+                                  for a in args):
+        oddities.append(f"{func}(...) asks for more than {MAX_ALLOCATION} bytes")
+
+
 def _key(v: Any) -> Any:
-    try:
-        hash(v)
+    if isinstance(v, (str, bytes, int, float, bool, type(None), Global)):
         return v
-    except TypeError:
-        return repr(v)
+    if isinstance(v, tuple) and all(isinstance(x, (str, bytes, int, float, bool, type(None))) for x in v):
+        return v
+    return _Unhashable(v)
 
 
 def _append(target: Any, items: list) -> None:
@@ -371,38 +572,43 @@ def _setitems(target: Any, items: list) -> None:
         target.setitems.update(pairs)
 
 
-def _skip_joblib_array(wrapper: Call, f: io.BytesIO, data: bytes, arrays: list[RawArray]):
-    """Step over the raw bytes joblib wrote after a NumpyArrayWrapper; return a RawArray or "nested"."""
+def _skip_joblib_array(wrapper: Call, data: bytes, pos: int, arrays: list[RawArray]) -> tuple[Any, int]:
+    """Step over the raw bytes joblib wrote after a NumpyArrayWrapper; return a RawArray or "nested".
+
+    joblib >= 1.2 ``NumpyArrayWrapper.read_array``: an array whose dtype holds objects (``dtype.hasobject``:
+    an object array *or* a structured dtype with an object field) is a nested pickle; otherwise, when the
+    wrapper's ``numpy_array_alignment_bytes`` is set and not None, one byte gives a padding length and that many
+    bytes follow, then ``prod(shape) * itemsize`` raw bytes. Anything this cannot size is refused: a reader that
+    lost its place in the stream could skip over a hidden pickle.
+    """
     state = wrapper.state
     if not isinstance(state, dict):
         raise CorruptArtifact("a joblib array wrapper has no state")
-    dtype = _dtype_string(state.get("dtype"))
-    if dtype is None:
+    info = _dtype_info(state.get("dtype"))
+    if info is None:
         raise CorruptArtifact("a joblib array wrapper has an unreadable dtype")
-    if dtype.lstrip("<>|=").startswith("O"):
-        return "nested"
+    dtype, itemsize, has_objects = info
+    if has_objects:
+        return "nested", pos
     shape = state.get("shape")
-    if not isinstance(shape, tuple) or not all(isinstance(x, int) and x >= 0 for x in shape):
+    if not isinstance(shape, tuple) or not all(isinstance(x, int) and not isinstance(x, bool) and x >= 0
+                                               for x in shape):
         raise CorruptArtifact("a joblib array wrapper has an unreadable shape")
-    itemsize = _itemsize(dtype)
-    if itemsize is None:
+    if itemsize is None or itemsize <= 0:
         raise CorruptArtifact(f"a joblib array has a dtype this reader does not size ({dtype})")
     count = 1
     for d in shape:
         count *= d
-    if "numpy_array_alignment_bytes" in state:
-        pad = f.read(1)
-        if len(pad) != 1:
+    if state.get("numpy_array_alignment_bytes") is not None:
+        if pos >= len(data):
             raise CorruptArtifact("a joblib array is truncated")
-        f.seek(pad[0], io.SEEK_CUR)
-    offset = f.tell()
+        pos += 1 + data[pos]
     nbytes = count * itemsize
-    if offset + nbytes > len(data):
+    if pos + nbytes > len(data):
         raise CorruptArtifact("a joblib array is truncated")
-    f.seek(nbytes, io.SEEK_CUR)
-    arr = RawArray(dtype, shape, str(state.get("order", "C")), offset, nbytes)
+    arr = RawArray(dtype, shape, str(state.get("order", "C")), pos, nbytes)
     arrays.append(arr)
-    return arr
+    return arr, pos + nbytes
 
 
 def looks_like_pickle(head: bytes) -> bool:

@@ -1,0 +1,172 @@
+"""The one trust audit: every member that can carry code or I/O, whatever detector wins, read as data.
+
+``inspect`` runs it over every member it kept (nested zip members included) and stores the result in
+``report.trust``; ``loaders.load``, ``serve`` and the exporters decide from that section through
+``trust.check`` before any framework reads a byte. The rules per kind of member:
+
+- Pickles wherever they sit (``.pkl``, ``.joblib``, extension-less files sniffed as pickles, whole-file compressed
+  joblib files, the pickles inside torch files, object ``.npy`` arrays, the nested pickles joblib writes for
+  object arrays): every global and every direct call, judged by ``trust.pickle_findings``.
+- ``torch.save`` zips: every ``*.pkl`` record (``data.pkl``, TorchScript's ``constants.pkl``); a ``code/`` folder
+  or ``constants.pkl`` means TorchScript, whose serialized code runs on load. Legacy ``torch.save`` files: the
+  five pickles of that format (magic number, protocol, system info, the object, the storage keys).
+  TorchScript written by torch 1.0 (``model.json`` beside ``code/`` and ``tensors/``) is code as well.
+- Keras ``.keras`` zips and HDF5 files: ``formats.savedmodel.audit_keras`` (every config in the file).
+- TensorFlow SavedModels: ``formats.savedmodel.audit_saved_model`` (ops that touch files, processes or Python,
+  reachable from signatures, initialisers or restore functions).
+- Hugging Face configs naming ``auto_map`` remote code; Spark ML stages whose class is not Spark's own (they
+  need user code on the JVM class path).
+- Python files: a serving container would run them; artifact-tools never does, so loading does not need trust.
+
+A member the audit cannot read completely (too large to keep, or damaged) is a finding too, never skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import PurePosixPath
+from typing import Callable, Iterable
+
+from .errors import ArtifactError
+from .formats.pickle_data import decompress_joblib, read_pickle
+from .trust import Finding, pickle_findings
+
+log = logging.getLogger(__name__)
+
+PICKLE_KINDS = ("pickle", "joblib-compressed")
+LEGACY_TORCH_PICKLES = 5
+
+
+def audit_pickle_bytes(member: str, data: bytes, limit: int) -> list[Finding]:
+    """Findings for one pickle file (joblib compression undone first, nested joblib pickles included)."""
+    try:
+        pk = read_pickle(decompress_joblib(data, limit))
+    except ArtifactError as e:
+        return [_unreadable(member, e)]
+    return pickle_findings(member, pk.globals, pk.called, pk.oddities)
+
+
+def audit_pickles_in_sequence(member: str, data: bytes, count: int, start: int = 0) -> list[Finding]:
+    """Findings for ``count`` pickles written back to back (the legacy torch.save format)."""
+    globals_, called, odd = [], [], []
+    pos = start
+    for i in range(count):
+        try:
+            pk = read_pickle(data, pos)
+        except ArtifactError as e:
+            if i < count - 1:
+                return [_unreadable(member, e)]
+            break
+        globals_ += pk.globals
+        called += pk.called
+        odd += pk.oddities
+        pos = pk.end
+    return pickle_findings(member, globals_, called, odd)
+
+
+def _unreadable(member: str, e: Exception) -> Finding:
+    return Finding(member, "unknown-types", f"cannot be audited ({str(e)[:200]}); loading it needs trust=True")
+
+
+def audit_torch_zip(member: str, data: bytes) -> list[Finding]:
+    from .filetree import ZIP_ERRORS, ZipTree
+
+    try:
+        tree = ZipTree(bytes(data), label=member)
+        names = tree.names()
+    except (ArtifactError, *ZIP_ERRORS) as e:
+        return [_unreadable(member, e)]
+    return audit_torch_tree(member, tree, names)
+
+
+def audit_torch_tree(member: str, tree, names: list[str]) -> list[Finding]:
+    out: list[Finding] = []
+    for n in names:
+        if n.endswith(".pkl"):
+            try:
+                body = tree.read(n)
+            except (ArtifactError, OSError, ValueError) as e:
+                out.append(_unreadable(f"{member}!/{n}", e))
+                continue
+            out += audit_pickle_bytes(f"{member}!/{n}", body, len(body) + 1)
+    if any(n.endswith("/constants.pkl") or "/code/" in f"/{n}" for n in names):
+        out.append(Finding(member, "code", "is a TorchScript archive, whose serialized code runs when it is loaded"))
+    return out
+
+
+def audit_members(names: Iterable[str], kinds: dict[str, str], read: Callable[[str], bytes | None],
+                  limit: int) -> list[Finding]:
+    """Audit every member: ``read(name)`` gives its whole bytes, or None when inspection could not keep them."""
+    from .formats import savedmodel
+
+    out: list[Finding] = []
+    names = list(names)
+    for name in names:
+        kind = kinds.get(name, "binary")
+        base = PurePosixPath(name.split("!/")[-1]).name
+        if kind in PICKLE_KINDS or kind in ("torch-legacy", "torch-zip", "keras-zip", "hdf5") \
+                or base == "saved_model.pb" or (kind == "npy"):
+            data = read(name)
+            if data is None:
+                if kind != "npy":
+                    out.append(Finding(name, "unknown-types", "is too large to audit during inspection; "
+                                                              "loading it needs trust=True"))
+                continue
+        else:
+            data = None
+        try:
+            if kind in PICKLE_KINDS:
+                out += audit_pickle_bytes(name, data, max(limit, 1))
+            elif kind == "torch-legacy":
+                out += audit_pickles_in_sequence(name, data, LEGACY_TORCH_PICKLES)
+            elif kind == "torch-zip":
+                out += audit_torch_zip(name, data)
+            elif kind in ("keras-zip", "hdf5"):
+                out += [Finding(name, "code", s) for s in getattr(savedmodel, "audit_keras", lambda d: [])(data)]
+            elif base == "saved_model.pb":
+                out += [Finding(name, "code", s) for s in getattr(savedmodel, "audit_saved_model", lambda d: [])(data)]
+            elif kind == "npy":
+                out += _audit_npy(name, data)
+            elif kind == "python":
+                out.append(Finding(name, "code", "is Python code a serving container would run; "
+                                                 "artifact-tools never runs it", on_load=False))
+        except ArtifactError as e:
+            out.append(_unreadable(name, e))
+    out += _audit_old_torchscript(names)
+    return out
+
+
+def _audit_npy(name: str, data: bytes) -> list[Finding]:
+    """An ``.npy`` array of Python objects is a pickle after the header (numpy ``lib/format.py``: magic, version,
+    header length as uint16 in 1.0 and uint32 in 2.0/3.0, the header dict, then the data)."""
+    if data[:6] != b"\x93NUMPY" or len(data) < 12:
+        return []
+    start = 10 + int.from_bytes(data[8:10], "little") if data[6] == 1 else 12 + int.from_bytes(data[8:12], "little")
+    header = data[:start]
+    if b"'O" not in header and b'"O' not in header and b"'|O" not in header and b"('" not in header:
+        return []
+    if start >= len(data) or not data[start:start + 2].startswith((b"\x80", b"(", b"c", b"]", b"}")):
+        return []
+    return audit_pickle_bytes(name, data[start:], len(data) + 1)
+
+
+def _audit_old_torchscript(names: list[str]) -> list[Finding]:
+    """TorchScript of torch 1.0-1.2: ``model.json`` with ``code/`` and ``tensors/`` beside it (no data.pkl)."""
+    out = []
+    for n in names:
+        if PurePosixPath(n).name == "model.json":
+            d = str(PurePosixPath(n).parent)
+            pre = "" if d == "." else d + "/"
+            if any(m.startswith(pre + "code/") for m in names) and any(m.startswith(pre + "tensors/") for m in names):
+                out.append(Finding(n, "code", "is a TorchScript archive of torch 1.0, whose serialized code runs "
+                                              "when it is loaded"))
+    return out
+
+
+def hf_remote_code(member: str, config: dict) -> list[Finding]:
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    if auto_map:
+        shown = json.dumps(auto_map)[:200]
+        return [Finding(member, "code", f"names remote code through auto_map ({shown}); loading it runs that code")]
+    return []
