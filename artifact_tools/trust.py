@@ -160,15 +160,21 @@ def summarize(findings: list[Finding]) -> dict:
 
 
 def required_level(trust_section: dict) -> str | None:
-    """What ``trust=`` loading this artifact needs: None (nothing), ``"true"`` or ``"all"``."""
+    """What ``trust=`` loading this artifact needs: None (nothing), ``"true"`` or ``"all"``.
+
+    A dangerous finding anywhere in the artifact needs ``"all"``: an artifact that hides a payload is hostile,
+    whichever member the loader would read. Code that loading runs needs ``"true"``. Types outside the allowlist
+    need ``"true"`` only in the pickle a loader actually unpickles, and that loader checks it with the same table
+    (``pickle_findings``) before unpickling: a training script's helper pickled beside an XGBoost model does not
+    stop the model from loading.
+    """
     need = None
     for m in trust_section.get("members", []):
         for f in m.get("findings", []):
-            if not f.get("on_load", True):
-                continue
             if f["level"] == "dangerous":
                 return "all"
-            need = "true"
+            if f.get("on_load", True) and f["level"] == "code":
+                need = "true"
     return need
 
 
@@ -182,8 +188,9 @@ def check(trust_section: dict, trust: bool | str) -> None:
     need = required_level(trust_section)
     if need is None or trust == "all" or (need == "true" and trust is True):
         return
+    wanted = ("dangerous",) if need == "all" else ("code", "unknown-types")
     blocking = [f"{m['path']}: {f['what']}" for m in trust_section.get("members", []) for f in m.get("findings", [])
-                if f.get("on_load", True) and (f["level"] == "dangerous" or need == "true")]
+                if f["level"] in wanted and (f["level"] != "code" or f.get("on_load", True))]
     first = blocking[0][:300] + (f" (and {len(blocking) - 1} more finding(s))" if len(blocking) > 1 else "")
     if need == "all":
         raise TrustRequired(f"refusing to load: {first}; only trust='all' (CLI: --trust-all) loads this, and only "
