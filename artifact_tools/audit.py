@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import PurePosixPath
 from typing import Callable, Iterable
 
@@ -128,6 +129,8 @@ def audit_members(names: Iterable[str], kinds: dict[str, str], read: Callable[[s
                 out += [Finding(name, "code", s) for s in getattr(savedmodel, "audit_saved_model", lambda d: [])(data)]
             elif kind == "npy":
                 out += _audit_npy(name, data)
+            elif kind in ("json", "jsonl") and _SPARK_METADATA.search(name):
+                out += _audit_spark_metadata(name, read(name))
             elif kind == "python":
                 out.append(Finding(name, "code", "is Python code a serving container would run; "
                                                  "artifact-tools never runs it", on_load=False))
@@ -149,6 +152,24 @@ def _audit_npy(name: str, data: bytes) -> list[Finding]:
     if start >= len(data) or not data[start:start + 2].startswith((b"\x80", b"(", b"c", b"]", b"}")):
         return []
     return audit_pickle_bytes(name, data[start:], len(data) + 1)
+
+
+_SPARK_METADATA = re.compile(r"(^|/)metadata/part-\d{5}")
+
+
+def _audit_spark_metadata(name: str, data: bytes | None) -> list[Finding]:
+    """A Spark ML stage whose class is not Spark's own needs user code on the JVM class path (``loaders/spark.py``)."""
+    if not data:
+        return []
+    line = data.split(b"\n", 1)[0]
+    try:
+        meta = json.loads(line)
+    except (ValueError, RecursionError):
+        return []
+    cls = meta.get("class") if isinstance(meta, dict) else None
+    if isinstance(cls, str) and not cls.startswith("org.apache.spark.ml."):
+        return [Finding(name, "code", f"names the JVM class {cls[:200]}, which runs user code from the class path")]
+    return []
 
 
 def _audit_old_torchscript(names: list[str]) -> list[Finding]:
