@@ -124,9 +124,9 @@ def audit_members(names: Iterable[str], kinds: dict[str, str], read: Callable[[s
             elif kind == "torch-zip":
                 out += audit_torch_zip(name, data)
             elif kind in ("keras-zip", "hdf5"):
-                out += [Finding(name, "code", s) for s in getattr(savedmodel, "audit_keras", lambda d: [])(data)]
+                out += [Finding(name, "code", s) for s in savedmodel.audit_keras(data)]
             elif base == "saved_model.pb":
-                out += [Finding(name, "code", s) for s in getattr(savedmodel, "audit_saved_model", lambda d: [])(data)]
+                out += [Finding(name, "code", s) for s in savedmodel.audit_saved_model(data)]
             elif kind == "npy":
                 out += _audit_npy(name, data)
             elif kind in ("json", "jsonl") and _SPARK_METADATA.search(name):

@@ -53,8 +53,8 @@ def sniff(name: str, head: bytes, size: int) -> str:
         return "mxnet-params"
     if head[:6] == b"\x93NUMPY":
         return "npy"
-    if head[:8] == b"\x89HDF\r\n\x1a\n":
-        return "hdf5"
+    if any(head[o:o + 8] == b"\x89HDF\r\n\x1a\n" for o in (0, 512, 1024, 2048, 4096, 8192, 16384, 32768)):
+        return "hdf5"  # the HDF5 signature sits at 0 or, after a user block, at 512, 1024, 2048... (HDF5 spec, II.A)
     if head[:4] == b"PAR1":
         return "parquet"
     if head[:4] == b"\xba\x16\x4f\x2f":

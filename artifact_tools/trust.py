@@ -81,6 +81,8 @@ def classify(module: str, name: str) -> str:
     if root in STDLIB or root in STRICT_PACKAGES or not module or not name or is_strict_module(module) \
             or (root == "torch" and "." not in module):
         return "dangerous"
+    if "." in name and (name.split(".", 1)[0] in STDLIB or root in ("sklearn", "torch")):
+        return "dangerous"  # a walk through a module attribute (``sklearn.utils._openmp_helpers`` ``os.system``)
     if root.startswith("copyreg-extension"):
         return "unknown"
     return "unknown"

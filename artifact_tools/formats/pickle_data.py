@@ -105,15 +105,18 @@ class _Mark:
 _MARK = _Mark()
 
 
-def decompress_joblib(data: bytes, limit: int = MAX_DECOMPRESSED) -> bytes:
+def decompress_joblib(data: bytes, limit: int = MAX_DECOMPRESSED, max_ratio: float = 250.0) -> bytes:
     """Undo joblib's whole-file compression if present; otherwise return ``data``.
 
     joblib ``compressor.py`` recognises a compressed file by its first bytes: zlib ``0x78``, gzip ``1f 8b``,
     bz2 ``BZ``, xz ``fd 37 7a 58 5a``, raw LZMA (``.lzma``) ``5d 00``, lz4 frame ``04 22 4d 18``; files from
     joblib < 0.9.3 start with ``ZF`` and keep their arrays in side files, which this reader refuses. At most
-    ``limit`` bytes are produced: a small file that expands past it is refused, not inflated.
+    ``limit`` bytes, nor more than ``max_ratio`` times the compressed size (at least 64 MiB), are produced: a small
+    file that expands past that is refused, not inflated.
     """
     head = data[:6]
+    if max_ratio and max_ratio > 0:
+        limit = int(min(limit, max(len(data) * max_ratio, 64 << 20)))
     try:
         if head[:1] == b"\x78" and len(data) > 2 and (data[0] * 256 + data[1]) % 31 == 0:
             out = zlib.decompressobj().decompress(data, limit)
@@ -133,9 +136,11 @@ def decompress_joblib(data: bytes, limit: int = MAX_DECOMPRESSED) -> bytes:
         else:
             return data
     except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError) as e:
-        raise CorruptArtifact(f"the compressed pickle cannot be decompressed ({e})") from None
+        raise CorruptArtifact(f"the compressed pickle cannot be decompressed ({str(e)[:200]})") from None
+    except MemoryError:
+        raise CorruptArtifact(f"the compressed pickle ({len(data)} bytes) expands beyond the memory available") from None
     if len(out) >= limit:
-        raise CorruptArtifact(f"the compressed pickle expands beyond {limit} bytes")
+        raise CorruptArtifact(f"the compressed pickle ({len(data)} bytes) expands beyond {limit} bytes")
     return out
 
 
