@@ -53,18 +53,25 @@ Facts used, with their sources (tensorflow/tensorflow unless said otherwise):
   Format Specification 3.0, "Global Heap" (``GCOL``, version 1, 3 reserved bytes, 8-byte collection
   size; objects: 2-byte index (0 = free space, ends the list), 2-byte reference count, 4 reserved,
   8-byte size, data padded to 8 bytes; 8-byte lengths as h5py writes them). The first heap object
-  that is a JSON object with ``class_name`` and ``config`` is the model config.
+  that is a JSON object with ``class_name`` and ``config`` gives the model summary; Lambda layers are
+  collected from every JSON object in the file, since a decoy config can come first and Keras reads
+  ``model_config`` by name, wherever its value is stored (see :func:`audit_keras`).
+
+Trust audit: :func:`audit_saved_model` (ops that touch files, processes, the network or Python, and what
+reaches them; rules in :mod:`.tf_graph`) and :func:`audit_keras` (code a Keras file makes Keras run or import).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from ..filetree import ZIP_ERRORS
 from ..errors import CorruptArtifact, NotAnArtifact
+from . import tf_graph
 from .protobuf import LEN, VARINT, Field, Message, decode, map_field, message
 
 DATA_TYPES = {
@@ -244,11 +251,15 @@ def summarize_keras(data: bytes) -> dict:
     if data[:4] == b"PK\x03\x04":
         return _summarize_keras_zip(data)
     if data[:8] == b"\x89HDF\r\n\x1a\n":
-        config = _hdf5_model_config(data)
+        # Lambda layers come from every JSON config in the file, not only the first: a decoy config stored
+        # before the real model_config (or a model_config kept outside the global heap) must not hide one.
+        configs = [c for _, c in _scan_json_objects(data, "the HDF5 Keras file")]
+        config = _hdf5_model_config(data) or next(
+            (c for c in configs if "class_name" in c and "config" in c), None)
         if config is None:
             return {"format": "hdf5", "source": "hdf5", "model_class": None, "keras_version": None,
                     "layers": [], "lambda_layers": None, "config_saved": False}
-        return {"format": "hdf5", **_keras_summary(config, [config], "hdf5 model_config")}
+        return {"format": "hdf5", **_keras_summary(config, [config, *configs], "hdf5 model_config")}
     raise NotAnArtifact("the file is neither a .keras zip nor an HDF5 Keras model")
 
 
@@ -415,3 +426,266 @@ def _gcol_objects(data: bytes, start: int) -> list[bytes]:
         objects.append(data[pos + 16 : pos + 16 + length])
         pos += 16 + (length + 7) // 8 * 8
     return objects
+
+
+# --- trust audit: code that loading or serving would run ------------------------------------------------
+
+
+def audit_saved_model(pb: bytes) -> list[str]:
+    """One sentence per op in ``saved_model.pb`` that touches files, processes, the network or Python and that
+    loading, serving or calling the model reaches, e.g. ``op WriteFile (writes a file) in function
+    __inference_serve_12 (node WriteFile) is reachable from signature serving_default``. Empty when none.
+
+    The rules (which ops, what reaches what, the checkpoint and vocabulary-table exceptions) and their
+    sources are in :mod:`artifact_tools.formats.tf_graph`. Raises :class:`CorruptArtifact` on a damaged
+    protobuf.
+    """
+    return tf_graph.audit(pb)
+
+
+def audit_keras(data: bytes) -> list[str]:
+    """One sentence per piece of Python a Keras model file would run or import when loaded.
+
+    ``data`` is a ``.keras`` zip, a legacy HDF5 model (with or without an HDF5 user block) or a bare JSON
+    config. What carries code (keras-team/tf-keras and keras-team/keras sources, read at tf-keras 2.21 and
+    Keras 3.15):
+
+    - every ``Lambda`` layer (``tf_keras/src/layers/core/lambda_layer.py``: ``function_type`` ``"lambda"``
+      is marshalled bytecode, ``"function"`` a function looked up by name; ``keras/src/layers/core/
+      lambda_layer.py``: ``function`` / ``output_shape`` as ``{"class_name": "__lambda__"}``; Keras 3's
+      legacy HDF5 loader turns a list ``[code, defaults, closure]`` into one, ``keras/src/legacy/saving/
+      saving_utils.py``);
+    - any ``{"class_name": "__lambda__"}`` object (``serialization_lib.py`` of both: bytecode, deserialized
+      wherever a config holds an object, e.g. an activation or a loss);
+    - any ``<name>_type: "lambda"`` pair (tf-keras RNN cell wrappers, ``tf_keras/src/layers/rnn/
+      cell_wrappers.py``: ``residual_fn_type``, ``dropout_fn_type``);
+    - ``TFOpLambda`` / ``SlicingOpLambda`` / ``ClassMethod`` layers (``tf_keras/src/layers/core/
+      tf_op_layer.py``) resolve a TensorFlow API name with ``get_symbol_from_name`` and call it while the
+      model is rebuilt; reported when that name is outside TensorFlow's math namespaces or is a top-level
+      API touching files, Python, the process or the graph (``tf.io.write_file``, ``tf.print``,
+      ``tf.py_function``, ``tf.load_library``...). No bytecode, but a call chosen by the file;
+    - an object naming a Python ``module`` outside Keras (tf-keras ``serialization_lib._retrieve_class_or_fn``
+      imports any module a config names; Keras before 3.9 did too, CVE-2025-1550).
+
+    Every JSON config in the file is read, not only the one a loader uses: Keras reads the root attributes
+    ``model_config`` and ``training_config`` (tf-keras ``tf_keras/src/saving/legacy/hdf5_format.py``,
+    Keras 3 ``keras/src/legacy/saving/legacy_h5_format.py``), and an attribute's value may sit in an HDF5
+    global heap (variable-length strings), inline in an object header (fixed-length strings) or in a fractal
+    heap (dense attribute storage), so a decoy stored first proves nothing. Those values are UTF-8 JSON
+    (both loaders decode bytes as UTF-8; JSON forbids raw NUL bytes), stored uncompressed, so the whole file
+    is scanned for JSON objects (``{`` then a key or ``}``), each parsed with :mod:`json`; an object nested
+    inside one already parsed is walked as part of it (a key cannot start inside a string, whose quotes
+    would be its own). A fractal heap with I/O filters (``FRHP`` header, HDF5 File Format Specification
+    3.0 III.G: version 0, then a 2-byte heap ID length and the 2-byte filter information length) could hold
+    compressed attributes, which is reported. In a ``.keras`` zip each ``*.json`` member is parsed as Keras
+    does (``json.loads`` of the bytes) and scanned, and so are other members up to 64 MiB (256 MiB in all);
+    larger ones are weights, from which Keras reads no config.
+
+    Raises :class:`CorruptArtifact` for an unreadable zip, a ``config.json`` that is not JSON, JSON nested
+    too deeply, or a file with more overlapping JSON fragments than can be audited in bounded time.
+    """
+    configs: dict[str, tuple[str, Any]] = {}
+
+    def add(where: str, config: Any) -> None:
+        if isinstance(config, dict):
+            try:
+                key = json.dumps(config, sort_keys=True, default=str)
+            except (ValueError, RecursionError):
+                raise CorruptArtifact(f"the Keras config in {where} nests too deeply to audit") from None
+            configs.setdefault(key, (where, config))
+
+    findings: list[str] = []
+    filtered_heap = _has_filtered_fractal_heap(data)
+    if _is_zip(data):
+        for name, member in _zip_members(data):
+            filtered_heap = filtered_heap or _has_filtered_fractal_heap(member)
+            if name.lower().endswith(".json"):
+                try:
+                    add(f"{name} of the .keras zip", json.loads(member))
+                except RecursionError:
+                    raise CorruptArtifact(f".keras {name} nests too deeply to audit") from None
+                except ValueError as e:
+                    if name == "config.json":
+                        raise CorruptArtifact(f".keras config.json is not valid JSON ({str(e)[:80]})") from None
+            for offset, config in _scan_json_objects(member, f".keras member {name}"):
+                add(f"{name} of the .keras zip (byte {offset})", config)
+    for offset, config in _scan_json_objects(data, "the Keras file"):
+        add(f"the JSON config at byte {offset}", config)
+    if filtered_heap:
+        findings.append("the HDF5 file keeps objects in a compressed (filtered) fractal heap, where attributes "
+                        "cannot be read without an HDF5 library, so Keras Lambda layers cannot be ruled out")
+    for where, config in configs.values():
+        for sentence in _code_carriers(config, where):
+            if sentence not in findings:
+                findings.append(sentence)
+    return findings
+
+
+_KERAS_MEMBER_LIMIT = 64 * 1024 * 1024
+_KERAS_ZIP_TOTAL_LIMIT = 256 * 1024 * 1024
+_JSON_OBJECT_START = re.compile(rb'\{[ \t\n\r]*["}]')
+_HDF5_FILTERED_HEAP = re.compile(rb"FRHP\x00..(?!\x00\x00)..", re.DOTALL)
+_OP_LAMBDA_CLASSES = {"TFOpLambda", "SlicingOpLambda", "ClassMethod"}
+_SAFE_TF_NAMESPACES = {"math", "nn", "linalg", "signal", "bitwise", "sparse", "ragged", "strings", "image", "dtypes",
+                       "__operators__", "random", "sets", "quantization", "RaggedTensor", "SparseTensor", "Tensor"}
+"""First segment of a ``TFOpLambda`` symbol (after ``compat.v1.`` / ``compat.v2.``) that names pure tensor math."""
+_RISKY_TF_TOP_LEVEL = re.compile(
+    r"(?i)file|read|writ|print|py_?func|numpy_function|library|function|module|graph|session|logger|collection|"
+    r"eager|device|container|scope|control_dependencies|rpc|preemption|initializ|summary|checkpoint|saver|dataset|"
+    r"gradient|colocate|symbolic|timestamp|serialize"
+)
+"""A top-level TensorFlow API name (``tf.X``) that is not plain tensor math; tests/test_tf_audit.py checks it
+against every top-level symbol TensorFlow's own API registry maps to I/O, logging, script, library-loading,
+graph or module code."""
+_SAFE_MODULE_PACKAGES = {"keras", "tf_keras", "keras_hub", "keras_cv", "keras_nlp", "builtins"}
+
+
+def _is_zip(data: bytes) -> bool:
+    try:
+        return zipfile.is_zipfile(io.BytesIO(data))
+    except ZIP_ERRORS:
+        return False
+
+
+def _zip_members(data: bytes) -> Iterator[tuple[str, bytes]]:
+    """``(name, bytes)`` of every ``*.json`` zip member and of the other members up to 64 MiB while they total
+    at most 256 MiB (weights; Keras reads no config from them). Reads stay bounded even when sizes lie."""
+    total = 0
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            for info in zf.infolist():
+                is_json = info.filename.lower().endswith(".json")
+                too_big = info.file_size > _KERAS_MEMBER_LIMIT or total + info.file_size > _KERAS_ZIP_TOTAL_LIMIT
+                if info.is_dir() or (too_big and not is_json):
+                    continue
+                with zf.open(info) as f:
+                    member = f.read(_KERAS_MEMBER_LIMIT + 1)
+                if len(member) > _KERAS_MEMBER_LIMIT:
+                    raise CorruptArtifact(f".keras member {info.filename} holds more than 64 MiB, too large for a config")
+                total += len(member)
+                yield info.filename, member
+    except ZIP_ERRORS as e:
+        raise CorruptArtifact(f"the .keras zip cannot be read ({e})") from None
+
+
+def _scan_json_objects(data: bytes, what: str) -> Iterator[tuple[int, dict]]:
+    """``(byte offset, object)`` of every JSON object in ``data`` that is not inside another one found.
+
+    The text is decoded as Latin-1 (one character per byte, so offsets stay exact) to find and parse
+    candidates; a match is parsed again as UTF-8 for exact string values. Parsing stops at a NUL byte
+    (never part of JSON text). Work is bounded: the characters examined by failed and successful parses
+    may not exceed 4 times the input plus 64 MiB.
+    """
+    decoder = json.JSONDecoder()
+    budget = 4 * len(data) + 64 * 1024 * 1024
+    region: tuple[int, int, str] | None = None
+    pos = 0
+    while True:
+        match = _JSON_OBJECT_START.search(data, pos)
+        if match is None:
+            return
+        start = match.start()
+        if region is None or not region[0] <= start < region[1]:
+            end = data.find(b"\x00", start)
+            end = len(data) if end == -1 else end
+            region_start = data.rfind(b"\x00", 0, start) + 1
+            region = (region_start, end, data[region_start:end].decode("latin-1"))
+        region_start, region_end, text = region
+        index = start - region_start
+        try:
+            value, stop = decoder.raw_decode(text, index)
+        except RecursionError:
+            raise CorruptArtifact(f"a JSON text in {what} nests too deeply to audit") from None
+        except ValueError as e:
+            failed_at = getattr(e, "pos", index)
+            if str(getattr(e, "msg", "")).startswith("Unterminated string"):
+                failed_at = len(text)  # the error names where the string starts; the scan went to the end
+            budget -= max(failed_at - index, 1)
+            pos = start + 1
+        else:
+            budget -= stop - index
+            pos = region_start + stop
+            try:
+                value = json.loads(data[start:region_start + stop].decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                pass  # not UTF-8: Keras could not read it either; keep the Latin-1 reading
+            if isinstance(value, dict):
+                yield start, value
+        if budget < 0:
+            raise CorruptArtifact(f"{what} holds too many overlapping JSON fragments to audit in bounded time")
+
+
+def _has_filtered_fractal_heap(data: bytes) -> bool:
+    return _HDF5_FILTERED_HEAP.search(data) is not None
+
+
+def _code_carriers(config: Any, where: str) -> list[str]:
+    """Sentences for the code-carrying objects of one Keras config (iterative walk, nesting bounded)."""
+    found: list[str] = []
+    # stack entries: (value, depth, inside a Lambda layer already reported)
+    stack: list[tuple[Any, int, bool]] = [(config, 0, False)]
+    while stack:
+        obj, depth, in_lambda = stack.pop()
+        if depth > _MAX_JSON_NESTING:
+            raise CorruptArtifact(f"the Keras config in {where} nests too deeply")
+        if isinstance(obj, list):
+            stack.extend((v, depth + 1, in_lambda) for v in reversed(obj))
+            continue
+        if not isinstance(obj, dict):
+            continue
+        class_name = obj.get("class_name")
+        name = _layer_name(obj)
+        label = f"'{name}'" if name else "(unnamed)"
+        if class_name == "Lambda" and not in_lambda:
+            found.append(f"Keras Lambda layer {label} in {where} runs Python code from the file{_lambda_detail(obj)}")
+            in_lambda = True
+        elif class_name == "__lambda__" and not in_lambda:
+            found.append(f"a serialized Python lambda (class_name __lambda__) in {where} carries bytecode that "
+                         "Keras runs when it deserializes the config")
+        elif class_name in _OP_LAMBDA_CLASSES and not in_lambda:
+            symbol = _op_lambda_symbol(obj)
+            if symbol is None or _risky_tf_symbol(symbol):
+                found.append(f"Keras {class_name} layer {label} in {where} calls TensorFlow API "
+                             f"{'tf.' + symbol if symbol else 'named by a non-string'}, which is not plain tensor math")
+        if not in_lambda:
+            for key, value in obj.items():
+                if isinstance(key, str) and key.endswith("_type") and value == "lambda":
+                    found.append(f"{class_name or 'a config object'} {label} in {where} stores its "
+                                 f"{key[:-len('_type')]} as Python bytecode")
+            module = obj.get("module")
+            if isinstance(module, str) and isinstance(class_name, str) and module.split(".")[0] not in _SAFE_MODULE_PACKAGES:
+                found.append(f"{class_name} {label} in {where} names Python module {module!r}, which tf-keras "
+                             "(and Keras before 3.9) import to rebuild it")
+        stack.extend((v, depth + 1, in_lambda) for v in reversed(list(obj.values())))
+    return found
+
+
+def _lambda_detail(layer: dict) -> str:
+    config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+    function = config.get("function")
+    if config.get("function_type") == "lambda" or isinstance(function, list) or (
+            isinstance(function, dict) and function.get("class_name") == "__lambda__"):
+        return " (marshalled bytecode)"
+    if isinstance(function, (str, dict)):
+        return " (a Python function named in the config)"
+    return ""
+
+
+def _op_lambda_symbol(layer: dict) -> str | None:
+    config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+    if layer.get("class_name") == "ClassMethod":  # calls cls_symbol.method_name
+        symbol, method = config.get("cls_symbol"), config.get("method_name")
+        return f"{symbol}.{method}" if isinstance(symbol, str) and isinstance(method, str) else None
+    symbol = config.get("function")
+    return symbol if isinstance(symbol, str) else None
+
+
+def _risky_tf_symbol(symbol: str) -> bool:
+    """Whether a ``TFOpLambda`` TensorFlow API name may touch files, Python, the process or the graph."""
+    for prefix in ("compat.v1.", "compat.v2."):
+        if symbol.startswith(prefix):
+            symbol = symbol[len(prefix):]
+    head, _, rest = symbol.partition(".")
+    if rest:
+        return head not in _SAFE_TF_NAMESPACES
+    return bool(_RISKY_TF_TOP_LEVEL.search(symbol)) or symbol[:1].isupper()
