@@ -18,15 +18,41 @@ only regular files and folders; no absolute paths, drive letters, ``..`` compone
 hardlinks, devices or FIFOs; duplicates of one name must be byte-identical (tolerated and reported, as in real
 PyTorch artifacts) or the archive is refused; caps on member count, total size and compression ratio, counted on
 the real bytes produced, not on header claims. Nested archives (``model_algo-1`` zips) follow the same rules.
+
+Bounded work on hostile input (each cap below is checked before the work it bounds is done):
+
+- Every byte an artifact produces counts against one budget per pass (:class:`Limits`): entries, total bytes and
+  the ratio of bytes produced to bytes read from the source, checked as the bytes come out once 16 MiB came out.
+  Nested zips opened inside an artifact (:func:`nested_entries`, :func:`open_nested`) report to the budget of the
+  artifact they came from, so a small archive cannot hide a bomb one level down; what a nested zip yields is read
+  in chunks, and :func:`open_nested` holds at most ``max_nested_bytes`` (or what its ``keep`` asks) in memory.
+- zip: the central directory is walked (entry count, total name bytes) before ``zipfile`` parses it; entries may
+  not overlap (each entry's local header plus compressed data must end before the next entry's local header and
+  the central directory, APPNOTE 4.3.6 — overlapping entries are how "A better zip bomb", Fifield 2019, reuses one
+  kernel thousands of times); entries are inflated by our own bounded reader (stored, deflate, bzip2, LZMA), each
+  one checked for its own ratio and for producing exactly its declared size and CRC-32; declared sizes are
+  never trusted for the budget.
+- tar: a GNU long-name/long-link record (``L``/``K``) may hold at most 64 KiB and a pax header 1 MiB; all header
+  records of one entry (chained records, sparse maps) at most 4 MiB; an entry name at most 4096 bytes (Linux
+  PATH_MAX); all names of an artifact together at most 64 MiB. Sparse members (old GNU ``S``, pax
+  ``GNU.sparse.*`` 0.0/0.1/1.0, GNU tar manual "Sparse Formats") count their holes at their expanded size.
+- Error sentences quote names and labels shortened to at most 100 characters.
+- ``max_ratio`` 0 turns the ratio checks off (the other caps stay).
 """
 
 from __future__ import annotations
 
+import bz2
+import dataclasses
 import hashlib
 import io
+import lzma
+import math
+import numbers
 import os
 import shutil
 import stat
+import struct
 import tarfile
 import tempfile
 import zipfile
@@ -45,26 +71,110 @@ except ImportError:  # pragma: no cover - isal is a core dependency, but stay us
 
 CHUNK = 1 << 20
 HEAD = 64 << 10
+MAX_NAME_BYTES = 4096  # PATH_MAX on Linux (<linux/limits.h>): no file system path can be longer
+MAX_NAMES_TOTAL = 64 << 20  # all entry names of one artifact (with its nested archives) together
+MAX_LONG_RECORD = 64 << 10  # one GNU 'L'/'K' long-name / long-link record
+MAX_PAX_HEADER = 1 << 20  # one pax extended ('x') or global ('g') header
+MAX_ENTRY_HEADERS = 4 << 20  # every header block read for one tar entry: chained records, sparse maps
+_SHORT = 100
+
+
+def _short(text: object, limit: int = _SHORT) -> str:
+    """``text`` for an error sentence: control characters escaped, at most ``limit`` characters."""
+    t = str(text)
+    if not t.isprintable():
+        t = t.encode("unicode_escape", "backslashreplace").decode("ascii")
+    if len(t) > limit:
+        t = f"{t[: limit - 30]}...({len(t)} characters)"
+    return t
 
 
 @dataclass
 class Limits:
-    """Caps applied while reading or extracting. Ratios are checked once ``ratio_floor`` bytes came out."""
+    """Caps applied while reading or extracting. Ratios are checked once ``ratio_floor`` bytes came out.
+
+    ``max_ratio`` 0 turns the ratio checks off; the other caps stay. An :class:`Artifact` works on its own copy
+    and records in it what the current pass has spent, so passing ``art.limits`` to :func:`open_nested` makes the
+    nested archive share that budget.
+    """
 
     max_members: int = 100_000
     max_total_bytes: int = 200 << 30
     max_ratio: float = 250.0
     ratio_floor: int = 16 << 20
-    max_nested_bytes: int = 1 << 30  # a nested archive larger than this is not opened in memory
+    max_nested_bytes: int = 1 << 30  # most bytes of a nested archive held in memory (and largest one opened)
+
+    def __post_init__(self):
+        for attr in ("max_members", "max_total_bytes", "max_ratio", "ratio_floor", "max_nested_bytes"):
+            v = getattr(self, attr)
+            if not isinstance(v, numbers.Real) or isinstance(v, bool) or math.isnan(v) or v < 0:
+                raise ArtifactError(f"the {attr} limit must be a number of 0 or more, not {_short(repr(v), 40)}")
 
     @classmethod
     def from_env(cls) -> "Limits":
         lim = cls()
         for attr, var in (("max_members", "ARTIFACT_TOOLS_MAX_MEMBERS"), ("max_total_bytes", "ARTIFACT_TOOLS_MAX_BYTES"),
                           ("max_ratio", "ARTIFACT_TOOLS_MAX_RATIO")):
-            if os.environ.get(var):
-                setattr(lim, attr, type(getattr(lim, attr))(float(os.environ[var])))
+            text = os.environ.get(var)
+            if text:
+                try:
+                    value = type(getattr(lim, attr))(float(text))
+                except (ValueError, OverflowError):
+                    raise ArtifactError(f"{var} must be a number, not {_short(repr(text), 40)}") from None
+                setattr(lim, attr, value)
+        lim.__post_init__()
         return lim
+
+
+def _bomb(label: str, lim: Limits) -> str:
+    return (f"{_short(label)} expands more than {lim.max_ratio:g}:1 (a decompression bomb?); "
+            "raise the limit with --max-ratio if this is expected")
+
+
+class _Spent:
+    """What one pass over an archive has produced so far, checked against its :class:`Limits` at every step.
+
+    ``consumed`` is how many bytes of the archive itself were read (a callable for streams); a nested archive's
+    budget has its parent's as ``parent``, so every entry and byte also counts against the enclosing artifact.
+    """
+
+    def __init__(self, limits: Limits, label: str, consumed: Callable[[], int] | None = None,
+                 parent: "_Spent | None" = None):
+        self.limits, self.label, self.parent = limits, label, parent
+        self._consumed_fn = consumed
+        self._consumed = 0
+        self.members = 0
+        self.names = 0
+        self.produced = 0
+
+    def consume(self, n: int) -> None:
+        self._consumed += n
+
+    @property
+    def consumed(self) -> int:
+        return self._consumed_fn() if self._consumed_fn is not None else self._consumed
+
+    def member(self, name: str) -> None:
+        lim = self.limits
+        self.members += 1
+        self.names += len(name)
+        if self.members > lim.max_members:
+            raise UnsafeArtifact(f"{_short(self.label)} has more than {lim.max_members} entries")
+        if self.names > MAX_NAMES_TOTAL:
+            raise UnsafeArtifact(f"the entry names of {_short(self.label)} take more than {MAX_NAMES_TOTAL} bytes")
+        if self.parent is not None:
+            self.parent.member(name)
+
+    def produce(self, n: int) -> None:
+        lim = self.limits
+        self.produced += n
+        if self.produced > lim.max_total_bytes:
+            raise UnsafeArtifact(f"{_short(self.label)} expands beyond the {lim.max_total_bytes}-byte limit")
+        if (lim.max_ratio and self.produced > lim.ratio_floor
+                and self.produced > lim.max_ratio * max(self.consumed, 1)):
+            raise UnsafeArtifact(_bomb(self.label, lim))
+        if self.parent is not None:
+            self.parent.produce(n)
 
 
 @dataclass
@@ -90,15 +200,17 @@ def is_junk(name: str) -> bool:
 
 
 def normalize_name(raw: str) -> str:
-    """Relative POSIX path of an archive entry, or UnsafeArtifact for absolute/parent/NUL names."""
+    """Relative POSIX path of an archive entry, or UnsafeArtifact for absolute/parent/NUL/over-long names."""
+    if len(raw) > MAX_NAME_BYTES // 4 and len(raw.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+        raise UnsafeArtifact(f"archive entry {_short(raw)!r} has a name longer than {MAX_NAME_BYTES} bytes")
     name = raw.replace("\\", "/")
     if "\x00" in name:
-        raise UnsafeArtifact(f"archive entry {raw!r} contains a NUL byte")
+        raise UnsafeArtifact(f"archive entry {_short(raw)!r} contains a NUL byte")
     if name.startswith("/") or (len(name) > 1 and name[1] == ":" and name[0].isalpha()):
-        raise UnsafeArtifact(f"archive entry {raw!r} has an absolute path")
+        raise UnsafeArtifact(f"archive entry {_short(raw)!r} has an absolute path")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise UnsafeArtifact(f"archive entry {raw!r} climbs out of the archive with '..'")
+        raise UnsafeArtifact(f"archive entry {_short(raw)!r} climbs out of the archive with '..'")
     return "/".join(parts)
 
 
@@ -212,20 +324,19 @@ class _Inflater(io.RawIOBase):
                 data = self._raw.read(CHUNK)
                 self._in += len(data)
                 if not data:
-                    raise CorruptArtifact(f"{self._label} is truncated: the compressed stream ends early")
+                    raise CorruptArtifact(f"{_short(self._label)} is truncated: the compressed stream ends early")
             try:
                 out = self._decode(data, want)
             except Exception as e:  # zlib.error, isal's IsalError, OSError, EOFError, lzma.LZMAError
-                raise CorruptArtifact(f"{self._label} is not a valid {self._kind} stream ({e})") from None
+                raise CorruptArtifact(
+                    f"{_short(self._label)} is not a valid {self._kind} stream ({_short(e)})") from None
             if out:
                 self._out += len(out)
                 lim = self._limits
                 if self._out > lim.max_total_bytes:
-                    raise UnsafeArtifact(f"{self._label} expands beyond the {lim.max_total_bytes}-byte limit")
-                if self._out > lim.ratio_floor and self._out > lim.max_ratio * max(self._in, 1):
-                    raise UnsafeArtifact(
-                        f"{self._label} expands more than {lim.max_ratio:g}:1 (a decompression bomb?); "
-                        "raise the limit with --max-ratio if this is expected")
+                    raise UnsafeArtifact(f"{_short(self._label)} expands beyond the {lim.max_total_bytes}-byte limit")
+                if lim.max_ratio and self._out > lim.ratio_floor and self._out > lim.max_ratio * max(self._in, 1):
+                    raise UnsafeArtifact(_bomb(self._label, lim))
                 return out
 
     def read(self, n: int = -1) -> bytes:
@@ -251,11 +362,20 @@ class _Inflater(io.RawIOBase):
 
 
 class _ForwardFile(io.RawIOBase):
-    """Gives ``tarfile`` a seekable-looking file over a forward-only stream (seeks skip ahead in big chunks)."""
+    """Gives ``tarfile`` a seekable-looking file over a forward-only stream (seeks skip ahead in big chunks).
 
-    def __init__(self, stream: IO[bytes]):
+    While :meth:`meter` is set, reads (not skips) are counted against it: that is how the header blocks read for
+    one tar entry are capped, whatever record types ``tarfile`` chains together.
+    """
+
+    def __init__(self, stream: IO[bytes], label: str = "the archive"):
         self._s = stream
         self._pos = 0
+        self.label = label
+        self._meter: int | None = None
+
+    def meter(self, budget: int | None) -> None:
+        self._meter = budget
 
     def readable(self) -> bool:
         return True
@@ -267,6 +387,11 @@ class _ForwardFile(io.RawIOBase):
         return self._pos
 
     def read(self, n: int = -1) -> bytes:
+        if self._meter is not None:
+            if n is None or n < 0 or n > self._meter:
+                raise UnsafeArtifact(f"{_short(self.label)} has an entry whose tar header records take more than "
+                                     f"{MAX_ENTRY_HEADERS} bytes")
+            self._meter -= n
         if n is None or n < 0:
             data = self._s.read()
         else:
@@ -291,6 +416,31 @@ class _ForwardFile(io.RawIOBase):
                 break
             self._pos += len(c)
         return self._pos
+
+
+class _CheckedTarInfo(tarfile.TarInfo):
+    """Refuses oversized GNU long-name/long-link records and pax headers before ``tarfile`` reads them.
+
+    ``_proc_member`` is the documented hook for subclasses (tarfile.py: "The entry point is _proc_member() which
+    can be overridden in a subclass"); ``self.size`` is the record's length from its header block.
+    """
+
+    def _proc_member(self, tarfile_):
+        label = _short(getattr(tarfile_.fileobj, "label", "the archive"))
+        if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK) and self.size > MAX_LONG_RECORD:
+            what = "name" if self.type == tarfile.GNUTYPE_LONGNAME else "link"
+            raise UnsafeArtifact(f"{label} has a GNU long-{what} record of {self.size} bytes "
+                                 f"(at most {MAX_LONG_RECORD} are accepted)")
+        if self.type in (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE) and self.size > MAX_PAX_HEADER:
+            raise UnsafeArtifact(f"{label} has a pax header of {self.size} bytes "
+                                 f"(at most {MAX_PAX_HEADER} are accepted)")
+        return super()._proc_member(tarfile_)
+
+
+# Everything tarfile lets escape from a damaged header besides its own errors: bad numbers and sparse maps give
+# ValueError/IndexError/KeyError/OverflowError, undecodable pax records UnicodeError, chained records RecursionError.
+_TAR_ERRORS = (tarfile.ReadError, tarfile.HeaderError, EOFError, ValueError, IndexError, KeyError, OverflowError,
+               UnicodeError, RecursionError, struct.error, zlib.error)
 
 
 # --------------------------------------------------------------------------------------------------- sniffing
@@ -335,7 +485,8 @@ class Artifact:
     """
 
     def __init__(self, source: str | os.PathLike, limits: Limits | None = None, storage_options: dict | None = None):
-        self.limits = limits or Limits.from_env()
+        # Our own copy of the limits: it carries the budget of the current pass (see Limits).
+        self.limits = dataclasses.replace(limits) if limits is not None else Limits.from_env()
         self.src = _Source(source, storage_options)
         self.label = self.src.label
         self._members: list[Member] | None = None
@@ -344,7 +495,7 @@ class Artifact:
             self.container = "directory"
             return
         if self.src.size == 0:
-            raise NotAnArtifact(f"{self.label} is an empty file")
+            raise NotAnArtifact(f"{_short(self.label)} is an empty file")
         head = self.src.head(1024)
         kind = container_kind(head)
         if kind in ("gzip", "bzip2", "xz"):
@@ -369,6 +520,7 @@ class Artifact:
 
         try:
             with self.src.open() as f:
+                _check_central_directory(f, self.src.size, self.label, self.limits)
                 names = zipfile.ZipFile(f).namelist()
         except ZIP_ERRORS:
             return False  # listing will report the damage
@@ -394,54 +546,69 @@ class Artifact:
         """Every entry in archive order with a stream of its bytes (files only), after the safety checks.
 
         Hostile entries raise UnsafeArtifact; junk entries are yielded with ``ignored=True``. Streams must be
-        consumed (or abandoned) before advancing.
+        consumed (or abandoned) before advancing. Each pass starts a fresh budget (see :class:`Limits`).
         """
-        count = 0
-        for member, stream in self._raw_entries():
-            count += 1
-            if count > self.limits.max_members:
-                raise UnsafeArtifact(f"{self.label} has more than {self.limits.max_members} entries")
+        spent = _Spent(self.limits, self.label)
+        self.limits._spent = spent  # nested archives opened with these limits report to this pass
+        for member, stream in self._raw_entries(spent):
+            spent.member(member.name)
             if member.type in ("symlink", "hardlink", "device", "fifo", "other"):
-                raise UnsafeArtifact(f"{self.label} contains a {member.type} entry ({member.name}); "
+                raise UnsafeArtifact(f"{_short(self.label)} contains a {member.type} entry ({_short(member.name)}); "
                                      "only regular files and folders are accepted")
             yield member, stream
 
-    def _raw_entries(self) -> Iterator[tuple[Member, IO[bytes] | None]]:
+    def _raw_entries(self, spent: _Spent) -> Iterator[tuple[Member, IO[bytes] | None]]:
         c = self.container
         if c.startswith("tar"):
-            yield from self._tar_entries()
+            yield from self._tar_entries(spent)
         elif c == "zip":
-            yield from self._zip_entries()
+            yield from self._zip_entries(spent)
         elif c == "directory":
-            yield from self._dir_entries()
+            yield from self._dir_entries(spent)
         else:
             name = PurePosixPath(self.src.path.rstrip("/")).name or "artifact"
+            spent.consume(self.src.size)
+            spent.produce(self.src.size)
             with self.src.open() as f:
                 yield Member(name, self.src.size, ignored=False), f
 
-    def _tar_entries(self):
+    def _tar_entries(self, spent: _Spent):
+        label = _short(self.label)
         with self.src.open() as raw:
             stream: IO[bytes] = raw
+            fwd: _ForwardFile
             if self._compression:
-                stream = _Inflater(raw, self._compression, self.limits, self.label)
-            fwd = _ForwardFile(stream)
+                inflater = _Inflater(raw, self._compression, self.limits, self.label)
+                fwd = _ForwardFile(inflater, self.label)
+                spent._consumed_fn = lambda: inflater.bytes_in
+            else:
+                fwd = _ForwardFile(stream, self.label)
+                spent._consumed_fn = fwd.tell
             try:
-                tf = tarfile.open(fileobj=fwd, mode="r:", ignore_zeros=False)
-            except tarfile.ReadError as e:
-                raise CorruptArtifact(f"{self.label} is not a readable tar archive ({e})") from None
+                fwd.meter(MAX_ENTRY_HEADERS)  # tarfile.open reads the first entry's headers
+                tf = tarfile.open(fileobj=fwd, mode="r:", ignore_zeros=False, tarinfo=_CheckedTarInfo)
+            except io.UnsupportedOperation:
+                raise CorruptArtifact(f"{label} has an inconsistent tar layout") from None
+            except _TAR_ERRORS as e:
+                raise CorruptArtifact(f"{label} is not a readable tar archive ({_tar_error(e)})") from None
+            finally:
+                fwd.meter(None)
             total = 0
             try:
                 while True:
+                    fwd.meter(MAX_ENTRY_HEADERS)
                     try:
                         ti = tf.next()
-                    except (tarfile.ReadError, tarfile.HeaderError, EOFError) as e:
-                        raise CorruptArtifact(f"{self.label} is truncated or damaged ({e})") from None
                     except io.UnsupportedOperation:
-                        raise CorruptArtifact(f"{self.label} has an inconsistent tar layout") from None
+                        raise CorruptArtifact(f"{label} has an inconsistent tar layout") from None
+                    except _TAR_ERRORS as e:
+                        raise CorruptArtifact(f"{label} is truncated or damaged ({_tar_error(e)})") from None
+                    finally:
+                        fwd.meter(None)
                     if ti is None:
                         break
-                    raw_name = ti.name
-                    name = normalize_name(raw_name)
+                    del tf.members[:]  # tarfile keeps every header it read; nothing here needs them again
+                    name = normalize_name(ti.name)
                     if ti.isreg():
                         mtype = "file"
                     else:
@@ -449,36 +616,45 @@ class Artifact:
                     if name == "":
                         if mtype in ("dir",):
                             continue
-                        raise UnsafeArtifact(f"{self.label} has an entry with an empty name")
+                        raise UnsafeArtifact(f"{label} has an entry with an empty name")
                     m = Member(name, ti.size if mtype == "file" else 0, mtype, ignored=is_junk(name))
                     total += m.size
                     if total > self.limits.max_total_bytes:
-                        raise UnsafeArtifact(f"{self.label} holds more than {self.limits.max_total_bytes} bytes")
-                    if mtype == "file":
-                        yield m, _CountingReader(tf.extractfile(ti), m.size, self.label, name)
-                    else:
+                        raise UnsafeArtifact(f"{label} holds more than {self.limits.max_total_bytes} bytes")
+                    if mtype != "file":
                         yield m, None
+                        continue
+                    stored = m.size
+                    if ti.sparse is not None:  # holes come out as zeros without reading anything: count them now
+                        stored = _sparse_stored(ti, self.label, name)
+                        spent.produce(m.size - stored)
+                    yield m, _CountingReader(tf.extractfile(ti), m.size, self.label, name, spent, stored)
                 if self._compression:  # read to the end so the stream's checksum and length are verified
                     while fwd.read(CHUNK):
                         pass
             finally:
                 tf.close()
 
-    def _zip_entries(self):
+    def _zip_entries(self, spent: _Spent):
         with self.src.open() as raw:
             f = raw if self.src.fs is not None else open(self.src.path, "rb")
             try:
-                yield from zip_entries(f, self.label, self.limits)
+                yield from zip_entries(f, self.label, self.limits, spent)
             finally:
                 if f is not raw:
                     f.close()
 
-    def _dir_entries(self):
+    def _dir_entries(self, spent: _Spent):
+        def counted(size: int) -> None:  # a folder's files come out as they are: read and produced alike
+            spent.consume(size)
+            spent.produce(size)
+
         if self.src.fs is not None:
             fs, root = self.src.fs, self.src.path.rstrip("/")
             for path in sorted(fs.find(root)):
                 rel = normalize_name(path[len(root):].lstrip("/"))
                 size = int(fs.info(path).get("size") or 0)
+                counted(size)
                 with fs.open(path, "rb") as f:
                     yield Member(rel, size, ignored=is_junk(rel)), f
             return
@@ -502,6 +678,7 @@ class Artifact:
                 elif not stat.S_ISREG(st.st_mode):
                     yield Member(rel, 0, "fifo" if stat.S_ISFIFO(st.st_mode) else "device"), None
                 else:
+                    counted(st.st_size)
                     with open(p, "rb") as f:
                         yield Member(rel, st.st_size, ignored=is_junk(rel)), f
 
@@ -525,7 +702,7 @@ class Artifact:
         for m, stream in self.iter_entries():
             if stream is None:
                 if m.name in listing and listing[m.name].type != m.type and m.type != "dir":
-                    raise UnsafeArtifact(f"{self.label} lists {m.name} both as a folder and as a file")
+                    raise UnsafeArtifact(f"{_short(self.label)} lists {_short(m.name)} both as a folder and as a file")
                 listing.setdefault(m.name, m)
                 continue
             head = stream.read(min(HEAD, m.size) if m.size else HEAD)
@@ -546,7 +723,7 @@ class Artifact:
             prev = listing.get(m.name)
             if prev is not None:
                 if prev.type != "file":
-                    raise UnsafeArtifact(f"{self.label} lists {m.name} both as a folder and as a file")
+                    raise UnsafeArtifact(f"{_short(self.label)} lists {_short(m.name)} both as a folder and as a file")
                 if (prev.size, prev.crc32) == (m.size, m.crc32):
                     prev.duplicates += 1
                     continue
@@ -578,7 +755,7 @@ class Artifact:
             out = Path(dest)
             out.mkdir(parents=True, exist_ok=True)
             if any(out.iterdir()):
-                raise ArtifactError(f"extraction folder {out} is not empty")
+                raise ArtifactError(f"extraction folder {_short(out)} is not empty")
         try:
             extract_entries(self.iter_entries(), out, self.limits, self.label)
         except BaseException:
@@ -603,10 +780,14 @@ class Artifact:
 
 
 class _CountingReader(io.RawIOBase):
-    """Reads one tar member and checks that exactly the declared number of bytes arrive."""
+    """Reads one tar member, checks that exactly the declared number of bytes arrive, and reports the first
+    ``stored`` of them to the budget (a sparse member's holes were counted when its header was read)."""
 
-    def __init__(self, f: IO[bytes], size: int, label: str, name: str):
+    def __init__(self, f: IO[bytes], size: int, label: str, name: str, spent: _Spent | None = None,
+                 stored: int | None = None):
         self._f, self._left, self._label, self._name = f, size, label, name
+        self._spent = spent
+        self._uncounted = size if stored is None else stored
 
     def readable(self) -> bool:
         return True
@@ -617,25 +798,309 @@ class _CountingReader(io.RawIOBase):
         n = self._left if n is None or n < 0 else min(n, self._left)
         try:
             data = self._f.read(n)
+        except io.UnsupportedOperation:
+            raise CorruptArtifact(f"{_short(self._label)} has an inconsistent tar layout in "
+                                  f"{_short(self._name)}") from None
         except (tarfile.ReadError, EOFError, OSError) as e:
-            raise CorruptArtifact(f"{self._label} is truncated inside {self._name} ({e})") from None
+            raise CorruptArtifact(f"{_short(self._label)} is truncated inside {_short(self._name)} "
+                                  f"({_short(e)})") from None
         if not data:
-            raise CorruptArtifact(f"{self._label} is truncated inside {self._name}")
+            raise CorruptArtifact(f"{_short(self._label)} is truncated inside {_short(self._name)}")
         self._left -= len(data)
+        if self._spent is not None and self._uncounted > 0:
+            n_count = min(len(data), self._uncounted)
+            self._uncounted -= n_count
+            self._spent.produce(n_count)
         return data
 
 
-def zip_entries(f: IO[bytes], label: str, limits: Limits) -> Iterator[tuple[Member, IO[bytes] | None]]:
-    """Entries of a zip archive (a seekable file), with per-entry ratio caps and symlink detection."""
+def _sparse_stored(ti: tarfile.TarInfo, label: str, name: str) -> int:
+    """Bytes a sparse member really stores, after checking its map: chunks in order, inside the real size."""
+    end, stored = 0, 0
+    for offset, numbytes in ti.sparse:
+        if numbytes == 0:  # GNU tar's empty slots and its (real size, 0) end marker
+            continue
+        if offset < end or numbytes < 0 or offset + numbytes > ti.size:
+            raise CorruptArtifact(f"{_short(label)}: the sparse map of {_short(name)} is inconsistent")
+        end = offset + numbytes
+        stored += numbytes
+    return stored
+
+
+def _tar_error(e: BaseException) -> str:
+    if isinstance(e, RecursionError):
+        return "too many chained header records"
+    return _short(e) or type(e).__name__
+
+
+# --------------------------------------------------------------------------------------------------- zip
+
+_EOCD = struct.Struct("<4s4H2LH")  # end of central directory record (APPNOTE 4.3.16)
+_EOCD64 = struct.Struct("<4sQ2H2L4Q")  # zip64 end of central directory record (APPNOTE 4.3.14)
+_CDH = struct.Struct("<4s6H3L5H2L")  # central directory file header, fixed part (APPNOTE 4.3.12)
+
+
+def _check_central_directory(f: IO[bytes], size: int, label: str, limits: Limits) -> None:
+    """Count the central directory's entries and name bytes before ``zipfile`` builds an object per entry.
+
+    Only the caps are checked here; a malformed directory is left for ``zipfile`` to report.
+    """
+    tail_len = min(size, _EOCD.size + 0xFFFF + 20 + _EOCD64.size)
+    f.seek(size - tail_len)
+    tail = f.read(tail_len)
+    i = tail.rfind(b"PK\x05\x06")
+    if i < 0 or len(tail) - i < _EOCD.size:
+        return
+    _, _, _, _, count, cd_size, cd_offset, _ = _EOCD.unpack_from(tail, i)
+    end = size - tail_len + i  # where the central directory must end (it is followed by the end records)
+    if (count == 0xFFFF or cd_size == 0xFFFFFFFF or cd_offset == 0xFFFFFFFF) and i >= 20 + _EOCD64.size \
+            and tail[i - 20:i - 16] == b"PK\x06\x07":
+        rec = tail[i - 20 - _EOCD64.size:i - 20]
+        if rec[:4] == b"PK\x06\x06":
+            count, cd_size = _EOCD64.unpack(rec)[7:9]
+            end -= 20 + _EOCD64.size
+    if count > limits.max_members:
+        raise UnsafeArtifact(f"{_short(label)} has more than {limits.max_members} entries")
+    start = end - cd_size
+    if start < 0 or cd_size < 0:
+        return
+    f.seek(start)
+    n = names = 0
+    buf, pos, left = b"", 0, cd_size
+    while True:
+        if len(buf) - pos < _CDH.size:
+            more = f.read(min(CHUNK, left)) if left > 0 else b""
+            left -= len(more)
+            buf, pos = buf[pos:] + more, 0
+            if len(buf) < _CDH.size:
+                return
+        if buf[pos:pos + 4] != b"PK\x01\x02":
+            return
+        fields = _CDH.unpack_from(buf, pos)
+        name_len, extra_len, comment_len = fields[10], fields[11], fields[12]
+        n += 1
+        names += name_len
+        if n > limits.max_members:
+            raise UnsafeArtifact(f"{_short(label)} has more than {limits.max_members} entries")
+        if names > MAX_NAMES_TOTAL:
+            raise UnsafeArtifact(f"the entry names of {_short(label)} take more than {MAX_NAMES_TOTAL} bytes")
+        skip = _CDH.size + name_len + extra_len + comment_len
+        if pos + skip <= len(buf):
+            pos += skip
+        else:  # the record runs past what is buffered: jump over its rest
+            jump = pos + skip - len(buf)
+            if jump > left:
+                return
+            f.seek(jump, 1)
+            left -= jump
+            buf, pos = b"", 0
+
+
+def _raw_name_length(info: zipfile.ZipInfo) -> int:
     try:
-        zf = zipfile.ZipFile(f)
-        infos = zf.infolist()
-    except ZIP_ERRORS as e:
-        raise CorruptArtifact(f"{label} is not a readable zip archive ({e})") from None
-    if len(infos) > limits.max_members:
-        raise UnsafeArtifact(f"{label} has more than {limits.max_members} entries")
+        return len(info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437"))
+    except UnicodeError:
+        return 0
+
+
+class _ZipArchive:
+    """A zip's central directory, read with the caps above and checked for overlapping entries.
+
+    Entries must not share bytes (APPNOTE 4.3.6: local header, then the entry's data, one entry after another).
+    The check runs twice: here with the local headers' smallest possible extent (30 bytes + the name; the local
+    extra field is unknown until read), and exactly in :meth:`open`, before the entry's data is read.
+    """
+
+    def __init__(self, f: IO[bytes], label: str, limits: Limits, spent: _Spent):
+        self.f, self.label, self.limits, self.spent = f, label, limits, spent
+        try:
+            size = f.seek(0, 2)
+            _check_central_directory(f, size, label, limits)
+            zf = zipfile.ZipFile(f)
+            self.infos = zf.infolist()
+            start_dir = zf.start_dir
+        except ZIP_ERRORS as e:
+            raise CorruptArtifact(f"{_short(label)} is not a readable zip archive ({_short(e)})") from None
+        if len(self.infos) > limits.max_members:
+            raise UnsafeArtifact(f"{_short(label)} has more than {limits.max_members} entries")
+        order = sorted(self.infos, key=lambda i: i.header_offset)
+        self._limit: dict[int, int] = {}  # id(info) -> offset where its bytes must end
+        for k, info in enumerate(order):
+            nxt = order[k + 1].header_offset if k + 1 < len(order) else start_dir
+            if info.header_offset < 0 or info.header_offset + 30 + _raw_name_length(info) + info.compress_size > nxt:
+                self._overlap(info)
+            self._limit[id(info)] = nxt
+
+    def _overlap(self, info: zipfile.ZipInfo):
+        # CorruptArtifact: overlapping entries break the format whatever the intent (one flipped size does it).
+        raise CorruptArtifact(f"{_short(self.label)}: zip entry {_short(info.filename)} overlaps another entry or "
+                              "the central directory (a damaged archive, or a zip bomb)")
+
+    def open(self, info: zipfile.ZipInfo, name: str) -> "_ZipEntryReader":
+        label = _short(self.label)
+        if info.flag_bits & 0x1:
+            raise UnsafeArtifact(f"{label}: {_short(name)} is encrypted")
+        try:
+            self.f.seek(info.header_offset)
+            head = self.f.read(30)
+        except ZIP_ERRORS as e:
+            raise CorruptArtifact(f"{label}: {_short(name)} cannot be read ({_short(e)})") from None
+        if len(head) < 30 or head[:4] != b"PK\x03\x04":
+            raise CorruptArtifact(f"{label}: {_short(name)} has no local header where the central directory says")
+        name_len, extra_len = struct.unpack("<HH", head[26:30])
+        start = info.header_offset + 30 + name_len + extra_len
+        if start + info.compress_size > self._limit[id(info)]:
+            self._overlap(info)
+        self.spent.consume(30 + name_len + extra_len)
+        return _ZipEntryReader(self.f, start, info, self.label, name, self.limits, self.spent)
+
+
+class _ZipEntryReader(io.RawIOBase):
+    """One zip entry inflated in bounded steps (stored, deflate, bzip2, LZMA), whatever its headers claim.
+
+    Every call decompresses at most what it returns; the output is counted against the entry's own ratio and the
+    archive's budget, must not exceed the declared size, and must match the declared size and CRC-32 at the end.
+    zipfile's own reader trusts the declared size and inflates bzip2/LZMA data in unbounded steps.
+    """
+
+    def __init__(self, f: IO[bytes], start: int, info: zipfile.ZipInfo, label: str, name: str, limits: Limits,
+                 spent: _Spent):
+        self._f, self._pos, self._left_in = f, start, info.compress_size
+        self._info, self._label, self._name, self._limits, self._spent = info, label, name, limits, spent
+        self._out = 0
+        self._crc = 0
+        self._pending = b""
+        self._done = False
+        method = info.compress_type
+        self._deflate = method == zipfile.ZIP_DEFLATED
+        if method == zipfile.ZIP_STORED:
+            self._d = None
+        elif method == zipfile.ZIP_DEFLATED:
+            self._d = zlib.decompressobj(-15)
+        elif method == zipfile.ZIP_BZIP2:
+            self._d = bz2.BZ2Decompressor()
+        elif method == zipfile.ZIP_LZMA:
+            self._d = self._lzma()
+        else:
+            raise CorruptArtifact(f"{_short(label)}: {_short(name)} uses zip compression method {method}, "
+                                  "which cannot be read")
+
+    def _lzma(self):
+        """APPNOTE 5.8.8: 2-byte LZMA SDK version, 2-byte properties size, then the LZMA1 properties (one byte
+        ``(pb * 5 + lp) * 9 + lc`` and a 4-byte dictionary size, lzma-specification.txt), then raw LZMA1 data."""
+        head = self._raw(4)
+        if len(head) < 4:
+            self._corrupt("its LZMA header is truncated")
+        props_len = struct.unpack("<H", head[2:4])[0]
+        props = self._raw(props_len)
+        if props_len != 5 or len(props) != 5 or props[0] >= 9 * 5 * 5:
+            self._corrupt("its LZMA properties are invalid")
+        d, dict_size = props[0], struct.unpack("<I", props[1:5])[0]
+        filt = {"id": lzma.FILTER_LZMA1, "lc": d % 9, "lp": (d // 9) % 5, "pb": d // 45, "dict_size": dict_size}
+        try:
+            return lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+        except (lzma.LZMAError, ValueError) as e:
+            self._corrupt(f"its LZMA properties are invalid ({_short(e)})")
+
+    def _corrupt(self, what: str):
+        raise CorruptArtifact(f"{_short(self._label)}: {_short(self._name)} is damaged: {what}")
+
+    def readable(self) -> bool:
+        return True
+
+    def _raw(self, n: int) -> bytes:
+        n = min(n, self._left_in)
+        if n <= 0:
+            return b""
+        try:
+            self._f.seek(self._pos)
+            data = self._f.read(n)
+        except ZIP_ERRORS as e:
+            raise CorruptArtifact(f"{_short(self._label)}: {_short(self._name)} cannot be read ({_short(e)})") from None
+        if not data:
+            self._corrupt("the archive ends inside it")
+        self._pos += len(data)
+        self._left_in -= len(data)
+        self._spent.consume(len(data))
+        return data
+
+    def _decode(self, want: int) -> bytes:
+        """Up to ``want`` new bytes; b'' when the entry's data is used up."""
+        d = self._d
+        try:
+            while True:
+                if d is None:
+                    return self._raw(min(want, CHUNK))
+                if self._deflate:  # the standard zlib: decompress(data, max_length) is bounded, flush() is not
+                    if d.eof:
+                        return b""
+                    if not self._pending:
+                        self._pending = self._raw(CHUNK)
+                    out = d.decompress(self._pending, want)
+                    self._pending = d.unconsumed_tail
+                    if not out and not self._pending and self._left_in <= 0:
+                        return b""  # input used up; a truncated stream shows as a size mismatch
+                else:
+                    if d.eof:
+                        return b""
+                    data = b""
+                    if d.needs_input:
+                        data = self._raw(CHUNK)
+                        if not data:
+                            return b""
+                    out = d.decompress(data, max_length=want)
+                if out:
+                    return out
+        except (zlib.error, OSError, EOFError, lzma.LZMAError, ValueError) as e:
+            self._corrupt(f"its compressed data is invalid ({_short(e)})")
+
+    def _next(self, want: int) -> bytes:
+        if self._done:
+            return b""
+        info, lim = self._info, self._limits
+        out = self._decode(min(want, info.file_size - self._out + 1))  # one byte more reveals an overrun
+        if not out:
+            self._done = True
+            if self._out != info.file_size:
+                self._corrupt(f"it holds {self._out} bytes, not the {info.file_size} its header declares")
+            if self._crc != info.CRC:
+                self._corrupt("its CRC-32 does not match")
+            return b""
+        self._out += len(out)
+        if self._out > info.file_size:
+            self._corrupt(f"it inflates to more than the {info.file_size} bytes its header declares")
+        if lim.max_ratio and self._out > lim.ratio_floor and self._out > lim.max_ratio * max(info.compress_size, 1):
+            raise UnsafeArtifact(f"{_short(self._label)}: {_short(self._name)} expands more than "
+                                 f"{lim.max_ratio:g}:1 (a decompression bomb?)")
+        self._spent.produce(len(out))
+        self._crc = _fast_zlib.crc32(out, self._crc)
+        return out
+
+    def read(self, n: int = -1) -> bytes:
+        """Up to ``n`` bytes (exactly ``n`` unless the entry ends first); everything left when ``n`` < 0."""
+        whole = n is None or n < 0
+        parts, got = [], 0
+        while whole or got < n:
+            chunk = self._next(CHUNK if whole else min(n - got, CHUNK))
+            if not chunk:
+                break
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def zip_entries(f: IO[bytes], label: str, limits: Limits, spent: _Spent | None = None
+                ) -> Iterator[tuple[Member, IO[bytes] | None]]:
+    """Entries of a zip archive (a seekable file): non-overlapping, bounded, counted on the bytes they produce."""
+    spent = spent if spent is not None else _Spent(limits, label)
+    z = _ZipArchive(f, label, limits, spent)
     total = 0
-    for info in infos:
+    for info in z.infos:
         name = normalize_name(info.filename)
         mode = info.external_attr >> 16
         if info.is_dir():
@@ -648,32 +1113,14 @@ def zip_entries(f: IO[bytes], label: str, limits: Limits) -> Iterator[tuple[Memb
         if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
             yield Member(name, 0, "device" if (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) else "fifo"), None
             continue
-        if info.flag_bits & 0x1:
-            raise UnsafeArtifact(f"{label}: {name} is encrypted")
-        total += info.file_size
+        total += info.file_size  # declared sizes: an early refusal only, the real count is on the bytes produced
         if total > limits.max_total_bytes:
-            raise UnsafeArtifact(f"{label} holds more than {limits.max_total_bytes} bytes")
-        if info.file_size > limits.ratio_floor and info.file_size > limits.max_ratio * max(info.compress_size, 1):
-            raise UnsafeArtifact(f"{label}: {name} expands more than {limits.max_ratio:g}:1 (a decompression bomb?)")
-        try:
-            stream = zf.open(info)
-        except ZIP_ERRORS as e:
-            raise CorruptArtifact(f"{label}: {name} cannot be read ({e})") from None
-        yield Member(name, info.file_size, ignored=is_junk(name)), _ZipReader(stream, label, name)
-
-
-class _ZipReader(io.RawIOBase):
-    def __init__(self, f, label: str, name: str):
-        self._f, self._label, self._name = f, label, name
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, n: int = -1) -> bytes:
-        try:
-            return self._f.read(n)
-        except ZIP_ERRORS as e:
-            raise CorruptArtifact(f"{self._label}: {self._name} is damaged ({e})") from None
+            raise UnsafeArtifact(f"{_short(label)} holds more than {limits.max_total_bytes} bytes")
+        if (limits.max_ratio and info.file_size > limits.ratio_floor
+                and info.file_size > limits.max_ratio * max(info.compress_size, 1)):
+            raise UnsafeArtifact(f"{_short(label)}: {_short(name)} expands more than {limits.max_ratio:g}:1 "
+                                 "(a decompression bomb?)")
+        yield Member(name, info.file_size, ignored=is_junk(name)), z.open(info, name)
 
 
 def common_root(files: list[str]) -> str:
@@ -686,11 +1133,15 @@ def common_root(files: list[str]) -> str:
 
 
 def extract_entries(entries, out: Path, limits: Limits, label: str) -> list[str]:
-    """Write entries under ``out`` with every safety check; returns names of identical duplicates skipped."""
+    """Write entries under ``out`` with every safety check; returns names of identical duplicates skipped.
+
+    The caller removes ``out`` when this raises (:meth:`Artifact.extract` and the cache do).
+    """
     out = out.resolve()
     written = 0
     duplicates: list[str] = []
     seen: set[str] = set()
+    short = _short(label)
     for m, stream in entries:
         if m.ignored:
             continue
@@ -703,38 +1154,42 @@ def extract_entries(entries, out: Path, limits: Limits, label: str) -> list[str]
         try:
             tarfile.data_filter(ti, str(out))
         except tarfile.FilterError as e:
-            raise UnsafeArtifact(f"{label}: entry {m.name} refused ({e})") from None
-        if not str(target.resolve()).startswith(str(out)):
-            raise UnsafeArtifact(f"{label}: entry {m.name} would be written outside the extraction folder")
-        for parent in target.parents:
-            if parent == out:
-                break
-            if parent.exists() and not parent.is_dir():
-                raise UnsafeArtifact(f"{label} uses {parent.relative_to(out)} both as a file and as a folder")
-        if m.type == "dir":
-            if target.exists() and not target.is_dir():
-                raise UnsafeArtifact(f"{label} uses {m.name} both as a file and as a folder")
-            target.mkdir(parents=True, exist_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if m.name in seen:
-            if not _same_content(target, stream):
-                raise UnsafeArtifact(f"{label} contains two different files named {m.name}")
-            duplicates.append(m.name)
-            continue
-        if target.exists():
-            raise UnsafeArtifact(f"{label} uses {m.name} both as a file and as a folder")
-        seen.add(m.name)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        with os.fdopen(fd, "wb") as f:
-            while True:
-                chunk = stream.read(CHUNK)
-                if not chunk:
+            raise UnsafeArtifact(f"{short}: entry {_short(m.name)} refused ({_short(e)})") from None
+        try:
+            if not str(target.resolve()).startswith(str(out)):
+                raise UnsafeArtifact(f"{short}: entry {_short(m.name)} would be written outside the extraction folder")
+            for parent in target.parents:
+                if parent == out:
                     break
-                written += len(chunk)
-                if written > limits.max_total_bytes:
-                    raise UnsafeArtifact(f"{label} expands beyond the {limits.max_total_bytes}-byte limit")
-                f.write(chunk)
+                if parent.exists() and not parent.is_dir():
+                    raise UnsafeArtifact(
+                        f"{short} uses {_short(parent.relative_to(out))} both as a file and as a folder")
+            if m.type == "dir":
+                if target.exists() and not target.is_dir():
+                    raise UnsafeArtifact(f"{short} uses {_short(m.name)} both as a file and as a folder")
+                target.mkdir(parents=True, exist_ok=True)
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if m.name in seen:
+                if not _same_content(target, stream):
+                    raise UnsafeArtifact(f"{short} contains two different files named {_short(m.name)}")
+                duplicates.append(m.name)
+                continue
+            if target.exists():
+                raise UnsafeArtifact(f"{short} uses {_short(m.name)} both as a file and as a folder")
+            seen.add(m.name)
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            with os.fdopen(fd, "wb") as f:
+                while True:
+                    chunk = stream.read(CHUNK)
+                    if not chunk:
+                        break
+                    written += len(chunk)
+                    if written > limits.max_total_bytes:
+                        raise UnsafeArtifact(f"{short} expands beyond the {limits.max_total_bytes}-byte limit")
+                    f.write(chunk)
+        except OSError as e:  # a name the file system refuses (too long...), a full disk
+            raise ArtifactError(f"cannot extract {_short(m.name)} from {short}: {e.strerror or _short(e)}") from None
     return duplicates
 
 
@@ -756,17 +1211,53 @@ def open_artifact(source: str | os.PathLike | Artifact, limits: Limits | None = 
     return Artifact(source, limits, storage_options)
 
 
-def open_nested(data: bytes, label: str, limits: Limits) -> list[tuple[Member, bytes]]:
-    """Members of a nested zip held in memory (``model_algo-1``), read whole with the same checks."""
-    out = []
-    for m, stream in zip_entries(io.BytesIO(data), label, limits):
+# --------------------------------------------------------------------------------------------------- nested
+
+def nested_entries(data: bytes | IO[bytes], label: str, limits: Limits) -> Iterator[tuple[Member, IO[bytes] | None]]:
+    """Entries of a zip found inside an artifact (``model_algo-1``), streamed with every rule of the outer one.
+
+    ``data`` is the zip's bytes or a seekable file. Entries and bytes count against ``limits``' current budget
+    too when ``limits`` is an artifact's (``art.limits``); the nested zip's own ratio is checked against its size.
+    Links, devices and FIFOs are refused. Use it with :func:`extract_entries` to unpack without holding the bytes.
+    """
+    f = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    spent = _Spent(limits, label, parent=getattr(limits, "_spent", None))
+    for m, stream in zip_entries(f, label, limits, spent):
+        spent.member(m.name)
         if m.type in ("symlink", "hardlink", "device", "fifo", "other"):
-            raise UnsafeArtifact(f"{label} contains a {m.type} entry ({m.name})")
+            raise UnsafeArtifact(f"{_short(label)} contains a {m.type} entry ({_short(m.name)})")
+        yield m, stream
+
+
+def open_nested(data: bytes | IO[bytes], label: str, limits: Limits, *,
+                keep: Callable[[Member, bytes], int] | None = None) -> list[tuple[Member, bytes]]:
+    """Files of a nested zip with their bytes: all of them, or only the first ``keep(member, head)`` bytes of
+    each (``head`` is its first 64 KiB; junk files keep nothing), as :meth:`Artifact.scan` does. ``size`` is
+    always the real size. At most ``limits.max_nested_bytes`` are held in all; see :func:`nested_entries`."""
+    out: list[tuple[Member, bytes]] = []
+    held = 0
+    for m, stream in nested_entries(data, label, limits):
         if stream is None:
             continue
-        body = stream.read(limits.max_nested_bytes + 1)
-        if len(body) > limits.max_nested_bytes:
-            raise UnsafeArtifact(f"{label}: {m.name} is larger than the nested-archive limit")
-        m.size = len(body)
+        room = limits.max_nested_bytes - held
+        head = stream.read(HEAD)
+        if keep is None:
+            want = room + 1  # everything; more than the room is refused below
+        else:
+            want = min(keep(m, head) if not m.ignored else 0, room)
+        parts, got = [head[:want]], len(head)
+        while True:
+            if keep is None and got > room:
+                raise UnsafeArtifact(f"{_short(label)} holds more than the nested-archive limit of "
+                                     f"{limits.max_nested_bytes} bytes")
+            chunk = stream.read(CHUNK)
+            if not chunk:
+                break
+            if got < want:
+                parts.append(chunk[: want - got])
+            got += len(chunk)
+        body = b"".join(parts)
+        held += len(body)
+        m.size = got
         out.append((m, body))
     return out

@@ -3,7 +3,8 @@
 Format readers (``artifact_tools.formats.*``) never touch archives or disks themselves: they take a
 :class:`FileTree` and read the few files they need by relative POSIX path. Three implementations
 cover every case: an in-memory mapping (inspection reads small members once while streaming the
-archive), a directory on disk (an extracted artifact), and a zip file (nested zips, MLeap bundles).
+archive), a directory on disk (an extracted artifact), and a zip file (nested zips, MLeap bundles,
+torch.save files), read with the same bounds as any archive (no overlapping entries, counted inflation).
 """
 
 from __future__ import annotations
@@ -106,17 +107,28 @@ class DirTree:
 
 
 class ZipTree:
-    """Files inside a zip archive (a path, or bytes already read)."""
+    """Files inside a zip archive (a path, or bytes already read), read through the archive layer's checked zip
+    reader (``artifact_tools.archive``): overlapping entries are refused and every read is inflated in bounded
+    steps, counted against ``limits`` (by default ``Limits.from_env()``; an artifact's ``art.limits`` makes the
+    reads share that artifact's budget)."""
 
-    def __init__(self, source: str | os.PathLike | bytes, label: str = "zip"):
+    def __init__(self, source: str | os.PathLike | bytes, label: str = "zip", limits=None):
         import io
 
-        try:
-            self._zip = zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source)
-        except ZIP_ERRORS as e:
-            raise CorruptArtifact(f"{label} is not a readable zip archive ({e})") from None
+        from .archive import Limits, _Spent, _ZipArchive
+
+        limits = limits if limits is not None else Limits.from_env()
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            self._file = io.BytesIO(source)
+        else:
+            try:
+                self._file = open(source, "rb")
+            except OSError as e:
+                raise CorruptArtifact(f"{label} cannot be opened ({e.strerror})") from None
+        spent = _Spent(limits, label, parent=getattr(limits, "_spent", None))
+        self._zip = _ZipArchive(self._file, label, limits, spent)
         self._label = label
-        self._infos = {_norm(i.filename): i for i in self._zip.infolist() if not i.is_dir()}
+        self._infos = {_norm(i.filename): i for i in self._zip.infos if not i.is_dir()}
 
     def names(self) -> list[str]:
         return sorted(self._infos)
@@ -125,12 +137,9 @@ class ZipTree:
         return self.read_head(name, -1)
 
     def read_head(self, name: str, n: int) -> bytes:
-        info = self._infos[_norm(name)]
-        try:
-            with self._zip.open(info) as f:
-                return f.read(n)
-        except ZIP_ERRORS as e:
-            raise CorruptArtifact(f"{self._label}: member {name} cannot be read ({e})") from None
+        key = _norm(name)
+        info = self._infos[key]
+        return self._zip.open(info, key).read(n)
 
     def size(self, name: str) -> int:
         return self._infos[_norm(name)].file_size
