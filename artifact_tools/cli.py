@@ -7,6 +7,7 @@ internal error (one sentence; ``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from typing import Sequence
@@ -18,18 +19,14 @@ MAX_MESSAGE = 600  # characters of an error sentence printed (a hostile member n
 
 
 def _limits(args) -> Limits:
-    lim = Limits.from_env()
-    if getattr(args, "max_ratio", None):
-        lim.max_ratio = args.max_ratio
-    if getattr(args, "max_members", None):
-        lim.max_members = args.max_members
-    if getattr(args, "max_bytes", None):
-        lim.max_total_bytes = args.max_bytes
-    return lim
+    """The limits from the environment, then the command line; 0 is a value (``--max-ratio 0``: no ratio check)."""
+    given = {"max_ratio": getattr(args, "max_ratio", None), "max_members": getattr(args, "max_members", None),
+             "max_total_bytes": getattr(args, "max_bytes", None)}
+    return dataclasses.replace(Limits.from_env(), **{k: v for k, v in given.items() if v is not None})
 
 
 def _add_limits(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--max-ratio", type=float, help="refuse archives expanding more than this (default 250:1)")
+    p.add_argument("--max-ratio", type=float, help="refuse archives expanding more than this (default 250:1; 0 turns the check off)")
     p.add_argument("--max-members", type=int, help="refuse archives with more entries (default 100000)")
     p.add_argument("--max-bytes", type=int, help="refuse archives holding more bytes (default 200 GiB)")
 

@@ -81,18 +81,29 @@ def inspect(source, *, limits: Limits | None = None, storage_options: dict | Non
     nested_kind: dict[str, str] = {}
     for name in [n for n, k in kind.items() if k in ("zip", "torch-zip", "keras-zip") and n in content
                  and sizes[n] == len(content[n])]:
-        nested = open_nested(content[name], f"{art.label}:{name}", lim)
+        inner_kinds: dict[str, str] = {}
+
+        def keep_nested(member, head: bytes) -> int:  # what the outer scan would keep, from the same budget
+            k = inner_kinds[member.name] = sniff(member.name, head, member.size)
+            want = keep_bytes(k, head, member.size)
+            if want > len(head) and want > budget[0]:
+                want = len(head)
+            budget[0] -= want
+            return want
+
+        nested = open_nested(content[name], f"{art.label}:{name}", lim, keep=keep_nested)
         role = zip_model_kind([m.name for m, _ in nested])
         if role:
             kind[name] = role
             continue
         for inner, body in nested:
             full = f"{name}!/{inner.name}"
-            k = sniff(inner.name, body[:65536], inner.size)
+            k = inner_kinds.get(inner.name) or sniff(inner.name, body[:65536], inner.size)
             report.files.append(FileInfo(full, inner.size, k, inner.ignored))
             if not inner.ignored:
-                nested_content[full] = body
                 nested_kind[full] = k
+                if len(body) == inner.size:  # only a body kept whole can be read whole
+                    nested_content[full] = body
     for name, k in kind.items():  # a damaged JSON file is a damaged artifact, whatever reads it later
         if k == "json" and name in content and len(content[name]) == sizes[name]:
             kind[name] = check_json_or_lines(content[name], name)

@@ -5,7 +5,7 @@ What is loaded, and how (the way SageMaker's own examples open these artifacts: 
 
 - Linear Learner, Neural Topic Model, Factorization Machines: ``model_algo-<host>`` is a zip (see
   ``artifact_tools/formats/sagemaker_builtins.py``). It is unzipped with the archive layer's checks
-  (``open_nested`` + ``extract_entries``) into ``.unzipped/<member>`` inside the artifact's own cache folder, once
+  (``nested_entries`` + ``extract_entries``, streamed) into ``.unzipped/<member>`` inside the artifact's own cache folder, once
   (a plain folder loaded in place is never written to: its zips go to ``$ARTIFACT_TOOLS_CACHE/unzipped/<sha256>``).
   ``host=`` picks the training host (``1``, ``2`` or ``"model_algo-2"``; default the first).
 - image classification: ``<prefix>-symbol.json`` with the highest-epoch ``<prefix>-NNNN.params``; input names from
@@ -45,7 +45,6 @@ graph in numpy, k-means and PCA), default MXNet when it imports, else numpy for 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import re
 import warnings
@@ -54,7 +53,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from artifact_tools.archive import Limits, extract_entries, open_nested
+from artifact_tools.archive import Limits, extract_entries, nested_entries
 from artifact_tools.errors import ArtifactError, CorruptArtifact, MissingExtra, NotLoadable, UnsafeArtifact
 from artifact_tools.formats import mxnet as mxformat
 
@@ -147,21 +146,28 @@ def _in_cache(root: Path) -> bool:
 
 
 def _unzip(root: Path, member: str) -> Path:
-    """The folder holding ``member`` (a zip inside the artifact) unpacked, extracted on first use only."""
+    """The folder holding ``member`` (a zip inside the artifact) unpacked, extracted on first use only.
+
+    Streamed from the file to disk through the archive module's bounded zip reader: never more than a chunk of
+    it in memory.
+    """
     path = root / member
     limits = Limits.from_env()
     if path.stat().st_size > limits.max_nested_bytes:
         raise UnsafeArtifact(f"{member} is larger than the nested-archive limit ({limits.max_nested_bytes} bytes)")
-    data = path.read_bytes()
     if _in_cache(root):
         dest = root / _UNZIPPED / member
     else:  # a plain folder loaded in place: never write into it
-        dest = cache_dir() / "unzipped" / hashlib.sha256(data).hexdigest()
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+        dest = cache_dir() / "unzipped" / digest.hexdigest()
 
     def fill(out: Path) -> None:
         out.mkdir()
-        members = open_nested(data, member, limits)
-        extract_entries(((m, io.BytesIO(body)) for m, body in members), out, limits, member)
+        with open(path, "rb") as f:
+            extract_entries(nested_entries(f, member, limits), out, limits, member)
 
     return publish_folder(dest, fill)
 

@@ -69,7 +69,7 @@ import re
 import zipfile
 from typing import Any, Iterable, Iterator
 
-from ..filetree import ZIP_ERRORS
+from ..filetree import ZIP_ERRORS, ZipTree
 from ..errors import CorruptArtifact, NotAnArtifact
 from . import tf_graph
 from .protobuf import LEN, VARINT, Field, Message, decode, map_field, message
@@ -265,11 +265,11 @@ def summarize_keras(data: bytes) -> dict:
 
 def _summarize_keras_zip(data: bytes) -> dict:
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            raw_config = _zip_member(zf, "config.json")
-            raw_meta = _zip_member(zf, "metadata.json") or b"{}"
+        zf = ZipTree(data, label="the .keras zip")  # the archive layer's bounded reader: sizes may lie
+        raw_config = _zip_member(zf, "config.json")
+        raw_meta = _zip_member(zf, "metadata.json") or b"{}"
     except ZIP_ERRORS as e:
-        raise CorruptArtifact(f"the .keras zip cannot be read ({e})") from None
+        raise CorruptArtifact(f"the .keras zip cannot be read ({str(e)[:200]})") from None
     if raw_config is None:
         raise NotAnArtifact("the zip has no config.json, so it is not a .keras model")
     config = _json(raw_config, ".keras config.json")
@@ -280,14 +280,12 @@ def _summarize_keras_zip(data: bytes) -> dict:
     return {"format": "keras-zip", **summary}
 
 
-def _zip_member(zf: zipfile.ZipFile, name: str) -> bytes | None:
-    try:
-        info = zf.getinfo(name)
-    except KeyError:
+def _zip_member(zf: ZipTree, name: str) -> bytes | None:
+    if name not in zf.names():
         return None
-    if info.file_size > _MAX_KERAS_JSON_BYTES:
-        raise CorruptArtifact(f".keras {name} claims {info.file_size} bytes, too large for a model config")
-    return zf.read(info)
+    if zf.size(name) > _MAX_KERAS_JSON_BYTES:
+        raise CorruptArtifact(f".keras {name} claims {zf.size(name)} bytes, too large for a model config")
+    return zf.read(name)
 
 
 def _meta_graph(mg: dict) -> dict:
@@ -552,20 +550,20 @@ def _zip_members(data: bytes) -> Iterator[tuple[str, bytes]]:
     at most 256 MiB (weights; Keras reads no config from them). Reads stay bounded even when sizes lie."""
     total = 0
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            for info in zf.infolist():
-                is_json = info.filename.lower().endswith(".json")
-                too_big = info.file_size > _KERAS_MEMBER_LIMIT or total + info.file_size > _KERAS_ZIP_TOTAL_LIMIT
-                if info.is_dir() or (too_big and not is_json):
-                    continue
-                with zf.open(info) as f:
-                    member = f.read(_KERAS_MEMBER_LIMIT + 1)
-                if len(member) > _KERAS_MEMBER_LIMIT:
-                    raise CorruptArtifact(f".keras member {info.filename} holds more than 64 MiB, too large for a config")
-                total += len(member)
-                yield info.filename, member
+        zf = ZipTree(data, label="the .keras zip")  # the archive layer's bounded reader: sizes may lie
+        for name in zf.names():
+            size = zf.size(name)
+            is_json = name.lower().endswith(".json")
+            too_big = size > _KERAS_MEMBER_LIMIT or total + size > _KERAS_ZIP_TOTAL_LIMIT
+            if name.endswith("/") or (too_big and not is_json):
+                continue
+            if size > _KERAS_MEMBER_LIMIT:
+                raise CorruptArtifact(f".keras member {name[:100]} holds more than 64 MiB, too large for a config")
+            member = zf.read(name)
+            total += len(member)
+            yield name, member
     except ZIP_ERRORS as e:
-        raise CorruptArtifact(f"the .keras zip cannot be read ({e})") from None
+        raise CorruptArtifact(f"the .keras zip cannot be read ({str(e)[:200]})") from None
 
 
 def _scan_json_objects(data: bytes, what: str) -> Iterator[tuple[int, dict]]:

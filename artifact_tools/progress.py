@@ -1,0 +1,73 @@
+"""Progress bars for long work (listing, extraction, export, repack, batch...), on stderr, through rich.
+
+Bars show only when stderr is a terminal and the caller did not ask for quiet: ``quiet()`` (the CLI's
+``--quiet``) turns them off for the current context only (a ``contextvars.ContextVar``, so threads, asyncio tasks
+and other libraries in the same process are not affected). Nothing here changes process-wide state.
+
+>>> with task("extracting model.tar.gz", total=size_in_bytes, unit="bytes") as advance:
+...     for chunk in chunks:
+...         advance(len(chunk))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import sys
+import time
+from typing import Callable, Iterator
+
+log = logging.getLogger(__name__)
+
+_QUIET: contextvars.ContextVar[bool] = contextvars.ContextVar("artifact_tools_quiet", default=False)
+MIN_SECONDS = 0.5  # a bar appears only for work that is still running after this long
+
+
+@contextlib.contextmanager
+def quiet(on: bool = True) -> Iterator[None]:
+    """No progress bars inside this block (this context only)."""
+    token = _QUIET.set(on)
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
+
+
+def enabled() -> bool:
+    return not _QUIET.get() and sys.stderr is not None and sys.stderr.isatty()
+
+
+@contextlib.contextmanager
+def task(description: str, total: float | None = None, unit: str = "items") -> Iterator[Callable[[float], None]]:
+    """A progress bar for one piece of work; yields ``advance(n)``. Logs the start and the time taken."""
+    log.info("%s ...", description)
+    start = time.perf_counter()
+    if not enabled():
+        yield lambda n=1: None
+        log.info("%s: done in %.2f s", description, time.perf_counter() - start)
+        return
+    from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
+                               TimeElapsedColumn, TransferSpeedColumn)
+    from rich.console import Console
+
+    columns = [TextColumn("{task.description}"), BarColumn()]
+    columns += [DownloadColumn(), TransferSpeedColumn()] if unit == "bytes" else [MofNCompleteColumn()]
+    columns.append(TimeElapsedColumn())
+    progress = Progress(*columns, console=Console(stderr=True), transient=True)
+    ident = progress.add_task(description, total=total)
+    shown = False
+
+    def advance(n: float = 1) -> None:
+        nonlocal shown
+        progress.update(ident, advance=n)
+        if not shown and time.perf_counter() - start >= MIN_SECONDS:
+            progress.start()
+            shown = True
+
+    try:
+        yield advance
+    finally:
+        if shown:
+            progress.stop()
+        log.info("%s: done in %.2f s", description, time.perf_counter() - start)
