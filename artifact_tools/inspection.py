@@ -404,7 +404,13 @@ def _pytorch(ctx: _Context) -> bool:
     if not names:
         return False
     ctx.summarize_each(names, "pytorch", torch_zip.summarize)
-    ctx.set("pytorch", ctx.default_layout(True), loadable=True)
+    old = [m.path for m in ctx.report.models if m.summary.get("format") == "torchscript-1.0"]
+    if old and len(old) == len(names):
+        ctx.set("pytorch", ctx.default_layout(True), loadable=False,
+                reason=f"{old[0]} is TorchScript of torch 1.0-1.2 (model.json + tensors/), a format current torch "
+                       "cannot load; re-export it with torch 1.x's torch.jit.save")
+    else:
+        ctx.set("pytorch", ctx.default_layout(True), loadable=True)
     return True
 
 

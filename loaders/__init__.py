@@ -54,9 +54,9 @@ def load(artifact: Any, trust: bool | str = False, *, limits: Limits | None = No
         raise ArtifactError(f"trust must be True, False or 'all', not {trust!r}")
     with open_artifact(artifact, limits, storage_options) as art:
         report = inspect(art)
-        check_trust(report.trust, trust)
         if not report.loadable:
             raise NotLoadable(report.not_loadable_reason or f"{report.framework} artifacts cannot be loaded")
+        check_trust(report.trust, trust)
         name = LOADER_MODULES.get(report.framework)
         if name is None:
             raise NotLoadable(f"artifact-tools has no loader for {report.framework} artifacts "

@@ -250,9 +250,40 @@ def is_torch_zip(tree_or_bytes: FileTree | bytes) -> bool:
     return any(prefix + r in names for r in ("version", ".data/version", "byteorder"))
 
 
+def _torchscript_1_0(tree: FileTree) -> dict | None:
+    """TorchScript as torch 1.0-1.2 wrote it (``torch/csrc/jit/export.cpp`` of those releases): ``<archive>/model.json``
+    (the ``ModelDef`` protobuf as JSON: ``producerVersion``, ``mainModule``, ``tensors`` with ``dims``, ``dataType``
+    and ``data.key``), ``<archive>/code/*.py``, ``<archive>/tensors/<n>`` raw storages; no ``data.pkl``. torch 1.3
+    replaced it with the pickle-based format, and current torch cannot load it."""
+    names = tree.names()
+    model_json = next((n for n in names if n.count("/") == 1 and n.endswith("/model.json")), None)
+    if model_json is None:
+        return None
+    prefix = model_json[: -len("model.json")]
+    from ..sniff import parse_json
+
+    doc = parse_json(tree.read(model_json), model_json)
+    if not isinstance(doc, dict):
+        raise CorruptArtifact(f"{model_json} is not a TorchScript model definition")
+    tensors = []
+    for t in doc.get("tensors") or []:
+        if isinstance(t, dict):
+            tensors.append({"dtype": t.get("dataType"), "shape": [int(d) for d in t.get("dims", []) if str(d).isdigit()],
+                            "storage": (t.get("data") or {}).get("key") if isinstance(t.get("data"), dict) else None})
+    main = doc.get("mainModule") if isinstance(doc.get("mainModule"), dict) else {}
+    return {"format": "torchscript-1.0", "archive": prefix[:-1], "torchscript": True,
+            "producer_version": doc.get("producerVersion"), "main_module": main.get("name"),
+            "code_files": sorted(n[len(prefix):] for n in names if n.startswith(prefix + "code/")),
+            "tensor_count": len(tensors), "tensors": tensors[:200],
+            "note": "TorchScript of torch 1.0-1.2 (model.json + tensors/): current torch cannot load this format"}
+
+
 def _summarize_zip(tree: FileTree) -> dict:
     prefix = _archive_prefix(tree)
     if prefix is None:
+        old = _torchscript_1_0(tree)
+        if old is not None:
+            return old
         raise CorruptArtifact("torch zip archive has no <archive>/data.pkl record")
     names = set(tree.names())
     pickled = _run_pickle(tree.read(prefix + "data.pkl"))
