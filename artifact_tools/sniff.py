@@ -12,7 +12,7 @@ Magic numbers used (each from the format's own definition):
 - pickles: ``PROTO`` ``80 02..05``, or protocol 0/1 opcodes (see formats/pickle_data.py); torch's legacy
   ``torch.save`` format is a protocol-2 pickle of the magic long ``0x1950a86a20f9469cfc6c`` (torch/serialization.py).
 - PyTorch zip checkpoints: a zip whose first entry is ``<archive>/data.pkl`` (torch/csrc/jit/serialization).
-- XGBoost model files: see loaders/xgboost_legacy.py ``detect_era``.
+- XGBoost model files: see formats/xgboost.py ``detect_era``.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def _is_safetensors(head: bytes, size: int) -> bool:
 
 
 def _xgboost_era(head: bytes) -> str | None:
-    from loaders.xgboost_legacy import detect_era  # pure Python, no xgboost import
+    from .formats.xgboost import detect_era  # pure Python, no xgboost import
 
     try:
         return detect_era(head)

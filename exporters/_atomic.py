@@ -49,7 +49,7 @@ def _alive(pid: int) -> bool:
 
 def clean_stale(out: Path) -> list[Path]:
     """Remove temps left beside ``out`` by exports whose process no longer runs; returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     parent = out.parent if str(out.parent) else Path(".")
     if not parent.is_dir():
         return removed

@@ -2,7 +2,7 @@
 
 The repository (``out``) holds:
 
-- ``model/``: the model in its SageMaker layout, uncompressed (:mod:`exporters.sagemaker`), which
+- ``model/``: the model in its SageMaker layout, uncompressed (:mod:`exporters._sagemaker_layout`), which
   ``artifact-tools serve`` loads (a PyTorch model is kept as TorchScript ``model.pt`` only);
 - ``entrypoint.sh``: ``serve`` (SageMaker runs the image as ``<image> serve``) starts ``artifact-tools serve`` on
   ``model/`` with the SageMaker contract (``GET /ping``, ``POST /invocations``) on ``$SAGEMAKER_BIND_TO_PORT``
@@ -33,43 +33,54 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from artifact_tools.errors import ArtifactError
 from loaders.base import LoadedModel
 
-from . import Check, ExportResult, check, refuse_unknown, sample_inputs, tolerances
 from ._atomic import clean_stale, refuse_existing, staged, temp_path
+from ._common import Check, ExportOptions, ExportResult, check, sample_inputs, target_options
+from ._sagemaker_layout import BUILDERS, build_layout, csv_body, json_body, source_predictions
+from ._tar import write_contents
 
-__all__ = ["export", "DEFAULT_LFS_THRESHOLD"]
+__all__ = ["DEFAULT_LFS_THRESHOLD", "GitOptions", "OPTIONS", "export"]
 
 DEFAULT_LFS_THRESHOLD = 50 << 20
-OPTIONS = "remote, branch, name, message, lfs_threshold, sample, rtol, atol"
+
+
+@dataclass(frozen=True)
+class GitOptions(ExportOptions):
+    """``remote`` (URL or path of the repository to push to), ``branch``, ``name`` (container/service name),
+    ``message`` (commit message), ``lfs_threshold`` (bytes above which a model file goes to Git LFS)."""
+
+    remote: str | None = None
+    branch: str = "main"
+    name: str = "model"
+    message: str | None = None
+    lfs_threshold: int = DEFAULT_LFS_THRESHOLD
+
+
+OPTIONS = GitOptions
 EXTRAS = {"sklearn": "sklearn", "xgboost": "xgboost", "tensorflow": "tensorflow", "pytorch": "pytorch",
           "huggingface": "huggingface", "mxnet": "mxnet"}
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 120
 
 
-def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options) -> ExportResult:
-    """Write or update the Git repository ``out`` for ``loaded``; commit, push to ``remote`` when given, verify.
-
-    Options: ``remote`` (URL or path of the repository to push to), ``branch`` (default ``main``), ``name``
-    (container/service name, default ``model``), ``message`` (commit message), ``lfs_threshold`` (bytes),
-    ``sample``, ``rtol``, ``atol``.
-    """
-    rtol, atol = tolerances(options)
-    remote = options.pop("remote", None)
-    branch = str(options.pop("branch", "main"))
-    name = str(options.pop("name", "model"))
-    message = options.pop("message", None)
-    threshold = int(options.pop("lfs_threshold", DEFAULT_LFS_THRESHOLD))
-    samples = sample_inputs(loaded, options.pop("sample", None))
-    refuse_unknown(options, "git", OPTIONS)
-    from . import sagemaker
-
-    expected = sagemaker.source_predictions(loaded, samples)
+def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options: Any) -> ExportResult:
+    """Write or update the Git repository ``out`` for ``loaded``; commit, push to ``remote`` when given, verify
+    (options: :class:`GitOptions`)."""
+    opts = target_options(GitOptions, options, "git")
+    out = Path(out)
+    rtol, atol, remote, branch, name = opts.rtol, opts.atol, opts.remote, opts.branch, opts.name
+    message, threshold = opts.message, opts.lfs_threshold
+    if loaded.framework not in BUILDERS:
+        raise ArtifactError(f"the git target serves {', '.join(sorted(BUILDERS))} models, not "
+                            f"{loaded.framework} models")
+    samples = sample_inputs(loaded, opts.sample)
+    expected = source_predictions(loaded, samples)
     update = (out / ".git").is_dir() and not force
     if not update:
         refuse_existing(out, force)
@@ -96,8 +107,6 @@ def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options) ->
 def _fill(repo: Path, loaded: LoadedModel, samples: Any, expected: Any, name: str, threshold: int,
           message: str | None, remote: str | None, branch: str, result: ExportResult, rtol: float, atol: float):
     """Write the tree into the work tree ``repo``, verify it, commit and push."""
-    from . import sagemaker
-
     model_dir = repo / "model"
     if model_dir.exists():
         shutil.rmtree(model_dir)
@@ -105,10 +114,10 @@ def _fill(repo: Path, loaded: LoadedModel, samples: Any, expected: Any, name: st
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     try:
-        layout = sagemaker.build_layout(loaded, samples, expected, rtol, atol, work)
+        layout = build_layout(loaded, samples, expected, rtol, atol, work)
         if loaded.framework == "pytorch":
             layout.source = None  # the TorchScript file alone: the original weights would be a second model
-        sagemaker.write_layout(layout, model_dir, archive=False)
+        write_contents(layout, model_dir, archive=False)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     trust = loaded.framework == "pytorch"  # model.pt is TorchScript this exporter wrote itself
@@ -353,8 +362,6 @@ def invoke(port: int, body: bytes, content_type: str) -> Any:
 
 def request_bodies(samples: Any) -> list[tuple[str, bytes]]:
     """``text/csv`` and ``application/json`` bodies for numeric rows; JSON ``{"inputs": texts}`` for texts."""
-    from .sagemaker import csv_body, json_body
-
     if isinstance(samples, list) and samples and isinstance(samples[0], str):
         return [("application/json", json.dumps({"inputs": samples}).encode())]
     return [("text/csv", csv_body(samples)), ("application/json", json_body(samples))]

@@ -17,8 +17,8 @@ temp sibling and swapped in, see :mod:`exporters._atomic`); an existing name/ver
 ``force=True``.
 
 Keras models (Keras 3 and tf-keras) and Hugging Face TensorFlow models are saved with an explicit
-``serving_default`` signature (``tf.TensorSpec`` inputs with a free batch dimension); SavedModels from an artifact
-are copied as they are (streamed from the archive).
+``serving_default`` signature (:mod:`exporters._savedmodel`); SavedModels from an artifact are copied as they are
+(streamed from the archive, :mod:`exporters._tar`).
 
 Verification: ``models.config`` is parsed with tensorflow-serving-api's ``ModelServerConfig`` and
 ``google.protobuf.text_format``; every folder it names must exist; the SavedModel is loaded into a TensorFlow
@@ -30,9 +30,9 @@ row format; the outputs must equal the source model's predictions.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -41,108 +41,31 @@ import numpy as np
 from artifact_tools.errors import ArtifactError
 from loaders.base import LoadedModel
 
-from . import ExportResult, check, parse_bool, refuse_unknown, sample_inputs, tolerances
 from ._atomic import refuse_existing, staged
+from ._common import Check, ExportOptions, ExportResult, check, sample_inputs, target_options
+from ._savedmodel import SERVING_SIGNATURE, run_signature, save_with_signature, signature_inputs
+from ._tar import Contents, write_contents
 
-__all__ = ["SERVING_SIGNATURE", "export", "models_config", "parse_models_config", "run_signature",
-           "save_with_signature", "docker_command"]
+__all__ = ["OPTIONS", "SERVING_SIGNATURE", "TFServingOptions", "docker_command", "export", "models_config",
+           "parse_models_config", "run_signature", "save_with_signature"]
 
-SERVING_SIGNATURE = "serving_default"
 CONFIG = "models.config"
 MOUNT = "/models"
 DEFAULT_IMAGE = "tensorflow/serving:latest"
-OPTIONS = "name, version, add, image, sample, rtol, atol"
 
 
-def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
+@dataclass(frozen=True)
+class TFServingOptions(ExportOptions):
+    """``name`` (the model's folder, default the artifact's top folder or ``model``), ``version`` (default the
+    source's version folder, else 1), ``add`` (add to an existing repository), ``image`` (the docker image)."""
 
-    tf.get_logger().setLevel("ERROR")  # the v1 loader (what TF Serving uses) logs a deprecation notice
-    return tf
-
-
-# ---------------------------------------------------------------------------------------------- saving
-
-def save_with_signature(model: Any, path: Path, samples: Any) -> None:
-    """Save a Keras model (Keras 3 or tf-keras) or a Hugging Face TF model as a SavedModel at ``path`` whose
-    ``serving_default`` signature takes batches shaped like ``samples`` (float32; int32 token ids for HF)."""
-    tf = _tf()
-    roots = {c.__module__.split(".")[0] for c in type(model).__mro__}
-    if "transformers" in roots:
-        _save_hf(tf, model, path)
-        return
-    if isinstance(samples, dict):
-        specs = {k: tf.TensorSpec([None, *np.shape(v)[1:]], tf.float32, name=k) for k, v in samples.items()}
-    else:
-        specs = {"inputs": tf.TensorSpec([None, *np.shape(samples)[1:]], tf.float32, name="inputs")}
-    if "keras" in roots and "tf_keras" not in roots:  # Keras 3: its export archive tracks the variables
-        import keras
-
-        archive = keras.export.ExportArchive()
-        archive.track(model)
-        if len(specs) == 1:
-            (name, spec), = specs.items()
-            archive.add_endpoint(SERVING_SIGNATURE, lambda inputs: {"outputs": model(inputs, training=False)},
-                                 input_signature=[spec])
-        else:
-            archive.add_endpoint(SERVING_SIGNATURE, lambda inputs: {"outputs": model(inputs, training=False)},
-                                 input_signature=[specs])
-        archive.write_out(str(path), verbose=False)
-        return
-    if len(specs) == 1:
-        (name, spec), = specs.items()
-        serve = tf.function(lambda inputs: {"outputs": model(inputs, training=False)}, input_signature=[spec])
-    else:
-        serve = tf.function(lambda **inputs: {"outputs": model(inputs, training=False)},
-                            input_signature=[]).get_concrete_function(**specs)
-    tf.saved_model.save(model, str(path), signatures={SERVING_SIGNATURE: serve})
+    name: str | None = None
+    version: int | None = None
+    add: bool = False
+    image: str = DEFAULT_IMAGE
 
 
-def _save_hf(tf, model: Any, path: Path) -> None:
-    specs = {"input_ids": tf.TensorSpec([None, None], tf.int32, name="input_ids"),
-             "attention_mask": tf.TensorSpec([None, None], tf.int32, name="attention_mask")}
-
-    @tf.function(input_signature=[specs])
-    def serve(inputs):
-        return {"logits": model(inputs, training=False).logits}
-
-    tf.saved_model.save(model, str(path), signatures={SERVING_SIGNATURE: serve.get_concrete_function()})
-
-
-# ---------------------------------------------------------------------------------------------- running
-
-def run_signature(saved_model_dir: Path, signature: str, inputs: Any) -> Any:
-    """Run ``signature`` of the SavedModel in a fresh graph and session, as TensorFlow Serving does; ``inputs`` is
-    an array (single-input signatures) or a dict by input name. One output: an array; several: a dict."""
-    tf = _tf()
-    graph = tf.Graph()
-    with graph.as_default(), tf.compat.v1.Session(graph=graph) as session:
-        meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(saved_model_dir))
-        if signature not in meta.signature_def:
-            raise ArtifactError(f"the SavedModel has no signature {signature!r} "
-                                f"({', '.join(sorted(meta.signature_def))})")
-        sig = meta.signature_def[signature]
-        names = list(sig.inputs)
-        values = inputs if isinstance(inputs, dict) else {names[0]: inputs} if len(names) == 1 else None
-        if values is None or set(values) != set(names):
-            raise ArtifactError(f"signature {signature!r} takes {', '.join(names)}")
-        feed = {graph.get_tensor_by_name(sig.inputs[k].name):
-                np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v,
-                           dtype=tf.as_dtype(sig.inputs[k].dtype).as_numpy_dtype) for k, v in values.items()}
-        fetch = {k: graph.get_tensor_by_name(t.name) for k, t in sig.outputs.items()}
-        out = session.run(fetch, feed)
-    return next(iter(out.values())) if len(out) == 1 else out
-
-
-def _signature_inputs(saved_model_dir: Path, signature: str) -> list[str]:
-    from artifact_tools.formats import savedmodel
-
-    summary = savedmodel.summarize((saved_model_dir / "saved_model.pb").read_bytes())
-    for graph in summary.get("meta_graphs") or []:
-        if "serve" in graph.get("tags", []) and signature in graph.get("signatures", {}):
-            return list(graph["signatures"][signature]["inputs"])
-    raise ArtifactError(f"the SavedModel in {saved_model_dir} has no {signature!r} signature for the serve tag")
+OPTIONS = TFServingOptions
 
 
 def request_body(samples: Any, names: list[str], signature: str) -> dict:
@@ -219,21 +142,15 @@ def _model_name(loaded: LoadedModel, name: str | None) -> str:
     return name
 
 
-def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options) -> ExportResult:
-    """Write ``loaded`` into the TF Serving repository ``out`` and verify it. Options: ``name`` (default the
-    artifact's top folder or ``model``), ``version`` (default the source's version folder, else 1), ``add``
-    (add to an existing repository), ``image`` (docker image), ``sample``, ``rtol``, ``atol``."""
-    from .sagemaker import write_layout
-
-    rtol, atol = tolerances(options)
-    name = _model_name(loaded, options.pop("name", None))
-    version = options.pop("version", None)
-    add = parse_bool(options.pop("add", False))
-    image = str(options.pop("image", DEFAULT_IMAGE))
-    samples = sample_inputs(loaded, options.pop("sample", None))
-    refuse_unknown(options, "tf-serving", OPTIONS)
+def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options: Any) -> ExportResult:
+    """Write ``loaded`` into the TF Serving repository ``out`` and verify it (options: :class:`TFServingOptions`)."""
+    opts = target_options(TFServingOptions, options, "tf-serving")
+    out = Path(out)
+    rtol, atol, version, add, image = opts.rtol, opts.atol, opts.version, opts.add, opts.image
+    name = _model_name(loaded, opts.name)
     if loaded.framework not in ("tensorflow", "huggingface"):
         raise ArtifactError(f"TensorFlow Serving serves TensorFlow models, not {loaded.framework} models")
+    samples = sample_inputs(loaded, opts.sample)
     expected = loaded.predict(samples)
     existing = out.is_dir() and (out / CONFIG).is_file()
     if add and not existing:
@@ -251,13 +168,13 @@ def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options) ->
             if not force:
                 raise ArtifactError(f"{name}/{number} already exists in {out}; pass force=True to replace it")
             shutil.rmtree(target)
-        write_layout(layout, tmp, archive=False)
+        write_contents(layout, tmp, archive=False)
         for folder in ("variables", "assets"):  # the layout TF Serving documents, even when empty
             (target / folder).mkdir(exist_ok=True)
         shutil.rmtree(tmp / ".work", ignore_errors=True)
         config = models_config(tmp)
         (tmp / CONFIG).write_text(config)
-        names = _signature_inputs(target, signature)
+        names = signature_inputs(target, signature)
         body = request_body(_hf_tokens(hf[1], samples) if hf else samples, names, signature)
         (tmp / f"{name}.predict.json").write_text(json.dumps(body) + "\n")
         command = docker_command(out, image)
@@ -275,11 +192,9 @@ def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options) ->
 
 
 def _layout(loaded: LoadedModel, samples: Any, tmp: Path, name: str, version: Any, hf: tuple | None):
-    from .sagemaker import Layout
-
     info, report = loaded.info, loaded.report
     model_dir = info.get("model_dir")
-    layout = Layout(loaded.framework)
+    layout = Contents(loaded.framework)
     if report is not None and model_dir is not None and loaded.framework == "tensorflow":
         last = PurePosixPath(model_dir).name
         number = str(int(version)) if version is not None else last if last.isdigit() else "1"
@@ -343,8 +258,6 @@ def _hf_tokens(tokenizer: Any, texts: Any) -> dict:
 
 def _verify(repo: Path, name: str, number: str, signature: str, body: dict, names: list[str], expected: Any,
             labels: dict | None, rtol: float, atol: float) -> list:
-    from . import Check
-
     config = parse_models_config((repo / CONFIG).read_text())
     listed = {c.name: c for c in config.model_config_list.config}
     ok = name in listed and int(number) in listed[name].model_version_policy.specific.versions

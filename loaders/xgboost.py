@@ -1,15 +1,19 @@
 """Load an XGBoost model artifact into current XGBoost, whatever era wrote it.
 
 SageMaker's XGBoost containers left pickles of ``xgboost.core.Booster`` (0.90 and 1.x) and legacy
-binary models, which XGBoost 3.x refuses; :mod:`loaders.xgboost_legacy` reads those as data and
-converts them, and checks JSON/UBJSON model files before XGBoost runs them. Nothing is unpickled,
-so ``trust`` changes nothing here. The model file is the one inspection reported, or else the one
-file whose bytes are an XGBoost model (SageMaker calls it ``xgboost-model``, without extension).
+binary models, which XGBoost 3.x refuses; :mod:`artifact_tools.formats.xgboost` reads those as data
+and converts them, and checks JSON/UBJSON model files before XGBoost runs them (a current file is
+then given to XGBoost as it is). Nothing is unpickled, so ``trust`` changes nothing here. The model
+file is the one inspection reported, or else the one file whose bytes are an XGBoost model
+(SageMaker calls it ``xgboost-model``, without extension).
 """
 
 from __future__ import annotations
 
 import os
+import re
+import threading
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -17,15 +21,26 @@ import numpy as np
 
 from artifact_tools.errors import NotLoadable
 from artifact_tools.filetree import DirTree, FileTree
-from loaders import xgboost_legacy
-from loaders.base import LoadedModel, require
+from artifact_tools.formats import xgboost as xgb_format
+
+from .base import LoadedModel, parse_options, require
 
 SAGEMAKER_MODEL_NAME = "xgboost-model"
 
 
+@dataclass(frozen=True)
+class XGBoostOptions:
+    """``member``: the model file inside the artifact (default: the one inspection found)."""
+
+    member: str | None = None
+
+
+OPTIONS = XGBoostOptions
+
+
 def find_model_file(tree: FileTree) -> str:
     """The one XGBoost model file in a tree, recognised by its bytes (``detect_era``)."""
-    found = [name for name in tree.names() if xgboost_legacy.detect_era(tree.read(name))]
+    found = [name for name in tree.names() if xgb_format.detect_era(tree.read(name))]
     if not found:
         raise NotLoadable("no XGBoost model file (pickled Booster, legacy binary, JSON or "
                           "UBJSON model) was found in the artifact")
@@ -38,36 +53,97 @@ def find_model_file(tree: FileTree) -> str:
     return found[0]
 
 
+def load_booster(data: bytes, *, configure: bool = True) -> tuple[Any, dict]:
+    """A live ``xgboost.Booster`` of current XGBoost for any model file, and the facts about it.
+
+    XGBoost gets the file itself when it is a current JSON/UBJSON model, else the converted UBJSON
+    document (:func:`artifact_tools.formats.xgboost.prepare`). The checks XGBoost's reading relies on
+    come first; the ones its use relies on run while XGBoost reads (in another thread: its C library
+    releases the GIL), and the Booster is returned only when they passed. XGBoost validates some
+    learner parameters lazily, on first use; ``configure`` does that now, so that a model XGBoost
+    refuses raises NotLoadable here (:func:`load` leaves it to the first prediction, which pays it
+    anyway).
+    """
+    xgb = require("xgboost", "xgboost")
+    prepared = xgb_format.prepare(data)
+    booster = xgb.Booster()
+    payload = prepared.payload if isinstance(prepared.payload, bytearray) else bytearray(prepared.payload)
+    failed: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            booster.load_model(payload)
+        except BaseException as e:  # raised again in the calling thread
+            failed.append(e)
+
+    reader = threading.Thread(target=read, name="xgboost-load_model")
+    reader.start()
+    try:
+        prepared.finish()
+    finally:
+        reader.join()
+    info = prepared.facts
+    try:
+        if failed:
+            raise failed[0]
+        if configure:
+            booster.num_features()
+    except xgb.core.XGBoostError as e:
+        raise _rejected(xgb, info, e) from None
+    return booster, dict(info, xgboost=xgb.__version__)
+
+
+def _rejected(xgb: Any, info: dict, e: BaseException) -> NotLoadable:
+    return NotLoadable(f"XGBoost {xgb.__version__} rejected the {info['era']} model: {_first_line(e)}")
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines() or ["no message"]
+    return re.sub(r"^\[[\d:]+\] \S+:\d+: ", "", lines[0])[:300]
+
+
 def load(source: FileTree | bytes | str | os.PathLike, report: Any = None, *,
-         trust: bool | str = False, member: str | None = None, **options: Any) -> LoadedModel:
+         trust: bool | str = False, **options: Any) -> LoadedModel:
     """Load the XGBoost model of an artifact: an unpacked folder, a FileTree, a file or its bytes.
 
-    ``member`` (or the first ``xgboost`` model of ``report``) names the file inside a folder or
-    tree; by default it is found by content. ``predict`` takes numpy arrays, lists or pandas
-    DataFrames (``nan`` = missing) and returns numpy; ``info`` holds the era, version hint,
-    objective, whether the model was converted, and the file.
+    Options (:class:`XGBoostOptions`): ``member`` (or the first ``xgboost`` model of ``report``)
+    names the file inside a folder or tree; by default it is found by content. ``predict`` takes
+    numpy arrays, lists or pandas DataFrames (``nan`` = missing) and returns numpy; ``info`` holds
+    the era, version hint, objective, whether the model was converted, and the file.
     """
-    del trust, options  # reading never runs code from the artifact; no loader options apply
+    del trust  # reading never runs code from the artifact
+    member = parse_options(XGBoostOptions, options, "XGBoost artifacts").member
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), None
     else:
         path = Path(source) if isinstance(source, (str, os.PathLike)) else None
+        tree: FileTree
         if path is not None and path.is_file():
-            tree, member = DirTree(path.parent), path.name
+            tree, member = DirTree(path.parent), member or path.name
         else:
-            tree = DirTree(path) if path is not None else source
+            tree = DirTree(path) if path is not None else source  # type: ignore[assignment]
         reported = [m.path for m in getattr(report, "models", []) if m.format == "xgboost"]
         name = member or (reported[0] if reported else find_model_file(tree))
         try:
             data = tree.read(name)
         except KeyError:
             raise NotLoadable(f"the artifact has no file {name}") from None
-    booster, info = xgboost_legacy.load_booster(data)
+    booster, info = load_booster(data, configure=False)
     if name is not None:
         info["file"] = name
     xgb = require("xgboost", "xgboost")
-    return LoadedModel(model=booster, framework="xgboost",
-                       predict_fn=lambda x: _predict(xgb, booster, x), info=info)
+    configured: list[bool] = []
+
+    def predict(x: Any) -> np.ndarray:
+        if not configured:  # the learner checks XGBoost makes on first use (see load_booster)
+            try:
+                booster.num_features()
+            except xgb.core.XGBoostError as e:
+                raise _rejected(xgb, info, e) from None
+            configured.append(True)
+        return _predict(xgb, booster, x)
+
+    return LoadedModel(model=booster, framework="xgboost", predict_fn=predict, info=info)
 
 
 def _predict(xgb: Any, booster: Any, data: Any) -> np.ndarray:

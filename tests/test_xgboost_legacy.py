@@ -24,8 +24,9 @@ from hypothesis import strategies as st
 from artifact_tools.errors import ArtifactError, CorruptArtifact, NotAnArtifact, NotLoadable, \
     UnsafeArtifact
 from artifact_tools.filetree import MappingTree
+from artifact_tools.formats import xgboost as legacy
 from loaders import xgboost as xgb_loader
-from loaders import xgboost_legacy as legacy
+from loaders import xgboost_legacy as shim
 
 xgb = pytest.importorskip("xgboost")
 
@@ -131,7 +132,7 @@ def test_unpacked_folder_and_loose_file(tmp_path):
 def test_converted_files_load_in_xgboost_from_disk(tmp_path, name, suffix):
     entry = next(e for e in MANIFEST if e["file"] == name)
     out = tmp_path / f"model{suffix}"
-    found = legacy.convert_file((DATA / name).read_bytes(), out)
+    found = shim.convert_file((DATA / name).read_bytes(), out)
     assert found["era"] == entry["era"]
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
     booster = xgb.Booster(model_file=str(out))
@@ -160,7 +161,7 @@ def test_current_xgboost_pickle_round_trips(tmp_path):
     data = pickle.dumps(booster)  # the framework writes it; we only read it as data
     model = legacy.read_model(data)
     assert model.era == "pickle-1.x-snapshot" and len(model.trees) == 3
-    converted, _ = legacy.load_booster(data)
+    converted, _ = xgb_loader.load_booster(data)
     np.testing.assert_allclose(converted.predict(xgb.DMatrix(rows)),
                                booster.predict(xgb.DMatrix(rows)), rtol=0, atol=1e-7)
 
@@ -199,11 +200,12 @@ def test_facts_agree_across_formats_and_with_xgboost():
         assert found["feature_names"] == (booster.feature_names if has_names else None)
 
 
-def test_facts_never_import_xgboost():
-    code = ("import sys; from pathlib import Path; from loaders import xgboost_legacy as L; "
+def test_reading_never_imports_xgboost_or_loaders():
+    code = ("import sys; from pathlib import Path; from artifact_tools.formats import xgboost as L; "
             f"f = L.facts(Path({str(DATA / 'x090py2-binary-logistic.p0.pkl')!r}).read_bytes()); "
             "assert f['era'] == 'py2-pickle', f; "
-            "assert not any(m.split('.')[0] == 'xgboost' for m in sys.modules), 'xgboost imported'")
+            f"p = L.checked_bytes(Path({str(DATA / 'x176-binary-logistic.ubj')!r}).read_bytes()); "
+            "assert not any(m.split('.')[0] in ('xgboost', 'loaders') for m in sys.modules), 'imported'")
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(root)))
@@ -249,7 +251,7 @@ def test_json_model_with_a_damaged_child_index_is_refused_before_xgboost_runs_it
 
 def test_convert_file_wants_a_model_suffix(tmp_path):
     with pytest.raises(NotLoadable, match="json or .ubj"):
-        legacy.convert_file((DATA / "x090-gblinear.model").read_bytes(), tmp_path / "out.bin")
+        shim.convert_file((DATA / "x090-gblinear.model").read_bytes(), tmp_path / "out.bin")
 
 
 ROBUSTNESS_FILES = ["x090py2-binary-logistic.p0.pkl", "x090-binary-logistic.p3.pkl",
@@ -278,7 +280,7 @@ def test_damaged_files_fail_clearly_or_still_run(name, flips):
         data[int(len(data) * where)] ^= xor
     try:
         model = legacy.read_model(bytes(data))
-        booster, _ = legacy.load_booster(bytes(data))
+        booster, _ = xgb_loader.load_booster(bytes(data))
     except ArtifactError as e:
         assert str(e) and "\n" not in str(e)
         return
@@ -314,3 +316,124 @@ def test_damaged_tree_arrays_never_reach_xgboost(edits):
     except ArtifactError:
         return
     loaded.predict(read_csv(DATA / "x176-categorical.inputs.csv").astype(np.float32))
+
+
+# ---- current files go to XGBoost as they are, after the same checks
+
+def _trained(rounds: int = 6, categorical: bool = False):
+    rng = np.random.default_rng(3)
+    rows = rng.normal(size=(300, 4)).astype(np.float32)
+    labels = (rows[:, 0] + rows[:, 1] * rows[:, 2] > 0).astype(np.float32)
+    if categorical:
+        import pandas as pd
+
+        frame = pd.DataFrame(rows, columns=list("abcd"))
+        frame["c"] = pd.Categorical(rng.integers(0, 5, len(rows)))
+        labels = (labels + (frame["c"].cat.codes.to_numpy() % 2)) % 2
+        matrix = xgb.DMatrix(frame, label=labels, enable_categorical=True)
+    else:
+        matrix = xgb.DMatrix(rows, label=labels)
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 3, "tree_method": "hist"}, matrix, rounds)
+    return booster, matrix
+
+
+def test_current_ubjson_file_is_given_to_xgboost_as_it_is():
+    booster, matrix = _trained()
+    raw = bytes(booster.save_raw("ubj"))
+    payload, info = legacy.checked_bytes(raw)
+    assert payload == raw and info["era"] == "ubjson" and not info["converted"]
+    loaded = xgb_loader.load(raw)
+    np.testing.assert_array_equal(loaded.model.predict(matrix), booster.predict(matrix))
+
+
+def test_the_fast_ubjson_walk_reads_what_the_json_file_holds():
+    """XGBoost 1.7.6 wrote the same model as JSON (read by Python's json) and as UBJSON (walked for all trees)."""
+    from_json = legacy.read_model((DATA / "x176-binary-logistic.json").read_bytes()).forest
+    from_ubj = legacy.read_model((DATA / "x176-binary-logistic.ubj").read_bytes()).forest
+    doc = legacy._ubj_loads((DATA / "x176-binary-logistic.ubj").read_bytes(), "the model")
+    assert isinstance(doc["learner"]["gradient_booster"]["model"]["trees"], legacy._UBJTrees)
+    np.testing.assert_array_equal(from_ubj.sizes, from_json.sizes)
+    for name in legacy._NODE_COLUMNS:
+        np.testing.assert_array_equal(from_ubj.column(name), from_json.column(name), err_msg=name)
+
+
+def _tree_array(raw: bytearray, tree: int, key: bytes) -> tuple[int, np.dtype]:
+    """Where the values of ``key`` of tree ``tree`` start in an XGBoost UBJSON file, found by plain search."""
+    at = -1
+    for _ in range(tree + 1):
+        at = raw.find(key + b"[$", at + 1)
+    assert at > 0
+    dtype = np.dtype({b"l": ">i4", b"U": "u1", b"L": ">i8", b"d": ">f4"}[bytes(raw[at + len(key) + 2:][:1])])
+    return at + len(key) + 5 + 8, dtype
+
+
+def _damaged(raw: bytes, edits) -> bytes:
+    out = bytearray(raw)
+    for tree, key, index, value in edits:
+        start, dtype = _tree_array(out, tree, key)
+        count = int.from_bytes(out[start - 8:start], "big")
+        if count:
+            at = start + dtype.itemsize * (index % count)
+            out[at:at + dtype.itemsize] = np.array([value]).astype(dtype).tobytes()
+    return bytes(out)
+
+
+@pytest.mark.parametrize("key, value, message", [(b"left_children", 99999, "child index"),
+                                                 (b"parents", -7, "parent index"),
+                                                 (b"right_children", 5, "right child|child index"),
+                                                 (b"split_indices", 40, "feature 40")])
+def test_ubjson_model_with_a_damaged_tree_is_refused_before_xgboost_reads_it(key, value, message):
+    booster, _ = _trained()
+    raw = bytes(booster.save_raw("ubj"))
+    damaged = _damaged(raw, [(2, key, 0 if key != b"parents" else 1, value)])
+    with pytest.raises(CorruptArtifact, match=message):
+        xgb_loader.load(damaged)  # XGBoost 3.2 itself crashes on such files
+
+
+UBJ_FIELDS = [b"left_children", b"right_children", b"parents", b"split_indices", b"default_left", b"split_type",
+              b"categories", b"categories_nodes", b"categories_segments", b"categories_sizes"]
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(edits=st.lists(st.tuples(st.integers(0, 5), st.sampled_from(UBJ_FIELDS), st.integers(0, 30),
+                                st.sampled_from([-2, -1, 0, 1, 2, 5, 6, 30, 2**31 - 1])),
+                      min_size=1, max_size=3))
+def test_damaged_ubjson_tree_arrays_never_reach_xgboost(edits):
+    """The values of a current UBJSON file (categorical splits included) damaged in place: refused, or a model
+    XGBoost reads and predicts with (the process would crash otherwise)."""
+    raw, frame = _categorical_ubj()
+    try:
+        loaded = xgb_loader.load(_damaged(raw, edits))
+    except ArtifactError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    loaded.predict(frame)
+
+
+_CACHE: dict = {}
+
+
+def _categorical_ubj():
+    if "ubj" not in _CACHE:
+        booster, matrix = _trained(categorical=True)
+        import pandas as pd
+
+        rng = np.random.default_rng(4)
+        frame = pd.DataFrame(rng.normal(size=(20, 4)).astype(np.float32), columns=list("abcd"))
+        frame["c"] = pd.Categorical(rng.integers(0, 5, 20), categories=range(5))
+        _CACHE["ubj"] = (bytes(booster.save_raw("ubj")), frame)
+    return _CACHE["ubj"]
+
+
+def test_unknown_loader_options_are_refused():
+    data = (DATA / "x176-binary-logistic.ubj").read_bytes()
+    with pytest.raises(ArtifactError, match="unknown option.*member"):
+        xgb_loader.load(data, signature="x")
+
+
+def test_the_former_module_still_answers():
+    """inspection and the CLI imported loaders.xgboost_legacy; it re-exports the core reader."""
+    data = (DATA / "x090-binary-logistic.model").read_bytes()
+    assert shim.facts(data) == legacy.facts(data) and shim.detect_era(data) == "legacy-binary"
+    booster, info = shim.load_booster(data)
+    assert info["converted"] and booster.num_features() == info["num_feature"]
