@@ -1,6 +1,8 @@
 """The inspection report and its three views: JSON (stable schema), terminal (rich) and HTML (Jupyter).
 
-JSON schema ``artifact-tools.inspect/1`` (keys always present; documented in README):
+JSON schema ``artifact-tools.inspect/1`` (keys always present; the JSON Schema document describing exactly what
+:meth:`Report.to_json` emits ships in the package as ``artifact_tools/schema/inspect-1.schema.json``, see
+:func:`json_schema`; README documents it too):
 
 - ``schema``: ``"artifact-tools.inspect/1"``
 - ``source``: what was opened; ``container``: tar.gz | tar | tar.bz2 | tar.xz | zip | directory | file | gzip-file
@@ -9,11 +11,12 @@ JSON schema ``artifact-tools.inspect/1`` (keys always present; documented in REA
   sagemaker-builtin | pickle | unknown
 - ``layout``: builtin-algorithm | framework-container | tf-serving | sparkml-serving | custom-container |
   loose-file | unknown
-- ``algorithm``: the SageMaker built-in algorithm (linear-learner, kmeans, pca, ntm, image-classification, knn,
-  blazingtext, xgboost) or null
+- ``algorithm``: the SageMaker built-in algorithm (linear-learner, kmeans, pca, ntm, factorization-machines,
+  image-classification, knn, blazingtext, xgboost) or null
 - ``loadable``: bool; ``not_loadable_reason``: one sentence or null
 - ``entry_point``: the inference script the serving container would run (``code/inference.py``...) or null
-- ``trust``: ``{"verdict": safe | unknown-types | dangerous | code, "findings": [str]}``
+- ``trust``: ``{"verdict": safe | unknown-types | code | dangerous, "findings": [str], "members": [{"path",
+  "verdict", "findings": [{"level": unknown-types | code | dangerous, "what": str, "on_load": bool}]}]}``
 - ``files``: ``[{"path", "size", "kind", "ignored", "duplicates", "conflicts"}]``
 - ``models``: ``[{"path", "format", "summary": {...}}]`` — per-format facts read from the files themselves
 - ``warnings``: ``[str]``
@@ -23,10 +26,56 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, TypedDict, get_args
+
+from .errors import ArtifactError
 
 SCHEMA = "artifact-tools.inspect/1"
+SCHEMA_FILE = "schema/inspect-1.schema.json"  # inside the package
+
+Framework = Literal["mxnet", "xgboost", "sklearn", "tensorflow", "huggingface", "spark", "mleap", "pytorch", "r",
+                    "djl-lmi", "sagemaker-builtin", "pickle", "unknown"]
+Layout = Literal["builtin-algorithm", "framework-container", "tf-serving", "sparkml-serving", "custom-container",
+                 "loose-file", "unknown"]
+Container = Literal["tar.gz", "tar", "tar.bz2", "tar.xz", "zip", "directory", "file", "gzip-file"]
+Algorithm = Literal["linear-learner", "kmeans", "pca", "ntm", "factorization-machines", "image-classification", "knn",
+                    "blazingtext", "xgboost"]
+Verdict = Literal["safe", "unknown-types", "code", "dangerous"]  # best to worst (artifact_tools.trust.LEVELS)
+FindingLevel = Literal["unknown-types", "code", "dangerous"]
+
+FRAMEWORKS: tuple[str, ...] = get_args(Framework)
+LAYOUTS: tuple[str, ...] = get_args(Layout)
+CONTAINERS: tuple[str, ...] = get_args(Container)
+ALGORITHMS: tuple[str, ...] = get_args(Algorithm)
+VERDICTS: tuple[str, ...] = get_args(Verdict)
+
+
+class MemberFinding(TypedDict):
+    """One finding of the audit in one member (``artifact_tools.trust.Finding``)."""
+
+    level: FindingLevel
+    what: str
+    on_load: bool  # False: informational (a script only a serving container would run)
+
+
+class TrustMember(TypedDict):
+    path: str
+    verdict: Verdict
+    findings: list[MemberFinding]
+
+
+class TrustSection(TypedDict):
+    """The report's ``trust``: the worst level found, one sentence per finding, and the detail per member."""
+
+    verdict: Verdict
+    findings: list[str]
+    members: list[TrustMember]
+
+
+def _no_findings() -> TrustSection:
+    return {"verdict": "safe", "findings": [], "members": []}
 
 
 @dataclass
@@ -43,32 +92,81 @@ class FileInfo:
 class ModelInfo:
     path: str
     format: str
-    summary: dict = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@dataclass(repr=False)
 class Report:
     source: str
-    container: str
+    container: Container
     root_prefix: str = ""
-    framework: str = "unknown"
-    layout: str = "unknown"
-    algorithm: str | None = None
+    framework: Framework = "unknown"
+    layout: Layout = "unknown"
+    algorithm: Algorithm | None = None
     loadable: bool = False
     not_loadable_reason: str | None = None
     entry_point: str | None = None
-    trust: dict = field(default_factory=lambda: {"verdict": "safe", "findings": []})
+    trust: TrustSection = field(default_factory=_no_findings)
     files: list[FileInfo] = field(default_factory=list)
     models: list[ModelInfo] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     # ------------------------------------------------------------------ data views
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         return {"schema": SCHEMA, **d}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent, default=_jsonable)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Report:
+        """The Report that :meth:`to_dict` (or ``json.loads`` of :meth:`to_json`) gave, every key and value
+        checked against schema ``artifact-tools.inspect/1``; anything else raises :class:`ArtifactError`
+        naming the first key that does not fit."""
+        d = _Reader(data, "the report")
+        if d.get("schema", str) != SCHEMA:
+            raise ArtifactError(f"the report's schema is {data.get('schema')!r}, not {SCHEMA!r}")
+        trust = _Reader(d.get("trust", Mapping), "trust")
+        members: list[TrustMember] = []
+        for i, raw in enumerate(trust.get("members", list)):
+            m = _Reader(raw, f"trust.members[{i}]")
+            member: TrustMember = {"path": m.get("path", str), "verdict": m.choice("verdict", VERDICTS),
+                                   "findings": []}
+            for j, f in enumerate(m.get("findings", list)):
+                r = _Reader(f, f"trust.members[{i}].findings[{j}]")
+                member["findings"].append({"level": r.choice("level", get_args(FindingLevel)),
+                                           "what": r.get("what", str), "on_load": r.get("on_load", bool)})
+                r.done()
+            members.append(member)
+            m.done()
+        section: TrustSection = {"verdict": trust.choice("verdict", VERDICTS),
+                                 "findings": trust.strings("findings"), "members": members}
+        trust.done()
+        files = []
+        for i, raw in enumerate(d.get("files", list)):
+            r = _Reader(raw, f"files[{i}]")
+            files.append(FileInfo(r.get("path", str), r.count("size"), r.get("kind", str), r.get("ignored", bool),
+                                  r.count("duplicates"), r.count("conflicts")))
+            r.done()
+        models = []
+        for i, raw in enumerate(d.get("models", list)):
+            r = _Reader(raw, f"models[{i}]")
+            models.append(ModelInfo(r.get("path", str), r.get("format", str), dict(r.get("summary", Mapping))))
+            r.done()
+        report = cls(source=d.get("source", str), container=d.choice("container", CONTAINERS),
+                     root_prefix=d.get("root_prefix", str), framework=d.choice("framework", FRAMEWORKS),
+                     layout=d.choice("layout", LAYOUTS), algorithm=d.choice("algorithm", ALGORITHMS, optional=True),
+                     loadable=d.get("loadable", bool),
+                     not_loadable_reason=d.get("not_loadable_reason", str, optional=True),
+                     entry_point=d.get("entry_point", str, optional=True), trust=section, files=files,
+                     models=models, warnings=d.strings("warnings"))
+        d.done()
+        return report
+
+    def __repr__(self) -> str:
+        return (f"Report(source={self.source!r}, framework={self.framework!r}, layout={self.layout!r}, "
+                f"verdict={self.trust.get('verdict')!r}, models={len(self.models)})")
 
     def model(self, fmt: str | None = None) -> ModelInfo | None:
         """The first model summary (of a format, when given)."""
@@ -85,7 +183,7 @@ class Report:
 
     # ------------------------------------------------------------------ human views
     def _headline(self) -> list[tuple[str, str]]:
-        rows = [("framework", self.framework), ("layout", self.layout)]
+        rows: list[tuple[str, str]] = [("framework", self.framework), ("layout", self.layout)]
         if self.algorithm:
             rows.append(("algorithm", self.algorithm))
         rows.append(("container", self.container + (f" (inside {self.root_prefix}/)" if self.root_prefix else "")))
@@ -157,10 +255,11 @@ class Report:
 
 
 def _human(n: int) -> str:
+    size = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
+        if size < 1024 or unit == "GiB":
+            return f"{n} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
     return str(n)
 
 
@@ -213,3 +312,58 @@ def _jsonable(o: Any):
     if hasattr(o, "__dict__"):
         return vars(o)
     return str(o)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of ``artifact-tools.inspect/1``, as shipped in the package."""
+    from importlib.resources import files
+
+    return json.loads(files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+class _Reader:
+    """Typed access to one JSON object of a report, each key read once; ``done`` refuses keys left over."""
+
+    def __init__(self, data: Any, where: str):
+        if not isinstance(data, Mapping):
+            raise ArtifactError(f"{where} must be a JSON object, not {type(data).__name__}")
+        self.data, self.where = data, where
+        self.seen: set[str] = set()
+
+    def get(self, key: str, kind: type, optional: bool = False) -> Any:
+        self.seen.add(key)
+        if key not in self.data:
+            raise ArtifactError(f"{self.where} lacks the key {key!r}")
+        value = self.data[key]
+        if value is None and optional:
+            return None
+        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+            raise ArtifactError(f"{self.where}: {key} must be {'null or ' if optional else ''}"
+                                f"{_KIND_NAMES.get(kind, kind.__name__)}, not {type(value).__name__}")
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...], optional: bool = False) -> Any:
+        value = self.get(key, str, optional)
+        if value is not None and value not in allowed:
+            raise ArtifactError(f"{self.where}: {key} must be one of {', '.join(allowed)}, not {value[:60]!r}")
+        return value
+
+    def count(self, key: str) -> int:
+        value = self.get(key, int)
+        if value < 0:
+            raise ArtifactError(f"{self.where}: {key} must be 0 or more, not {value}")
+        return value
+
+    def strings(self, key: str) -> list[str]:
+        values = self.get(key, list)
+        if not all(isinstance(v, str) for v in values):
+            raise ArtifactError(f"{self.where}: {key} must be a list of strings")
+        return list(values)
+
+    def done(self) -> None:
+        extra = sorted(str(k) for k in self.data if k not in self.seen)
+        if extra:
+            raise ArtifactError(f"{self.where} has unknown key(s) {', '.join(extra)[:200]}")
+
+
+_KIND_NAMES = {str: "a string", bool: "true or false", int: "an integer", list: "a list", Mapping: "an object"}

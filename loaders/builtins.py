@@ -28,21 +28,29 @@ import numpy as np
 from artifact_tools.errors import ArtifactError, CorruptArtifact, NotLoadable
 from artifact_tools.formats import faiss, fasttext, npy
 
-from .base import LoadedModel
+from .base import LoadedModel, parse_options
 
 _FLAT_INDEXES = ("IndexFlatL2", "IndexFlatIP", "IndexFlat")
 
 
-def load(root: Path, report, *, trust: bool | str = False, **options) -> LoadedModel:
+@dataclass(frozen=True)
+class BuiltinOptions:
+    """The k-NN and BlazingText built-ins take no loader options."""
+
+
+OPTIONS = BuiltinOptions
+
+
+def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> LoadedModel:
     """Load the k-NN index or BlazingText vectors the report describes (no options)."""
-    if options:
-        raise ArtifactError(f"unknown option(s) {', '.join(sorted(options))} for this built-in algorithm")
+    parse_options(BuiltinOptions, options, "this built-in algorithm")
     entry = next((m for m in report.models if m.format.startswith("sagemaker-")), None)
-    algorithm = entry.summary.get("algorithm") if entry else None
+    summary = entry.summary if entry is not None else {}
+    algorithm = summary.get("algorithm")
     if algorithm == "knn":
-        return _knn(root, entry.summary)
+        return _knn(root, summary)
     if algorithm == "blazingtext":
-        return _blazingtext(root, entry.summary)
+        return _blazingtext(root, summary)
     raise NotLoadable(f"artifact-tools cannot load the {algorithm} built-in algorithm without its framework")
 
 

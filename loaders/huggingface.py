@@ -1,7 +1,8 @@
 """Hugging Face ``transformers`` loader (extra ``huggingface``; TensorFlow weights also need ``tensorflow``).
 
-Strictly offline: ``HF_HUB_OFFLINE=1`` is set (unless the caller set it) before transformers is imported, and
-every ``from_pretrained`` gets ``local_files_only=True``, so nothing is fetched from the Hub.
+Strictly offline: every ``from_pretrained`` gets ``local_files_only=True`` and the pipeline is built from the
+loaded model and tokenizer objects, so nothing is fetched from the Hub. No environment variable is set: the
+process's ``HF_HUB_OFFLINE`` and log settings are the application's own.
 
 Weights (facts: huggingface/transformers ``src/transformers/modeling_utils.py`` and
 ``modeling_tf_utils.py``): ``model.safetensors`` (or its sharded index) is preferred, then ``pytorch_model.bin``,
@@ -30,12 +31,13 @@ pipeline). It returns:
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from artifact_tools.errors import ArtifactError, NotLoadable, TrustRequired
 
-from .base import LoadedModel, newer_version_warning, require
+from .base import LoadedModel, newer_version_warning, parse_options, require
 
 _TOOLKIT_TASK_VARIABLE = "HF_TASK"
 _NO_LIMIT = 10**9
@@ -43,11 +45,19 @@ _NO_LIMIT = 10**9
 ``tokenization_utils_base.py``, ``VERY_LARGE_INTEGER``); at or above this there is nothing to truncate to."""
 
 
-def load(root: Path, report, *, trust: bool | str = False, task: str | None = None, **options) -> LoadedModel:
-    """Load the model folder the report names with the auto class of its task; option ``task``."""
-    if options:
-        raise ArtifactError(f"unknown option(s) {', '.join(sorted(options))} for Hugging Face artifacts; "
-                            "known: task")
+@dataclass(frozen=True)
+class HuggingFaceOptions:
+    """``task``: the pipeline task (default: ``$HF_TASK``, else the task of the config's architecture)."""
+
+    task: str | None = None
+
+
+OPTIONS = HuggingFaceOptions
+
+
+def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> LoadedModel:
+    """Load the model folder the report names with its task's auto class; options: :class:`HuggingFaceOptions`."""
+    task = parse_options(HuggingFaceOptions, options, "Hugging Face artifacts").task
     entry = report.model("huggingface")
     if entry is None:
         raise NotLoadable("the report names no Hugging Face model folder")
@@ -66,8 +76,6 @@ def load(root: Path, report, *, trust: bool | str = False, task: str | None = No
     else:
         require("tensorflow", "tensorflow")
         require("tf_keras", "tensorflow")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # transformers imports TensorFlow when it is installed
     transformers = require("transformers", "huggingface")
     from transformers.pipelines import PipelineException, check_task
 

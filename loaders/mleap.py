@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import os
 from bisect import bisect_right
+from dataclasses import dataclass
 from pathlib import Path
 from decimal import Decimal
 from operator import mul
@@ -42,25 +43,32 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from artifact_tools.errors import ArtifactError, CorruptArtifact, NotLoadable
+from artifact_tools.errors import CorruptArtifact, NotLoadable
 from artifact_tools.filetree import DirTree, FileTree, ZipTree
 from artifact_tools.formats import mleap_bundle
 from artifact_tools.formats.mleap_bundle import Bundle, Node, Tensor
-from loaders.base import LoadedModel, require
+from loaders.base import LoadedModel, parse_options, require
 
 _NAN = math.nan
 _INF = math.inf
 
 
+@dataclass(frozen=True)
+class MLeapOptions:
+    """MLeap bundles take no loader options."""
+
+
+OPTIONS = MLeapOptions
+
+
 def load(source: FileTree | os.PathLike | str, report: Any = None, *, trust: bool | str = False,
-         **options) -> LoadedModel:
+         **options: Any) -> LoadedModel:
     """Read and compile an MLeap bundle: a FileTree, or a folder / zip path (as ``loaders.load`` passes it).
 
     With a report, the bundle is the one inspection found (``bundle.json`` in a folder, or a zip member).
     MLeap bundles hold data only, so ``trust`` changes nothing.
     """
-    if options:
-        raise ArtifactError(f"unknown MLeap loader option(s): {', '.join(sorted(options))}")
+    parse_options(MLeapOptions, options, "MLeap bundles")
     tree = source if not isinstance(source, (str, os.PathLike)) else _tree_at(Path(source), report)
     pipeline = CompiledPipeline(mleap_bundle.read_bundle(tree))
     return LoadedModel(

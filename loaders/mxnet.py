@@ -47,9 +47,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 import warnings
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 
@@ -57,7 +59,7 @@ from artifact_tools.archive import Limits, extract_entries, nested_entries
 from artifact_tools.errors import ArtifactError, CorruptArtifact, MissingExtra, NotLoadable, UnsafeArtifact
 from artifact_tools.formats import mxnet as mxformat
 
-from .base import LoadedModel, require
+from .base import LoadedModel, parse_options, require
 from .cache import cache_dir, publish_folder
 
 NUMPY_ALGORITHMS = ("linear-learner", "kmeans", "pca")
@@ -71,14 +73,23 @@ _LOSS_OUTPUTS = {  # MXNet loss layers and what their forward pass computes outs
 }
 
 
-def load(root: Path, report, *, trust: bool | str = False, backend: str | None = None,
-         host: int | str | None = None, **options) -> LoadedModel:
-    """Load the MXNet model the report describes; options ``backend`` ("mxnet" | "numpy") and ``host``."""
-    if options:
-        raise ArtifactError(f"unknown option(s) {', '.join(sorted(options))} for MXNet artifacts; "
-                            "MXNet loading takes backend= and host=")
-    if backend not in (None, "mxnet", "numpy"):
-        raise ArtifactError(f"backend must be 'mxnet' or 'numpy', not {backend!r}")
+@dataclass(frozen=True)
+class MXNetOptions:
+    """``backend``: ``"mxnet"`` (Gluon) or ``"numpy"`` (no MXNet import; Linear Learner, k-means and PCA only),
+    default MXNet when it imports; ``host``: the training host of a built-in algorithm (``2`` or
+    ``"model_algo-2"``, default the first)."""
+
+    backend: Literal["mxnet", "numpy"] | None = None
+    host: int | str | None = None
+
+
+OPTIONS = MXNetOptions
+
+
+def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> LoadedModel:
+    """Load the MXNet model the report describes; options: :class:`MXNetOptions`."""
+    opts = parse_options(MXNetOptions, options, "MXNet artifacts")
+    backend, host = opts.backend, opts.host
     builtin = next((m for m in report.models if m.format.startswith("sagemaker-")), None)
     if builtin is None:
         if host is not None:
@@ -100,9 +111,26 @@ def load(root: Path, report, *, trust: bool | str = False, backend: str | None =
 # ------------------------------------------------------------------------------------------ choices
 
 def _import_mxnet():
-    if "bool" not in np.__dict__:
-        np.bool = bool  # MXNet 1.9.1 refers to np.bool, which numpy 1.24+ removed
-    return require("mxnet", "mxnet")
+    """``import mxnet``, with the ``numpy.bool`` alias it needs present for the import only.
+
+    MXNet 1.9.1 (its last release) evaluates ``numpy.bool`` while it imports (``mxnet/numpy/utils.py``:
+    ``bool = onp.bool``); numpy 1.24 removed that alias and numpy 2 brought it back. When it is absent, the alias
+    is added for the import and taken away right after, so the process's numpy is left as it was. MXNet reads
+    ``numpy.bool`` again later only in its NumPy-compatible interface (``mx.np``: boolean ``full`` fill values,
+    boolean-mask indexing of ``mx.np.ndarray``), which the loaders never use: Gluon ``SymbolBlock``s,
+    ``mx.nd`` arrays and ``mx.sym`` graphs run without it (tests/test_cli_api.py loads and predicts each MXNet
+    layout after the alias is gone). Code that goes on to use ``mx.np`` itself needs ``numpy.bool`` defined.
+    """
+    if sys.modules.get("mxnet") is not None:  # imported already (None: marked absent)
+        return require("mxnet", "mxnet")
+    added = "bool" not in np.__dict__
+    if added:
+        np.bool = bool  # type: ignore[attr-defined]
+    try:
+        return require("mxnet", "mxnet")
+    finally:
+        if added and np.__dict__.get("bool") is bool:
+            del np.bool  # type: ignore[attr-defined]
 
 
 def _backend(wanted: str | None, what: str):
@@ -334,9 +362,11 @@ def _zipped(root: Path, summary: dict, algorithm: str, mx, host: str) -> LoadedM
     inner = summary.get("inner_files") or []
     symbol_name = next((n for n in inner if n.endswith("symbol.json")), None)
     params_name = next((n for n in inner if n == "params" or n.endswith(".params")), None)
+    if symbol_name is None or params_name is None:
+        raise NotLoadable(f"{host} does not hold the symbol and params files of a {algorithm} model")
     for name in (symbol_name, params_name):
-        if name is None or not (folder / name).is_file():
-            raise NotLoadable(f"{host} does not hold the {name or 'symbol/params'} file of a {algorithm} model")
+        if not (folder / name).is_file():
+            raise NotLoadable(f"{host} does not hold the {name} file of a {algorithm} model")
     symbol, params = folder / symbol_name, folder / params_name
     inputs, labels, graph = _graph_io(symbol, params, None)
     info = {"algorithm": algorithm, "host": host, "symbol": symbol_name, "params": params_name,
@@ -394,7 +424,8 @@ def _linear_learner_output(raw: Callable[[Any], np.ndarray], summary: dict):
 
 def _ndarray_list(root: Path, summary: dict, algorithm: str, mx, host: str) -> LoadedModel:
     path = root / host
-    info = {"algorithm": algorithm, "host": host, "backend": "numpy" if mx is None else "mxnet"}
+    info: dict[str, Any] = {"algorithm": algorithm, "host": host, "backend": "numpy" if mx is None else "mxnet"}
+    native: dict[str, Any]
     if mx is None:
         native = mxformat.load_arrays(path.read_bytes())
         arrays = native

@@ -26,28 +26,42 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from artifact_tools.errors import ArtifactError, CorruptArtifact, NotLoadable, TrustRequired
 
-from .base import LoadedModel, require
+from .base import LoadedModel, parse_options, require
 
 _DATA_PARALLEL_PREFIX = "module."
 
 
-def load(root: Path, report, *, trust: bool | str = False, module: Any = None, file: str | None = None,
-         **options) -> LoadedModel:
-    """Load the ``torch.save`` / TorchScript file the report names; options ``module`` and ``file``."""
-    if options:
-        raise ArtifactError(f"unknown option(s) {', '.join(sorted(options))} for PyTorch artifacts; "
-                            "known: module, file")
-    entry = _choose([m for m in report.models if m.format == "pytorch"], file)
+@dataclass(frozen=True)
+class PyTorchOptions:
+    """``file``: which PyTorch file of the artifact, when it holds several; ``module``: a ``torch.nn.Module``
+    built from the training code, to load a state dict into (Python API only)."""
+
+    file: str | None = None
+    module: Any = field(default=None, metadata={"describe": "a torch.nn.Module, from Python only"})
+
+
+OPTIONS = PyTorchOptions
+
+
+def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> LoadedModel:
+    """Load the ``torch.save`` / TorchScript file the report names; options: :class:`PyTorchOptions`."""
+    opts = parse_options(PyTorchOptions, options, "PyTorch artifacts")
+    module = opts.module
+    entry = _choose([m for m in report.models if m.format == "pytorch"], opts.file)
     torch = require("torch", "pytorch")
     path = root / entry.path
     info: dict[str, Any] = {"file": entry.path, "format": entry.summary.get("format"),
                             "torch_version_installed": torch.__version__}
     if _is_torchscript(path, entry.summary):
+        if module is not None:
+            raise ArtifactError(f"module= takes a network to load a state dict into; {entry.path} is a TorchScript "
+                                "archive, which brings its own")
         if not trust:
             raise TrustRequired(f"{entry.path} is a TorchScript archive, which runs its own serialized code; "
                                 "pass trust=True (CLI: --trust) to load it", [f"TorchScript code in {entry.path}"])
@@ -58,6 +72,9 @@ def load(root: Path, report, *, trust: bool | str = False, module: Any = None, f
         return LoadedModel(scripted, "pytorch", _runner(torch, scripted), info={**info, "kind": "torchscript"})
     obj = _torch_load(torch, path, entry, trust, report.entry_point)
     if isinstance(obj, torch.nn.Module):
+        if module is not None:
+            raise ArtifactError(f"module= takes a network to load a state dict into; {entry.path} holds a whole "
+                                f"{type(obj).__name__}, not a state dict")
         obj.eval()
         return LoadedModel(obj, "pytorch", _runner(torch, obj), info={**info, "kind": "module"})
     state = _state_dict(torch, obj)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib
 import io
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from artifact_tools.errors import ArtifactError, CorruptArtifact, TrustRequired
 from artifact_tools.formats.pickle_data import decompress_joblib, read_pickle
 from artifact_tools.trust import callable_directly, check, classify, normalize, pickle_findings, summarize
 
-from .base import LoadedModel, require
+from .base import LoadedModel, parse_options, require
 
 # Callables that call one of their arguments (see ``formats/pickle_data.py``, ``_CALLS_ARGUMENT``).
 CALLS_ARGUMENT = {("copyreg", "_reconstructor"): 1, ("numpy.random._pickle", "__randomstate_ctor"): 1,
@@ -261,11 +262,30 @@ def _predictor(model):
     return predict
 
 
-def load(root: Path, report, *, trust: bool | str = False, **options) -> LoadedModel:
-    """Load the pickle the report names (the first scikit-learn one, else the first pickle)."""
+@dataclass(frozen=True)
+class SklearnOptions:
+    """``member``: which pickle of the artifact to load (default: the first scikit-learn one, else the first)."""
+
+    member: str | None = None
+
+
+OPTIONS = SklearnOptions
+
+
+def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> LoadedModel:
+    """Load the pickle the report names (``member``, else the first scikit-learn one, else the first pickle)."""
+    member = parse_options(SklearnOptions, options, "pickle artifacts").member
     require("sklearn", "sklearn")
     pickles = [m for m in report.models if m.format == "pickle"]
-    chosen = next((m for m in pickles if str(m.summary.get("top_level", "")).startswith("sklearn.")), pickles[0])
+    if member is not None:
+        named = [m for m in pickles if m.path == member.strip("/")]
+        if not named:
+            raise ArtifactError(f"{member} is not a pickle of the artifact, whose pickles are "
+                                f"{', '.join(m.path for m in pickles)}")
+        chosen = named[0]
+    else:
+        chosen = next((m for m in pickles if str(m.summary.get("top_level", "")).startswith("sklearn.")),
+                      pickles[0])
     path = root / chosen.path
     versions: list[str] = []
     obj = unpickle(path.read_bytes(), trust, chosen.path, versions)

@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import importlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from artifact_tools.errors import NotLoadable, TrustRequired
 from artifact_tools.sniff import parse_json
 
-from .base import LoadedModel, require
+from .base import LoadedModel, parse_options, require
 
 _session = None
 
@@ -81,7 +83,20 @@ def to_pandas(df):
     return pdf
 
 
-def load(root: Path, report, *, trust: bool | str = False, master: str | None = None, **options) -> LoadedModel:
+@dataclass(frozen=True)
+class SparkOptions:
+    """``master``: the Spark master of the shared session when this load starts it (default ``local[*]`` or
+    ``$ARTIFACT_TOOLS_SPARK_MASTER``)."""
+
+    master: str | None = None
+
+
+OPTIONS = SparkOptions
+
+
+def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> LoadedModel:
+    """Load the saved Spark ML model the report names; options: :class:`SparkOptions`."""
+    master = parse_options(SparkOptions, options, "Spark ML artifacts").master
     entry = report.model("spark-ml")
     model_dir = root if entry is None or entry.path in (".", "") else root / entry.path
     jvm_class = _metadata_class(model_dir)

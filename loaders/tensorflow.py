@@ -35,40 +35,51 @@ Keras 3 (``safe_mode`` off only with trust) or, for ``.keras`` files written by 
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from artifact_tools.errors import ArtifactError, NotLoadable, TrustRequired
 from artifact_tools.formats import savedmodel
 
-from .base import LoadedModel, newer_version_warning, require
+from .base import LoadedModel, newer_version_warning, parse_options, require
 
 DEFAULT_SIGNATURE = "serving_default"
 _KERAS_ZIP_MEMBERS = ("config.json", "metadata.json", "model.weights.h5")
 
 
-def load(root: Path, report, *, trust: bool | str = False, version: int | str | None = None,
-         signature: str = DEFAULT_SIGNATURE, **options) -> LoadedModel:
-    """Load the chosen SavedModel (or the Keras file) the report names; options: ``version``, ``signature``."""
-    if options:
-        raise ArtifactError(f"unknown option(s) {', '.join(sorted(options))} for TensorFlow artifacts; "
-                            "known: version, signature")
+@dataclass(frozen=True)
+class TensorFlowOptions:
+    """``version``: the SavedModel to load, a version number or its folder (default: the highest version);
+    ``signature``: the signature ``predict`` runs."""
+
+    version: int | str | None = None
+    signature: str = DEFAULT_SIGNATURE
+
+
+OPTIONS = TensorFlowOptions
+
+
+def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> LoadedModel:
+    """Load the chosen SavedModel (or the Keras file) the report names; options: :class:`TensorFlowOptions`."""
+    opts = parse_options(TensorFlowOptions, options, "TensorFlow artifacts")
     saved = [m for m in report.models if m.format == "tensorflow-savedmodel"]
     if saved:
-        return _load_saved_model(root, _choose(saved, version, report.root_prefix), signature, trust)
+        return _load_saved_model(root, _choose(saved, opts.version, report.root_prefix), opts.signature, trust)
     keras = [m for m in report.models if m.format == "keras"]
     if keras:
+        if opts != TensorFlowOptions():
+            raise ArtifactError(f"version= and signature= choose among SavedModels; {keras[0].path} is a Keras "
+                                "file, which has neither")
         return _load_keras(root, keras[0].path, trust)
     raise NotLoadable("the report names no TensorFlow SavedModel or Keras file to load")
 
 
 def _import_tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    return require("tensorflow", "tensorflow")
+    return require("tensorflow", "tensorflow")  # its C++ log level is the application's choice (the CLI's)
 
 
 # ----------------------------------------------------------------------------------- SavedModels
