@@ -1,0 +1,75 @@
+"""Load a LightGBM text model with LightGBM (extra ``lightgbm``).
+
+The file is the one inspection reported as ``lightgbm`` (``member=`` chooses among several; without a report
+the folder's files are recognised by content, ``artifact_tools.formats.lightgbm.is_lightgbm``). The text is
+checked as data first (``formats.lightgbm.summarize``: a damaged or cut file is a CorruptArtifact before
+LightGBM's parser sees it), then ``lightgbm.Booster(model_str=...)`` loads it; model files carry no code, so
+``trust`` changes nothing.
+
+``predict`` takes numpy arrays, lists (one row may be given flat) or DataFrames (columns put in the model's
+feature order when they hold every feature name; pandas categorical columns are mapped as at training) and
+returns ``Booster.predict``: probabilities for binary and multiclass objectives, values for regression.
+``info`` holds the feature names and count, categorical features, objective, class and tree counts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from artifact_tools.errors import ArtifactError, CorruptArtifact
+from artifact_tools.formats import lightgbm as lightgbm_format
+
+from .base import LoadedModel, parse_options, require
+from .onnx import choose_file
+
+
+@dataclass(frozen=True)
+class LightGBMOptions:
+    """``member``: which LightGBM model file of the artifact to load, when it holds several."""
+
+    member: str | None = None
+
+
+OPTIONS = LightGBMOptions
+
+
+def load(root: Path, report: Any = None, *, trust: bool | str = False, **options: Any) -> LoadedModel:
+    """Load the LightGBM model of an unpacked artifact folder ``root``; options: :class:`LightGBMOptions`."""
+    del trust  # a LightGBM model file runs no code
+    member = parse_options(LightGBMOptions, options, "LightGBM artifacts").member
+    root = Path(root)
+    name = choose_file(root, report, "lightgbm", member, "LightGBM model", lightgbm_format.is_lightgbm)
+    data = (root / name).read_bytes()
+    summary = lightgbm_format.summarize(data)
+    lgb = require("lightgbm", "lightgbm")
+    try:
+        booster = lgb.Booster(model_str=data.decode("utf-8"))
+    except lgb.basic.LightGBMError as e:
+        raise CorruptArtifact(f"LightGBM {lgb.__version__} cannot read {name}: {str(e).strip()[:300]}") from None
+    info = {"file": name, "version": summary["version"], "objective": summary["objective"],
+            "num_class": summary["num_class"], "trees": booster.num_trees(), "num_features": booster.num_feature(),
+            "feature_names": booster.feature_name(), "categorical_features": summary["categorical_features"],
+            "lightgbm_version_installed": lgb.__version__}
+    return LoadedModel(booster, "lightgbm", lambda x: _predict(booster, x), info=info)
+
+
+def _predict(booster: Any, data: Any) -> np.ndarray:
+    if hasattr(data, "columns") and hasattr(data, "dtypes"):  # a pandas DataFrame
+        names = booster.feature_name()
+        if set(names) <= set(map(str, data.columns)):
+            data = data[names]
+        elif data.shape[1] != len(names):
+            raise ArtifactError(f"the model takes {len(names)} features ({', '.join(names[:10])}...), "
+                                f"the table has {data.shape[1]} columns")
+    else:
+        data = np.asarray(data, dtype=np.float64)
+        if data.ndim == 1:
+            data = data.reshape(1, -1)
+        if data.ndim != 2 or data.shape[1] != booster.num_feature():
+            raise ArtifactError(f"the model takes rows of {booster.num_feature()} features, not an array of shape "
+                                f"{data.shape}")
+    return np.asarray(booster.predict(data))
