@@ -36,9 +36,10 @@ SCHEMA = "artifact-tools.inspect/1"
 SCHEMA_FILE = "schema/inspect-1.schema.json"  # inside the package
 
 Framework = Literal["mxnet", "xgboost", "sklearn", "tensorflow", "huggingface", "spark", "mleap", "pytorch", "r",
-                    "djl-lmi", "sagemaker-builtin", "pickle", "unknown"]
+                    "djl-lmi", "sagemaker-builtin", "pickle", "onnx", "lightgbm", "catboost", "pmml",
+                    "neuron", "unknown"]
 Layout = Literal["builtin-algorithm", "framework-container", "tf-serving", "sparkml-serving", "custom-container",
-                 "loose-file", "unknown"]
+                 "loose-file", "triton-repository", "mlflow-model", "compiled", "unknown"]
 Container = Literal["tar.gz", "tar", "tar.bz2", "tar.xz", "zip", "directory", "file", "gzip-file"]
 Algorithm = Literal["linear-learner", "kmeans", "pca", "ntm", "factorization-machines", "image-classification", "knn",
                     "blazingtext", "xgboost"]

@@ -21,7 +21,11 @@ import json
 import struct
 import zlib
 
+from .formats.catboost import is_catboost
+from .formats.lightgbm import is_lightgbm
+from .formats.onnx import is_onnx
 from .formats.pickle_data import looks_like_pickle
+from .formats.pmml import is_pmml
 
 MiB = 1 << 20
 TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
@@ -33,6 +37,8 @@ _KEEP = {
     "zip": 256 * MiB, "torch-zip": 512 * MiB, "gzip": 64 * MiB, "rds": 64 * MiB, "xgboost": 512 * MiB,
     "fasttext": 256 * MiB, "faiss": 256 * MiB, "npy": 16 * MiB, "protobuf": 256 * MiB, "parquet": 64 * MiB,
     "keras-zip": 64 * MiB, "hdf5": 256 * MiB, "binary": 0, "tar": 0,
+    "onnx": 512 * MiB, "lightgbm": 512 * MiB, "catboost": 512 * MiB, "pmml": 256 * MiB, "mlflow-model": MiB,
+    "pbtxt": 4 * MiB,
 }
 
 
@@ -67,6 +73,10 @@ def sniff(name: str, head: bytes, size: int) -> str:
         return "torch-legacy"
     if _is_safetensors(head, size):
         return "safetensors"
+    if is_catboost(head):
+        return "catboost"
+    if is_onnx(head):
+        return "onnx"
     era = _xgboost_era(head)
     if era and era not in ("json",):
         return "xgboost"
@@ -76,6 +86,15 @@ def sniff(name: str, head: bytes, size: int) -> str:
         return "joblib-compressed"
     text = _as_text(head)
     if text is not None:
+        base = name.rsplit("/", 1)[-1]
+        if is_lightgbm(head):
+            return "lightgbm"
+        if is_pmml(head):
+            return "pmml"
+        if base == "MLmodel":
+            return "mlflow-model"
+        if base == "config.pbtxt":
+            return "pbtxt"
         stripped = text.lstrip()
         if stripped[:1] in ("{", "["):
             if era == "json":
