@@ -323,7 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=None, help="default: $SAGEMAKER_BIND_TO_PORT or 8080")
     s.add_argument("--workers", type=int, default=2)
     s.add_argument("--max-payload", type=int, default=6 * 1024 * 1024, help="bytes (default 6 MB)")
-    s.add_argument("--timeout", type=int, default=None, help="worker timeout in seconds (default 60)")
+    s.add_argument("--timeout", type=int, default=None,
+                   help="seconds one request may take: its body's arrival or one prediction "
+                        "(default $SAGEMAKER_MODEL_SERVER_TIMEOUT or 60)")
     _add_opening(s)
     s.set_defaults(func=cmd_serve)
     return p
