@@ -5,8 +5,15 @@ What an artifact can be (decided by content, never by the file name):
   with a valid checksum) — SageMaker's ``model.tar.gz``; a plain tar; bzip2 (``BZh``) or xz (``fd 37 7a 58 5a 00``)
   tars; a zip (``PK\\x03\\x04`` or the empty-archive ``PK\\x05\\x06``); a plain folder; any other single file
   (a loose ``xgboost-model`` or ``model.joblib``); and the same behind an fsspec URI (``s3://``, ``file://``...).
-- Listing streams the archive once: gzip is inflated in large chunks (with ``isal`` when installed, several times
-  faster than zlib) and member data is skipped, never held whole; peak memory stays flat.
+- Seek, don't read: a plain tar is listed by jumping from header to header (``tarfile`` on a seekable file moves
+  over member data without reading it), a zip from its central directory; of each member only its head (64 KiB,
+  for sniffing) and the bytes inspection keeps are read. A member whose head reaches its end is read to the end,
+  so that its size (and a zip entry's CRC-32) is checked. Folders and loose files are read the same way.
+- A compressed tar is read once from start to end: gzip is inflated in large chunks with isal's
+  ``IgzipDecompressor`` when installed (the same inflate loop as ``python -m isal.igzip -d``, checking each gzip
+  member's CRC-32 and length), else zlib; member data is skipped, never held whole; peak memory stays flat.
+- One pass: :meth:`Artifact.scan` can also write every file into a folder and compute the artifact's SHA-256
+  (:meth:`Artifact.fingerprint`) while it lists, so loading reads the archive once (``loaders.cache``).
 
 Normalisation of what real artifacts contain: ``./`` prefixes and an empty-named root entry are dropped;
 AppleDouble ``._*`` files and ``.DS_Store`` are listed but marked ignored; PAX/GNU headers are handled by
@@ -43,18 +50,22 @@ Bounded work on hostile input (each cap below is checked before the work it boun
 from __future__ import annotations
 
 import bz2
+import contextlib
 import dataclasses
 import hashlib
 import io
+import logging
 import lzma
 import math
 import numbers
 import os
+import queue
 import shutil
 import stat
 import struct
 import tarfile
 import tempfile
+import threading
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -63,13 +74,21 @@ from typing import IO, Callable, Iterator
 
 from .errors import ArtifactError, CorruptArtifact, NotAnArtifact, UnsafeArtifact
 from .filetree import ZIP_ERRORS
+from .progress import task
 
 try:  # isal inflates gzip 2-4x faster than zlib; same API.
+    from isal import igzip_lib as _igzip_lib
     from isal import isal_zlib as _fast_zlib
 except ImportError:  # pragma: no cover - isal is a core dependency, but stay usable without it
     _fast_zlib = zlib
+    _igzip_lib = None
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+# Decompressed data moves through Python in pieces below glibc malloc's mmap threshold (128 KiB): a fresh 1 MiB
+# bytes object per call is mmap-ed and unmapped each time, and its page faults cost a third of an inflate.
+PIECE = 96 << 10
 HEAD = 64 << 10
 MAX_NAME_BYTES = 4096  # PATH_MAX on Linux (<linux/limits.h>): no file system path can be longer
 MAX_NAMES_TOTAL = 64 << 20  # all entry names of one artifact (with its nested archives) together
@@ -221,12 +240,21 @@ def _is_uri(source: str) -> bool:
 
 
 class _Source:
-    """Where the bytes come from: a local path or an fsspec URI (file or prefix)."""
+    """Where the bytes come from: a local path or an fsspec URI (file or prefix).
+
+    Creating one reads no content: a local path is ``stat``-ed, a URI asked for its metadata once (``fs.info``).
+    ``identity`` says which bytes these are without reading them (see :meth:`identity`). A URI's object is
+    opened once and every reader gets its own position over that one handle (fsspec's block cache then serves
+    re-reads of the first block), so one pass over an archive fetches it once.
+    """
 
     def __init__(self, source: str | os.PathLike, storage_options: dict | None = None):
         self.label = str(source)
         self.fs = None
         self.path: str
+        self.info: dict = {}
+        self.stat: os.stat_result | None = None
+        self._handle = None
         text = os.fspath(source)
         if isinstance(text, str) and text.startswith("file://"):
             text = text[len("file://"):]
@@ -245,38 +273,114 @@ class _Source:
                 raise NotAnArtifact(f"{text} does not exist") from None
             except Exception as e:  # network / credentials: one sentence
                 raise ArtifactError(f"cannot reach {text}: {type(e).__name__}: {e}") from None
+            self.info = dict(info)
             self.is_dir = info.get("type") == "directory"
             self.size = int(info.get("size") or 0)
         else:
             p = Path(text)
-            if not p.exists():
-                raise NotAnArtifact(f"{text} does not exist")
+            try:
+                st = p.stat()
+            except FileNotFoundError:
+                raise NotAnArtifact(f"{text} does not exist") from None
+            except OSError as e:
+                raise ArtifactError(f"cannot open {text}: {e.strerror or e}") from None
             self.path = str(p)
-            self.is_dir = p.is_dir()
-            self.size = 0 if self.is_dir else p.stat().st_size
+            self.is_dir = stat.S_ISDIR(st.st_mode)
+            self.stat = st
+            self.size = 0 if self.is_dir else st.st_size
+
+    def identity(self) -> str | None:
+        """A key naming these exact bytes without reading them, or None when there is none.
+
+        A local file: its device, inode, size and modification time in nanoseconds (a rewrite changes the
+        modification time, a replacement the inode). A URI: the object's ETag or version id (S3 ``ETag`` /
+        ``VersionId``, GCS ``generation``, HTTP ``ETag``) with its size; without one, None. Folders: None.
+        """
+        if self.is_dir:
+            return None
+        if self.fs is None:
+            st = self.stat
+            return f"local:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+        tags = {k.lower().replace("_", ""): v for k, v in self.info.items()}
+        found = [f"{k}={tags[k]}" for k in ("versionid", "generation", "etag") if tags.get(k) not in (None, "")]
+        if not found:
+            return None
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        return f"{protocol}://{self.path}|{'|'.join(found)}|size={self.size}"
 
     def open(self) -> IO[bytes]:
         if self.fs is not None:
-            return self.fs.open(self.path, "rb", block_size=8 << 20)
+            if self._handle is None:
+                # 8 MiB read-ahead blocks: a sequential pass fetches each byte once (fsspec's "bytes" cache trims
+                # what it holds too eagerly and fetches some blocks twice); the size is known, which spares the
+                # second metadata request some file systems make in open().
+                try:
+                    self._handle = self.fs.open(self.path, "rb", block_size=8 << 20, size=self.size,
+                                                cache_type="readahead")
+                except TypeError:
+                    self._handle = self.fs.open(self.path, "rb", block_size=8 << 20)
+            return _View(self._handle)
         return open(self.path, "rb", buffering=0)
 
     def head(self, n: int = 1024) -> bytes:
         with self.open() as f:
             return f.read(n)
 
+    def close(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(Exception):
+                self._handle.close()
+            self._handle = None
+
+
+class _View(io.RawIOBase):
+    """A reader with its own position over a shared file handle (closing the view leaves the handle open)."""
+
+    def __init__(self, f):
+        self._f, self._pos = f, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = offset if whence == 0 else self._pos + offset if whence == 1 else self._f.size + offset
+        return self._pos
+
+    def read(self, n: int = -1) -> bytes:
+        self._f.seek(self._pos)
+        data = self._f.read(n if n is not None else -1)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
 
 # --------------------------------------------------------------------------------------------------- inflate
 
 class _Inflater(io.RawIOBase):
-    """A read-only, forward-only decompressing stream with ratio/total caps and truncation detection."""
+    """A read-only, forward-only decompressing stream with ratio/total caps and truncation detection.
+
+    gzip goes through isal's ``IgzipDecompressor`` (RFC 1952 member by member: it checks each member's CRC-32 and
+    ISIZE trailer and keeps its own input buffer, so no unconsumed input is copied between calls) when isal is
+    installed, else through zlib's ``decompressobj`` with its ``unconsumed_tail``.
+    """
 
     def __init__(self, raw: IO[bytes], kind: str, limits: Limits, label: str):
         self._raw = raw
         self._kind = kind
         self._limits = limits
         self._label = label
+        self._zlib_tail = kind == "gzip" and _igzip_lib is None
         self._new_decoder()
-        self._buf = b""
         self._in = 0
         self._out = 0
         self._eof = False
@@ -284,23 +388,22 @@ class _Inflater(io.RawIOBase):
 
     def _new_decoder(self):
         if self._kind == "gzip":
-            self._d = _fast_zlib.decompressobj(31)
+            self._d = (_igzip_lib.IgzipDecompressor(_igzip_lib.DECOMP_GZIP) if _igzip_lib is not None
+                       else zlib.decompressobj(31))
         elif self._kind == "bzip2":
-            import bz2
             self._d = bz2.BZ2Decompressor()
         else:
-            import lzma
             self._d = lzma.LZMADecompressor()
 
     def readable(self) -> bool:
         return True
 
     def _decode(self, data: bytes, n: int) -> bytes:
-        if self._kind == "gzip":
+        if self._zlib_tail:
             out = self._d.decompress(data, n)
             self._pending = self._d.unconsumed_tail
             return out
-        out = self._d.decompress(data, max_length=n)
+        out = self._d.decompress(data, n)
         self._pending = b""
         return out
 
@@ -320,13 +423,13 @@ class _Inflater(io.RawIOBase):
                     self._eof = True
                     return b""
             data = self._pending
-            if not data and (self._kind == "gzip" or self._d.needs_input):
+            if not data and (self._zlib_tail or self._d.needs_input):
                 data = self._raw.read(CHUNK)
                 self._in += len(data)
                 if not data:
                     raise CorruptArtifact(f"{_short(self._label)} is truncated: the compressed stream ends early")
             try:
-                out = self._decode(data, want)
+                out = self._decode(data, min(want, PIECE))
             except Exception as e:  # zlib.error, isal's IsalError, OSError, EOFError, lzma.LZMAError
                 raise CorruptArtifact(
                     f"{_short(self._label)} is not a valid {self._kind} stream ({_short(e)})") from None
@@ -406,6 +509,13 @@ class _ForwardFile(io.RawIOBase):
         self._pos += len(data)
         return data
 
+    def read_some(self, n: int) -> bytes:
+        """Up to ``n`` bytes, at least one unless the stream ended: member data is read this way, so that no
+        chunk is copied to make up an exact length."""
+        data = self._s.read(n)
+        self._pos += len(data)
+        return data
+
     def seek(self, offset: int, whence: int = 0) -> int:
         target = offset if whence == 0 else self._pos + offset if whence == 1 else None
         if target is None or target < self._pos:
@@ -416,6 +526,38 @@ class _ForwardFile(io.RawIOBase):
                 break
             self._pos += len(c)
         return self._pos
+
+
+class _SeekFile(_ForwardFile):
+    """The same interface over a file that can be read at any offset (a plain tar on disk or behind fsspec):
+    seeks move without reading, so ``tarfile`` goes from header to header over the member data."""
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = self._s.seek(offset, whence)
+        return self._pos
+
+
+class _MemberData(io.RawIOBase):
+    """The ``size`` bytes of a tar member stored at ``start`` of a :class:`_ForwardFile` / :class:`_SeekFile`
+    (non-sparse members: the data follows the header block as it is). Reads may return fewer bytes than asked."""
+
+    def __init__(self, f: _ForwardFile, start: int, size: int):
+        self._f, self._start, self._size, self._pos = f, start, size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        left = self._size - self._pos
+        n = left if n is None or n < 0 else min(n, left)
+        if n <= 0:
+            return b""
+        where = self._start + self._pos
+        if self._f.tell() != where:
+            self._f.seek(where)
+        data = self._f.read_some(min(n, PIECE))
+        self._pos += len(data)
+        return data
 
 
 class _CheckedTarInfo(tarfile.TarInfo):
@@ -482,15 +624,21 @@ class Artifact:
     """An opened artifact. Use :func:`open_artifact`.
 
     ``container`` is one of 'tar.gz', 'tar', 'tar.bz2', 'tar.xz', 'zip', 'directory', 'file', 'gzip-file'.
+    ``digest`` is the SHA-256 computed by the last ``scan(..., digest=True)`` (the :meth:`fingerprint`), else None.
     """
 
-    def __init__(self, source: str | os.PathLike, limits: Limits | None = None, storage_options: dict | None = None):
+    def __init__(self, source: str | os.PathLike | _Source, limits: Limits | None = None,
+                 storage_options: dict | None = None):
         # Our own copy of the limits: it carries the budget of the current pass (see Limits).
         self.limits = dataclasses.replace(limits) if limits is not None else Limits.from_env()
-        self.src = _Source(source, storage_options)
+        self.src = source if isinstance(source, _Source) else _Source(source, storage_options)
         self.label = self.src.label
+        self.digest: str | None = None
+        self._digest: _Digest | None = None  # the hash the current pass feeds
+        self.extract_error: ArtifactError | None = None  # why the last scan(extract_to=...) stopped extracting
         self._members: list[Member] | None = None
         self._tmpdirs: list[str] = []
+        self._compression: str | None = None
         if self.src.is_dir:
             self.container = "directory"
             return
@@ -513,6 +661,7 @@ class Artifact:
         else:
             self.container = "file"
         self._compression = kind if self.container.startswith("tar.") else None
+        log.debug("%s: %s, %d bytes", self.label, self.container, self.src.size)
 
     def _zip_is_one_model_file(self) -> bool:
         """A torch.save / .keras file is a zip, but it is one model file, not an archive of an artifact's files."""
@@ -537,9 +686,19 @@ class Artifact:
         for d in self._tmpdirs:
             shutil.rmtree(d, ignore_errors=True)
         self._tmpdirs.clear()
+        self.src.close()
 
     def __repr__(self) -> str:
         return f"Artifact({self.label!r}, container={self.container!r})"
+
+    @contextlib.contextmanager
+    def _open_raw(self, buffered: bool = False) -> Iterator[IO[bytes]]:
+        """The source's bytes; while a pass computes the digest, every byte read is also hashed (once)."""
+        f = open(self.src.path, "rb") if buffered and self.src.fs is None else self.src.open()
+        try:
+            yield _HashingFile(f, self._digest) if self._digest is not None else f
+        finally:
+            f.close()
 
     # ---------------------------------------------------------------- streaming
     def iter_entries(self) -> Iterator[tuple[Member, IO[bytes] | None]]:
@@ -569,34 +728,33 @@ class Artifact:
             name = PurePosixPath(self.src.path.rstrip("/")).name or "artifact"
             spent.consume(self.src.size)
             spent.produce(self.src.size)
-            with self.src.open() as f:
+            with self._open_raw() as f:
                 yield Member(name, self.src.size, ignored=False), f
 
     def _tar_entries(self, spent: _Spent):
         label = _short(self.label)
-        with self.src.open() as raw:
-            stream: IO[bytes] = raw
-            fwd: _ForwardFile
+        with self._open_raw() as raw:
+            f: _ForwardFile
             if self._compression:
                 inflater = _Inflater(raw, self._compression, self.limits, self.label)
-                fwd = _ForwardFile(inflater, self.label)
+                f = _ForwardFile(inflater, self.label)
                 spent._consumed_fn = lambda: inflater.bytes_in
-            else:
-                fwd = _ForwardFile(stream, self.label)
-                spent._consumed_fn = fwd.tell
+            else:  # read at any offset: tarfile seeks from header to header
+                f = _SeekFile(raw, self.label)
+                spent._consumed_fn = f.tell
             try:
-                fwd.meter(MAX_ENTRY_HEADERS)  # tarfile.open reads the first entry's headers
-                tf = tarfile.open(fileobj=fwd, mode="r:", ignore_zeros=False, tarinfo=_CheckedTarInfo)
+                f.meter(MAX_ENTRY_HEADERS)  # tarfile.open reads the first entry's headers
+                tf = tarfile.open(fileobj=f, mode="r:", ignore_zeros=False, tarinfo=_CheckedTarInfo)
             except io.UnsupportedOperation:
                 raise CorruptArtifact(f"{label} has an inconsistent tar layout") from None
             except _TAR_ERRORS as e:
                 raise CorruptArtifact(f"{label} is not a readable tar archive ({_tar_error(e)})") from None
             finally:
-                fwd.meter(None)
+                f.meter(None)
             total = 0
             try:
                 while True:
-                    fwd.meter(MAX_ENTRY_HEADERS)
+                    f.meter(MAX_ENTRY_HEADERS)
                     try:
                         ti = tf.next()
                     except io.UnsupportedOperation:
@@ -604,7 +762,7 @@ class Artifact:
                     except _TAR_ERRORS as e:
                         raise CorruptArtifact(f"{label} is truncated or damaged ({_tar_error(e)})") from None
                     finally:
-                        fwd.meter(None)
+                        f.meter(None)
                     if ti is None:
                         break
                     del tf.members[:]  # tarfile keeps every header it read; nothing here needs them again
@@ -628,21 +786,30 @@ class Artifact:
                     if ti.sparse is not None:  # holes come out as zeros without reading anything: count them now
                         stored = _sparse_stored(ti, self.label, name)
                         spent.produce(m.size - stored)
-                    yield m, _CountingReader(tf.extractfile(ti), m.size, self.label, name, spent, stored)
+
+                        def data(ti=ti):
+                            return tf.extractfile(ti)
+                    else:  # the data follows the header as it is: read it straight from the file
+
+                        def data(ti=ti):
+                            return _MemberData(f, ti.offset_data, ti.size)
+
+                    def member_stream(data=data, size=m.size, name=name, stored=stored):
+                        return _CountingReader(data(), size, self.label, name, spent, stored)
+
+                    stream = member_stream()
+                    if not self._compression:
+                        stream.reopen = member_stream  # read again from the start (to compare duplicates)
+                    yield m, stream
                 if self._compression:  # read to the end so the stream's checksum and length are verified
-                    while fwd.read(CHUNK):
+                    while f.read(CHUNK):
                         pass
             finally:
                 tf.close()
 
     def _zip_entries(self, spent: _Spent):
-        with self.src.open() as raw:
-            f = raw if self.src.fs is not None else open(self.src.path, "rb")
-            try:
-                yield from zip_entries(f, self.label, self.limits, spent)
-            finally:
-                if f is not raw:
-                    f.close()
+        with self._open_raw(buffered=True) as f:
+            yield from zip_entries(f, self.label, self.limits, spent)
 
     def _dir_entries(self, spent: _Spent):
         def counted(size: int) -> None:  # a folder's files come out as they are: read and produced alike
@@ -689,51 +856,145 @@ class Artifact:
             self.scan(lambda m, head: 0)
         return list(self._members or [])
 
-    def scan(self, keep: Callable[[Member, bytes], int]) -> dict[str, bytes]:
-        """One streaming pass: list every entry, and keep the first ``keep(member, head)`` bytes of each file.
+    def scan(self, keep: Callable[[Member, bytes], int], *, extract_to: str | os.PathLike | None = None,
+             digest: bool = False) -> dict[str, bytes]:
+        """One pass: list every entry, and keep the first ``keep(member, head)`` bytes of each file.
 
-        ``head`` is the first 64 KiB (less for smaller files). Identical duplicates are folded (byte-compared by
-        size + CRC32 here; extraction compares bytes). Differing duplicates are counted in ``conflicts`` and the
-        last copy is kept, which is what ``tar -x`` (and so SageMaker) would leave on disk; extraction refuses them.
+        ``head`` is the first 64 KiB (less for smaller files). Where the container can be read at any offset (a
+        plain tar, a zip, a folder, a loose file) only the head and the kept bytes of a member are read; a member
+        whose head or kept bytes reach its declared end is read to the end (its size, and a zip entry's CRC-32,
+        are checked). A compressed tar is read from start to end once.
+
+        ``extract_to``: every file (junk excepted) is also written under this folder in the same pass, with the
+        checks of :func:`extract_entries`. A refusal of extraction does not stop the listing (whose own refusals
+        come first, as when listing and extracting are two passes): it is left in ``self.extract_error`` and
+        extraction stops there. The caller removes the folder when it is incomplete or this raises. ``digest``: the
+        SHA-256 of the artifact (:meth:`fingerprint`) is computed from the bytes this pass reads (the rest of the
+        file, if any, is read at the end) and left in ``self.digest``.
+
+        Identical duplicates are folded (compared by size + CRC-32; a copy not read whole is read again for
+        that; extraction compares bytes). Differing duplicates are counted in ``conflicts`` and the last copy is
+        kept, which is what ``tar -x`` (and so SageMaker) would leave on disk; extraction refuses them.
         """
         kept: dict[str, bytes] = {}
         listing: dict[str, Member] = {}
+        reopen: dict[str, Callable[[], IO[bytes]] | None] = {}
         crc = _fast_zlib.crc32
-        for m, stream in self.iter_entries():
-            if stream is None:
-                if m.name in listing and listing[m.name].type != m.type and m.type != "dir":
-                    raise UnsafeArtifact(f"{_short(self.label)} lists {_short(m.name)} both as a folder and as a file")
-                listing.setdefault(m.name, m)
-                continue
-            head = stream.read(min(HEAD, m.size) if m.size else HEAD)
-            want = keep(m, head) if not m.ignored else 0
-            c = crc(head)
-            parts = [head] if want > len(head) else None
-            got = len(head)
-            while True:
-                chunk = stream.read(CHUNK)
-                if not chunk:
-                    break
-                c = crc(chunk, c)
-                if parts is not None and got < want:
-                    parts.append(chunk[: want - got])
-                got += len(chunk)
-            m.size = got
-            m.crc32 = c
-            prev = listing.get(m.name)
-            if prev is not None:
-                if prev.type != "file":
-                    raise UnsafeArtifact(f"{_short(self.label)} lists {_short(m.name)} both as a folder and as a file")
-                if (prev.size, prev.crc32) == (m.size, m.crc32):
-                    prev.duplicates += 1
-                    continue
-                m.duplicates, m.conflicts = prev.duplicates, prev.conflicts + 1
-                kept.pop(m.name, None)
-            listing[m.name] = m
-            if want:
-                kept[m.name] = b"".join(parts) if parts is not None else head[:want]
+        extractor = _Extractor(Path(extract_to), self.limits, self.label) if extract_to is not None else None
+        self.extract_error = None
+        random_access = self._compression is None
+        folder_hash = hashlib.sha256() if digest and self.container == "directory" else None
+        self.digest = None
+        self._digest = _Digest() if digest and folder_hash is None else None
+        what = "extracting" if extractor is not None else "reading"
+        try:
+            with task(f"{what} {_short(self.label, 60)}", total=self.src.size or None, unit="bytes") as advance:
+                shown = 0
+
+                def progress() -> None:
+                    nonlocal shown
+                    now = self.limits._spent.consumed
+                    if now > shown:
+                        advance(now - shown)
+                        shown = now
+
+                for m, stream in self.iter_entries():
+                    if stream is None:
+                        if m.name in listing and listing[m.name].type != m.type and m.type != "dir":
+                            raise UnsafeArtifact(
+                                f"{_short(self.label)} lists {_short(m.name)} both as a folder and as a file")
+                        if extractor is not None and m.type == "dir" and not m.ignored:
+                            try:
+                                extractor.folder(m)
+                            except ArtifactError as e:
+                                self.extract_error, extractor = e, None
+                        listing.setdefault(m.name, m)
+                        continue
+                    head = _read_exact(stream, min(HEAD, m.size) if m.size else HEAD)
+                    want = keep(m, head) if not m.ignored else 0
+                    sink = None
+                    if extractor is not None and not m.ignored:
+                        try:
+                            sink = extractor.file(m)
+                        except ArtifactError as e:
+                            self.extract_error, extractor = e, None
+                    h = folder_hash if folder_hash is not None and not m.ignored else None
+                    whole = (not random_access or sink is not None or h is not None
+                             or len(head) >= m.size or want >= m.size)
+                    try:
+                        if h is not None:
+                            h.update(m.name.encode() + b"\0")
+                            h.update(head)
+                        if sink is not None:
+                            sink = self._sink_write(sink, head)
+                        c = crc(head)
+                        parts = [head] if want > len(head) else None
+                        got = len(head)
+                        while whole or got < want:
+                            chunk = stream.read(PIECE if whole else min(PIECE, want - got))
+                            if not chunk:
+                                break
+                            c = crc(chunk, c)
+                            if sink is not None:
+                                sink = self._sink_write(sink, chunk)
+                            if h is not None:
+                                h.update(chunk)
+                            if parts is not None and got < want:
+                                parts.append(chunk[: want - got])
+                            got += len(chunk)
+                            progress()
+                    except BaseException:
+                        if sink is not None:
+                            sink.abort()
+                        raise
+                    if sink is not None:
+                        try:
+                            sink.close()
+                        except ArtifactError as e:
+                            self.extract_error = e
+                    if self.extract_error is not None:
+                        extractor = None
+                    progress()
+                    if whole:
+                        m.size, m.crc32 = got, c
+                    prev = listing.get(m.name)
+                    if prev is not None:
+                        if prev.type != "file":
+                            raise UnsafeArtifact(
+                                f"{_short(self.label)} lists {_short(m.name)} both as a folder and as a file")
+                        if prev.size == m.size:
+                            was = _whole_crc(prev, reopen.get(m.name))
+                            if was is not None and was == _whole_crc(m, getattr(stream, "reopen", None)):
+                                prev.duplicates += 1
+                                continue
+                        m.duplicates, m.conflicts = prev.duplicates, prev.conflicts + 1
+                        kept.pop(m.name, None)
+                    listing[m.name] = m
+                    reopen[m.name] = None if m.crc32 is not None else getattr(stream, "reopen", None)
+                    if want:
+                        kept[m.name] = b"".join(parts) if parts is not None else head[:want]
+                if folder_hash is not None:
+                    self.digest = folder_hash.hexdigest()
+                elif self._digest is not None:
+                    self.digest = self._digest.finish(self.src)
+        finally:
+            if self._digest is not None:
+                self._digest.cancel()
+                self._digest = None
         self._members = list(listing.values())
+        log.info("%s: %d entries listed, %d bytes of the source read", self.label, len(self._members),
+                 self.limits._spent.consumed if getattr(self.limits, "_spent", None) else 0)
         return kept
+
+    def _sink_write(self, sink, data: bytes):
+        """Write to an extraction sink; on a refusal, keep it in ``extract_error`` and stop extracting."""
+        try:
+            sink.write(data)
+            return sink
+        except ArtifactError as e:
+            sink.abort()
+            self.extract_error = e
+            return None
 
     @property
     def root_prefix(self) -> str:
@@ -757,7 +1018,13 @@ class Artifact:
             if any(out.iterdir()):
                 raise ArtifactError(f"extraction folder {_short(out)} is not empty")
         try:
-            extract_entries(self.iter_entries(), out, self.limits, self.label)
+            with task(f"extracting {_short(self.label, 60)}", total=None, unit="files") as advance:
+                def counted():
+                    for entry in self.iter_entries():
+                        yield entry
+                        advance(1)
+
+                extract_entries(counted(), out, self.limits, self.label)
         except BaseException:
             shutil.rmtree(out, ignore_errors=True)
             raise
@@ -779,9 +1046,139 @@ class Artifact:
         return h.hexdigest()
 
 
+def _read_exact(stream: IO[bytes], n: int) -> bytes:
+    """``n`` bytes of ``stream`` (fewer only at its end): member readers may return short reads."""
+    data = stream.read(n)
+    if len(data) >= n or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < n:
+        more = stream.read(n - got)
+        if not more:
+            break
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def _whole_crc(m: Member, reopen: Callable[[], IO[bytes]] | None) -> int | None:
+    """The member's CRC-32, reading it again from the start when the pass did not read it whole (a duplicate
+    name in a container read by seeking); None when it cannot be read again."""
+    if m.crc32 is not None:
+        return m.crc32
+    if reopen is None:
+        return None
+    stream, c, got = reopen(), 0, 0
+    while chunk := stream.read(CHUNK):
+        c = _fast_zlib.crc32(chunk, c)
+        got += len(chunk)
+    m.size, m.crc32 = got, c
+    return c
+
+
+class _Digest:
+    """SHA-256 of a byte stream fed in order, computed on a helper thread (hashlib releases the GIL while it
+    hashes large buffers, so hashing overlaps inflating). At most 16 chunks wait in its queue. The thread only
+    ever sees bytes objects, never a file, so nothing the caller opens or closes can break it.
+
+    ``mark`` is how many leading bytes of the source have been hashed.
+    """
+
+    def __init__(self):
+        self._h = hashlib.sha256()
+        self._q: queue.Queue = queue.Queue(maxsize=16)
+        self._t = threading.Thread(target=self._run, name="artifact-tools-digest", daemon=True)
+        self._t.start()
+        self._done = False
+        self.mark = 0
+
+    def _run(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            self._h.update(item)
+
+    def update(self, data: bytes) -> None:
+        if data:
+            self._q.put(data)
+
+    def cancel(self) -> None:
+        if not self._done:
+            self._done = True
+            self._q.put(None)
+            self._t.join()
+
+    def finish(self, src: _Source) -> str:
+        """Hash whatever the pass did not read (from ``mark`` to the end of the source) and return the digest."""
+        if self.mark < src.size:
+            with src.open() as f:
+                f.seek(self.mark)
+                while chunk := f.read(CHUNK):
+                    self.update(chunk)
+                    self.mark += len(chunk)
+        self.cancel()
+        return self._h.hexdigest()
+
+
+class _HashingFile(io.RawIOBase):
+    """A file whose bytes are fed to a :class:`_Digest` in order as they are read, each byte once: a read just
+    ahead of what was hashed (at most 1 MiB: tar padding skipped by a seek) first hashes the gap; a read further
+    ahead (a zip's central directory, read first at the end of the file) or behind feeds nothing, and the pass
+    goes on hashing from where it stopped; :meth:`_Digest.finish` reads whatever no read reached."""
+
+    def __init__(self, f: IO[bytes], digest: _Digest):
+        self._f, self._d = f, digest
+        self._pos = f.tell()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = self._f.seek(offset, whence)
+        return self._pos
+
+    def _fill(self, upto: int) -> None:
+        d = self._d
+        self._f.seek(d.mark)
+        while d.mark < upto:
+            chunk = self._f.read(min(CHUNK, upto - d.mark))
+            if not chunk:
+                break
+            d.update(chunk)
+            d.mark += len(chunk)
+        self._f.seek(self._pos)
+
+    def read(self, n: int = -1) -> bytes:
+        d = self._d
+        if d.mark < self._pos <= d.mark + CHUNK:
+            self._fill(self._pos)
+        data = self._f.read(n if n is not None else -1)
+        end = self._pos + len(data)
+        if end > d.mark >= self._pos:
+            d.update(data if d.mark == self._pos else data[d.mark - self._pos:])
+            d.mark = end
+        self._pos = end
+        return data
+
+    def readinto(self, b) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
 class _CountingReader(io.RawIOBase):
     """Reads one tar member, checks that exactly the declared number of bytes arrive, and reports the first
-    ``stored`` of them to the budget (a sparse member's holes were counted when its header was read)."""
+    ``stored`` of them to the budget (a sparse member's holes were counted when its header was read).
+
+    ``read(n)`` may return fewer than ``n`` bytes (at least one before the end); ``read()`` returns the rest."""
 
     def __init__(self, f: IO[bytes], size: int, label: str, name: str, spent: _Spent | None = None,
                  stored: int | None = None):
@@ -793,9 +1190,22 @@ class _CountingReader(io.RawIOBase):
         return True
 
     def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = []
+            while chunk := self._read(self._left):
+                parts.append(chunk)
+            return b"".join(parts)
+        return self._read(n)
+
+    def readinto(self, b) -> int:
+        data = self._read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def _read(self, n: int) -> bytes:
         if self._left <= 0:
             return b""
-        n = self._left if n is None or n < 0 else min(n, self._left)
+        n = min(n, self._left)
         try:
             data = self._f.read(n)
         except io.UnsupportedOperation:
@@ -845,11 +1255,16 @@ def _check_central_directory(f: IO[bytes], size: int, label: str, limits: Limits
 
     Only the caps are checked here; a malformed directory is left for ``zipfile`` to report.
     """
-    tail_len = min(size, _EOCD.size + 0xFFFF + 20 + _EOCD64.size)
-    f.seek(size - tail_len)
-    tail = f.read(tail_len)
-    i = tail.rfind(b"PK\x05\x06")
-    if i < 0 or len(tail) - i < _EOCD.size:
+    for most in (_EOCD.size + 20 + _EOCD64.size + 1024, _EOCD.size + 0xFFFF + 20 + _EOCD64.size):
+        tail_len = min(size, most)  # most zips have no archive comment: a short tail first, the longest one after
+        f.seek(size - tail_len)
+        tail = f.read(tail_len)
+        i = tail.rfind(b"PK\x05\x06")
+        if i >= 0 and len(tail) - i >= _EOCD.size and (i >= 20 + _EOCD64.size or tail_len == size):
+            break  # (with room before it for the zip64 records)
+        if tail_len == size:
+            return
+    else:
         return
     _, _, _, _, count, cd_size, cd_offset, _ = _EOCD.unpack_from(tail, i)
     end = size - tail_len + i  # where the central directory must end (it is followed by the end records)
@@ -914,7 +1329,7 @@ class _ZipArchive:
     def __init__(self, f: IO[bytes], label: str, limits: Limits, spent: _Spent):
         self.f, self.label, self.limits, self.spent = f, label, limits, spent
         try:
-            size = f.seek(0, 2)
+            self.size = size = f.seek(0, 2)
             _check_central_directory(f, size, label, limits)
             zf = zipfile.ZipFile(f)
             self.infos = zf.infolist()
@@ -971,6 +1386,7 @@ class _ZipEntryReader(io.RawIOBase):
         self._crc = 0
         self._pending = b""
         self._done = False
+        self._step = HEAD  # compressed bytes read at a time: 64 KiB first (a head needs little), then doubling
         method = info.compress_type
         self._deflate = method == zipfile.ZIP_DEFLATED
         if method == zipfile.ZIP_STORED:
@@ -1024,6 +1440,11 @@ class _ZipEntryReader(io.RawIOBase):
         self._spent.consume(len(data))
         return data
 
+    def _next_step(self) -> int:
+        step = self._step
+        self._step = min(step * 2, CHUNK)
+        return step
+
     def _decode(self, want: int) -> bytes:
         """Up to ``want`` new bytes; b'' when the entry's data is used up."""
         d = self._d
@@ -1035,7 +1456,7 @@ class _ZipEntryReader(io.RawIOBase):
                     if d.eof:
                         return b""
                     if not self._pending:
-                        self._pending = self._raw(CHUNK)
+                        self._pending = self._raw(self._next_step())
                     out = d.decompress(self._pending, want)
                     self._pending = d.unconsumed_tail
                     if not out and not self._pending and self._left_in <= 0:
@@ -1045,7 +1466,7 @@ class _ZipEntryReader(io.RawIOBase):
                         return b""
                     data = b""
                     if d.needs_input:
-                        data = self._raw(CHUNK)
+                        data = self._raw(self._next_step())
                         if not data:
                             return b""
                     out = d.decompress(data, max_length=want)
@@ -1099,6 +1520,12 @@ def zip_entries(f: IO[bytes], label: str, limits: Limits, spent: _Spent | None =
     """Entries of a zip archive (a seekable file): non-overlapping, bounded, counted on the bytes they produce."""
     spent = spent if spent is not None else _Spent(limits, label)
     z = _ZipArchive(f, label, limits, spent)
+    # What all entries declare together against the archive's size: an early refusal of many small entries that
+    # are each under the ratio floor, before any is read (listing reads only their first bytes; the real count is
+    # still taken on the bytes produced).
+    declared = sum(i.file_size for i in z.infos if not i.is_dir())
+    if limits.max_ratio and declared > limits.ratio_floor and declared > limits.max_ratio * max(z.size, 1):
+        raise UnsafeArtifact(_bomb(label, limits))
     total = 0
     for info in z.infos:
         name = normalize_name(info.filename)
@@ -1120,7 +1547,9 @@ def zip_entries(f: IO[bytes], label: str, limits: Limits, spent: _Spent | None =
                 and info.file_size > limits.max_ratio * max(info.compress_size, 1)):
             raise UnsafeArtifact(f"{_short(label)}: {_short(name)} expands more than {limits.max_ratio:g}:1 "
                                  "(a decompression bomb?)")
-        yield Member(name, info.file_size, ignored=is_junk(name)), z.open(info, name)
+        stream = z.open(info, name)
+        stream.reopen = lambda info=info, name=name: z.open(info, name)  # to read it again from the start
+        yield Member(name, info.file_size, ignored=is_junk(name)), stream
 
 
 def common_root(files: list[str]) -> str:
@@ -1137,16 +1566,47 @@ def extract_entries(entries, out: Path, limits: Limits, label: str) -> list[str]
 
     The caller removes ``out`` when this raises (:meth:`Artifact.extract` and the cache do).
     """
-    out = out.resolve()
-    written = 0
-    duplicates: list[str] = []
-    seen: set[str] = set()
-    short = _short(label)
+    ex = _Extractor(Path(out), limits, label)
     for m, stream in entries:
         if m.ignored:
             continue
-        target = out / m.name
-        # Second layer: the standard library's 'data' filter must agree the entry is harmless.
+        if m.type == "dir":
+            ex.folder(m)
+            continue
+        sink = ex.file(m)
+        try:
+            while True:
+                chunk = stream.read(CHUNK)
+                if not chunk:
+                    break
+                sink.write(chunk)
+        except BaseException:
+            sink.abort()
+            raise
+        sink.close()
+    return ex.duplicates
+
+
+class _Extractor:
+    """Writes an archive's entries under one folder, one entry at a time, with every safety check: ``tarfile``'s
+    ``data_filter`` as a second layer, nothing outside the folder, no name used both as a file and as a folder,
+    a repeated name only when its bytes are identical, new files created exclusively without following links,
+    and at most ``limits.max_total_bytes`` written in all."""
+
+    def __init__(self, out: Path, limits: Limits, label: str):
+        out.mkdir(parents=True, exist_ok=True)
+        self.out = out.resolve()
+        self.limits = limits
+        self.short = _short(label)
+        self.written = 0
+        self.seen: set[str] = set()
+        self.duplicates: list[str] = []
+
+    def _fail(self, name: str, e: OSError):  # a name the file system refuses (too long...), a full disk
+        raise ArtifactError(f"cannot extract {_short(name)} from {self.short}: {e.strerror or _short(e)}") from None
+
+    def _target(self, m: Member) -> Path:
+        out, short = self.out, self.short
         ti = tarfile.TarInfo(m.name)
         ti.type = tarfile.DIRTYPE if m.type == "dir" else tarfile.REGTYPE
         ti.mode = 0o755 if m.type == "dir" else 0o644
@@ -1155,52 +1615,88 @@ def extract_entries(entries, out: Path, limits: Limits, label: str) -> list[str]
             tarfile.data_filter(ti, str(out))
         except tarfile.FilterError as e:
             raise UnsafeArtifact(f"{short}: entry {_short(m.name)} refused ({_short(e)})") from None
+        target = out / m.name
+        if not str(target.resolve()).startswith(str(out)):
+            raise UnsafeArtifact(f"{short}: entry {_short(m.name)} would be written outside the extraction folder")
+        for parent in target.parents:
+            if parent == out:
+                break
+            if parent.exists() and not parent.is_dir():
+                raise UnsafeArtifact(f"{short} uses {_short(parent.relative_to(out))} both as a file and as a folder")
+        return target
+
+    def folder(self, m: Member) -> None:
         try:
-            if not str(target.resolve()).startswith(str(out)):
-                raise UnsafeArtifact(f"{short}: entry {_short(m.name)} would be written outside the extraction folder")
-            for parent in target.parents:
-                if parent == out:
-                    break
-                if parent.exists() and not parent.is_dir():
-                    raise UnsafeArtifact(
-                        f"{short} uses {_short(parent.relative_to(out))} both as a file and as a folder")
-            if m.type == "dir":
-                if target.exists() and not target.is_dir():
-                    raise UnsafeArtifact(f"{short} uses {_short(m.name)} both as a file and as a folder")
-                target.mkdir(parents=True, exist_ok=True)
-                continue
+            target = self._target(m)
+            if target.exists() and not target.is_dir():
+                raise UnsafeArtifact(f"{self.short} uses {_short(m.name)} both as a file and as a folder")
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            self._fail(m.name, e)
+
+    def file(self, m: Member) -> "_FileSink | _SameContent":
+        """A sink for the bytes of file ``m``: a new file, or (for a name already written) a comparison."""
+        try:
+            target = self._target(m)
             target.parent.mkdir(parents=True, exist_ok=True)
-            if m.name in seen:
-                if not _same_content(target, stream):
-                    raise UnsafeArtifact(f"{short} contains two different files named {_short(m.name)}")
-                duplicates.append(m.name)
-                continue
+            if m.name in self.seen:
+                return _SameContent(self, open(target, "rb"), m.name)
             if target.exists():
-                raise UnsafeArtifact(f"{short} uses {_short(m.name)} both as a file and as a folder")
-            seen.add(m.name)
+                raise UnsafeArtifact(f"{self.short} uses {_short(m.name)} both as a file and as a folder")
+            self.seen.add(m.name)
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-            with os.fdopen(fd, "wb") as f:
-                while True:
-                    chunk = stream.read(CHUNK)
-                    if not chunk:
-                        break
-                    written += len(chunk)
-                    if written > limits.max_total_bytes:
-                        raise UnsafeArtifact(f"{short} expands beyond the {limits.max_total_bytes}-byte limit")
-                    f.write(chunk)
-        except OSError as e:  # a name the file system refuses (too long...), a full disk
-            raise ArtifactError(f"cannot extract {_short(m.name)} from {short}: {e.strerror or _short(e)}") from None
-    return duplicates
+            return _FileSink(self, os.fdopen(fd, "wb"), m.name)
+        except OSError as e:
+            self._fail(m.name, e)
 
 
-def _same_content(path: Path, stream: IO[bytes]) -> bool:
-    with open(path, "rb") as f:
-        while True:
-            chunk = stream.read(CHUNK)
-            if not chunk:
-                return f.read(1) == b""
-            if f.read(len(chunk)) != chunk:
-                return False
+class _FileSink:
+    def __init__(self, ex: _Extractor, f: IO[bytes], name: str):
+        self._ex, self._f, self._name = ex, f, name
+
+    def write(self, chunk: bytes) -> None:
+        ex = self._ex
+        ex.written += len(chunk)
+        if ex.written > ex.limits.max_total_bytes:
+            raise UnsafeArtifact(f"{ex.short} expands beyond the {ex.limits.max_total_bytes}-byte limit")
+        try:
+            self._f.write(chunk)
+        except OSError as e:
+            self._ex._fail(self._name, e)
+
+    def close(self) -> None:
+        try:
+            self._f.close()
+        except OSError as e:
+            self._ex._fail(self._name, e)
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self._f.close()
+
+
+class _SameContent:
+    """A repeated name: its bytes must equal the copy already written (real PyTorch artifacts repeat files)."""
+
+    def __init__(self, ex: _Extractor, f: IO[bytes], name: str):
+        self._ex, self._f, self._name = ex, f, name
+
+    def _differs(self):
+        self.abort()
+        raise UnsafeArtifact(f"{self._ex.short} contains two different files named {_short(self._name)}")
+
+    def write(self, chunk: bytes) -> None:
+        if self._f.read(len(chunk)) != chunk:
+            self._differs()
+
+    def close(self) -> None:
+        if self._f.read(1) != b"":
+            self._differs()
+        self._f.close()
+        self._ex.duplicates.append(self._name)
+
+    def abort(self) -> None:
+        self._f.close()
 
 
 def open_artifact(source: str | os.PathLike | Artifact, limits: Limits | None = None,

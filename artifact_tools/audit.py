@@ -82,6 +82,13 @@ def audit_torch_zip(member: str, data: bytes) -> list[Finding]:
 
 
 def audit_torch_tree(member: str, tree, names: list[str]) -> list[Finding]:
+    """A torch zip's records. TorchScript archives (a ``code/`` folder or ``constants.pkl``) are unpickled by
+    TorchScript's own C++ unpickler, which resolves only the archive's ``__torch__`` classes (from its ``code/``)
+    and its fixed ``torch.jit._pickle`` builtins, never a Python import (``torch/csrc/jit/serialization/
+    unpickler.cpp``): what runs is the archive's code, one ``code`` finding. Other torch zips are read by
+    ``torch.load``'s Python unpickler, so every ``*.pkl`` record gets the pickle rules."""
+    if any(n.endswith("/constants.pkl") or "/code/" in f"/{n}" for n in names):
+        return [Finding(member, "code", "is a TorchScript archive, whose serialized code runs when it is loaded")]
     out: list[Finding] = []
     for n in names:
         if n.endswith(".pkl"):
@@ -91,8 +98,6 @@ def audit_torch_tree(member: str, tree, names: list[str]) -> list[Finding]:
                 out.append(_unreadable(f"{member}!/{n}", e))
                 continue
             out += audit_pickle_bytes(f"{member}!/{n}", body, len(body) + 1)
-    if any(n.endswith("/constants.pkl") or "/code/" in f"/{n}" for n in names):
-        out.append(Finding(member, "code", "is a TorchScript archive, whose serialized code runs when it is loaded"))
     return out
 
 

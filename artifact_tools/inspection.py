@@ -5,27 +5,36 @@ format reader needs are kept. Then the layout is recognised in this order (first
 cheaper, more specific signatures must not be shadowed by the generic ones:
 
 1. DJL/LMI ``serving.properties`` (``engine=`` / ``option.*`` keys)            -> djl-lmi
-2. MLeap bundle (``bundle.json`` + ``root/``), zip or unzipped (SparkML Serving)  -> mleap
-3. Spark ML saved pipeline (``metadata/part-*`` naming an ``org.apache.spark.ml`` class) -> spark
-4. SageMaker built-in algorithms (formats/sagemaker_builtins.py)               -> mxnet / sagemaker-builtin
-5. XGBoost model files of any era (loaders/xgboost_legacy.py, pure Python)     -> xgboost
-6. TensorFlow SavedModel protobufs                                            -> tensorflow
-7. Hugging Face model folders (config.json with model_type/architectures)      -> huggingface
-   (before Keras files: a TF-weights HF folder holds a tf_model.h5)
-8. Keras files (.keras zip, HDF5)                                              -> tensorflow
-9. PyTorch checkpoints (zip, TorchScript or legacy pickle)                    -> pytorch
-10. MXNet framework-container exports (symbol JSON + NDArray params)           -> mxnet
-11. Pickles / joblib (globals read from the opcode stream)                     -> sklearn or pickle
-12. R serialized objects (RDS)                                                 -> r
+2. Triton model repositories (``<model>/config.pbtxt`` + version folders)       -> layout triton-repository
+3. MLflow model folders (``MLmodel``): the model inside is found by the rest   -> layout mlflow-model
+4. Neuron / Neo compiled artifacts (formats/neuron.py)                         -> layout compiled, not loadable
+5. MLeap bundle (``bundle.json`` + ``root/``), zip or unzipped (SparkML Serving)  -> mleap
+6. Spark ML saved pipeline (``metadata/part-*`` naming an ``org.apache.spark.ml`` class) -> spark
+7. SageMaker built-in algorithms (formats/sagemaker_builtins.py)               -> mxnet / sagemaker-builtin
+8. XGBoost model files of any era (formats/xgboost.py, pure Python)           -> xgboost
+9. LightGBM text models, CatBoost binaries, ONNX models                       -> lightgbm / catboost / onnx
+10. TensorFlow SavedModel protobufs                                           -> tensorflow
+11. Hugging Face model folders (config.json with model_type/architectures)     -> huggingface
+    (before Keras files: a TF-weights HF folder holds a tf_model.h5)
+12. Keras files (.keras zip, HDF5)                                             -> tensorflow
+13. PyTorch checkpoints (zip, TorchScript or legacy pickle)                   -> pytorch
+14. MXNet framework-container exports (symbol JSON + NDArray params)          -> mxnet
+15. Pickles / joblib (globals read from the opcode stream)                    -> sklearn or pickle
+16. R serialized objects (RDS)                                                -> r
+17. PMML documents                                                            -> pmml, not loadable
+
+Before any detector, the trust audit (audit.py) reads every member that can carry code.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from pathlib import PurePosixPath
 from typing import Callable
 
-from .archive import Limits, common_root, open_artifact, open_nested
+from .archive import Artifact, Limits, common_root, open_artifact, open_nested
 from .errors import ArtifactError, CorruptArtifact
 from .filetree import MappingTree, SubTree
 from .audit import audit_members
@@ -36,9 +45,29 @@ from .trust import Finding, pickle_findings, summarize, worst
 
 KEEP_BUDGET = 1 << 30  # at most this many bytes of member content are held during one inspection
 
+log = logging.getLogger(__name__)
+
 
 def inspect(source, *, limits: Limits | None = None, storage_options: dict | None = None) -> Report:
-    """Inspect a model artifact (path, folder, fsspec URI or an opened Artifact) and return a :class:`Report`."""
+    """Inspect a model artifact (path, folder, fsspec URI or an opened Artifact) and return a :class:`Report`.
+
+    One pass over the artifact (:meth:`Artifact.scan`): a plain tar, a zip, a folder or a loose file is listed by
+    seeking, reading only each member's first 64 KiB and what the format readers need (``sniff.keep_bytes``); a
+    compressed tar is inflated once from start to end.
+    """
+    with open_artifact(source, limits, storage_options) as art:
+        return inspect_opened(art)
+
+
+def inspect_opened(art: Artifact, *, extract_to: str | os.PathLike | None = None, digest: bool = False) -> Report:
+    """:func:`inspect` of an opened artifact, in the one pass that can also extract it and hash it.
+
+    ``extract_to``: every file is also written into this folder during the same pass (``Artifact.scan``); a
+    refusal of extraction (differing duplicates, a name the file system refuses...) is left in
+    ``art.extract_error`` and the folder is then incomplete, so that inspection's own refusals come first.
+    ``digest``: the artifact's SHA-256 is left in ``art.digest``. ``loaders.cache`` uses both, so that loading
+    reads the archive once.
+    """
     kinds: dict[str, str] = {}
     budget = [KEEP_BUDGET]
 
@@ -51,10 +80,9 @@ def inspect(source, *, limits: Limits | None = None, storage_options: dict | Non
         budget[0] -= want
         return want
 
-    with open_artifact(source, limits, storage_options) as art:
-        kept = art.scan(keep)
-        members = art.members()
-        lim = art.limits
+    kept = art.scan(keep, extract_to=extract_to, digest=digest)
+    members = art.members()
+    lim = art.limits
     report = Report(source=art.label, container=art.container)
     files = [m for m in members if m.is_file]
     report.files = [FileInfo(m.name, m.size, "junk" if m.ignored else kinds.get(m.name, "binary"), m.ignored,
@@ -125,6 +153,7 @@ def inspect(source, *, limits: Limits | None = None, storage_options: dict | Non
         if detector(ctx):
             break
     ctx.finish()
+    log.info("%s: %s, %s layout, trust %s", art.label, report.framework, report.layout, report.trust.get("verdict"))
     return report
 
 
@@ -303,7 +332,7 @@ def _builtin(ctx: _Context) -> bool:
 
 
 def _xgboost(ctx: _Context) -> bool:
-    from loaders import xgboost_legacy
+    from .formats import xgboost as xgboost_legacy
 
     candidates = ctx.names("xgboost")
     found = []
@@ -482,6 +511,140 @@ def _rds(ctx: _Context) -> bool:
     return True
 
 
+def _summarize_kind(ctx: _Context, kind: str, reader) -> list[str]:
+    names = ctx.names(kind)
+    ctx.summarize_each(names, kind, reader)
+    return names
+
+
+def _lightgbm(ctx: _Context) -> bool:
+    from .formats import lightgbm
+
+    if not _summarize_kind(ctx, "lightgbm", lightgbm.summarize):
+        return False
+    ctx.set("lightgbm", ctx.default_layout(True))
+    return True
+
+
+def _catboost(ctx: _Context) -> bool:
+    from .formats import catboost
+
+    if not _summarize_kind(ctx, "catboost", catboost.summarize):
+        return False
+    ctx.set("catboost", ctx.default_layout(True))
+    return True
+
+
+def _onnx(ctx: _Context) -> bool:
+    from .formats import onnx
+
+    names = _summarize_kind(ctx, "onnx", onnx.summarize)
+    if not names:
+        return False
+    missing = [f"{PurePosixPath(m.path).parent / loc}".lstrip("./") for m in ctx.report.models if m.format == "onnx"
+               for loc in m.summary.get("external_data") or []
+               if str(PurePosixPath(m.path).parent / loc).lstrip("./") not in ctx.kinds]
+    if missing:
+        ctx.set("onnx", ctx.default_layout(True), loadable=False,
+                reason=f"the ONNX model's external data file {missing[0]} is not in the artifact")
+    else:
+        ctx.set("onnx", ctx.default_layout(True))
+    return True
+
+
+def _pmml(ctx: _Context) -> bool:
+    from .formats import pmml
+
+    if not _summarize_kind(ctx, "pmml", pmml.summarize):
+        return False
+    ctx.set("pmml", ctx.default_layout(False), loadable=False,
+            reason="PMML models need a PMML scoring engine (JPMML, pypmml); artifact-tools reads them but does not score them")
+    return True
+
+
+def _neuron(ctx: _Context) -> bool:
+    from .formats import neuron
+
+    found = neuron.identify(ctx.names(), ctx.whole)
+    if not found:
+        return False
+    ctx.add_model((found.get("files") or ["."])[0], found.get("compiler", "neuron"), found)
+    framework = found.get("framework") if found.get("framework") in ("pytorch", "tensorflow", "mxnet") else "neuron"
+    ctx.set(framework, "compiled", loadable=False, reason=found["reason"])
+    return True
+
+
+_TRITON_FRAMEWORKS = {"onnxruntime_onnx": "onnx", "onnxruntime": "onnx", "pytorch_libtorch": "pytorch",
+                      "pytorch": "pytorch", "tensorflow_savedmodel": "tensorflow", "tensorflow_graphdef": "tensorflow",
+                      "tensorflow": "tensorflow"}
+
+
+def _triton(ctx: _Context) -> bool:
+    """A Triton model repository: ``<model>/config.pbtxt`` beside numbered version folders (formats/triton.py)."""
+    from .formats import torch_zip, triton
+
+    layout = [m for m in triton.repository_layout(ctx.names()) if m["versions"]]
+    if not layout:
+        return False
+    reasons = []
+    framework = "unknown"
+    loadable = False
+    for model in layout:
+        summary = triton.summarize(ctx.whole(model["config"]) or b"", model["config"])
+        ctx.add_model(model["config"], "triton-config", {**summary, "repository": model})
+        kind = summary.get("platform") or summary.get("backend") or ""
+        framework = _TRITON_FRAMEWORKS.get(kind, framework)
+        if summary.get("runs_python"):
+            for v in model["versions"]:
+                for f in v["files"]:
+                    if f.endswith(".py"):
+                        ctx.flag_code(f"{v['dir']}/{f}", "is the Python backend's model code, which Triton runs")
+        latest = model["versions"][-1]
+        for f in latest["files"]:
+            path = f"{latest['dir']}/{f}"
+            k = ctx.kinds.get(path)
+            if k == "onnx":
+                from .formats import onnx
+
+                ctx.summarize_each([path], "onnx", onnx.summarize)
+                loadable = True
+            elif k in ("torch-zip", "torch-legacy"):
+                ctx.summarize_each([path], "pytorch", torch_zip.summarize)
+                entry = ctx.report.models[-1]
+                if entry.summary.get("torchscript") and entry.summary.get("format") != "torchscript-1.0":
+                    loadable = True
+                else:
+                    reasons.append(f"{path} is a state dict (weights only), not the TorchScript module "
+                                   f"{kind or 'the pytorch backend'} loads, so there is no network to run")
+        if not loadable and not reasons:
+            reasons.append(f"the {kind or 'unknown'} model of {model['config']} is not a format artifact-tools loads")
+    ctx.set(framework, "triton-repository", loadable=loadable, reason=None if loadable else reasons[0])
+    return True
+
+
+def _mlflow(ctx: _Context) -> bool:
+    """An MLflow Model folder (``MLmodel`` beside the flavor's files): the model inside is found by the other
+    detectors, and the layout says it is an MLflow model."""
+    from .formats import mlflow_model
+
+    files = ctx.names("mlflow-model")
+    if not files:
+        return False
+    for f in files:
+        base = str(PurePosixPath(f).parent)
+        pre = "" if base == "." else base + "/"
+        inner = [n[len(pre):] for n in ctx.names() if n.startswith(pre) and n != f]
+        summary = mlflow_model.summarize(ctx.whole(f) or b"", inner, f)
+        ctx.add_model(f, "mlflow-model", summary)
+    rest = DETECTORS[DETECTORS.index(_mlflow) + 1:]
+    for detector in rest:
+        if detector(ctx):
+            break
+    ctx.report.layout = "mlflow-model"
+    return True
+
+
 DETECTORS: list[Callable[[_Context], bool]] = [
-    _djl, _mleap, _spark, _builtin, _xgboost, _tensorflow, _huggingface, _keras, _pytorch, _mxnet, _pickle, _rds,
+    _djl, _triton, _mlflow, _neuron, _mleap, _spark, _builtin, _xgboost, _lightgbm, _catboost, _onnx, _tensorflow,
+    _huggingface, _keras, _pytorch, _mxnet, _pickle, _rds, _pmml,
 ]

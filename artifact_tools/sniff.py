@@ -218,6 +218,9 @@ def _compressed_pickle(head: bytes) -> bool:
     return looks_like_pickle(inner)
 
 
+_CONTROL_BYTES = bytes(c for c in range(32) if chr(c) not in "\t\r\n\f")
+
+
 def _as_text(head: bytes) -> str | None:
     sample = head[:8192]
     try:
@@ -228,8 +231,8 @@ def _as_text(head: bytes) -> str | None:
         text = sample[: e.start].decode("utf-8")
     if not text:
         return None
-    bad = sum(1 for c in text if ord(c) < 32 and c not in "\t\r\n\f")
-    return text if bad == 0 else None
+    # control bytes other than tab, CR, LF, FF mean binary (UTF-8 never encodes other characters with them)
+    return text if len(sample.translate(None, _CONTROL_BYTES)) == len(sample) else None
 
 
 def _looks_python(text: str) -> bool:

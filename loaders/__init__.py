@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
-from artifact_tools.archive import Limits, open_artifact
+from artifact_tools.archive import Limits
 from artifact_tools.errors import ArtifactError, NotLoadable
-from artifact_tools.inspection import inspect
 from artifact_tools.trust import check as check_trust
 
 from .base import LoadedModel
-from .cache import materialize
+from .cache import prepare
+
+log = logging.getLogger(__name__)
 
 __all__ = ["LoadedModel", "load", "read_input", "format_output"]
 
@@ -39,6 +41,9 @@ LOADER_MODULES = {
     "mleap": "loaders.mleap",
     "sagemaker-builtin": "loaders.builtins",
     "pytorch": "loaders.pytorch",
+    "onnx": "loaders.onnx",
+    "lightgbm": "loaders.lightgbm",
+    "catboost": "loaders.catboost",
 }
 
 
@@ -49,19 +54,26 @@ def load(artifact: Any, trust: bool | str = False, *, limits: Limits | None = No
     ``trust``: False (default) loads only what cannot run code; True also unpickles types outside the
     allowlist and runs Keras Lambda / remote code; ``"all"`` also accepts pickles naming dangerous calls.
     Loader options (``signature=``, ``version=``, ``host=``...) are passed to the framework's loader.
+
+    The artifact is read at most once (:func:`loaders.cache.prepare`): the first load lists, audits, hashes and
+    extracts it in one streaming pass and stores the report beside the extraction; a later load of the same
+    unchanged file (or URI with the same ETag / version id) reads none of its bytes. Either way the trust gate
+    runs on the report before the framework's loader is even imported.
     """
     if trust not in (True, False, "all"):
         raise ArtifactError(f"trust must be True, False or 'all', not {trust!r}")
-    with open_artifact(artifact, limits, storage_options) as art:
-        report = inspect(art)
+
+    def gate(report) -> None:  # before any framework reads a byte: loadable, the trust policy, a loader exists
         if not report.loadable:
             raise NotLoadable(report.not_loadable_reason or f"{report.framework} artifacts cannot be loaded")
         check_trust(report.trust, trust)
-        name = LOADER_MODULES.get(report.framework)
-        if name is None:
+        if report.framework not in LOADER_MODULES:
             raise NotLoadable(f"artifact-tools has no loader for {report.framework} artifacts "
                               f"({report.layout} layout); `artifact-tools inspect` tells what is inside")
-        root = materialize(art)
+
+    report, root = prepare(artifact, limits, storage_options, check=gate)
+    name = LOADER_MODULES[report.framework]
+    log.info("loading %s with %s", report.source, name)
     module = importlib.import_module(name)
     base = root / report.root_prefix if report.root_prefix else root
     model = module.load(base, report, trust=trust, **options)
@@ -118,9 +130,15 @@ def _csv(text: str):
         [float(c) for c in cells if c not in ("", "nan", "NaN")]
         return np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2, dtype=np.float64)
     except ValueError:
-        import pandas as pd
-
-        return pd.read_csv(io.StringIO(text))
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ArtifactError("reading a CSV file with a header needs pandas "
+                                "(every framework extra installs it: pip install pandas)") from None
+        try:
+            return pd.read_csv(io.StringIO(text))
+        except (ValueError, pd.errors.ParserError) as e:
+            raise ArtifactError(f"the CSV input cannot be read ({str(e).splitlines()[0][:200]})") from None
 
 
 def _plain(x: Any) -> Any:

@@ -5,9 +5,18 @@ Layout of ``$ARTIFACT_TOOLS_CACHE`` (default ``~/.cache/artifact-tools/extracted
 - ``<sha256>/``: one folder per artifact. It appears atomically: it is filled in a ``.tmp-*`` folder of the cache
   root and renamed into place, so a killed or failed extraction leaves nothing under a hash name, and its
   ``.tmp-*`` folder is removed (at once on failure; by the next publish when the process was killed).
+- ``<sha256>.json``: the inspection report of that artifact with what its listing counted (entries, bytes), written
+  just before the folder is renamed into place and removed with it.
 - ``unzipped/<sha256>/``: nested zips of plain folders (:mod:`loaders.mxnet`), published the same way.
-- ``.locks/``: one lock file per entry; ``index.json``: (path, size, mtime, inode) -> hash, so a second ``load``
-  of an unchanged local file does not even re-read it.
+- ``.locks/``: one lock file per entry; ``index.json``: what names an artifact's bytes without reading them ->
+  hash: a local file's (device, inode, size, modification time in ns), a URI's ETag or version id with its size
+  (``artifact_tools.archive._Source.identity``).
+
+One pass, then none. :func:`prepare` opens an artifact seen before (its identity is in the index, its folder and
+report are in the cache) without reading a byte of it: the report comes from ``<sha256>.json``. Otherwise the
+artifact is read once: listing, sniffing, the trust audit, hashing and extraction all happen in one streaming
+read (``artifact_tools.inspection.inspect_opened``); a URI's object is fetched once. The caller (``loaders.load``)
+runs the trust gate on the report either way, before any framework reads a byte.
 
 Nothing from an artifact is written anywhere else. Plain local folders are used in place (after the same safety
 checks), never copied.
@@ -32,8 +41,10 @@ publish, when it was killed).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import secrets
@@ -44,8 +55,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from artifact_tools.archive import Artifact
-from artifact_tools.errors import ArtifactError
+import artifact_tools
+from artifact_tools.archive import Artifact, Limits, _bomb, _short, _Source
+from artifact_tools.errors import ArtifactError, UnsafeArtifact
+from artifact_tools.inspection import inspect_opened
+from artifact_tools.report import FileInfo, ModelInfo, Report
 
 try:
     import fcntl
@@ -53,6 +67,7 @@ except ImportError:  # pragma: no cover - Windows: no locks, eviction by age onl
     fcntl = None
 
 DEFAULT_MAX_BYTES = 20 << 30
+RECORD_FORMAT = 1  # layout of <sha256>.json; a record of another format (or artifact-tools version) is redone
 STALE_FOREIGN_SECONDS = 24 * 3600  # leftovers of another host's process are removed after a day
 
 _HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
@@ -61,6 +76,8 @@ _OLD_TMP = re.compile(r"^\.tmp-[a-z0-9_]{8}$")  # publish folders of earlier ver
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _PINS: dict[str, int] = {}  # lock file -> descriptor holding its shared lock for the life of this process
 _PRIVATE: list[Path] = []
+
+log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
@@ -83,13 +100,6 @@ def _tag() -> str:
 
 
 # ------------------------------------------------------------------------------------------ index
-
-def _quick_key(art: Artifact) -> str | None:
-    if art.src.fs is not None or art.container == "directory":
-        return None
-    st = os.stat(art.src.path)
-    return f"{os.path.realpath(art.src.path)}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
-
 
 def _index_path() -> Path:
     return cache_dir() / "index.json"
@@ -243,6 +253,7 @@ def _evict(root: Path, key: str, path: Path) -> bool:
         if fd is not None:
             lock.unlink(missing_ok=True)
             os.close(fd)
+    _record_path(root, key).unlink(missing_ok=True)
     shutil.rmtree(trash, ignore_errors=True)
     return True
 
@@ -370,22 +381,9 @@ def publish_folder(dest: Path, fill: Callable[[Path], object], max_bytes: int | 
             if key is not None and not _entry_path(root, key).exists():
                 _release(root, key)
             raise
-        is_entry = key is not None and _entry_path(root, key) == dest
-        if is_entry:
-            cap = cache_max_bytes() if max_bytes is None else max_bytes
-            size = _tree_size(tmp / "files")
-            if size > cap:
-                private = root / f".private-{_tag()}-{secrets.token_hex(4)}"
-                os.rename(tmp / "files", private)
-                _PRIVATE.append(private)
-                _release(root, key)
-                return private
-            _make_room(root, size, cap, keep=key)
-        try:
-            os.rename(tmp / "files", dest)
-        except OSError:  # another process won the race: keep its copy
-            if not dest.is_dir():
-                raise
+        if key is not None and _entry_path(root, key) == dest:
+            return _publish(root, key, tmp / "files", max_bytes)
+        _rename(tmp / "files", dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if key is not None:
@@ -393,22 +391,218 @@ def publish_folder(dest: Path, fill: Callable[[Path], object], max_bytes: int | 
     return dest
 
 
-def materialize(art: Artifact, max_bytes: int | None = None) -> Path:
-    """A folder holding the artifact's files: the folder itself, or the cached extraction (see the module doc
-    for the cap; ``max_bytes`` overrides ``ARTIFACT_TOOLS_CACHE_MAX_BYTES``)."""
-    if art.container == "directory" and art.src.fs is None:
-        return art.extract()  # checks every entry, returns the folder in place
+def _rename(filled: Path, dest: Path) -> None:
+    try:
+        os.rename(filled, dest)
+    except OSError:  # another process won the race: keep its copy
+        if not dest.is_dir():
+            raise
+
+
+def _publish(root: Path, key: str, filled: Path, max_bytes: int | None,
+             before: Callable[[], object] | None = None) -> Path:
+    """Rename the filled folder into place as entry ``key`` (pinned by the caller) after making room for it; an
+    entry larger than the whole cap goes to a private folder instead (returned). ``before()`` runs just before
+    the rename (the report record is written there)."""
+    dest = _entry_path(root, key)
+    cap = cache_max_bytes() if max_bytes is None else max_bytes
+    size = _tree_size(filled)
+    if size > cap:
+        private = root / f".private-{_tag()}-{secrets.token_hex(4)}"
+        os.rename(filled, private)
+        _PRIVATE.append(private)
+        _release(root, key)
+        log.info("%d bytes extracted, more than the cache's cap of %d: kept for this process only", size, cap)
+        return private
+    _make_room(root, size, cap, keep=key)
+    if before is not None:
+        before()
+    _rename(filled, dest)
+    _touch(root, key)
+    return dest
+
+
+# ------------------------------------------------------------------------------------------ one pass, then none
+
+def _record_path(root: Path, key: str) -> Path:
+    entry = _entry_path(root, key)
+    return entry.with_name(entry.name + ".json")
+
+
+def _record(report: Report, art: Artifact) -> dict:
+    """What is stored beside an extraction: the report (as JSON) and the listing's counts, so that a later load
+    re-checks its own limits without reading the archive."""
+    files = [m for m in art.members() if m.is_file]
+    return {"format": RECORD_FORMAT, "artifact_tools": artifact_tools.__version__,
+            "report": json.loads(report.to_json(indent=None)), "entries": len(art.members()),
+            "bytes": sum(m.size * (1 + m.duplicates + m.conflicts) for m in files), "archive_bytes": art.src.size}
+
+
+def _write_record(root: Path, key: str, record: dict) -> None:
+    path = _record_path(root, key)
+    tmp = path.with_name(f".{path.name}.{_tag()}.tmp")
+    try:
+        tmp.write_text(json.dumps(record))
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+
+
+def _read_record(root: Path, key: str) -> dict | None:
+    try:
+        record = json.loads(_record_path(root, key).read_text())
+    except (OSError, ValueError, RecursionError):
+        return None
+    ok = (isinstance(record, dict) and record.get("format") == RECORD_FORMAT
+          and record.get("artifact_tools") == artifact_tools.__version__ and isinstance(record.get("report"), dict))
+    return record if ok else None
+
+
+def report_from_dict(data: dict) -> Report:
+    """A :class:`Report` from its JSON form (``Report.from_dict`` when the report module has it)."""
+    from_dict = getattr(Report, "from_dict", None)
+    if from_dict is not None:
+        return from_dict(data)
+    fields = {k: v for k, v in data.items() if k != "schema"}
+    fields["files"] = [FileInfo(**f) for f in fields.get("files", [])]
+    fields["models"] = [ModelInfo(**m) for m in fields.get("models", [])]
+    return Report(**fields)
+
+
+def _report_of(record: dict, label: str) -> Report | None:
+    try:
+        report = report_from_dict(record["report"])
+    except (ArtifactError, TypeError, KeyError, ValueError, AttributeError):
+        return None
+    report.source = label  # the same bytes may be opened under another name
+    return report
+
+
+def _check_limits(record: dict, limits: Limits, label: str) -> None:
+    """The caps of ``limits`` against what the listing counted when the artifact was extracted: a cached artifact
+    is refused by stricter limits exactly as reading it again would refuse it."""
+    entries, total, size = (int(record.get(k) or 0) for k in ("entries", "bytes", "archive_bytes"))
+    if entries > limits.max_members:
+        raise UnsafeArtifact(f"{_short(label)} has more than {limits.max_members} entries")
+    if total > limits.max_total_bytes:
+        raise UnsafeArtifact(f"{_short(label)} holds more than {limits.max_total_bytes} bytes")
+    if limits.max_ratio and total > limits.ratio_floor and size and total > limits.max_ratio * size:
+        raise UnsafeArtifact(_bomb(label, limits))
+
+
+def _remember_identity(src: _Source, key: str | None, digest: str) -> None:
+    """Remember ``key`` -> ``digest`` unless the file changed while it was read (then the next load reads it)."""
+    if key is None:
+        return
+    if src.fs is None:
+        try:
+            if _Source(src.path).identity() != key:
+                return
+        except ArtifactError:
+            return
+    _remember(key, digest)
+
+
+def prepare(source, limits: Limits | None = None, storage_options: dict | None = None,
+            max_bytes: int | None = None, check: Callable[[Report], object] | None = None) -> tuple[Report, Path]:
+    """The inspection report and the folder holding the files of an artifact (path, folder, fsspec URI or an
+    opened :class:`Artifact`), reading the artifact at most once.
+
+    Warm (its identity is in the index and its folder and report are in the cache): nothing of the artifact is
+    read. Cold: one pass lists, sniffs, audits, hashes and extracts it; the folder and the report are published
+    under its SHA-256. A plain local folder is inspected and used in place. Errors are ArtifactErrors.
+
+    ``check(report)`` (``loaders.load``'s trust gate) runs on the report on every path before this returns; its
+    refusals come after the listing's and before extraction's, as when inspecting and extracting were two passes.
+    A refused artifact that extracted cleanly stays cached with its report (the next load is refused from it).
+    """
+    check = check or (lambda report: None)
+    art = source if isinstance(source, Artifact) else None
+    src = art.src if art is not None else _Source(source, storage_options)
+    lim = art.limits if art is not None else (limits if limits is not None else Limits.from_env())
+    if src.is_dir and src.fs is None:
+        with _opened(art, src, lim) as opened:
+            report = inspect_opened(opened)
+            check(report)
+            return report, opened.extract()  # checks every entry, returns the folder in place
     root = cache_dir()
     root.mkdir(parents=True, exist_ok=True)
-    key = _quick_key(art)
+    key = src.identity()
     digest = _read_index().get(key) if key else None
     if digest and _DIGEST.fullmatch(digest):
         _pin(root, digest)
-        if (root / digest).is_dir():
+        entry = root / digest
+        if entry.is_dir():
+            record = _read_record(root, digest)
+            report = _report_of(record, src.label) if record is not None else None
+            if report is not None:
+                _check_limits(record, lim, src.label)
+                _touch(root, digest)
+                log.info("%s: cached as %s, nothing read", src.label, digest[:12])
+                check(report)
+                return report, entry
+            # The folder is there but its report is missing or from another version: inspect again (no extraction).
+            with _opened(art, src, lim) as opened:
+                report = inspect_opened(opened)
+                _write_record(root, digest, _record(report, opened))
             _touch(root, digest)
-            return root / digest
-    digest = art.fingerprint()
-    final = publish_folder(root / digest, art.extract, max_bytes)
-    if key and final == root / digest:
-        _remember(key, digest)
-    return final
+            report = _report_of(_read_record(root, digest) or {}, src.label) or report
+            check(report)
+            return report, entry
+    with _opened(art, src, lim) as opened:
+        report, out = _extract_once(opened, root, key, max_bytes, check)
+    check(report)
+    return report, out
+
+
+def _opened(art: Artifact | None, src: _Source, limits: Limits):
+    """The caller's artifact (left open: the caller closes it), or one opened here and closed after use."""
+    return contextlib.nullcontext(art) if art is not None else Artifact(src, limits)
+
+
+def _extract_once(art: Artifact, root: Path, key: str | None, max_bytes: int | None,
+                  check: Callable[[Report], object]) -> tuple[Report, Path]:
+    """The cold path: one pass (list, sniff, audit, hash, extract) into a temp folder of the cache, then published
+    under the digest with its report. A failure leaves nothing behind."""
+    _sweep(root)
+    if fcntl is not None:
+        _sweep_locks(root)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{_tag()}-", dir=root))
+    digest = None
+    try:
+        t0 = time.perf_counter()
+        report = inspect_opened(art, extract_to=tmp / "files", digest=True)
+        record = _record(report, art)
+        final = _report_of(record, art.label) or report  # the same report a warm load gets
+        if art.extract_error is not None:  # listing and inspection were fine; extraction was refused
+            check(final)
+            raise art.extract_error
+        digest = art.digest
+        _pin(root, digest)
+        dest = root / digest
+        if dest.is_dir():  # the same bytes under another name (or another process was faster): reuse them
+            if _read_record(root, digest) is None:
+                _write_record(root, digest, record)
+            _touch(root, digest)
+            out = dest
+        else:
+            out = _publish(root, digest, tmp / "files", max_bytes, before=lambda: _write_record(root, digest, record))
+        log.info("%s: read once and extracted in %.2f s as %s", art.label, time.perf_counter() - t0, digest[:12])
+    except BaseException:
+        if digest is not None and not (root / digest).exists():
+            _release(root, digest)
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if out == root / digest:
+        _remember_identity(art.src, key, digest)
+    return final, out
+
+
+def materialize(art: Artifact, max_bytes: int | None = None) -> Path:
+    """A folder holding the artifact's files: the folder itself, or the cached extraction (see the module doc
+    for the cap; ``max_bytes`` overrides ``ARTIFACT_TOOLS_CACHE_MAX_BYTES``). Reads the artifact at most once
+    (:func:`prepare`), so its report is cached too."""
+    if art.container == "directory" and art.src.fs is None:
+        return art.extract()  # checks every entry, returns the folder in place
+    return prepare(art, max_bytes=max_bytes)[1]
