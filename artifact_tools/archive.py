@@ -956,6 +956,10 @@ class Artifact:
                         extractor = None
                     progress()
                     if whole:
+                        if got < m.size:  # the stream ended inside the member: a truncated archive
+                            raise CorruptArtifact(
+                                f"{_short(self.label)} is truncated: {_short(m.name)} should hold {m.size} bytes "
+                                f"but the archive ends after {got}")
                         m.size, m.crc32 = got, c
                     prev = listing.get(m.name)
                     if prev is not None:
@@ -1553,12 +1557,14 @@ def zip_entries(f: IO[bytes], label: str, limits: Limits, spent: _Spent | None =
 
 
 def common_root(files: list[str]) -> str:
-    """The single top-level folder all files share, unless it is a numeric version folder; else ''."""
+    """The single top-level folder all files share, unless it is a numeric version folder or ``code``; else ''."""
     tops = {f.split("/", 1)[0] for f in files}
     if len(tops) != 1 or any("/" not in f for f in files):
         return ""
     top = next(iter(tops))
-    return "" if top.isdigit() else top
+    # a numeric version folder (TF Serving) and SageMaker's ``code/`` (the inference script's folder) are never
+    # an extra top-level folder: they mean something where they are
+    return "" if top.isdigit() or top == "code" else top
 
 
 def extract_entries(entries, out: Path, limits: Limits, label: str) -> list[str]:

@@ -35,7 +35,7 @@ from pathlib import PurePosixPath
 from typing import Callable
 
 from .archive import Artifact, Limits, common_root, open_artifact, open_nested
-from .errors import ArtifactError, CorruptArtifact
+from .errors import ArtifactError, CorruptArtifact, NotAnArtifact
 from .filetree import MappingTree, SubTree
 from .audit import audit_members
 from .formats.pickle_data import decompress_joblib, read_pickle
@@ -218,6 +218,15 @@ class _Context:
         if r.entry_point is None:
             r.entry_point = _entry_point(self.names())
         r.trust = summarize(self.findings)
+        if r.framework == "unknown" and not r.models:
+            if self.container in ("file", "gzip-file"):
+                kind = next(iter(self.kinds.values()), "binary")
+                raise NotAnArtifact(f"{r.source} is not a model artifact: its content ({kind}) matches no archive or "
+                                    "model format artifact-tools knows")
+            r.loadable = False
+            if not r.not_loadable_reason:
+                r.not_loadable_reason = (f"no model format artifact-tools knows was recognised among its "
+                                         f"{len(self.kinds)} file(s)")
 
 
 def _entry_point(names: list[str]) -> str | None:

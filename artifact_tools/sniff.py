@@ -96,7 +96,7 @@ def sniff(name: str, head: bytes, size: int) -> str:
         if base == "config.pbtxt":
             return "pbtxt"
         stripped = text.lstrip()
-        if stripped[:1] in ("{", "["):
+        if _json_like(stripped):
             if era == "json":
                 return "xgboost"
             return "json"
@@ -233,6 +233,17 @@ def _as_text(head: bytes) -> str | None:
         return None
     # control bytes other than tab, CR, LF, FF mean binary (UTF-8 never encodes other characters with them)
     return text if len(sample.translate(None, _CONTROL_BYTES)) == len(sample) else None
+
+
+def _json_like(text: str) -> bool:
+    """Whether text starts the way a JSON document (or JSON Lines) does: ``{`` then a key or ``}``, ``[`` then a
+    value or ``]`` (RFC 8259 grammar). A BERT ``vocab.txt`` starts ``[PAD]``: a bracket, then no JSON value."""
+    if text[:1] not in ("{", "["):
+        return False
+    after = text[1:].lstrip()[:1]
+    if text[0] == "{":
+        return after in ('"', "}", "")
+    return after == "" or after in '"{[]-0123456789tfn'
 
 
 def _looks_python(text: str) -> bool:

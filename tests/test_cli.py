@@ -42,9 +42,11 @@ def test_bad_input(bad, tmp_path, command, case):
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
-def test_unknown_loose_file_is_reported_not_loaded(bad, tmp_path):
+def test_unknown_loose_file_is_refused_in_one_sentence(bad, tmp_path):
+    """A loose file in which nothing is recognised is not an artifact (issue 11): exit 2, one sentence."""
     res = run_cli("inspect", "--json", str(bad["noise"]), cwd=tmp_path)
-    assert res.returncode == 0 and '"framework": "unknown"' in res.stdout
+    assert res.returncode == 2 and res.stdout == ""
+    assert len(res.stderr.strip().splitlines()) == 1 and "matches no archive or model format" in res.stderr
 
 
 def test_bad_option_and_output_names(tmp_path, bad):
