@@ -45,3 +45,14 @@ def pack_tar_gz(members: dict[str, bytes]) -> bytes:
 def run_cli(*args: str, cwd=None) -> subprocess.CompletedProcess:
     """``python -m artifact_tools ARGS`` in a fresh interpreter, output captured as text."""
     return subprocess.run([sys.executable, "-m", "artifact_tools", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def sklearn_reference(artifact, member: str = "model.joblib"):
+    """The estimator loaded with joblib straight from the archive member: the oracle, not through artifact-tools."""
+    import io
+    import tarfile
+
+    import joblib
+
+    with tarfile.open(artifact) as tf:
+        return joblib.load(io.BytesIO(tf.extractfile(member).read()))

@@ -38,10 +38,9 @@ def artifact(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def reference(artifact):
     """The estimator, loaded with joblib straight from the archive member (not through artifact-tools)."""
-    import joblib
+    from helpers import sklearn_reference
 
-    with tarfile.open(artifact) as tf:
-        return joblib.load(io.BytesIO(tf.extractfile("model.joblib").read()))
+    return sklearn_reference(artifact)
 
 
 @pytest.fixture(scope="module")

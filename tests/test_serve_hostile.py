@@ -35,13 +35,9 @@ def artifact(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(artifact):
-    import io
-    import tarfile
+    from helpers import sklearn_reference
 
-    import joblib
-
-    with tarfile.open(artifact) as tf:
-        return joblib.load(io.BytesIO(tf.extractfile("model.joblib").read()))
+    return sklearn_reference(artifact)
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ import re
 from typing import Any
 
 from ..errors import CorruptArtifact, NotAnArtifact
+from ._text import bounded_text
 
 MAX_BYTES = 1 << 20
 """Largest MLmodel file read (real ones are a few KiB; signatures of wide tables reach tens of KiB)."""
@@ -637,18 +638,7 @@ def parse(data: bytes | str, label: str = "MLmodel") -> Any:
     Raises :class:`CorruptArtifact` for anything outside it, invalid UTF-8, more than :data:`MAX_BYTES`
     bytes, nesting deeper than :data:`MAX_DEPTH` or more than :data:`MAX_NODES` values.
     """
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        if len(data) > MAX_BYTES:
-            raise CorruptArtifact(f"{label} is larger than {MAX_BYTES} bytes, too large for an MLmodel file")
-        try:
-            text = bytes(data).decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise CorruptArtifact(f"{label} is not UTF-8 text (byte {e.start})") from None
-    else:
-        text = data
-        if len(text) > MAX_BYTES:
-            raise CorruptArtifact(f"{label} is larger than {MAX_BYTES} characters, too large for an MLmodel file")
-    text = text.lstrip("\ufeff")
+    text = bounded_text(data, label, MAX_BYTES, "an MLmodel file")
     bad = _NON_PRINTABLE.search(text)
     if bad:
         line = text.count("\n", 0, bad.start()) + 1

@@ -40,6 +40,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from ..errors import CorruptArtifact, NotAnArtifact
+from ._text import bounded_text
 
 MAX_BYTES = 4 << 20
 """Largest config.pbtxt parsed (real ones are a few KiB)."""
@@ -269,18 +270,8 @@ def parse(data: bytes | str, label: str = "config.pbtxt", warnings: list[str] | 
     Raises :class:`CorruptArtifact` for a syntax error, invalid UTF-8, more than :data:`MAX_BYTES` bytes,
     nesting deeper than :data:`MAX_DEPTH` or more than :data:`MAX_VALUES` values.
     """
-    if isinstance(data, (bytes, bytearray, memoryview)):
-        if len(data) > MAX_BYTES:
-            raise CorruptArtifact(f"{label} is larger than {MAX_BYTES} bytes, too large for a model configuration")
-        try:
-            text = bytes(data).decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise CorruptArtifact(f"{label} is not UTF-8 text (byte {e.start})") from None
-    else:
-        text = data
-        if len(text) > MAX_BYTES:
-            raise CorruptArtifact(f"{label} is larger than {MAX_BYTES} characters, too large for a model configuration")
-    parser = _Parser(text.lstrip("\ufeff"), label)
+    text = bounded_text(data, label, MAX_BYTES, "a model configuration")
+    parser = _Parser(text, label)
     out = parser.message(None, 0)
     if warnings is not None:
         warnings.extend(parser.warnings)
