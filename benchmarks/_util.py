@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -27,3 +28,15 @@ def run_timed(cmd: list[str], **kw) -> tuple[float, int, bytes]:
 def best_of(n: int, cmd: list[str], **kw) -> tuple[float, int, bytes]:
     runs = [run_timed(cmd, **kw) for _ in range(n)]
     return min(r[0] for r in runs), max(r[1] for r in runs), runs[-1][2]
+
+
+def ensure_xgboost_176(python: Path) -> Path:
+    """``python`` of a throwaway venv holding XGBoost 1.7.6 (the last release that writes every legacy format),
+    created on first use."""
+    if python.exists():
+        return python
+    venv = python.parent.parent
+    print(f"creating {venv} with xgboost 1.7.6 (one time)", flush=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "xgboost==1.7.6", "numpy<2"], check=True)
+    return python

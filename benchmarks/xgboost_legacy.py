@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from _util import CACHE as BENCH_CACHE  # noqa: E402
+from _util import CACHE as BENCH_CACHE, ensure_xgboost_176  # noqa: E402
 
 from artifact_tools.formats import xgboost as xgb_format  # noqa: E402
 from loaders.xgboost import load_booster  # noqa: E402
@@ -50,17 +50,6 @@ np.save(sys.argv[1] + "/rows.npy", X[:1000])
 np.save(sys.argv[1] + "/margins.npy", booster.predict(xgb.DMatrix(X[:1000], missing=np.nan),
                                                       output_margin=True))
 """
-
-
-def ensure_python(python: Path) -> Path:
-    if python.exists():
-        return python
-    venv = python.parent.parent
-    print(f"creating {venv} with xgboost 1.7.6 (one time)")
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "xgboost==1.7.6", "numpy<2"],
-                   check=True)
-    return python
 
 
 def ensure_model(python: Path) -> Path:
@@ -90,7 +79,7 @@ def main() -> None:
                         help="an interpreter with xgboost 1.7.6 (created when missing)")
     parser.add_argument("--repeat", type=int, default=9)
     args = parser.parse_args()
-    folder = ensure_model(ensure_python(args.python))
+    folder = ensure_model(ensure_xgboost_176(args.python))
     import xgboost as xgb
 
     legacy_path, json_path, ubj_path = folder / "model.bin", folder / "model.json", folder / "model.ubj"

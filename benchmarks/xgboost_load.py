@@ -39,7 +39,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from _util import CACHE as BENCH_CACHE, run_timed  # noqa: E402
+from _util import CACHE as BENCH_CACHE, run_timed, ensure_xgboost_176  # noqa: E402
 
 CACHE = BENCH_CACHE / "xgboost-load"
 TREES, DEPTH, FEATURES = 2000, 6, 20
@@ -61,24 +61,13 @@ np.save(sys.argv[1] + "/margins.npy", booster.predict(xgb.DMatrix(X[:1000], miss
 """
 
 
-def ensure_python(python: Path) -> Path:
-    if python.exists():
-        return python
-    venv = python.parent.parent
-    print(f"creating {venv} with xgboost 1.7.6 (one time)", flush=True)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(python), "-m", "pip", "install", "-q", "xgboost==1.7.6", "numpy<2"],
-                   check=True)
-    return python
-
-
 def ensure_models(python: Path) -> Path:
     import xgboost as xgb
 
     if not (CACHE / "margins.npy").exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         print(f"training {TREES} trees of depth {DEPTH} with XGBoost 1.7.6 ...", flush=True)
-        subprocess.run([str(ensure_python(python)), "-c", TRAIN, str(CACHE)], check=True)
+        subprocess.run([str(ensure_xgboost_176(python)), "-c", TRAIN, str(CACHE)], check=True)
     current = CACHE / f"model-{xgb.__version__}.ubj"
     if not current.exists():
         booster = xgb.Booster(model_file=str(CACHE / "model-1.7.6.ubj"))
