@@ -36,9 +36,22 @@ class LoadedModel:
     predict_fn: Callable[[Any], Any]
     report: Any = None  # artifact_tools.report.Report of the artifact, when loaded from one
     info: dict = field(default_factory=dict)  # loader facts: versions, signature used, warnings...
+    # a small valid input built from the artifact's own metadata (feature names/counts, signature shapes, schemas,
+    # vocabularies); None when the artifact records nothing to build one from
+    sample_fn: Callable[[], Any] | None = None
+    # the artifact's own request handling (SageMaker inference code: input_fn -> predict_fn -> output_fn):
+    # (body, content_type, accept) -> (body, content_type); None when the shared codec (de)serialises requests
+    invoke_fn: Callable[[bytes, str, str], tuple[bytes, str]] | None = None
 
     def predict(self, data: Any) -> Any:
         return self.predict_fn(data)
+
+    def sample_input(self) -> Any:
+        """A small valid input for :meth:`predict`, built from the artifact's metadata only (never from data)."""
+        if self.sample_fn is None:
+            raise ArtifactError(f"no sample input can be built for this {self.framework} model: the artifact "
+                                "records no input shape, feature names or schema")
+        return self.sample_fn()
 
     def __repr__(self) -> str:
         return f"LoadedModel(framework={self.framework!r}, model={type(self.model).__name__})"
