@@ -14,6 +14,10 @@ BlazingText word2vec (``vectors.bin``, fastText's binary format): ``model`` is a
 (``formats.fasttext.word_vectors``: the vectors ``FastText::getWordVector`` gives for vocabulary words) and
 ``predict(words)`` returns their vectors (words / len x dim); a word outside the vocabulary gets zeros, as in
 fastText, when the model has no character n-grams. Supervised (text classification) models are refused.
+
+What is refused is decided by ``formats.sagemaker_builtins.not_loadable_reason``, the function inspection reports
+``not_loadable_reason`` from, so ``loadable`` and ``load`` agree. ``sample_input()``: two rows of the index's
+dimension (k-NN), the first vocabulary words after fastText's ``</s>`` (BlazingText).
 """
 
 from __future__ import annotations
@@ -27,10 +31,9 @@ import numpy as np
 
 from artifact_tools.errors import ArtifactError, CorruptArtifact, NotLoadable
 from artifact_tools.formats import faiss, fasttext, npy
+from artifact_tools.formats.sagemaker_builtins import not_loadable_reason
 
 from .base import LoadedModel, parse_options
-
-_FLAT_INDEXES = ("IndexFlatL2", "IndexFlatIP", "IndexFlat")
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> Lo
     entry = next((m for m in report.models if m.format.startswith("sagemaker-")), None)
     summary = entry.summary if entry is not None else {}
     algorithm = summary.get("algorithm")
+    reason = not_loadable_reason(summary)  # the same sentence inspection reports as not_loadable_reason
+    if reason:
+        raise NotLoadable(reason)
     if algorithm == "knn":
         return _knn(root, summary)
     if algorithm == "blazingtext":
@@ -110,20 +116,8 @@ class KnnIndex:
 
 def _knn(root: Path, summary: dict) -> LoadedModel:
     files = summary.get("files") or []
-    index_name = files[0] if files else None
-    labels_name = next((f for f in files if f.endswith("-labels.npy")), None)
-    if index_name is None or labels_name is None:
-        raise NotLoadable("the k-NN artifact has no labels file (model_algo-1-labels.npy) next to its index")
-    if summary.get("index_type") not in _FLAT_INDEXES:
-        raise NotLoadable(f"the k-NN index is a FAISS {summary.get('index_type')}; artifact-tools reads flat "
-                          "indexes (index_type='faiss.Flat') only")
-    if summary.get("metric") not in ("L2", "INNER_PRODUCT"):
-        raise NotLoadable(f"the k-NN index uses the {summary.get('metric')} metric; only L2 and inner product "
-                          "are supported")
-    reduction = summary.get("dimension_reduction") or {}
-    if isinstance(reduction, dict) and reduction.get("type") not in (None, "identity"):
-        raise NotLoadable(f"the k-NN model reduces dimensions with {reduction.get('type')!r}, "
-                          "which artifact-tools does not reproduce")
+    index_name = files[0]
+    labels_name = next(f for f in files if f.endswith("-labels.npy"))  # checked by not_loadable_reason
     vectors = faiss.read_flat_vectors((root / index_name).read_bytes())
     try:
         labels = npy.load((root / labels_name).read_bytes(), labels_name)
@@ -140,7 +134,13 @@ def _knn(root: Path, summary: dict) -> LoadedModel:
     index = KnnIndex(vectors, labels, k, summary["metric"], predictor, bool(summary.get("normalize")))
     info = {"algorithm": "knn", "index": index_name, "labels": labels_name, "k": k, "predictor_type": predictor,
             "metric": index.metric, "normalize": index.normalize, "count": len(vectors)}
-    return LoadedModel(index, "sagemaker-builtin", index.predict, info=info)
+    dim = vectors.shape[1]
+    return LoadedModel(index, "sagemaker-builtin", index.predict, info=info, sample_fn=lambda: _sample_rows(dim))
+
+
+def _sample_rows(dim: int, rows: int = 2) -> np.ndarray:
+    """``rows`` x ``dim`` float32 values in [0, 1), the same every time (a sample built from the width only)."""
+    return np.random.default_rng(0).random((rows, dim), dtype=np.float32)
 
 
 # ------------------------------------------------------------------------------------------ BlazingText
@@ -168,9 +168,6 @@ class WordVectors(Mapping):
 
 
 def _blazingtext(root: Path, summary: dict) -> LoadedModel:
-    if summary.get("nlabels"):
-        raise NotLoadable("this BlazingText model is a supervised text classifier; artifact-tools loads "
-                          "word2vec vectors only (fastText's fasttext.load_model reads model.bin)")
     files = summary.get("files") or []
     if not files:
         raise NotLoadable("the BlazingText artifact names no fastText model file")
@@ -191,4 +188,6 @@ def _blazingtext(root: Path, summary: dict) -> LoadedModel:
 
     info = {"algorithm": "blazingtext", "file": files[0], "vocab_size": len(words), "dim": vectors.dim,
             "subwords": subwords}
-    return LoadedModel(vectors, "sagemaker-builtin", predict, info=info)
+    # fastText's dictionary starts with the end-of-sentence token "</s>" (Dictionary::EOS); real words follow
+    sample = [w for w in words if w != "</s>"][:3] or words[:1]
+    return LoadedModel(vectors, "sagemaker-builtin", predict, info=info, sample_fn=lambda: list(sample))

@@ -31,15 +31,34 @@ What ``predict`` returns:
 - NTM: the encoder's ``mean`` layer (the document's latent topic vector). The full graph is the training graph (its
   outputs are losses computed from a random sample); the endpoint's ``topic_weights`` are a normalization of this
   layer that AWS does not document, so it is not reproduced here.
-- Factorization Machines, image classification, exports: the graph's output(s) as numpy (a list when several).
+- Factorization Machines: a DataFrame like the built-in's JSON response (``fm-in-formats`` in the SageMaker
+  developer guide): ``score`` (regressor: the output; binary classifier: the sigmoid probability, with
+  ``predicted_label`` = ``score > 0.5``, the threshold at which SageMaker reports the classifier's accuracy and F1).
+  Rows are dense (numpy, pandas) or scipy sparse matrices of ``feature_dim`` columns.
+- image classification, exports: the graph's output(s) as numpy (a list when several, one array per output in the
+  graph's ``heads`` order, whatever their widths).
+
+Factorization Machines store ``v`` and ``w1_weight`` as ``row_sparse`` arrays and take ``csr`` data, which Gluon's
+``SymbolBlock`` refuses (it holds dense parameters only). The Gluon model is therefore built from the same graph
+with the storage types dropped and the one sparse-only operator it uses, ``_square_sum(x, axis, keepdims)``
+("sum of squares" of a row_sparse array, ``src/operator/tensor/square_sum.cc``), written as
+``sum(square(x), axis, keepdims)``; the weights are the stored arrays made dense (rows absent from a row_sparse
+array are zeros). tests/test_load_mxnet.py checks it against MXNet's symbol executor running the original sparse
+graph on the sparse weights.
+
+``sample_input()`` is built from the artifact's metadata only: ``model-shapes.json`` (batch 1 or 2), else the shape
+the graph and the parameter shapes fix (``formats.mxnet.data_input_shapes``; free image sizes are the smallest
+MXNet's shape inference accepts with the stored weights), ``feature_dim`` of Linear Learner / Factorization
+Machines / PCA, the vocabulary size of NTM, the dimension of k-means.
 
 The k-means and PCA conventions were checked against a real endpoint's answers printed in
 udacity/ML_SageMaker_Studies ``Population_Segmentation/Pop_Segmentation_Solution.ipynb`` (the PCA projection of
 the first county times ``v`` plus ``mean`` gives back its features; ``distance_to_cluster`` 0.27046 is the
 Euclidean distance to centroid 3), with that notebook's ``model_algo-1`` (commit 6bc78414).
 
-Backends: ``backend="mxnet"`` (Gluon), ``backend="numpy"`` (no MXNet import: Linear Learner by evaluating its small
-graph in numpy, k-means and PCA), default MXNet when it imports, else numpy for those three algorithms.
+Backends: ``backend="mxnet"`` (Gluon), ``backend="numpy"`` (no MXNet import: Linear Learner and Factorization
+Machines by evaluating their small graphs in numpy, k-means and PCA), default MXNet when it imports, else numpy for
+those four algorithms.
 """
 
 from __future__ import annotations
@@ -62,7 +81,7 @@ from artifact_tools.formats import mxnet as mxformat
 from .base import LoadedModel, parse_options, require
 from .cache import cache_dir, publish_folder
 
-NUMPY_ALGORITHMS = ("linear-learner", "kmeans", "pca")
+NUMPY_ALGORITHMS = ("linear-learner", "factorization-machines", "kmeans", "pca")
 _UNZIPPED = ".unzipped"
 _LOSS_OUTPUTS = {  # MXNet loss layers and what their forward pass computes outside training
     "LinearRegressionOutput": "identity",
@@ -75,7 +94,8 @@ _LOSS_OUTPUTS = {  # MXNet loss layers and what their forward pass computes outs
 
 @dataclass(frozen=True)
 class MXNetOptions:
-    """``backend``: ``"mxnet"`` (Gluon) or ``"numpy"`` (no MXNet import; Linear Learner, k-means and PCA only),
+    """``backend``: ``"mxnet"`` (Gluon) or ``"numpy"`` (no MXNet import; Linear Learner, Factorization Machines,
+    k-means and PCA only),
     default MXNet when it imports; ``host``: the training host of a built-in algorithm (``2`` or
     ``"model_algo-2"``, default the first)."""
 
@@ -226,6 +246,18 @@ def _symbol_block(mx, symbol: Path, params: Path, names: list[str]):
         raise CorruptArtifact(f"MXNet cannot load {symbol.name} with {params.name}: {_first_line(e)}") from None
 
 
+def _dense_input(value: Any) -> np.ndarray:
+    """float32 numpy from numpy, pandas, lists or a scipy sparse matrix (made dense)."""
+    if hasattr(value, "toarray") and hasattr(value, "nnz"):  # scipy.sparse
+        value = value.toarray()
+    elif hasattr(value, "to_numpy"):
+        value = value.to_numpy()
+    try:
+        return np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as e:
+        raise ArtifactError(f"the input cannot be read as numbers ({_first_line(e)})") from None
+
+
 def _feed(data: Any, inputs: list[str], shapes: list[dict] | None) -> dict[str, np.ndarray]:
     """Input arrays by name: one array (single input), or a dict / sequence of arrays; a batch axis is added to
     single samples (one fewer dimension than model-shapes.json gives, or a 1-D row)."""
@@ -243,7 +275,7 @@ def _feed(data: Any, inputs: list[str], shapes: list[dict] | None) -> dict[str, 
     dims = {s["name"]: len(s["shape"]) for s in shapes or []}
     out = {}
     for name, value in zip(inputs, values):
-        arr = np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
+        arr = _dense_input(value)
         if arr.ndim == dims.get(name, 2) - 1:
             arr = arr[None]
         out[name] = arr
@@ -308,6 +340,24 @@ def _np_loss(kind: str):
     return run
 
 
+def _axes(attrs: dict, ndim: int) -> tuple[int, ...]:
+    """The axes of a reduction (``sum``): MXNet writes ``axis`` as ``"1"``, ``"(1,)"``, ``"()"`` or ``"None"``
+    (all axes), and ``exclude`` reduces over the other axes (``src/operator/tensor/broadcast_reduce_op.h``)."""
+    text = str(attrs.get("axis", "None")).strip("()[] ")
+    axes = tuple(int(a) % ndim for a in text.split(",") if a.strip()) if text not in ("", "None") else ()
+    if not axes:
+        return tuple(range(ndim))
+    return tuple(a for a in range(ndim) if a not in axes) if _flag(attrs, "exclude") else axes
+
+
+def _np_sum(attrs: dict, x: np.ndarray) -> np.ndarray:
+    return x.sum(axis=_axes(attrs, x.ndim), keepdims=_flag(attrs, "keepdims"))
+
+
+def _scalar(attrs: dict) -> float:
+    return float(attrs.get("scalar", 0))
+
+
 _NUMPY_OPS: dict[str, Callable[..., np.ndarray]] = {
     "dot": _np_dot,
     "FullyConnected": _np_fully_connected,
@@ -315,12 +365,29 @@ _NUMPY_OPS: dict[str, Callable[..., np.ndarray]] = {
     "broadcast_plus": lambda attrs, a, b: a + b,
     "elemwise_add": lambda attrs, a, b: a + b,
     "_plus": lambda attrs, a, b: a + b,
+    "broadcast_sub": lambda attrs, a, b: a - b,
+    "broadcast_minus": lambda attrs, a, b: a - b,
+    "elemwise_sub": lambda attrs, a, b: a - b,
+    "_minus": lambda attrs, a, b: a - b,
+    "broadcast_mul": lambda attrs, a, b: a * b,
+    "elemwise_mul": lambda attrs, a, b: a * b,
+    "_mul": lambda attrs, a, b: a * b,
+    "_mul_scalar": lambda attrs, x: x * np.float32(_scalar(attrs)),
+    "_plus_scalar": lambda attrs, x: x + np.float32(_scalar(attrs)),
+    "_minus_scalar": lambda attrs, x: x - np.float32(_scalar(attrs)),
+    "negative": lambda attrs, x: -x,
+    "square": lambda attrs, x: np.square(x),
+    "sum": _np_sum,
+    "_square_sum": lambda attrs, x: _np_sum(attrs, np.square(x)),  # sum of squares (tensor/square_sum.cc)
+    "Concat": lambda attrs, *xs: np.concatenate(xs, axis=int(attrs.get("dim", 1))),
+    "concat": lambda attrs, *xs: np.concatenate(xs, axis=int(attrs.get("dim", 1))),
     **{op: _np_loss(kind) for op, kind in _LOSS_OUTPUTS.items()},
 }
 
 
 def _numpy_graph(graph_bytes: bytes, params: dict[str, np.ndarray], inputs: list[str], labels: list[str]):
-    """A numpy evaluator of a small MXNet graph (the ops Linear Learner uses); NotLoadable for any other op."""
+    """A numpy evaluator of a small MXNet graph (the ops Linear Learner and Factorization Machines use, and a few
+    element-wise ones); NotLoadable for any other op."""
     try:
         graph = json.loads(graph_bytes)
     except (ValueError, RecursionError) as e:
@@ -378,19 +445,199 @@ def _zipped(root: Path, summary: dict, algorithm: str, mx, host: str) -> LoadedM
         raw, model = (lambda data: evaluate(_feed(data, inputs, None))), weights
     else:
         info["mxnet_version_installed"] = mx.__version__
-        model = _symbol_block(mx, symbol, params, inputs + labels)
-        sym = mx.sym.load(str(symbol))
+        if algorithm == "factorization-machines":
+            model, sym = _dense_symbol_block(mx, symbol, params, inputs + labels)
+        else:
+            model, sym = _symbol_block(mx, symbol, params, inputs + labels), mx.sym.load(str(symbol))
         if algorithm == "ntm":
             raw = _ntm_encoder(mx, model, sym)
             info["output"] = "mean"
         else:
             raw = _gluon_predictor(mx, model, sym, inputs, labels, None)
+    width = _builtin_width(summary, algorithm, symbol, params)
+    info["feature_dim"] = width
     if algorithm == "linear-learner":
         predict = _linear_learner_output(raw, summary)
         info.update(predictor_type=summary.get("predictor_type"), threshold=summary.get("threshold"))
+        sample = (lambda: _sample_rows(width)) if width else None
+    elif algorithm == "factorization-machines":
+        predictor = summary.get("predictor_type")
+        predict = _fm_output(raw, predictor)
+        info.update(predictor_type=predictor, num_factors=summary.get("num_factors"))
+        sample = (lambda: _one_hot_rows(width)) if width else None
+        if mx is not None and width:  # the graph runs as rewritten (a sparse-only op left would fail here)
+            _check_runs(raw, _one_hot_rows(width), algorithm)
     else:
         predict = raw
-    return LoadedModel(model, "mxnet", predict, info=info)
+        sample = (lambda: _count_rows(width)) if width else None  # NTM: word counts of a bag of words
+    return LoadedModel(model, "mxnet", predict, info=info, sample_fn=sample)
+
+
+def _builtin_width(summary: dict, algorithm: str, symbol: Path, params: Path) -> int | None:
+    """The number of input columns: feature_dim (Linear Learner, FM), vocabulary size (NTM), else what the graph
+    and the stored parameter shapes fix for the ``data`` input."""
+    key = {"linear-learner": "feature_dim", "factorization-machines": "feature_dim", "ntm": "vocab_size"}.get(algorithm)
+    width = summary.get(key) if key else None
+    if isinstance(width, int) and width > 0:
+        return width
+    stored = {p.name or "": p.shape for p in mxformat.read_params(params.read_bytes())}
+    found = mxformat.data_input_shapes(symbol.read_bytes(), stored, ["data"]).get("data")
+    return found[1] if found and len(found) == 2 and isinstance(found[1], int) else None
+
+
+def _check_runs(predict: Callable[[Any], Any], sample: np.ndarray, what: str) -> None:
+    try:
+        predict(sample)
+    except ArtifactError as e:
+        raise NotLoadable(f"MXNet cannot run this {what} graph: {e}") from None
+
+
+_SPARSE_ONLY = {"sparse_retain", "_sparse_retain", "_contrib_SparseEmbedding", "_contrib_sparse_embedding"}
+
+
+def _dense_graph(graph_bytes: bytes) -> str:
+    """The symbol JSON with variables' ``__storage_type__`` dropped, ``cast_storage`` made a copy and
+    ``_square_sum(x)`` written ``sum(square(x))`` (same attributes): a graph Gluon runs on dense arrays."""
+    try:
+        graph = json.loads(graph_bytes)
+    except (ValueError, RecursionError) as e:
+        raise CorruptArtifact(f"MXNet symbol file is not valid JSON ({e})") from None
+    nodes = graph["nodes"]
+    unsupported = sorted({n["op"] for n in nodes} & _SPARSE_ONLY)
+    if unsupported:
+        raise NotLoadable(f"the graph uses the sparse-only MXNet op(s) {', '.join(unsupported)}, which Gluon cannot "
+                          "run on dense parameters")
+    out: list[dict] = []
+    where: dict[int, int] = {}  # old node index -> new node index
+
+    def entry(e: list) -> list:
+        return [where[e[0]], *e[1:]]
+
+    for i, n in enumerate(nodes):
+        n = dict(n)
+        for key in ("attrs", "attr", "param"):
+            if isinstance(n.get(key), dict):
+                n[key] = {k: v for k, v in n[key].items() if k != "__storage_type__"}
+        inputs = [entry(e) for e in n.get("inputs", [])]
+        if n["op"] == "cast_storage":
+            n = {"op": "_copy", "name": n["name"], "inputs": inputs}
+        elif n["op"] == "_square_sum":
+            out.append({"op": "square", "name": f"{n['name']}_square", "inputs": inputs})
+            n["op"], inputs = "sum", [[len(out) - 1, 0, 0]]
+        n["inputs"] = inputs
+        where[i] = len(out)
+        out.append(n)
+    dense = {**graph, "nodes": out, "arg_nodes": [where[i] for i in graph.get("arg_nodes", [])],
+             "heads": [entry(h) for h in graph["heads"]]}
+    dense.pop("node_row_ptr", None)  # optional (nnvm recomputes it); the node count changed
+    return json.dumps(dense)
+
+
+def _dense_symbol_block(mx, symbol: Path, params: Path, names: list[str]):
+    """A Gluon SymbolBlock of a graph with sparse parameters, run densely (see the module docstring)."""
+    try:
+        sym = mx.sym.load_json(_dense_graph(symbol.read_bytes()))
+        stored = mx.nd.load(str(params))
+        if not isinstance(stored, dict):
+            raise CorruptArtifact(f"{params.name} holds unnamed arrays; a model's parameters are named")
+        dense = {k: (a.tostype("default") if a.stype != "default" else a) for k, a in stored.items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Cannot decide type for the following arguments"
+            block = mx.gluon.SymbolBlock(sym, [mx.sym.var(n) for n in names])
+            block.collect_params().load_dict(dense, ctx=mx.cpu(), cast_dtype=True, dtype_source="saved",
+                                             filename=params.name)
+    except (AssertionError, ValueError, KeyError, mx.base.MXNetError) as e:
+        raise CorruptArtifact(f"MXNet cannot load {symbol.name} with {params.name}: {_first_line(e)}") from None
+    return block, sym
+
+
+def _fm_output(raw: Callable[[Any], np.ndarray], predictor: str | None):
+    def predict(data: Any):
+        pd = require("pandas", "mxnet")
+        score = np.asarray(raw(data))
+        score = score.reshape(len(score), -1)[:, 0]
+        if predictor == "binary_classifier":
+            return pd.DataFrame({"score": score, "predicted_label": (score > 0.5).astype(np.int64)})
+        return pd.DataFrame({"score": score})
+
+    return predict
+
+
+# ------------------------------------------------------------------------------------------ samples
+
+def _sample_rows(dim: int, rows: int = 2) -> np.ndarray:
+    """``rows`` x ``dim`` float32 values in [0, 1), the same every time (built from the width only)."""
+    return np.random.default_rng(0).random((rows, dim), dtype=np.float32)
+
+
+def _one_hot_rows(dim: int, rows: int = 2) -> np.ndarray:
+    """Rows with two ones each, like the one-hot user/item rows Factorization Machines are trained on."""
+    x = np.zeros((rows, dim), dtype=np.float32)
+    for i in range(rows):
+        x[i, [i % dim, (dim // 2 + i) % dim]] = 1.0
+    return x
+
+
+def _count_rows(dim: int, rows: int = 2) -> np.ndarray:
+    """Small word counts (0 to 2) over a vocabulary of ``dim`` words: bag-of-words rows for NTM."""
+    return np.random.default_rng(0).integers(0, 3, size=(rows, dim)).astype(np.float32)
+
+
+def _shaped_sample(shapes: dict[str, list]) -> Any:
+    """Arrays of the given shapes (the first dimension, the batch, set to 1, or 2 for rows of features): one array
+    for one input, else a dict by input name."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for name, shape in shapes.items():
+        dims = [int(d) for d in shape[1:]]
+        arrays[name] = rng.random((2 if len(shape) <= 2 else 1, *dims), dtype=np.float32)
+    return next(iter(arrays.values())) if len(arrays) == 1 else arrays
+
+
+def _free_dims_from_mxnet(mx, sym, shapes: dict[str, list], stored: dict[str, tuple]) -> dict[str, list] | None:
+    """Fill the free non-batch dimensions (image sizes) with the smallest size for which MXNet's shape inference
+    gives every stored parameter its stored shape; None when no size up to 1024 does."""
+    if all(d is not None for shape in shapes.values() for d in shape[1:]):
+        return shapes
+    names = sym.list_arguments() + sym.list_auxiliary_states()
+    for size in range(1, 1025):
+        trial = {n: [1 if i == 0 else (size if d is None else d) for i, d in enumerate(s)] for n, s in shapes.items()}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                args, _, aux = sym.infer_shape_partial(**{n: tuple(s) for n, s in trial.items()})
+        except mx.base.MXNetError:
+            continue
+        if args is None:
+            continue
+        inferred = dict(zip(names, list(args) + list(aux or [])))
+        if all(tuple(inferred.get(n) or ()) == tuple(shape) for n, shape in stored.items() if n in inferred):
+            return trial
+    return None
+
+
+def _export_sample(mx, sym, symbol: Path, params: Path, inputs: list[str], shapes: list[dict] | None):
+    """sample_fn of an export: from model-shapes.json, else from the graph and the stored parameter shapes."""
+    if shapes:
+        by_name = {s["name"]: s["shape"] for s in shapes}
+        if all(n in by_name and all(isinstance(d, int) or d is None for d in by_name[n]) for n in inputs):
+            fixed = {n: [None, *[d if d else 1 for d in by_name[n][1:]]] for n in inputs}
+            return lambda: _shaped_sample(fixed)
+    stored = {mxformat.strip_prefix(p.name): p.shape for p in mxformat.read_params(params.read_bytes())
+              if p.name and p.shape is not None}
+    found = mxformat.data_input_shapes(symbol.read_bytes(), stored, inputs)
+    if any(found.get(n) is None for n in inputs):
+        return None
+    found = {n: found[n] for n in inputs}
+
+    def build():
+        filled = _free_dims_from_mxnet(mx, sym, found, stored)
+        if filled is None:
+            raise ArtifactError(f"no input size up to 1024 fits the weights of {symbol.name}, so no sample input "
+                                "can be built")
+        return _shaped_sample(filled)
+
+    return build
 
 
 def _ntm_encoder(mx, block, sym):
@@ -441,16 +688,20 @@ def _ndarray_list(root: Path, summary: dict, algorithm: str, mx, host: str) -> L
         if len(arrays) != 1 or next(iter(arrays.values())).ndim != 2:
             raise CorruptArtifact(f"{host} should hold one (k x dim) array of k-means centroids")
         centroids = next(iter(arrays.values()))
-        info.update(k=centroids.shape[0], dim=centroids.shape[1])
-        return LoadedModel(next(iter(native.values())), "mxnet", _kmeans_predictor(centroids), info=info)
+        k, dim = centroids.shape
+        info.update(k=k, dim=dim)
+        return LoadedModel(next(iter(native.values())), "mxnet", _kmeans_predictor(centroids), info=info,
+                           sample_fn=lambda: _sample_rows(dim))
     if "v" not in arrays or arrays["v"].ndim != 2:
         raise CorruptArtifact(f"{host} has no 2-D PCA component matrix 'v'")
     v = arrays["v"]
     mean = arrays["mean"].reshape(-1) if "mean" in arrays else None
     if mean is not None and mean.shape[0] != v.shape[0]:
         raise CorruptArtifact(f"{host}: the PCA mean has {mean.shape[0]} values for {v.shape[0]} features")
-    info.update(feature_dim=v.shape[0], num_components=v.shape[1], subtracts_mean=mean is not None)
-    return LoadedModel(native, "mxnet", _pca_predictor(v, mean), info=info)
+    feature_dim = v.shape[0]
+    info.update(feature_dim=feature_dim, num_components=v.shape[1], subtracts_mean=mean is not None)
+    return LoadedModel(native, "mxnet", _pca_predictor(v, mean), info=info,
+                       sample_fn=lambda: _sample_rows(feature_dim))
 
 
 def _rows(data: Any, dim: int, what: str) -> np.ndarray:
@@ -505,22 +756,13 @@ def _image_classification(root: Path, summary: dict, mx) -> LoadedModel:
             "epoch": summary.get("epoch"), "inputs": inputs, "labels": labels, "input_shapes": shapes,
             "mxnet_version_saved": graph["mxnet_version"], "mxnet_version_installed": mx.__version__,
             "backend": "mxnet"}
-    predict = _gluon_predictor(mx, block, mx.sym.load(str(symbol)), inputs, labels, shapes)
-    return LoadedModel(block, "mxnet", predict, info=info)
+    sym = mx.sym.load(str(symbol))
+    predict = _gluon_predictor(mx, block, sym, inputs, labels, shapes)
+    return LoadedModel(block, "mxnet", predict, info=info,
+                       sample_fn=_export_sample(mx, sym, symbol, params, inputs, shapes))
 
 
 # ------------------------------------------------------------------------------------------ exports
-
-def _epoch_params(symbol: str, params: list[str]) -> str | None:
-    """``X-NNNN.params`` with the highest epoch for ``X-symbol.json``; else the only params file."""
-    prefix = symbol[: -len("-symbol.json")] if symbol.endswith("-symbol.json") else None
-    if prefix is not None:
-        epochs = sorted((int(m.group(1)), p) for p in params
-                        if (m := re.fullmatch(re.escape(prefix) + r"-(\d+)\.params", p)))
-        if epochs:
-            return epochs[-1][1]
-    return params[0] if len(params) == 1 else None
-
 
 def _read_shapes(path: Path) -> list[dict] | None:
     if not path.is_file():
@@ -536,14 +778,11 @@ def _read_shapes(path: Path) -> list[dict] | None:
 
 
 def _export(root: Path, report, mx) -> LoadedModel:
-    symbols = sorted(m.path for m in report.models if m.format == "mxnet-symbol")
-    params = sorted(m.path for m in report.models if m.format == "mxnet-params")
-    if not symbols or not params:
-        raise NotLoadable("an MXNet model needs both a symbol file (*-symbol.json) and a .params file")
-    symbol_name = symbols[0]
-    params_name = _epoch_params(symbol_name, params)
-    if params_name is None:
-        raise NotLoadable(f"cannot tell which of {', '.join(params)} holds the weights of {symbol_name}")
+    chosen = mxformat.export_files([m.path for m in report.models if m.format == "mxnet-symbol"],
+                                   [m.path for m in report.models if m.format == "mxnet-params"])
+    if chosen.reason:  # the same sentence inspection reports as not_loadable_reason
+        raise NotLoadable(chosen.reason)
+    symbol_name, params_name = chosen.symbol, chosen.params
     folder = PurePosixPath(symbol_name).parent
     shapes = _read_shapes(root / folder / "model-shapes.json")
     symbol, params_path = root / symbol_name, root / params_name
@@ -552,5 +791,7 @@ def _export(root: Path, report, mx) -> LoadedModel:
     info = {"symbol": symbol_name, "params": params_name, "inputs": inputs, "labels": labels,
             "input_shapes": shapes, "mxnet_version_saved": graph["mxnet_version"],
             "mxnet_version_installed": mx.__version__, "backend": "mxnet"}
-    predict = _gluon_predictor(mx, block, mx.sym.load(str(symbol)), inputs, labels, shapes)
-    return LoadedModel(block, "mxnet", predict, info=info)
+    sym = mx.sym.load(str(symbol))
+    predict = _gluon_predictor(mx, block, sym, inputs, labels, shapes)
+    return LoadedModel(block, "mxnet", predict, info=info,
+                       sample_fn=_export_sample(mx, sym, symbol, params_path, inputs, shapes))

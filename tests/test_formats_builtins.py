@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,6 +31,7 @@ EXPECTED_ALGORITHM = {
     "plagiarism-pca": ("model.tar.gz", "pca", "mxnet"),
     "cookbook-knn": ("model.tar.gz", "knn", "sagemaker-builtin"),
     "tweetsage-blazingtext": ("model.tar.gz", "blazingtext", "sagemaker-builtin"),
+    "sm-fm-recsys": ("model.tar.gz", "factorization-machines", "mxnet"),
 }
 NOT_BUILTIN = [
     ("sdk-mxnet-mnist", "model.tar.gz"),
@@ -58,6 +61,7 @@ def test_corpus_algorithm(corpus, entry):
     result = sb.identify(_tree(corpus, entry, tar))
     assert result["algorithm"] == algorithm
     assert result["framework"] == framework
+    assert result["not_loadable_reason"] is None  # every one of them loads (tests/test_load_*.py)
     json.dumps(result)
 
 
@@ -147,6 +151,7 @@ def test_image_classification_without_params(corpus):
     assert result["algorithm"] == "image-classification"
     assert result["epoch"] is None
     assert result["missing_params"].startswith("image-classification-") and result["missing_params"].endswith(".params")
+    assert result["missing_params"] in result["not_loadable_reason"]
     shapes = json.loads((root / "model-shapes.json").read_bytes())
     assert result["input_shape"] == shapes[0]["shape"][1:]
     sym = mx.sym.load(str(root / "image-classification-symbol.json"))
@@ -192,6 +197,73 @@ def test_factorization_machines(tmp_path):
     assert (result["feature_dim"], result["num_factors"]) == params["arg:v"].shape
     assert result["predictor_type"] == "binary_classifier"
     assert result["symbol"]["inputs"] == ["data"] and result["symbol"]["labels"] == ["out_label"]
+
+
+def test_factorization_machines_corpus_facts(corpus):
+    """The real FM built-in (row_sparse v and w1_weight): feature_dim and factors from the stored shapes."""
+    members = tar_members(corpus / "sm-fm-recsys" / "model.tar.gz")
+    inner = _zip(members["model_algo-1"])
+    meta = json.loads(inner["meta.json"])["training_parameters"]
+    arrays = _mx_load(inner["params"])
+    assert arrays["v"].stype == arrays["w1_weight"].stype == "row_sparse"
+    result = sb.identify(MappingTree(members))
+    assert result["algorithm"] == "factorization-machines" and result["hosts"] == ["model_algo-1"]
+    assert (result["feature_dim"], result["num_factors"]) == arrays["v"].shape
+    assert (result["feature_dim"], result["num_factors"]) == (int(meta["feature_dim"]), int(meta["num_factors"]))
+    assert result["predictor_type"] == meta["predictor_type"] == "regressor"
+    storage = {p["name"]: p["storage"] for p in result["params"]}
+    assert storage == {"arg:" + k: a.stype for k, a in arrays.items()}
+    assert result["not_loadable_reason"] is None
+
+
+@pytest.mark.parametrize("predictor", ["regressor", "binary_classifier"])
+def test_factorization_machines_fixture_facts(tmp_path, predictor):
+    """The FM fixture scripts/make_mxnet_fixtures.py writes through MXNet, identified like the real one."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import make_mxnet_fixtures
+
+    artifact = make_mxnet_fixtures.build_factorization_machines(tmp_path, predictor, feature_dim=30, num_factors=5)
+    members = tar_members(artifact)
+    arrays = _mx_load(_zip(members["model_algo-1"])["params"])
+    result = sb.identify(MappingTree(members))
+    assert result["algorithm"] == "factorization-machines"
+    assert (result["feature_dim"], result["num_factors"]) == arrays["v"].shape == (30, 5)
+    assert result["predictor_type"] == predictor
+    assert [p["storage"] for p in result["params"]] == ["row_sparse", "default", "row_sparse"]
+
+
+def test_factorization_machines_without_linear_terms(tmp_path):
+    """use_linear=false leaves w1_weight out; meta.json's num_factors still says FM."""
+    v = mx.sym.var("v")
+    pair = mx.sym.sum(mx.sym.square(mx.sym.dot(mx.sym.var("data"), v)), axis=1, keepdims=True)
+    out = mx.sym.LinearRegressionOutput(pair, mx.sym.var("out_label"))
+    mx.nd.save(str(tmp_path / "params"), {"arg:v": mx.nd.ones((7, 2)), "arg:w0_weight": mx.nd.ones((1,))})
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("symbol.json", out.tojson())
+        z.writestr("params", (tmp_path / "params").read_bytes())
+        z.writestr("meta.json", json.dumps({"training_parameters": {"num_factors": "2", "use_linear": "false"}}))
+    result = sb.identify(MappingTree({"model_algo-1": buf.getvalue()}))
+    assert result["algorithm"] == "factorization-machines"
+    assert (result["feature_dim"], result["num_factors"], result["predictor_type"]) == (7, 2, "regressor")
+
+
+def test_not_loadable_reasons_are_one_sentence():
+    cases = [
+        {"algorithm": "knn", "files": ["model_algo-1", "model_algo-1.json"]},
+        {"algorithm": "knn", "files": ["m", "m-labels.npy"], "index_type": "IndexIVFFlat", "metric": "L2"},
+        {"algorithm": "knn", "files": ["m", "m-labels.npy"], "index_type": "IndexFlatL2", "metric": "L1"},
+        {"algorithm": "knn", "files": ["m", "m-labels.npy"], "index_type": "IndexFlatL2", "metric": "L2",
+         "dimension_reduction": {"type": "sign"}},
+        {"algorithm": "blazingtext", "nlabels": 2},
+        {"algorithm": "ntm", "symbol": {"layers": ["encoder"]}},
+        {"algorithm": "image-classification", "missing_params": "x-NNNN.params"},
+    ]
+    for facts in cases:
+        reason = sb.not_loadable_reason(facts)
+        assert reason and "\n" not in reason and not reason.endswith("."), facts
+    assert sb.not_loadable_reason({"algorithm": "knn", "files": ["m", "m-labels.npy"], "index_type": "IndexFlatIP",
+                                   "metric": "INNER_PRODUCT", "dimension_reduction": {"type": "identity"}}) is None
 
 
 def test_members_listed_without_content_are_skipped():

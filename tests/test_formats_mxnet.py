@@ -60,15 +60,85 @@ def _corpus_params(corpus) -> dict[str, bytes]:
         out[f"movies-kmeans-a/{name}"] = data
     out["plagiarism-pca"] = tar_members(corpus / "plagiarism-pca" / "model.tar.gz")["model_algo-1"]
     out["sdk-mxnet-mnist"] = tar_members(corpus / "sdk-mxnet-mnist" / "model.tar.gz")["model-0000.params"]
+    out["sm-fm-recsys"] = _zip_members(tar_members(corpus / "sm-fm-recsys" / "model.tar.gz")["model_algo-1"])["params"]
     return out
 
 
 def test_corpus_params_match_mxnet(corpus):
     params = _corpus_params(corpus)
-    assert len(params) == 8
+    assert len(params) == 9
     for name, data in params.items():
         assert mxf.is_params(data[:16]), name
         _assert_same_as_mxnet(data)
+
+
+def test_corpus_row_sparse_factorization_machines_params(corpus):
+    """The FM built-in stores v and w1_weight row_sparse: read as data, located exactly, equal to MXNet's."""
+    data = _corpus_params(corpus)["sm-fm-recsys"]
+    loaded = mx.nd.load_frombuffer(data)
+    infos = {p.name: p for p in mxf.read_params(data)}
+    assert {k: a.stype for k, a in loaded.items()} == {k: p.storage for k, p in infos.items()}
+    for name in ("arg:v", "arg:w1_weight"):
+        ref, info = loaded[name], infos[name]
+        assert info.storage == "row_sparse" and info.shape == ref.shape
+        assert info.storage_shape == ref.data.shape
+        values = ref.data.asnumpy()
+        assert data[info.offset: info.offset + values.nbytes] == values.astype("<f4").tobytes()
+        (rows,) = info.aux
+        assert rows.shape == ref.indices.shape
+        assert data[rows.offset: rows.offset + 8 * rows.shape[0]] == ref.indices.asnumpy().astype("<i8").tobytes()
+
+
+def test_export_files_choose_the_pair_or_say_why_not():
+    assert mxf.export_files(["m-symbol.json"], ["m-0002.params", "m-0010.params"]) == mxf.ExportFiles(
+        "m-symbol.json", "m-0010.params")
+    assert mxf.export_files(["m-symbol.json"], ["weights.params"]).params == "weights.params"
+    cases = [
+        (["m-symbol.json"], [], "no .params file next to m-symbol.json"),
+        ([], ["net.params"], "net.params holds weights without a symbol graph"),
+        (["m-symbol.json"], ["a.params", "b.params"], "cannot tell which of a.params, b.params"),
+    ]
+    for symbols, params, reason in cases:
+        chosen = mxf.export_files(symbols, params)
+        assert chosen.reason.startswith(reason) and chosen.reason.count(".") >= 1
+        assert chosen.symbol is None or chosen.params is None
+
+
+def _fits_mxnet(symbol_json: bytes, params: bytes, name: str, shape: list, size: int) -> bool:
+    """MXNet's own shape inference, for ``shape`` with its free dimensions set to ``size`` (the batch to 2), gives
+    every stored parameter its stored shape."""
+    sym = mx.sym.load_json(symbol_json.decode())
+    trial = tuple(2 if i == 0 else (size if d is None else d) for i, d in enumerate(shape))
+    try:
+        args, _, aux = sym.infer_shape_partial(**{name: trial})
+    except mx.base.MXNetError:
+        return False
+    inferred = dict(zip(sym.list_arguments() + sym.list_auxiliary_states(), list(args) + list(aux)))
+    stored = {mxf.strip_prefix(k): v.shape for k, v in mx.nd.load_frombuffer(params).items()}
+    return all(inferred[k] == v for k, v in stored.items() if k in inferred)
+
+
+def test_data_input_shapes_agree_with_mxnet_shape_inference(corpus, tmp_path):
+    ll = _zip_members(tar_members(corpus / "cookbook-ll" / "model.tar.gz")["model_algo-1"])
+    adult = _zip_members(tar_members(corpus / "ex-ll-adult" / "ll-adult-prediction-model.tar.gz")["model_algo-1"])
+    fm = _zip_members(tar_members(corpus / "sm-fm-recsys" / "model.tar.gz")["model_algo-1"])
+    mnist = tar_members(corpus / "sdk-mxnet-mnist" / "model.tar.gz")
+    conv_symbol, conv_params = _small_net(tmp_path)
+    cases = [
+        (ll["mx-mod-symbol.json"], ll["mx-mod-0000.params"], 2),
+        (adult["mx-mod-symbol.json"], adult["mx-mod-0000.params"], 2),
+        (fm["symbol.json"], fm["params"], 2),
+        (mnist["model-symbol.json"], mnist["model-0000.params"], 2),
+        (conv_symbol, conv_params, 4),
+    ]
+    for symbol_json, params, rank in cases:
+        stored = {p.name: p.shape for p in mxf.read_params(params)}
+        shape = mxf.data_input_shapes(symbol_json, stored, ["data"])["data"]
+        assert shape is not None and len(shape) == rank and shape[0] is None
+        free = [d for d in shape[1:] if d is None]
+        sizes = [8] if free else [1]  # _small_net was built on 8 x 8 images
+        assert any(_fits_mxnet(symbol_json, params, "data", shape, s) for s in sizes)
+    assert mxf.data_input_shapes(conv_symbol, {}, ["data", "nothing"]) == {"data": None, "nothing": None}
 
 
 def test_arrays_saved_by_mxnet(tmp_path):

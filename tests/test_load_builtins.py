@@ -13,6 +13,7 @@ import pytest
 
 faiss = pytest.importorskip("faiss")
 
+import artifact_tools  # noqa: E402
 import loaders  # noqa: E402
 from artifact_tools.errors import ArtifactError, NotLoadable  # noqa: E402
 from loaders.builtins import KnnIndex, WordVectors  # noqa: E402
@@ -112,8 +113,14 @@ def test_knn_ivf_index_is_refused(tmp_path):
     index.train(vectors)
     index.add(vectors)
     artifact = _knn_artifact(tmp_path / "ivf", index, np.zeros(200), {"k": 3, "predictor_type": "classifier"})
-    with pytest.raises(NotLoadable, match="IndexIVFFlat"):
+    with pytest.raises(NotLoadable, match="IndexIVFFlat") as refused:
         loaders.load(artifact)
+    assert _inspected_reason(artifact) == str(refused.value)  # inspection says the same sentence
+
+
+def _inspected_reason(artifact: Path) -> str | None:
+    report = artifact_tools.inspect(artifact)
+    return report.models[0].summary["not_loadable_reason"]
 
 
 # ------------------------------------------------------------------------------------ BlazingText
@@ -180,5 +187,35 @@ def test_blazingtext_supervised_model_is_refused(training_text, tmp_path):
     lines = training_text.read_text().splitlines()
     labelled.write_text("\n".join(f"__label__{i % 2} {line}" for i, line in enumerate(lines)) + "\n")
     model = fasttext.train_supervised(str(labelled), dim=4, epoch=1, thread=1, verbose=0)
-    with pytest.raises(NotLoadable, match="supervised"):
-        loaders.load(_fasttext_artifact(model, tmp_path / "sup", "model.bin"))
+    artifact = _fasttext_artifact(model, tmp_path / "sup", "model.bin")
+    with pytest.raises(NotLoadable, match="supervised") as refused:
+        loaders.load(artifact)
+    assert _inspected_reason(artifact) == str(refused.value)
+
+
+# ------------------------------------------------------------------------------------ sample inputs
+
+def test_sample_input_of_every_builtin_corpus_entry(corpus, tmp_path):
+    """k-NN: rows as wide as the FAISS index (read by faiss); BlazingText: words of its own vectors.txt."""
+    seen = set()
+    for table in ("EXPECTED.tsv", "EXPECTED-wild.tsv"):
+        for line in (corpus / table).read_text().splitlines()[1:]:
+            entry, file, framework = line.split("\t")[:3]
+            if framework != "sagemaker-builtin":
+                continue
+            artifact = corpus / entry / file
+            assert artifact_tools.inspect(artifact).loadable, entry
+            m = loaders.load(artifact)
+            sample = m.sample_input()
+            files = untar(artifact, tmp_path / entry)
+            if m.info["algorithm"] == "knn":
+                index = faiss.read_index(str(files / "model_algo-1"))
+                assert sample.dtype == np.float32 and sample.ndim == 2 and sample.shape[1] == index.d
+                assert len(m.predict(sample)) == len(sample)
+            else:
+                vocabulary = _text_vectors(files / "vectors.txt")
+                assert sample and all(w in vocabulary for w in sample)
+                np.testing.assert_allclose(m.predict(sample), np.array([vocabulary[w] for w in sample]),
+                                           rtol=1e-4, atol=1e-5)
+            seen.add(m.info["algorithm"])
+    assert seen == {"knn", "blazingtext"}

@@ -435,3 +435,119 @@ def summarize_symbol(data: bytes | str | dict, param_names: Iterable[str] | None
         ],
     }
 
+
+
+# ------------------------------------------------------------------------------------------ exports
+
+def _epoch_of(symbol: str, params: str) -> int | None:
+    """The epoch of ``params`` when it is ``X-NNNN.params`` beside ``X-symbol.json`` (Gluon ``export`` and Module
+    ``save_checkpoint`` name their files ``'%s-symbol.json' % prefix`` and ``'%s-%04d.params' % (prefix, epoch)``,
+    ``python/mxnet/gluon/block.py`` / ``python/mxnet/model.py``), else None."""
+    if not symbol.endswith("-symbol.json") or not params.endswith(".params"):
+        return None
+    prefix = symbol[: -len("-symbol.json")] + "-"
+    digits = params[len(prefix): -len(".params")] if params.startswith(prefix) else ""
+    return int(digits) if digits.isdigit() else None
+
+
+@dataclass(frozen=True)
+class ExportFiles:
+    """The symbol and params file an MXNet export is loaded from, or why it cannot be (``reason``)."""
+
+    symbol: str | None
+    params: str | None
+    reason: str | None = None
+
+
+def export_files(symbols: Iterable[str], params: Iterable[str]) -> ExportFiles:
+    """Which symbol graph and which params file make the model of an MXNet export (Gluon or Module checkpoint).
+
+    The first symbol (sorted by path) is taken, with its highest-epoch ``X-NNNN.params``; when no params file
+    carries its prefix, the only params file there is. ``reason`` (one sentence) says why no pair can be chosen:
+    the graph alone holds no weights, a params file alone holds no network (Gluon ``save_parameters`` needs the
+    code that builds the network), or several params files none of which belongs to the graph by name.
+    """
+    symbols, params = sorted(symbols), sorted(params)
+    if not symbols and not params:
+        return ExportFiles(None, None, "an MXNet model needs a symbol graph (*-symbol.json) and a .params file")
+    if not params:
+        return ExportFiles(symbols[0], None, f"no .params file next to {symbols[0]}: the symbol graph alone holds "
+                                             "no weights")
+    if not symbols:
+        return ExportFiles(None, params[0], f"{params[0]} holds weights without a symbol graph (*-symbol.json): "
+                                            "rebuilding the network needs the code that defines it")
+    symbol = symbols[0]
+    epochs = sorted((e, p) for p in params if (e := _epoch_of(symbol, p)) is not None)
+    if epochs:
+        return ExportFiles(symbol, epochs[-1][1])
+    if len(params) == 1:
+        return ExportFiles(symbol, params[0])
+    return ExportFiles(symbol, None, f"cannot tell which of {', '.join(params)} holds the weights of {symbol}")
+
+
+# Ops that keep their input's shape: a data input seen through them still has the shape of the op that follows.
+_SHAPE_KEEPING = {"Cast", "cast", "BatchNorm", "Activation", "relu", "sigmoid", "tanh", "Dropout", "identity", "_copy",
+                  "_mul_scalar", "_div_scalar", "_plus_scalar", "_minus_scalar", "_rminus_scalar", "LeakyReLU"}
+
+
+def data_input_shapes(graph: bytes | str | dict, param_shapes: dict[str, tuple[int, ...] | None],
+                      inputs: Iterable[str]) -> dict[str, list[int | None] | None]:
+    """The shape each data input must have, as far as the graph and the parameter shapes fix it.
+
+    ``None`` in a shape is a free dimension (the batch, always the first, and spatial sizes); ``None`` for a
+    whole input means nothing fixes its rank. Read from the first operator that consumes the input at position 0
+    (past shape-keeping ops such as ``Cast``, ``BatchNorm``, ``Activation``), with MXNet's operator semantics
+    (``src/operator/nn/fully_connected.cc``, ``convolution.cc``, ``tensor/dot.cc``, ``tensor/indexing_op.cc``):
+
+    - ``FullyConnected`` with weight ``(num_hidden, k)``: ``[None, k]`` (the input is flattened to ``k`` columns);
+    - ``dot(x, w)``: ``[None, w.shape[0]]`` (``w.shape[1]`` when ``transpose_b``);
+    - ``Convolution`` with weight ``(num_filter, C / num_group, *kernel)``: ``[None, C, None...]``, one free
+      dimension per kernel dimension;
+    - ``Embedding``: ``[None, None]`` (token ids; any sequence length).
+
+    ``param_shapes`` maps parameter names (prefixes ``arg:``/``aux:`` allowed) to their stored shapes.
+    """
+    g = _load_graph(graph)
+    nodes = g["nodes"]
+    shapes = {strip_prefix(k): v for k, v in param_shapes.items()}
+    index = {n["name"]: i for i, n in enumerate(nodes) if n["op"] == "null"}
+    consumers: dict[int, list[tuple[int, int]]] = {}
+    for i, n in enumerate(nodes):
+        for pos, e in enumerate(n.get("inputs", [])):
+            consumers.setdefault(e[0], []).append((i, pos))
+
+    def param_shape(node: dict, pos: int) -> tuple[int, ...] | None:
+        inputs = node.get("inputs", [])
+        if pos >= len(inputs):
+            return None
+        src = nodes[inputs[pos][0]]
+        return shapes.get(src["name"]) if src["op"] == "null" else None
+
+    def shape_from(i: int, depth: int = 0) -> list[int | None] | None:
+        for j, pos in consumers.get(i, []):
+            node = nodes[j]
+            op, attrs = node["op"], _node_attrs(node)
+            if pos != 0:
+                continue
+            if op in _SHAPE_KEEPING and depth < 16:
+                found = shape_from(j, depth + 1)
+                if found is not None:
+                    return found
+                continue
+            w = param_shape(node, 1)
+            if op == "FullyConnected" and w is not None and len(w) == 2:
+                return [None, w[1]]
+            if op == "dot" and w is not None and len(w) == 2 and not _true(attrs.get("transpose_a")):
+                return [None, w[1] if _true(attrs.get("transpose_b")) else w[0]]
+            if op == "Convolution" and w is not None and len(w) >= 3:
+                groups = int(attrs.get("num_group", "1")) if str(attrs.get("num_group", "1")).isdigit() else 1
+                return [None, w[1] * groups] + [None] * (len(w) - 2)
+            if op == "Embedding":
+                return [None, None]
+        return None
+
+    return {name: shape_from(index[name]) if name in index else None for name in inputs}
+
+
+def _true(value: Any) -> bool:
+    return str(value).strip().lower() in ("true", "1")

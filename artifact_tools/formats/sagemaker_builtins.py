@@ -2,16 +2,21 @@
 
 What each built-in leaves in ``model.tar.gz`` (one ``model_algo-<host>`` per training host for the
 distributed ones), as seen in real artifacts (the project's corpus: Linear Learner, NTM with two hosts, k-means,
-PCA, image classification, k-NN, BlazingText) and, for Factorization Machines, in the public notebooks that open
-its model (``mx.module.Module.load`` on ``symbol.json``/``params``, then ``v``, ``w1_weight``, ``w0_weight``):
+PCA, image classification, k-NN, BlazingText, Factorization Machines) and the public notebooks that open the
+Factorization Machines model (``mx.module.Module.load`` on ``symbol.json``/``params``, then ``v``, ``w1_weight``,
+``w0_weight``):
 
 - Linear Learner: ``model_algo-1`` is a zip holding an MXNet Module checkpoint (``mx-mod-symbol.json``,
   ``mx-mod-0000.params``), ``manifest.json`` and ``additional-params.json`` (``predictor_type``,
   ``threshold``, ``loss_type``); the weight ``fc0_weight`` is (feature_dim x outputs);
 - Neural Topic Model: each ``model_algo-N`` is a zip of ``meta.json`` (``training_parameters``: ``num_topics``,
   ``feature_dim``...; ``epoch_number``), ``symbol.json`` and ``params``;
-- Factorization Machines: the same zip layout, with parameters ``v`` (feature_dim x num_factors),
-  ``w1_weight`` (linear terms) and ``w0_weight`` (bias);
+- Factorization Machines: the same zip layout (``meta.json`` with ``training_parameters``: ``feature_dim``,
+  ``num_factors``, ``predictor_type``...), with parameters ``v`` (feature_dim x num_factors), ``w1_weight``
+  (feature_dim x 1, linear terms) and ``w0_weight`` (bias); ``v`` and ``w1_weight`` are stored ``row_sparse``
+  and the graph's ``data`` input is ``csr`` (``__storage_type__`` 1 and 2 on the variables); the output layer is
+  ``LinearRegressionOutput`` (regressor) or ``LogisticRegressionOutput`` (binary classifier). ``use_bias`` /
+  ``use_linear`` false leave out ``w0_weight`` / ``w1_weight``;
 - k-means: ``model_algo-1`` is a raw NDArray list with one unnamed (k x dim) array of centroids, beside
   ``state_<uuid>`` training-state lists;
 - PCA: ``model_algo-1`` is a raw NDArray list with named arrays ``s`` (singular values), ``v``
@@ -237,7 +242,8 @@ def _ntm_or_fm(params: list[dict], symbol: bytes, meta: dict) -> dict | None:
     named = _by_name(params)
     summary = mxnet.summarize_symbol(symbol, [p["name"] for p in params])
     hyper = meta.get("training_parameters") if isinstance(meta.get("training_parameters"), dict) else {}
-    if "v" in named and "w1_weight" in named and len(named["v"]["shape"] or ()) == 2:
+    is_fm = "w1_weight" in named or "w0_weight" in named or "num_factors" in hyper
+    if "v" in named and is_fm and len(named["v"]["shape"] or ()) == 2:
         outputs = {o["op"] for o in summary["outputs"]}
         predictor = (
             "binary_classifier"
@@ -383,18 +389,54 @@ def _image_classification(files: _Files) -> dict | None:
 
 
 _DETECTORS = (_blazingtext, _knn, _zipped_mxnet, _raw_ndarray, _image_classification)
+_FLAT_INDEXES = ("IndexFlatL2", "IndexFlatIP", "IndexFlat")
+
+
+def not_loadable_reason(facts: dict) -> str | None:
+    """Why artifact-tools' loaders cannot rebuild the built-in these facts describe (one sentence), else None.
+
+    The loaders (``loaders/mxnet.py``, ``loaders/builtins.py``) refuse exactly these cases, so inspection's
+    ``loadable`` and ``load`` agree: an image classifier without its ``.params`` file, a k-NN model without its
+    labels file, with a FAISS index that is not flat, a metric other than L2 / inner product or a dimension
+    reduction, a supervised BlazingText classifier (only word2vec vectors are loaded), an NTM graph without
+    its encoder's ``mean`` layer.
+    """
+    algorithm = facts.get("algorithm")
+    if algorithm == "image-classification" and facts.get("missing_params"):
+        return f"the parameters file {facts['missing_params']} is missing from the artifact"
+    if algorithm == "knn":
+        files = facts.get("files") or []
+        if not any(f.endswith("-labels.npy") for f in files):
+            return "the k-NN artifact has no labels file (model_algo-1-labels.npy) next to its index"
+        if facts.get("index_type") not in _FLAT_INDEXES:
+            return (f"the k-NN index is a FAISS {facts.get('index_type')}; artifact-tools reads flat indexes "
+                    "(index_type='faiss.Flat') only")
+        if facts.get("metric") not in ("L2", "INNER_PRODUCT"):
+            return f"the k-NN index uses the {facts.get('metric')} metric; only L2 and inner product are supported"
+        reduction = facts.get("dimension_reduction") or {}
+        if isinstance(reduction, dict) and reduction.get("type") not in (None, "identity"):
+            return (f"the k-NN model reduces dimensions with {reduction.get('type')!r}, which artifact-tools does "
+                    "not reproduce")
+    if algorithm == "blazingtext" and facts.get("nlabels"):
+        return ("this BlazingText model is a supervised text classifier; artifact-tools loads word2vec vectors "
+                "only (fastText's fasttext.load_model reads model.bin)")
+    if algorithm == "ntm" and "mean" not in ((facts.get("symbol") or {}).get("layers") or []):
+        return "this NTM graph has no 'mean' encoder layer to predict with"
+    return None
 
 
 def identify(tree: FileTree) -> dict | None:
     """Which SageMaker built-in algorithm produced these files, with its facts; ``None`` when none did.
 
     Always present: ``algorithm``, ``framework`` ("mxnet" for the MXNet-based built-ins, "sagemaker-builtin"
-    for k-NN and BlazingText), ``hosts`` (the ``model_algo-N`` members, one per training host) and ``files``
-    (the members that make the model). The other keys depend on the algorithm.
+    for k-NN and BlazingText), ``hosts`` (the ``model_algo-N`` members, one per training host), ``files``
+    (the members that make the model) and ``not_loadable_reason`` (:func:`not_loadable_reason`). The other keys
+    depend on the algorithm.
     """
     files = _Files(tree)
     for detect in _DETECTORS:
         result = detect(files)
         if result is not None:
+            result["not_loadable_reason"] = not_loadable_reason(result)
             return result
     return None
