@@ -6,9 +6,12 @@ and the older legacy format as data): a TorchScript archive has ``code/`` and ``
 
 - A ``torch.save`` file loads with ``torch.load(weights_only=True)``, PyTorch's restricted unpickler that
   rebuilds only tensors and plain containers (``torch/_weights_only_unpickler.py``). A state dict carries no
-  architecture: ``LoadedModel.model`` is the ``OrderedDict`` of tensors and ``predict`` refuses, naming the
-  script that defines the network (``report.entry_point``), unless the caller passes ``module=`` (a
-  ``torch.nn.Module`` instance built from that script): the state dict is then loaded into it with
+  architecture. When the artifact's entry point (``code/inference.py``...) defines ``model_fn``, the network is
+  built by that script: with ``trust=True`` the artifact is loaded through it as the SageMaker PyTorch container
+  would (:mod:`loaders.inference_code`: ``model_fn``, then ``input_fn``/``predict_fn``/``output_fn`` or the
+  container's defaults); without trust ``LoadedModel.model`` is the ``OrderedDict`` of tensors and ``predict``
+  refuses, naming the script and the functions loading through it would run. The caller may instead pass
+  ``module=`` (a ``torch.nn.Module`` instance built from that code): the state dict is then loaded into it with
   ``load_state_dict(strict=True)`` and ``predict`` runs it. Keys saved from a ``torch.nn.DataParallel`` wrapper
   (all prefixed ``module.``, torch ``nn/parallel/data_parallel.py`` keeps the wrapped net as ``self.module``)
   are matched to an unwrapped module. A checkpoint dict holding exactly one state dict
@@ -70,7 +73,18 @@ def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> Lo
         except RuntimeError as e:
             raise CorruptArtifact(f"{entry.path} cannot be loaded as TorchScript: {_first_line(e)}") from None
         return LoadedModel(scripted, "pytorch", _runner(torch, scripted), info={**info, "kind": "torchscript"})
-    obj = _torch_load(torch, path, entry, trust, report.entry_point)
+    try:
+        obj = _torch_load(torch, path, entry, trust, report.entry_point)
+    except NotLoadable:
+        # a whole pickled network whose classes live in the artifact's code/ (not importable from here): the
+        # container imports them through the entry point's model_fn, with code/ on sys.path
+        from . import inference_code
+
+        code = inference_code.plan(report, root)
+        if not (trust and module is None and opts.file is None and code is not None and not code.error
+                and "model_fn" in code.defined):
+            raise
+        return inference_code.load(root, report, trust=trust)
     if isinstance(obj, torch.nn.Module):
         if module is not None:
             raise ArtifactError(f"module= takes a network to load a state dict into; {entry.path} holds a whole "
@@ -79,12 +93,25 @@ def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> Lo
         return LoadedModel(obj, "pytorch", _runner(torch, obj), info={**info, "kind": "module"})
     state = _state_dict(torch, obj)
     if module is None:
-        where = (f"the network is defined in {report.entry_point}" if report.entry_point
-                 else "the artifact does not include the code that defines the network")
+        from . import inference_code
+
+        code = inference_code.plan(report, root)  # the entry point read as text; nothing of it imported
+        if code is not None and not code.error and "model_fn" in code.defined:
+            if trust and opts.file is None:  # the script's model_fn builds the network: load the way the container does
+                return inference_code.load(root, report, trust=trust)
+            how = (f"the network is built by {code.entry_point}, and loading through it runs its {code.functions()}: "
+                   "pass trust=True (CLI: --trust) if you trust the artifact's author, or")
+        elif report.entry_point:
+            how = f"the network is defined in {report.entry_point}:"
+        elif code is None and _code_files(root):
+            how = (f"the network is defined in the artifact's code ({', '.join(_code_files(root)[:3])}), which "
+                   "defines no model_fn:")
+        else:
+            how = "the artifact does not include the code that defines the network:"
 
         def refuse(data: Any):
-            raise NotLoadable(f"{entry.path} holds weights only and {where}; "
-                              "pass module=<torch.nn.Module built from that code> to predict")
+            raise NotLoadable(f"{entry.path} holds weights only; {how} pass module=<torch.nn.Module built from that "
+                              "code> to predict")
 
         kind = "state_dict" if state is obj else "checkpoint"
         return LoadedModel(obj, "pytorch", refuse, info={**info, "kind": kind})
@@ -98,6 +125,11 @@ def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> Lo
         raise ArtifactError(f"the module does not match the weights in {entry.path}: {_first_line(e)}") from None
     module.eval()
     return LoadedModel(module, "pytorch", _runner(torch, module), info={**info, "kind": "state_dict"})
+
+
+def _code_files(root: Path) -> list[str]:
+    folder = root / "code"
+    return sorted(f"code/{p.name}" for p in folder.glob("*.py")) if folder.is_dir() else []
 
 
 def _choose(entries: list, file: str | None):

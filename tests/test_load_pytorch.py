@@ -92,6 +92,32 @@ def test_state_dict_loads_and_predict_names_the_script(sample, sample_state):
         model.predict(np.ones((1, 4)))
 
 
+def test_state_dict_with_its_model_fn(sample, tmp_path):
+    """make_samples' code/inference.py defines model_fn (which raises): without trust predict names it and says
+    trust=True runs it; with trust the artifact is loaded through it, and its failure is one sentence."""
+    with pytest.raises(NotLoadable, match=r"built by code/inference\.py, and loading through it runs its model_fn: "
+                                          r"pass trust=True"):
+        loaders.load(sample).predict(np.ones((1, 4)))
+    with pytest.raises(ArtifactError, match=r"^code/inference\.py: model_fn raised NotImplementedError"):
+        loaders.load(sample, trust=True)
+    # module= steers the PyTorch loader even with trust: the script is not run
+    model = loaders.load(sample, trust=True, module=_small_net())
+    assert model.info["kind"] == "state_dict"
+
+
+def test_state_dict_with_only_the_network_code_names_it(tmp_path):
+    """Item 9: a state dict beside code/model_def.py (the network, no model_fn) is not "without code"."""
+    torch.save(_small_net().state_dict(), tmp_path / "model.pth")
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "model_def.py").write_text(
+        "from torch import nn\n\n\ndef build():\n"
+        "    return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))\n")
+    model = loaders.load(tmp_path, trust=True)  # no model_fn: nothing for the container to call, nothing run
+    with pytest.raises(NotLoadable, match=r"the network is defined in code/model_def\.py") as e:
+        model.predict(np.ones((1, 4)))
+    assert "does not include the code" not in str(e.value)
+
+
 def test_module_option_runs_the_network(sample, sample_state):
     X = make_samples.make_data(n=5)[0]
     reference = _small_net()
@@ -169,7 +195,8 @@ def test_corpus_packed_mnist_state_dict(corpus, tmp_path):
 
 
 def test_corpus_mnist_with_conflicting_copies_is_refused(corpus):
-    with pytest.raises(UnsafeArtifact, match="model.pth"):
+    # refused by the archive layer (UnsafeArtifact) or, when inspection already reports it not loadable, by the gate
+    with pytest.raises((UnsafeArtifact, NotLoadable), match="model.pth"):
         loaders.load(corpus / "sdk-pytorch-mnist" / "model.tar.gz")
 
 
