@@ -163,22 +163,64 @@ def cmd_convert_xgboost(args) -> int:
     return 0
 
 
+_OUTPUT_TYPES = {"json": "application/json", "csv": "text/csv", "jsonlines": "application/jsonlines"}
+
+
 def cmd_load(args) -> int:
     import loaders
 
+    from . import codec
+
     options = _options(args.option)
+    if args.member:
+        if "member" in options and options["member"] != args.member:
+            raise ArtifactError(f"--member {args.member} and -o member={options['member']} disagree; give one")
+        options["member"] = args.member
+    if args.predict and args.sample:
+        raise ArtifactError("give --predict INPUT or --sample, not both")
+    request = codec.read_file(args.predict) if args.predict else None  # a bad input fails before the model loads
     model = loaders.load(args.artifact, trust=_trust(args), limits=_limits(args), **options)
     print(f"loaded {model.framework} model: {type(model.model).__name__}", file=sys.stderr)
     if model.info.get("warning"):
         log.warning("%s", model.info["warning"])
-    if args.predict:
-        data = loaders.read_input(args.predict)
+    kind = _OUTPUT_TYPES[args.output_format]
+    if args.sample:
         try:
-            out = model.predict(data)
-        except (ValueError, TypeError, KeyError, IndexError) as e:  # the framework rejected these rows
-            raise ArtifactError(f"the model rejected the rows in {args.predict}: {_first_line(e)}") from None
-        sys.stdout.write(loaders.format_output(out, args.output_format) + "\n")
+            sample = model.sample_input()
+        except ArtifactError:
+            raise
+        except Exception as e:  # the loader's sample builder failing is still this artifact's problem
+            raise ArtifactError(f"no sample input can be built for this {model.framework} model: "
+                                f"{type(e).__name__}: {_first_line(e)}") from None
+        print(f"sample input built from the artifact's metadata:\n{_show(sample, kind)}", file=sys.stderr)
+        out = _predict(model, sample, "its own sample input")
+        style = None
+    elif request is not None:
+        out = _predict(model, request.data, f"the rows in {args.predict}")
+        style = request.style
+    else:
+        return 0
+    sys.stdout.write(codec.encode(out, kind, style)[0].decode("utf-8").rstrip("\n") + "\n")
     return 0
+
+
+def _show(data: Any, kind: str) -> str:
+    """``data`` as text for the user: in the output format, else JSON, else its type."""
+    from . import codec
+
+    for how in (kind, codec.JSON):
+        try:
+            return codec.encode(data, how)[0].decode("utf-8").rstrip("\n")
+        except codec.CodecError:
+            continue
+    return f"(a {type(data).__name__})"
+
+
+def _predict(model: Any, data: Any, what: str) -> Any:
+    try:
+        return model.predict(data)
+    except (ValueError, TypeError, KeyError, IndexError) as e:  # the framework rejected these rows
+        raise ArtifactError(f"the model rejected {what}: {_first_line(e)}") from None
 
 
 def cmd_export(args) -> int:
@@ -298,8 +340,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = command("load", "rebuild the live model and optionally predict",
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("artifact")
-    s.add_argument("--predict", metavar="INPUT", help="a .csv, .json, .jsonl or .npy file (or - for CSV on stdin)")
-    s.add_argument("--output-format", choices=["json", "csv"], default="json")
+    s.add_argument("--predict", metavar="INPUT",
+                   help="predict on a .csv (with or without a header), .json, .jsonl or .npy file, told by content "
+                        "(- reads standard input)")
+    s.add_argument("--sample", action="store_true",
+                   help="build a small valid input from the artifact's own metadata, show it on stderr and predict")
+    s.add_argument("--member", metavar="NAME",
+                   help="which model file to load when the artifact holds several (loader option member=NAME)")
+    s.add_argument("--output-format", choices=sorted(_OUTPUT_TYPES), default="json",
+                   help="how predictions are printed (default json; the same rules as serve's Accept types)")
     s.add_argument("-o", "--option", action="append", metavar="KEY=VALUE",
                    help="loader option, e.g. backend=numpy, host=2, version=3, signature=serving_default")
     _add_opening(s)

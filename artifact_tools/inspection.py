@@ -227,6 +227,27 @@ class _Context:
             if not r.not_loadable_reason:
                 r.not_loadable_reason = (f"no model format artifact-tools knows was recognised among its "
                                          f"{len(self.kinds)} file(s)")
+        # ``loadable`` predicts what ``loaders.load`` does, and a refusal always says why in one sentence.
+        conflicting = [f.path for f in r.files if f.conflicts]
+        if r.loadable and conflicting:
+            r.loadable = False
+            r.not_loadable_reason = (f"{conflicting[0]} appears more than once with different contents, and loading "
+                                     "refuses an archive whose extraction depends on which copy is written last")
+        if r.loadable and r.framework in _NO_LOADER:
+            r.loadable = False
+            r.not_loadable_reason = (f"artifact-tools has no loader for {r.framework} artifacts; the report above "
+                                     "is what can be read from them")
+        if r.loadable and r.framework == "unknown":
+            r.loadable = False
+            r.not_loadable_reason = (f"no model format artifact-tools loads was recognised in this {r.layout} "
+                                     "layout")
+        if not r.loadable and not r.not_loadable_reason:
+            r.not_loadable_reason = f"artifact-tools cannot load this {r.framework} artifact"
+
+
+# Frameworks the report can name but ``loaders`` has no module for (``loaders.LOADER_MODULES``); their detectors
+# say why in their own words, this is the fallback.
+_NO_LOADER = ("r", "djl-lmi", "pmml", "neuron")
 
 
 def _entry_point(names: list[str]) -> str | None:
@@ -281,7 +302,8 @@ def _mleap(ctx: _Context) -> bool:
         summary = mleap_bundle.summarize(sub)
         ctx.add_model(b, "mleap-bundle", summary)
         layout = "sparkml-serving" if not base and ctx.container.startswith("tar") else ctx.default_layout(True)
-        ctx.set("mleap", layout)
+        reason = mleap_bundle.not_loadable_reason(summary)
+        ctx.set("mleap", layout, loadable=reason is None, reason=reason)
         return True
     # A zip-form bundle stored as a member (bundle.zip inside a tar) or as the artifact itself.
     for z in ctx.names("zip"):
@@ -292,8 +314,10 @@ def _mleap(ctx: _Context) -> bool:
 
         zt = ZipTree(data, z)
         if "bundle.json" in zt.names():
-            ctx.add_model(z, "mleap-bundle", mleap_bundle.summarize(zt))
-            ctx.set("mleap", ctx.default_layout(True))
+            summary = mleap_bundle.summarize(zt)
+            ctx.add_model(z, "mleap-bundle", summary)
+            reason = mleap_bundle.not_loadable_reason(summary)
+            ctx.set("mleap", ctx.default_layout(True), loadable=reason is None, reason=reason)
             return True
     return False
 
@@ -315,10 +339,14 @@ def _spark(ctx: _Context) -> bool:
         return False
     from .formats import spark_ml
 
+    reasons = []
     for base in sorted(set(roots)):
         sub = SubTree(ctx.tree, base) if base else ctx.tree
-        ctx.add_model(base or ".", "spark-ml", spark_ml.summarize(sub))
-    ctx.set("spark", ctx.default_layout(True))
+        summary = spark_ml.summarize(sub)
+        ctx.add_model(base or ".", "spark-ml", summary)
+        reasons.append(spark_ml.not_loadable_reason(summary))
+    reason = reasons[0]  # the loader loads the first model found
+    ctx.set("spark", ctx.default_layout(True), loadable=reason is None, reason=reason)
     return True
 
 
@@ -331,12 +359,8 @@ def _builtin(ctx: _Context) -> bool:
     algorithm = found.get("algorithm")
     framework = found.get("framework", "mxnet")
     ctx.add_model(found.get("path", "."), f"sagemaker-{algorithm}", found)
-    missing = found.get("missing_params")
-    if missing:
-        ctx.set(framework, "builtin-algorithm", algorithm=algorithm, loadable=False,
-                reason=f"the parameters file {missing} is missing from the artifact")
-    else:
-        ctx.set(framework, "builtin-algorithm", algorithm=algorithm)
+    reason = found.get("not_loadable_reason")  # sagemaker_builtins.not_loadable_reason: what the loaders refuse
+    ctx.set(framework, "builtin-algorithm", algorithm=algorithm, loadable=reason is None, reason=reason)
     return True
 
 
@@ -393,7 +417,14 @@ def _tensorflow(ctx: _Context) -> bool:
         layout = "tf-serving"
     else:
         layout = ctx.default_layout(True)
-    ctx.set("tensorflow", layout)
+    # The SavedModel a loader runs (loaders/tensorflow.py): the highest version folder, else the only one.
+    saved = [m for m in ctx.report.models if m.format == "tensorflow-savedmodel" and "meta_graphs" in m.summary]
+    numbered = [m for m in saved if m.summary.get("version") is not None]
+    if numbered:
+        top = max(m.summary["version"] for m in numbered)
+        saved = [m for m in numbered if m.summary["version"] == top]
+    reason = savedmodel.not_callable_reason(saved[0].summary, saved[0].path) if len(saved) == 1 else None
+    ctx.set("tensorflow", layout, loadable=reason is None, reason=reason)
     for pb, names in lambdas:
         ctx.flag_code(pb, f"Keras Lambda layer(s) {', '.join(names)} carry Python bytecode")
     return True
@@ -467,12 +498,147 @@ def _mxnet(ctx: _Context) -> bool:
         return {"count": len(infos), "parameters": [i.to_dict() for i in infos]}
 
     ctx.summarize_each(params, "mxnet-params", params_summary)
-    if symbols and not params:
-        ctx.set("mxnet", ctx.default_layout(True), loadable=False,
-                reason=f"no .params file next to {symbols[0]}: the symbol graph alone holds no weights")
-    else:
-        ctx.set("mxnet", ctx.default_layout(True))
+    chosen = mxnet.export_files(symbols, params)  # the pair loaders/mxnet.py loads, or why there is none
+    ctx.set("mxnet", ctx.default_layout(True), loadable=chosen.reason is None, reason=chosen.reason)
     return True
+
+
+# Conventional file names of a scikit-learn model in a SageMaker artifact. The SageMaker scikit-learn container
+# has no default model_fn (aws/sagemaker-scikit-learn-container ``serving.py``: ``default_model_fn`` defers to
+# sagemaker-containers, which raises NotImplementedError), so the name always comes from the user's script; the
+# SageMaker Python SDK's scikit-learn guide (``doc/frameworks/sklearn/using_sklearn.rst``, "Load a Model") loads
+# ``model.joblib``, and ``model.pkl`` / ``model`` (bring-your-own containers) are the other spellings in use.
+CONVENTIONAL_MODEL_NAMES = ("model.joblib", "model.pkl", "model.pickle", "model")
+# scikit-learn modules whose estimators transform or encode but do not predict (scikit-learn's API reference
+# groups them so); a pickle of one of these beside a predicting estimator is a helper, not the model.
+_NON_PREDICTING_MODULES = ("sklearn.preprocessing", "sklearn.feature_extraction", "sklearn.feature_selection",
+                           "sklearn.impute", "sklearn.decomposition", "sklearn.random_projection",
+                           "sklearn.kernel_approximation", "sklearn.manifold", "sklearn.compose._column_transformer",
+                           "sklearn.neighbors._unsupervised")
+_MAX_SCRIPT_BYTES = 1 << 20  # an entry point larger than this is not read for file names
+_CONTAINERS = {"dict", "list", "tuple", "set", "frozenset", "str", "bytes", "bytearray", "int", "float", "bool",
+               "NoneType"}
+
+
+def _class_of(value) -> str:
+    """The class a pickle's top-level object is made from, read as data: ``module.Class``, or a Python type name
+    (``dict``) for plain values. ``copyreg._reconstructor(cls, base, state)`` (protocols 0 and 1) names ``cls``."""
+    func = getattr(value, "func", None)
+    if func is None:
+        return type(value).__name__
+    if str(func) in ("copyreg._reconstructor", "copy_reg._reconstructor") and value.args \
+            and hasattr(value.args[0], "module"):
+        return str(value.args[0])
+    return str(func)
+
+
+def _predicts(value, depth: int = 0) -> bool:
+    """Whether the pickled top-level object is a predicting model, judged from its class name as data: plain
+    values and the transformers of ``_NON_PREDICTING_MODULES`` do not; a ``Pipeline`` does when its last step does;
+    any other class (scikit-learn estimators, XGBoost/LightGBM wrappers, the training script's own) is taken to."""
+    cls = _class_of(value)
+    if cls in _CONTAINERS or "." not in cls or cls.startswith(("numpy.", "builtins.", "__builtin__.", "pandas.")):
+        return False
+    if cls.startswith("sklearn.pipeline.") and depth < 8:
+        state = getattr(value, "state", None)
+        steps = state.get("steps") if isinstance(state, dict) else None
+        if isinstance(steps, list) and steps and isinstance(steps[-1], tuple) and len(steps[-1]) == 2:
+            return _predicts(steps[-1][1], depth + 1)
+        return True
+    return not cls.startswith(_NON_PREDICTING_MODULES)
+
+
+def model_fn_files(source: bytes) -> list[str]:
+    """The file names an inference script's ``model_fn`` mentions, in source order, read as text (never run).
+
+    SageMaker's framework containers call ``model_fn(model_dir)`` from the entry point to load the model
+    (SageMaker Python SDK, "Load a Model"); the files it opens are named by string literals inside it
+    (``joblib.load(os.path.join(model_dir, "model.joblib"))``, ``f"{model_dir}/model.pkl"``) or by module-level
+    constants it refers to (``MODEL_FILE = "model.joblib"``). Each literal is given as written, stripped of
+    ``./``, ``/opt/ml/model/`` and surrounding slashes; callers match them against the artifact's members.
+    A script that does not parse, or has no ``model_fn``, names nothing.
+    """
+    import ast
+
+    if len(source) > _MAX_SCRIPT_BYTES:
+        return []
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    constants: dict[str, str] = {}
+    functions = []
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Constant) \
+                and isinstance(node.value.value, str):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                if isinstance(t, ast.Name):
+                    constants[t.id] = node.value.value
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "model_fn":
+            functions.append(node)
+    if not functions:
+        return []
+    found: list[tuple[int, int, str]] = []
+    try:
+        for node in ast.walk(functions[-1]):  # the last definition is the one Python keeps
+            text = None
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                text = node.value
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in constants:
+                text = constants[node.id]
+            if text is not None and len(text) < 4096:
+                found.append((getattr(node, "lineno", 0), getattr(node, "col_offset", 0), text))
+    except RecursionError:
+        return []
+    out = []
+    for _, _, text in sorted(found):
+        name = text.strip()
+        if name.startswith("/opt/ml/model/"):
+            name = name[len("/opt/ml/model/"):]
+        while name.startswith("./"):
+            name = name[2:]
+        name = name.strip("/")
+        if name and name not in out:
+            out.append(name)
+    return out
+
+
+def _named_by_script(mentioned: list[str], candidates: list[str]) -> list[str]:
+    """The candidates a script's literals name: by their path in the artifact, else by a unique file name."""
+    out: list[str] = []
+    for text in mentioned:
+        hits = [c for c in candidates if c == text]
+        if not hits:
+            base = PurePosixPath(text).name
+            same = [c for c in candidates if PurePosixPath(c).name == base]
+            hits = same if len(same) == 1 else []
+        out += [h for h in hits if h not in out]
+    return out
+
+
+def _choose_model(ctx: _Context, names: list[str], values: dict) -> tuple[str, str]:
+    """Which pickle is the model, and why, as SageMaker's containers and the artifact's own script would load it:
+    (1) the file the entry point's ``model_fn`` names, (2) a conventional model file name, (3) the pickle whose
+    top-level object predicts; else the first scikit-learn pickle, else the first."""
+    if len(names) == 1:
+        return names[0], "it is the only pickle"
+    entry = _entry_point(ctx.names())
+    script = ctx.whole(entry) if entry else None
+    if script:
+        named = _named_by_script(model_fn_files(script), names)
+        if named:
+            best = next((n for n in named if n in values and _predicts(values[n])), named[0])
+            return best, f"{entry}'s model_fn loads it"
+    conventional = [n for c in CONVENTIONAL_MODEL_NAMES for n in names if PurePosixPath(n).name == c]
+    if conventional:
+        best = min(conventional, key=lambda n: n.count("/"))
+        return best, f"{PurePosixPath(best).name} is the conventional name of a SageMaker model file"
+    predicting = [n for n in names if n in values and _predicts(values[n])]
+    if predicting:
+        return predicting[0], f"its {_class_of(values[predicting[0]]).rsplit('.', 1)[-1]} is the first pickled object that predicts"
+    sk = [n for n in names if n in values and _class_of(values[n]).startswith("sklearn.")]
+    return (sk or names)[0], "no pickle is named by a script or a conventional name, or predicts; it is the first"
 
 
 def _pickle(ctx: _Context) -> bool:
@@ -480,21 +646,23 @@ def _pickle(ctx: _Context) -> bool:
     if not names:
         return False
     framework = "pickle"
+    entries: dict[str, ModelInfo] = {}
+    values: dict[str, object] = {}
     for n in names:
         data = ctx.whole(n)
         if data is None:
-            ctx.add_model(n, "pickle", {"note": "too large to read during inspection"})
+            entries[n] = ModelInfo(n, "pickle", {"note": "too large to read during inspection"})
             continue
         pk = read_pickle(decompress_joblib(data, _decompress_limit(Limits())))
         globs = [str(g) for g in pk.globals]
         top = pk.value
-        top_class = str(top.func) if hasattr(top, "func") else type(top).__name__
+        values[n] = top
         level = worst(f.level for f in pickle_findings(n, pk.globals, pk.called, pk.oddities))
         state = getattr(top, "state", None)
         saved_with = state.get("_sklearn_version") if isinstance(state, dict) else None
-        ctx.add_model(n, "pickle", {
+        entries[n] = ModelInfo(n, "pickle", {
             "protocol": pk.protocol,
-            "top_level": top_class,
+            "top_level": _class_of(top),
             "sklearn_version": saved_with if isinstance(saved_with, str) else None,
             "joblib_arrays": len(pk.joblib_arrays),
             "embedded_pickles": pk.nested_pickles,
@@ -503,8 +671,26 @@ def _pickle(ctx: _Context) -> bool:
         })
         if any(g.startswith("sklearn.") for g in globs):
             framework = "sklearn"
+    chosen, why = _choose_model(ctx, names, values)
+    others = [n for n in names if n != chosen]
+    entries[chosen].summary["role"] = "model"
+    entries[chosen].summary["chosen_because"] = why
+    for n in others:
+        entries[n].summary["role"] = "other pickle"
+    for n in [chosen, *others]:  # the model first: ``report.model("pickle")`` is the one ``load`` loads
+        ctx.report.models.append(entries[n])
+    if others:
+        ctx.report.warnings.append(
+            f"{chosen} is the model ({why}); the other pickle(s) {', '.join(others)} are not loaded "
+            "(choose one with member=NAME, CLI --member NAME)")
     fw_container = ctx.container not in ("file", "gzip-file") and _entry_point(ctx.names()) is not None
-    ctx.set(framework, ctx.default_layout(fw_container))
+    top = _class_of(values[chosen]) if chosen in values else None
+    if top in _CONTAINERS or (top and top.startswith(("numpy.", "pandas."))):
+        what = f"a plain {top}" if top in _CONTAINERS else f"{top.split('.')[0]} data ({top})"
+        ctx.set(framework, ctx.default_layout(fw_container), loadable=False,
+                reason=f"{chosen} holds {what}, not a model object with a predict method")
+    else:
+        ctx.set(framework, ctx.default_layout(fw_container))
     return True
 
 

@@ -7,14 +7,15 @@ aws/sagemaker-inference-toolkit ``src/sagemaker_inference/parameters.py`` (the `
 ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` variables):
 
 - ``GET /ping``: 200 with ``{"status": "ok", "framework": ...}`` once a worker holding the model answers.
-- ``POST /invocations``: the body by ``Content-Type``: ``text/csv`` (rows of numbers, no header; an empty cell is
-  NaN), ``application/json`` (a list of rows, ``{"instances": [...]}`` as TF Serving's row format or
-  ``{"inputs": ...}`` as its columnar format), ``application/jsonlines`` (one JSON row or object per line),
-  ``application/x-npy`` (a ``.npy`` array; object arrays refused, header checked against the bytes present).
-  Numeric rows reach the model as a numpy array, a list of JSON objects as a pandas DataFrame (when pandas is
-  installed), anything else (texts, dicts) as parsed. The response follows ``Accept``: ``application/json``
-  (default; ``{"predictions": ...}`` for an ``instances`` request and ``{"outputs": ...}`` for an ``inputs`` one,
-  as TF Serving answers, else the bare list), ``text/csv``, ``application/jsonlines``, ``application/x-npy``.
+- ``POST /invocations``: the body read by ``Content-Type`` and the predictions written as ``Accept`` asks, with the
+  rules of :mod:`artifact_tools.codec` (shared with ``load --predict`` and the exported handlers): ``text/csv``
+  (with or without a header, told by content; an empty cell is NaN), ``application/json`` (a list of rows,
+  ``{"instances": ...}``, ``{"inputs": ...}``, MLflow's ``dataframe_split`` / ``dataframe_records``),
+  ``application/jsonlines``, ``application/x-npy``, ``text/plain`` (texts); answers in ``application/json``
+  (default; ``{"predictions": ...}`` for ``instances`` and dataframe requests, ``{"outputs": ...}`` for
+  ``inputs``), ``text/csv``, ``application/jsonlines``, ``application/x-npy``. Several outputs (a dict, or a list
+  of arrays of different widths) are kept in every format that can carry them. When the model brings its own
+  inference code (``LoadedModel.invoke_fn``), the raw body goes to it instead (see :func:`_own_code`).
 - Errors are JSON ``{"error": "<one sentence>"}``: 404/405 wrong path or method, 413 body over the cap (checked on
   ``Content-Length`` before reading, and counted while reading a chunked body), 415 unsupported Content-Type or
   charset, 406 unsupported Accept (or predictions that cannot take the asked form), 400 malformed body or input
@@ -72,10 +73,8 @@ Process model (a deliberate choice):
 from __future__ import annotations
 
 import asyncio
-import csv
 import io
 import json
-import math
 import os
 import socket
 import subprocess
@@ -87,8 +86,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
-
+from . import codec
 from .errors import ArtifactError
 
 __all__ = ["DEFAULT_MAX_PAYLOAD", "create_app", "run"]
@@ -97,10 +95,7 @@ MIB = 1024 * 1024
 DEFAULT_MAX_PAYLOAD = 6 * MIB
 DEFAULT_TIMEOUT = 60
 READ_BLOCK = 64 * 1024
-JSON = "application/json"
-CSV = "text/csv"
-JSONLINES = "application/jsonlines"
-NPY = "application/x-npy"
+JSON = codec.JSON
 
 
 class _Reject(Exception):
@@ -147,201 +142,44 @@ def _read_body(environ: dict, cap: int) -> bytes:
     return b"".join(parts)
 
 
-def _media_type(header: str | None) -> tuple[str, dict[str, str]]:
-    """``type/subtype`` (lower case) and its parameters, from a Content-Type or one Accept element."""
-    kind, *params = (header or "").split(";")
-    found = {}
-    for p in params:
-        key, _, value = p.partition("=")
-        found[key.strip().lower()] = value.strip().strip('"')
-    return kind.strip().lower(), found
-
-
-def _text(body: bytes, charset: str | None) -> str:
-    try:
-        return body.decode(charset or "utf-8").lstrip("\ufeff")
-    except LookupError:
-        raise _Reject(415, f"charset {charset!r} is not supported") from None
-    except UnicodeDecodeError as e:
-        raise _Reject(400, f"the body is not valid {charset or 'utf-8'} text (bad byte at offset {e.start})") from None
-
-
-def _json(text: str, what: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise _Reject(400, f"{what} is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
-    except RecursionError:
-        raise _Reject(400, f"{what} is nested too deeply") from None
-
-
-def _model_input(rows: Any) -> Any:
-    """Numeric rows as a numpy array, a list of objects as a DataFrame, anything else unchanged."""
-    if isinstance(rows, list) and rows and all(isinstance(r, dict) for r in rows):
-        try:
-            import pandas as pd
-        except ImportError:
-            return rows
-        return pd.DataFrame.from_records(rows)
-    try:
-        arr = np.asarray(rows)
-    except (ValueError, TypeError, RecursionError):  # ragged or odd nesting: let the model judge it
-        return rows
-    return arr if arr.dtype.kind in "biuf" else rows
-
-
-def _parse_csv(body: bytes, charset: str | None) -> tuple[Any, str | None]:
-    reader = csv.reader(io.StringIO(_text(body, charset)))
-    rows: list[list[float]] = []
-    try:
-        for cells in reader:
-            if not any(c.strip() for c in cells):
-                continue
-            try:
-                row = [float(c) if c.strip() else math.nan for c in cells]
-            except ValueError:
-                raise _Reject(400, f"CSV line {reader.line_num} is not a row of numbers "
-                                   "(text/csv bodies are numbers only, without a header)") from None
-            if rows and len(row) != len(rows[0]):
-                raise _Reject(400, f"CSV line {reader.line_num} has {len(row)} values where the first row has "
-                                   f"{len(rows[0])}")
-            rows.append(row)
-    except csv.Error as e:
-        raise _Reject(400, f"the CSV body is malformed at line {reader.line_num} ({e})") from None
-    if not rows:
-        raise _Reject(400, "the CSV body holds no rows")
-    return np.array(rows, dtype=np.float64), None
-
-
-def _parse_json(body: bytes, charset: str | None) -> tuple[Any, str | None]:
-    doc = _json(_text(body, charset), "the body")
-    if isinstance(doc, list):
-        return _model_input(doc), None
-    if isinstance(doc, dict):
-        for key in ("instances", "inputs"):
-            if key in doc:
-                return _model_input(doc[key]), key
-    raise _Reject(400, 'a JSON body must be a list of rows or an object with "instances" or "inputs"')
-
-
-def _parse_jsonlines(body: bytes, charset: str | None) -> tuple[Any, str | None]:
-    lines = _text(body, charset).split("\n")
-    rows = [_json(line, f"jsonlines line {n}") for n, line in enumerate(lines, 1) if line.strip()]
-    if not rows:
-        raise _Reject(400, "the jsonlines body holds no lines")
-    return _model_input(rows), None
-
-
-def _parse_npy(body: bytes, charset: str | None) -> tuple[Any, str | None]:
-    """A ``.npy`` array read as data (formats/npy.py: header checked against the bytes present, no objects)."""
-    from .formats import npy
-
-    try:
-        return npy.load(body, "the body"), None
-    except ArtifactError as e:
-        raise _Reject(400, str(e)) from None
-
-
-PARSERS: dict[str, Callable[[bytes, str | None], tuple[Any, str | None]]] = {
-    CSV: _parse_csv, JSON: _parse_json, JSONLINES: _parse_jsonlines, NPY: _parse_npy}
-
-
-# ---------------------------------------------------------------------------------------------------- response
-
-def _json_default(o: Any) -> Any:
-    if hasattr(o, "columns") and hasattr(o, "to_dict"):  # pandas DataFrame
-        return o.to_dict(orient="records")
-    if hasattr(o, "tolist"):  # numpy arrays and scalars, pandas Series, tensors
-        return o.tolist()
-    raise TypeError(f"{type(o).__name__} cannot be written as JSON")
-
-
-def _array(out: Any, accept: str) -> np.ndarray:
-    if hasattr(out, "to_numpy"):
-        out = out.to_numpy()
-    try:
-        return np.asarray(out)
-    except (ValueError, TypeError):
-        raise _Reject(406, f"the predictions are not a rectangular array, so they cannot be sent as {accept}; "
-                           "ask for application/json") from None
-
-
-def _encode_json(out: Any, style: str | None) -> bytes:
-    wrapped = {"predictions": out} if style == "instances" else {"outputs": out} if style == "inputs" else out
-    return json.dumps(wrapped, default=_json_default).encode()
-
-
-def _encode_jsonlines(out: Any, style: str | None) -> bytes:
-    if hasattr(out, "columns") and hasattr(out, "to_dict"):
-        rows = out.to_dict(orient="records")
-    elif isinstance(out, (list, tuple)):
-        rows = list(out)
-    else:
-        rows = out.tolist() if hasattr(out, "tolist") else out
-        rows = rows if isinstance(rows, list) else [rows]
-    return "".join(json.dumps(r, default=_json_default) + "\n" for r in rows).encode()
-
-
-def _encode_csv(out: Any, style: str | None) -> bytes:
-    arr = _array(out, CSV)
-    if arr.ndim > 2:
-        raise _Reject(406, f"predictions with {arr.ndim} dimensions cannot be sent as text/csv; "
-                           "ask for application/json or application/x-npy")
-    rows = arr.tolist() if arr.ndim == 2 else [[v] for v in arr.tolist()] if arr.ndim == 1 else [[arr.item()]]
-    if arr.dtype.hasobject and not all(isinstance(v, (str, int, float, bool, type(None))) for r in rows for v in r):
-        raise _Reject(406, "the predictions hold nested values, which text/csv cannot carry; ask for application/json")
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows(rows)
-    return buf.getvalue().encode()
-
-
-def _encode_npy(out: Any, style: str | None) -> bytes:
-    arr = _array(out, NPY)
-    if arr.dtype.hasobject:
-        raise _Reject(406, "the predictions are not a plain numeric or text array, so they cannot be sent as "
-                           "application/x-npy; ask for application/json")
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    return buf.getvalue()
-
-
-ENCODERS: dict[str, Callable[[Any, str | None], bytes]] = {
-    JSON: _encode_json, CSV: _encode_csv, JSONLINES: _encode_jsonlines, NPY: _encode_npy}
-
-
-def _negotiate(accept: str | None) -> str:
-    """The response type for an Accept header: highest q first, ``*/*`` and a missing header mean JSON."""
-    if not (accept or "").strip():
-        return JSON
-    ranges = []
-    for i, element in enumerate(accept.split(",")):
-        kind, params = _media_type(element)
-        if not kind:
-            continue
-        try:
-            q = float(params.get("q", "1"))
-        except ValueError:
-            q = 1.0
-        if q > 0:
-            ranges.append((-q, i, kind))
-    for _, _, kind in sorted(ranges):
-        if kind in ENCODERS:
-            return kind
-        if kind == "*/*":
-            return JSON
-        if kind.endswith("/*"):
-            match = next((k for k in ENCODERS if k.startswith(kind[:-1])), None)
-            if match:
-                return match
-    raise _Reject(406, f"Accept {accept!r} names no supported type; ask for {', '.join(ENCODERS)}")
-
-
 # ---------------------------------------------------------------------------------------------------- WSGI app
 
 def _sentence(e: BaseException) -> str:
     text = str(e).strip()
     first = text.splitlines()[0].strip() if text else type(e).__name__
     return first if len(first) <= 300 else first[:297] + "..."
+
+
+def _own_code(invoke: Callable, body: bytes, content_type: str, accept: str, environ: dict) -> tuple[str, bytes]:
+    """``/invocations`` through the artifact's own inference code (``LoadedModel.invoke_fn``: its ``input_fn`` ->
+    ``predict_fn`` -> ``output_fn``), given the raw body, Content-Type and Accept as the SageMaker inference toolkit
+    gives them (a missing Accept or ``*/*`` becomes its default, JSON). Errors are answered as the toolkit does
+    (aws/sagemaker-inference-toolkit ``src/sagemaker_inference/transformer.py``, ``transform``): an exception
+    carrying an HTTP ``status_code`` (its ``BaseInferenceToolkitError``) gets that status, any other a 500; the
+    codec's own refusals (the container's default handlers, where the code defines none) keep their 4xx. The
+    traceback of a 500 goes to the server log."""
+    if not accept.strip() or accept.strip() == "*/*":
+        accept = JSON
+    try:
+        answer = invoke(body, content_type, accept)
+    except codec.CodecError as e:
+        raise _Reject(e.status, str(e)) from None
+    except Exception as e:
+        status = getattr(e, "status_code", None)
+        if isinstance(status, int) and not isinstance(status, bool) and 400 <= status <= 599:
+            message = getattr(e, "message", None) or _sentence(e)
+            raise _Reject(status, f"the artifact's inference code refused the request: {_sentence(Exception(message))}"
+                          ) from None
+        traceback.print_exc(file=environ["wsgi.errors"])
+        raise _Reject(500, f"the artifact's inference code failed: {type(e).__name__}: {_sentence(e)}") from None
+    payload, ctype = answer if isinstance(answer, tuple) and len(answer) == 2 else (answer, accept)
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8")
+    elif isinstance(payload, (bytearray, memoryview)):
+        payload = bytes(payload)
+    if not isinstance(payload, bytes):
+        raise _Reject(500, f"the artifact's inference code answered with a {type(payload).__name__}, not bytes or text")
+    return str(ctype or accept), payload
 
 
 def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, workers: int = 1) -> Callable:
@@ -352,21 +190,27 @@ def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, wor
                              "MaxPayloadInMB": max(1, max_payload // MIB)}).encode()
     ping = json.dumps({"status": "ok", "framework": getattr(loaded_model, "framework", None)}).encode()
 
+    invoke = getattr(loaded_model, "invoke_fn", None)
+
     def invocations(environ: dict) -> tuple[str, bytes]:
         body = _read_body(environ, max_payload)
-        media, params = _media_type(environ.get("CONTENT_TYPE"))
-        parse = PARSERS.get(media)
-        if parse is None:
-            raise _Reject(415, f"Content-Type {media or '(none)'!r} is not supported; send {', '.join(PARSERS)}")
-        accept = _negotiate(environ.get("HTTP_ACCEPT"))
-        if not body:
-            raise _Reject(400, "the request body is empty")
-        data, style = parse(body, params.get("charset"))
+        content_type, accept_header = environ.get("CONTENT_TYPE") or "", environ.get("HTTP_ACCEPT") or ""
+        if invoke is not None:
+            return _own_code(invoke, body, content_type, accept_header, environ)
         try:
-            out = loaded_model.predict(data)
+            request = codec.decode(body, content_type, "the body", max_payload)
+            accept = codec.negotiate(accept_header)
+        except codec.CodecError as e:
+            raise _Reject(e.status, str(e)) from None
+        try:
+            out = loaded_model.predict(request.data)
         except (ArtifactError, ValueError, TypeError, KeyError, IndexError) as e:
             raise _Reject(400, f"the model rejected the input: {_sentence(e)}") from None
-        return accept, ENCODERS[accept](out, style)
+        try:
+            payload, ctype = codec.encode(out, accept, request.style)
+        except codec.CodecError as e:
+            raise _Reject(e.status, str(e)) from None
+        return ctype, payload
 
     routes = {"/ping": ("GET", lambda env: (JSON, ping)),
               "/execution-parameters": ("GET", lambda env: (JSON, parameters)),

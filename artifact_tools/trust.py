@@ -68,8 +68,33 @@ STRICT_MODULES = ("torch.serialization", "torch.hub", "torch.jit", "torch.utils.
 
 
 def normalize(module: str, name: str) -> tuple[str, str]:
-    """The Python 3 spelling of a pickled global (``__builtin__.set`` -> ``builtins.set``)."""
-    return _PY2_NAMES.get(module, module), name
+    """The current spelling of a pickled global: Python 3's (``__builtin__.set`` -> ``builtins.set``), and the
+    allowlisted name of a scikit-learn class an older release pickled under another one (:func:`_sklearn_moved`)."""
+    module = _PY2_NAMES.get(module, module)
+    if module.startswith("sklearn.") and (module, name) not in ALLOWED:
+        return _sklearn_moved(module, name) or (module, name)
+    return module, name
+
+
+def _sklearn_moved(module: str, name: str) -> tuple[str, str] | None:
+    """The allowlisted pair an older scikit-learn release pickled under another name, or None.
+
+    Facts (scikit-learn changelogs): 0.22 made the estimator modules private (``sklearn.linear_model.logistic``
+    became ``sklearn.linear_model._logistic``, ``sklearn.neighbors.kd_tree`` ``sklearn.neighbors._kd_tree``; the
+    public spellings were removed in 0.24); 1.1 moved the distance metrics from ``sklearn.neighbors._dist_metrics``
+    to ``sklearn.metrics._dist_metrics``; 1.3 split each metric class into a float64 and a float32 class
+    (``EuclideanDistance64``/``EuclideanDistance32``), the float64 one keeping the pickled state's layout. Only a
+    pair the allowlist holds is returned, so the object resolved is exactly one a current pickle may name.
+    """
+    if module in ("sklearn.neighbors._dist_metrics", "sklearn.neighbors.dist_metrics"):
+        for candidate in (name, f"{name}64"):
+            if ("sklearn.metrics._dist_metrics", candidate) in ALLOWED:
+                return "sklearn.metrics._dist_metrics", candidate
+        return None
+    head, _, last = module.rpartition(".")
+    if head and last and not last.startswith("_") and (f"{head}._{last}", name) in ALLOWED:
+        return f"{head}._{last}", name
+    return None
 
 
 def classify(module: str, name: str) -> str:

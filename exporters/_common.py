@@ -1,6 +1,11 @@
 """What every export target shares: the result and its verification checks, typed options, sample inputs,
 prediction comparison, and wrapping a live model as a LoadedModel. Private: targets import it, users go
 through :mod:`exporters`.
+
+Verification samples: the user's ``sample=``, else the loaded artifact's own ``sample_input()`` (built by its
+loader from the artifact's metadata), else rows generated for the width a live model declares. When none can be
+had, the export is written without a prediction check and ``verification.json`` says why in one sentence
+(``unverified``), unless the target needs a sample to write its output at all (:func:`build_needs_sample`).
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ class ExportOptions:
     (the tolerances of the comparison)."""
 
     sample: Any = field(default=None, metadata={
-        "describe": "rows to verify with: an array, DataFrame, list of texts or a .csv/.json/.npy path"})
+        "describe": "rows to verify with: an array, DataFrame, list of texts or a .csv/.json/.npy path "
+                    "(default: the artifact's own sample input)"})
     rtol: float = DEFAULT_RTOL
     atol: float = DEFAULT_ATOL
 
@@ -63,6 +69,8 @@ class ExportResult:
     samples: int = 0
     facts: dict = field(default_factory=dict)  # target facts: image URI, environment, docker command, commit...
     notes: list[str] = field(default_factory=list)
+    # why no prediction was compared (no sample given and none could be built), or None when one was
+    unverified: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -77,6 +85,9 @@ class ExportResult:
     def summary(self) -> str:
         lines = [f"exported {self.framework} model to {self.target}: {self.output}",
                  f"verification: {'PASSED' if self.passed else 'FAILED'} on {self.samples} sample input(s)"]
+        if self.unverified:
+            state = ("NOT RUN" if not self.checks else "PASSED without predictions" if self.passed else "FAILED")
+            lines[1] = f"verification: {state}: {self.unverified}"
         for c in self.checks:
             diff = f" (max |diff| {c.max_abs_diff:.3g})" if c.max_abs_diff is not None else ""
             lines.append(f"  [{'ok' if c.passed else 'FAIL'}] {c.name}: {c.detail}{diff}")
@@ -92,6 +103,10 @@ class ExportResult:
         (folder / VERIFICATION_FILE).write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
 
     def require_passed(self) -> None:
+        """Raise :class:`ExportVerificationFailed` unless every check passed; an export that could not be
+        verified for want of a sample (``unverified``) passes when no check failed."""
+        if self.unverified and all(c.passed for c in self.checks):
+            return
         if not self.passed:
             failed = "; ".join(f"{c.name}: {c.detail}" for c in self.checks if not c.passed) or "no check ran"
             raise ExportVerificationFailed(f"the {self.target} export does not reproduce the source predictions "
@@ -158,23 +173,90 @@ def _pipeline_rows(pipe: Any, data: Any):
 # ------------------------------------------------------------------------------------------------ samples
 
 def sample_inputs(loaded: LoadedModel, sample: Any = None, rows: int = SAMPLE_ROWS) -> Any:
-    """Inputs to verify an export with: ``sample`` (an object, or a .csv/.json/.npy path), else generated rows
-    (seeded normal values) of the width the model declares; ArtifactError when it declares none."""
-    import numpy as np
+    """Inputs to verify an export with (see :func:`verification_sample`); ArtifactError when there are none."""
+    samples, missing = verification_sample(loaded, sample, rows)
+    if samples is None:
+        raise ArtifactError(f"{missing}; pass sample=<rows> (an array, or a .csv/.json/.npy file) to verify the "
+                            "export")
+    return samples
 
+
+def verification_sample(loaded: LoadedModel, sample: Any = None, rows: int = SAMPLE_ROWS) -> tuple[Any, str | None]:
+    """``(inputs, None)`` to verify an export with, or ``(None, sentence)`` saying why there are none.
+
+    The inputs are ``sample`` (an object, or a .csv/.json/.npy path) when given; else the loaded artifact's own
+    :meth:`~loaders.base.LoadedModel.sample_input` (built from its metadata by the loader); else, for a model
+    trained in this process, generated rows (seeded normal values) of the width the model declares, or fixed
+    texts for a transformers pipeline.
+    """
     if sample is not None:
         if isinstance(sample, (str, os.PathLike)):
             import loaders
 
-            return loaders.read_input(str(sample))
-        return sample
+            return loaders.read_input(str(sample)), None
+        return sample, None
+    reason = None
+    if loaded.sample_fn is not None:
+        try:
+            return loaded.sample_input(), None
+        except ArtifactError as e:
+            reason = str(e).rstrip(".")
+    generated = _generated_rows(loaded, rows)
+    if generated is not None:
+        return generated, None
+    return None, reason or (f"no sample input can be built for this {loaded.framework} model: it declares no "
+                            "input shape, feature names or schema")
+
+
+def signature_sample(loaded: LoadedModel, samples: Any) -> Any:
+    """``samples`` in the form the exported SavedModel's signature takes: for a TensorFlow signature that parses
+    serialized ``tf.Example`` protos (estimator exports), feature values become those protos (the loader builds
+    them as its ``predict`` does); anything else unchanged."""
+    if samples is None or loaded.framework != "tensorflow" or not loaded.info.get("example_features"):
+        return samples
+    from loaders.tensorflow import serialized_examples
+
+    return serialized_examples(loaded, samples)
+
+
+def build_needs_sample(loaded: LoadedModel, target: str) -> str | None:
+    """Why the ``target`` output of ``loaded`` cannot be written without sample inputs, or None when it can (then
+    only its verification needs them). The SageMaker layouts (``sagemaker``, ``git``) trace a PyTorch module
+    into TorchScript and export a Gluon block after a forward pass, both on the sample rows; a SavedModel written
+    from a live Keras model (``sagemaker``, ``git``, ``tf-serving``) or a Hugging Face model (``tf-serving``)
+    gets a serving signature shaped like the sample."""
+    fw, model = loaded.framework, loaded.model
+    from_artifact = loaded.report is not None and loaded.info.get("model_dir") is not None
+    if target in ("sagemaker", "git"):
+        if fw == "pytorch" and "ScriptModule" not in {c.__name__ for c in type(model).__mro__}:
+            return "tracing the network into TorchScript runs it on sample rows"
+        if fw == "mxnet":
+            return "the Gluon block is exported after one forward pass on sample rows"
+    if fw == "tensorflow" and not from_artifact:
+        return "the SavedModel's serving signature takes the shape of the sample rows"
+    if fw == "huggingface" and target == "tf-serving":
+        return "the SavedModel's serving signature takes the shape of the tokenized sample texts"
+    return None
+
+
+def require_sample_for_build(loaded: LoadedModel, target: str, missing: str) -> None:
+    """Raise one sentence when ``target`` cannot be written for ``loaded`` without the sample that is ``missing``."""
+    need = build_needs_sample(loaded, target)
+    if need is not None:
+        raise ArtifactError(f"{missing}, and the {target} export needs one: {need}; pass sample=<rows> (an array, "
+                            "or a .csv/.json/.npy file)")
+
+
+def _generated_rows(loaded: LoadedModel, rows: int) -> Any:
+    """Seeded rows of the width a model trained in this process declares; None when it declares none."""
+    import numpy as np
+
     if loaded.framework == "huggingface":
         return SAMPLE_TEXTS[:rows]
     rng = np.random.default_rng(0)
     shape = input_shape(loaded)
     if shape is None:
-        raise ArtifactError(f"the {loaded.framework} model does not declare its input shape; pass sample=<rows> "
-                            "(an array, or a .csv/.json/.npy file) to verify the export")
+        return None
     if isinstance(shape, dict):
         return {k: rng.normal(size=(rows, *s)).astype(np.float32) for k, s in shape.items()}
     data = rng.normal(size=(rows, *shape))

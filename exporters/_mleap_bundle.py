@@ -591,6 +591,34 @@ def _ensemble(conv: _Converter, stage: SparkStage) -> list[_Node]:
     return [_Node(conv.node_name(stage.uid), op, inputs, outputs, attrs, files)]
 
 
+def _kmeans(conv: _Converter, stage: SparkStage) -> list[_Node]:
+    """KMeansModel -> ``k_means`` (``mleap-spark/.../ops/clustering/KMeansOp.scala``: ``cluster_centers`` as a
+    tensor list, ``num_features``). MLeap's k_means is Euclidean only, so a cosine model is refused. Spark >= 2.0
+    stores one ``clusterIdx``/``clusterCenter`` row per centre, Spark 1.6 one row with ``clusterCenters``
+    (``ml/clustering/KMeans.scala``, ``KMeansModelReader``)."""
+    what = f"KMeansModel {stage.uid}"
+    measure = stage.param("distanceMeasure", "euclidean")
+    if measure != "euclidean":
+        raise NotLoadable(f"Spark {what} uses the {measure} distance; MLeap's k_means op scores Euclidean distance "
+                          "only")
+    rows = spark_ml.read_data(conv.tree, stage)
+    if len(rows) == 1 and "clusterCenters" in rows[0]:
+        centers = [spark_ml.vector_values(v, f"{what} clusterCenters") for v in rows[0]["clusterCenters"] or []]
+    else:
+        if not all(isinstance(r.get("clusterIdx"), int) for r in rows):
+            raise CorruptArtifact(f"Spark {what} data lacks clusterIdx")
+        ordered = sorted(rows, key=lambda r: r["clusterIdx"])
+        if [r["clusterIdx"] for r in ordered] != list(range(len(ordered))):
+            raise CorruptArtifact(f"Spark {what} data does not number its centres 0..{len(ordered) - 1}")
+        centers = [spark_ml.vector_values(r.get("clusterCenter"), f"{what} clusterCenter") for r in ordered]
+    if not centers or len({len(c) for c in centers}) != 1:
+        raise CorruptArtifact(f"Spark {what} has no cluster centres or centres of different sizes")
+    inputs, outputs = _predictor_io(conv, stage, len(centers[0]), None)
+    return [_Node(conv.node_name(stage.uid), "k_means", inputs, outputs,
+                  {"cluster_centers": _list("tensor", [_list_tensor(c) for c in centers]),
+                   "num_features": _long(len(centers[0]))})]
+
+
 _HANDLERS = {
     "StringIndexerModel": _string_indexer,
     "OneHotEncoderModel": _one_hot_encoder,
@@ -607,6 +635,7 @@ _HANDLERS = {
     "RandomForestClassificationModel": _ensemble,
     "GBTRegressionModel": _ensemble,
     "GBTClassificationModel": _ensemble,
+    "KMeansModel": _kmeans,
 }
 
 
@@ -665,6 +694,11 @@ def _tensor(values: list[float], dims: list[int] | None = None) -> dict:
     dims = dims or [len(values)]
     return {"double": [_json_double(v) for v in values],
             "shape": {"dimensions": [{"size": d, "name": ""} for d in dims]}, "type": "tensor"}
+
+
+def _list_tensor(values: list[float]) -> dict:
+    """A tensor inside a tensor list: its items carry no ``type`` (MLeap's JsonSupport, as in the bundles it writes)."""
+    return {k: v for k, v in _tensor(values).items() if k != "type"}
 
 
 def _json(obj: Any) -> bytes:

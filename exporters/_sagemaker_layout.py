@@ -30,7 +30,10 @@ Handlers follow the inference toolkit contract (aws/sagemaker-inference-toolkit
 ``predict_fn(data, model)``, ``output_fn(prediction, accept)`` returning the body or ``(body, content_type)``);
 the environment points the container at them (``SAGEMAKER_PROGRAM=inference.py``,
 ``SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code``, as the SageMaker SDK sets after repacking). The generated
-handlers are self-contained: numpy, json and the framework only.
+handlers need numpy, the framework and ``code/_codec.py``, a verbatim copy of
+:mod:`artifact_tools.codec` (the request/response rules ``serve`` and ``load --predict`` use), loaded by its path
+(artifact-tools is not installed in the container); a code folder given by the caller whose ``inference.py``
+loads ``_codec.py`` gets it too.
 
 Members of a source artifact are streamed into the new archive (:mod:`exporters._tar`), renamed when the
 layout needs it, never extracted to disk.
@@ -236,6 +239,8 @@ def _use_own_code(layout: Layout, folder: Path, ctx: _Context) -> None:
     layout.files = {k: v for k, v in layout.files.items() if not k.startswith(CODE_DIR + "/")}
     layout.local = {k: v for k, v in layout.local.items() if not k.startswith(CODE_DIR + "/")}
     layout.local.update(code_files(folder))
+    if _CODEC_FILE not in layout.local and "_codec.py" in (folder / "inference.py").read_text(errors="replace"):
+        layout.files[_CODEC_FILE] = _codec_source()  # handlers started from generated ones load the codec beside them
     layout.environment.update(_HANDLER_ENV)
     if layout.framework == "tensorflow":
         return
@@ -291,9 +296,18 @@ def json_body(samples: Any) -> bytes:
     return json.dumps({"instances": _rows(samples).tolist()}).encode()
 
 
+def _text_csv(texts: Any) -> bytes:
+    """Texts as a one-column ``text/csv`` body (quoted where a text holds a comma, a quote or a line break)."""
+    import csv
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([t] for t in texts)
+    return buf.getvalue().encode()
+
+
 def _handler_checks(ctx: _Context, model_dir: Path, texts: bool = False) -> list[Check]:
     if texts:
-        bodies = [("text/csv", "".join(t.replace("\n", " ") + "\n" for t in ctx.samples).encode()),
+        bodies = [("text/csv", _text_csv(ctx.samples)),
                   ("application/json", json.dumps({"inputs": list(ctx.samples)}).encode())]
     else:
         bodies = [("text/csv", csv_body(ctx.samples)), ("application/json", json_body(ctx.samples))]
@@ -314,49 +328,45 @@ def _handler_checks(ctx: _Context, model_dir: Path, texts: bool = False) -> list
     return checks
 
 
-_IO_HANDLERS = '''
-def _text(payload):
-    return bytes(payload).decode("utf-8") if isinstance(payload, (bytes, bytearray)) else payload
+_CODEC_FILE = f"{CODE_DIR}/_codec.py"
+
+# loads the codec copied beside the handlers by its path, so that neither sys.path nor artifact-tools matters
+_CODEC_LOADER = '''
+
+def _load_codec():
+    """artifact-tools' request/response rules (_codec.py beside this file: numpy and the standard library)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_codec.py")
+    spec = importlib.util.spec_from_file_location("_artifact_tools_codec", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _media(content_type):
-    return (content_type or "application/json").split(";")[0].strip().lower()
+codec = _load_codec()
+'''
 
+_IO_HANDLERS = _CODEC_LOADER + '''
 
 def input_fn(input_data, content_type):
-    """Rows of numbers from text/csv (no header; an empty cell is NaN), application/json (a list of rows,
-    {"instances": rows} or {"inputs": rows}) or application/x-npy."""
-    kind = _media(content_type)
-    if kind == "text/csv":
-        lines = [line for line in _text(input_data).splitlines() if line.strip()]
-        return np.array([[float(v) if v.strip() else float("nan") for v in line.split(",")] for line in lines])
-    if kind == "application/json":
-        doc = json.loads(_text(input_data))
-        if isinstance(doc, dict):
-            doc = doc["instances"] if "instances" in doc else doc["inputs"]
-        return np.array(doc, dtype="float64")
-    if kind == "application/x-npy":
-        return np.load(io.BytesIO(bytes(input_data)), allow_pickle=False)
-    raise ValueError("unsupported content type: " + str(content_type))
+    """The body as model input: text/csv (with or without a header; an empty cell is NaN), application/json (rows,
+    {"instances": ...}, {"inputs": ...}, MLflow's dataframe_split / dataframe_records), application/jsonlines,
+    application/x-npy or text/plain; the rules are in _codec.py."""
+    return codec.decode(input_data, content_type).data
 
 
 def output_fn(prediction, accept):
-    kind = _media(accept)
-    values = np.asarray(prediction)
-    if kind == "text/csv":
-        rows = values.reshape(len(values), -1) if values.ndim else values.reshape(1, 1)
-        return "".join(",".join(str(v) for v in row) + "\\n" for row in rows.tolist()), "text/csv"
-    if kind in ("application/json", "*/*"):
-        return json.dumps(values.tolist()), "application/json"
-    raise ValueError("unsupported accept type: " + str(accept))
+    """(body, content type): application/json (also for */* and no Accept), text/csv, application/jsonlines or
+    application/x-npy, as Accept asks."""
+    return codec.encode(prediction, accept)
 '''
 
 _HEADER = '''"""SageMaker {container} handlers, written by artifact-tools {version}.
 
 model_fn(model_dir) -> model; input_fn(body, content_type) -> data; predict_fn(data, model) -> prediction;
-output_fn(prediction, accept) -> (body, content_type). Bodies: text/csv, application/json{extra}.
+output_fn(prediction, accept) -> (body, content_type). Bodies are read and written by _codec.py beside this file.
 """
-import io
 import json
 import os
 
@@ -364,14 +374,27 @@ import numpy as np
 '''
 
 
-def _header(container: str, extra: str = ", application/x-npy") -> str:
+def _codec_source() -> bytes:
+    """artifact_tools/codec.py as it is, to be copied beside the generated handlers."""
+    from artifact_tools import codec
+
+    return Path(codec.__file__).read_bytes()
+
+
+def _write_handlers(layout: Layout, text: str) -> None:
+    """The generated ``code/inference.py`` and the codec it loads (``code/_codec.py``)."""
+    layout.files[f"{CODE_DIR}/inference.py"] = text.encode()
+    layout.files[_CODEC_FILE] = _codec_source()
+
+
+def _header(container: str) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         ours = version("artifact-tools")
     except PackageNotFoundError:
         ours = "(source tree)"
-    return _HEADER.format(container=container, version=ours, extra=extra)
+    return _HEADER.format(container=container, version=ours)
 
 
 # ============================================================================================ XGBoost
@@ -461,7 +484,7 @@ def model_fn(model_dir):
 
 def predict_fn(input_data, model):
     names = getattr(model, "feature_names_in_", None)
-    if names is not None and getattr(input_data, "ndim", 0) == 2:
+    if names is not None and isinstance(input_data, np.ndarray) and input_data.ndim == 2:
         import pandas as pd
 
         input_data = pd.DataFrame(input_data, columns=list(names))
@@ -486,8 +509,7 @@ def _sklearn(ctx: _Context) -> Layout:
         buf = io.BytesIO()
         joblib.dump(ctx.loaded.model, buf)
         layout.files["model.joblib"] = buf.getvalue()
-    layout.files[f"{CODE_DIR}/inference.py"] = (_header("scikit-learn container") + _IO_HANDLERS
-                                                + _SKLEARN_HANDLERS).encode()
+    _write_handlers(layout, _header("scikit-learn container") + _IO_HANDLERS + _SKLEARN_HANDLERS)
     layout.files[f"{CODE_DIR}/requirements.txt"] = f"scikit-learn=={saved}\njoblib\n".encode()
     layout.notes.append(f"code/requirements.txt pins scikit-learn=={saved}, the release that pickled the model "
                         "(pickles are only promised to load in the same release)")
@@ -573,7 +595,7 @@ def _pytorch(ctx: _Context) -> Layout:
                     local={"model.pt": path})
     if ctx.report is not None:
         layout.source, layout.rename = ctx.report.source, keep_all(ctx.report.root_prefix)
-    layout.files[f"{CODE_DIR}/inference.py"] = (_header("PyTorch container") + _IO_HANDLERS + _PYTORCH_HANDLERS).encode()
+    _write_handlers(layout, _header("PyTorch container") + _IO_HANDLERS + _PYTORCH_HANDLERS)
     layout.notes.append(f"model.pt is TorchScript written by torch {torch.__version__}; TorchScript loads in the "
                         "same or a newer PyTorch")
     layout.verify = lambda model_dir: _handler_checks(ctx, model_dir)
@@ -589,19 +611,36 @@ TASK = os.environ.get("HF_TASK", "{task}")
 
 
 def model_fn(model_dir):
-    return pipeline(TASK, model=model_dir, tokenizer=model_dir, device=-1)
+    pipe = pipeline(TASK, model=model_dir, tokenizer=model_dir, device=-1)
+    _fit_tokenizer_to_model(pipe)
+    return pipe
+
+
+def _fit_tokenizer_to_model(pipe):
+    """Keep the tokenizer from emitting inputs the model's forward does not take (a BERT tokenizer lists
+    token_type_ids, which a DistilBERT forward rejects); a forward taking **kwargs accepts every name."""
+    import inspect
+
+    tokenizer, model = getattr(pipe, "tokenizer", None), getattr(pipe, "model", None)
+    names = list(getattr(tokenizer, "model_input_names", None) or [])
+    forward = getattr(model, "forward", None) or getattr(model, "call", None)
+    if not names or forward is None:
+        return
+    try:
+        params = inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()) or names[0] not in params:
+        return
+    tokenizer.model_input_names = [n for n in names if n in params]
 
 
 def input_fn(input_data, content_type):
-    """Texts from application/json ({{"inputs": texts}} or a list) or text/csv (one text per line)."""
-    text = bytes(input_data).decode("utf-8") if isinstance(input_data, (bytes, bytearray)) else input_data
-    kind = (content_type or "application/json").split(";")[0].strip().lower()
-    if kind == "application/json":
-        doc = json.loads(text)
-        return doc if isinstance(doc, dict) else {{"inputs": doc}}
-    if kind in ("text/csv", "text/plain"):
-        return {{"inputs": [line for line in text.splitlines() if line.strip()]}}
-    raise ValueError("unsupported content type: " + str(content_type))
+    """Texts: application/json ({{"inputs": texts, "parameters": {{...}}}} or a list), text/csv (one column) or
+    text/plain (one text per line); the rules are in _codec.py."""
+    request = codec.decode(input_data, content_type)
+    parameters = {{k: v for k, v in request.params.items() if k != "signature_name"}}
+    return {{"inputs": request.data, "parameters": parameters}}
 
 
 def predict_fn(data, model):
@@ -610,7 +649,8 @@ def predict_fn(data, model):
 
 
 def output_fn(prediction, accept):
-    return json.dumps(prediction, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)), "application/json"
+    """The pipeline's answers as the bare JSON list (as the Hugging Face container answers), or as Accept asks."""
+    return codec.encode(prediction, accept)
 '''
 
 
@@ -633,7 +673,7 @@ def _huggingface(ctx: _Context) -> Layout:
         if pipe.tokenizer is not None:
             pipe.tokenizer.save_pretrained(saved)
         layout.local = {p.relative_to(saved).as_posix(): p for p in sorted(saved.rglob("*")) if p.is_file()}
-    layout.files[f"{CODE_DIR}/inference.py"] = (_header("Hugging Face container", "") + _HF_HANDLERS.format(task=task)).encode()
+    _write_handlers(layout, _header("Hugging Face container") + _CODEC_LOADER + _HF_HANDLERS.format(task=task))
     layout.verify = lambda model_dir: _handler_checks(ctx, model_dir, texts=True)
     return layout
 
@@ -683,7 +723,7 @@ def _mxnet(ctx: _Context) -> Layout:
                     local={"model-symbol.json": ctx.work / "model-symbol.json",
                            "model-0000.params": ctx.work / "model-0000.params"})
     layout.files["model-shapes.json"] = json.dumps(shapes).encode()
-    layout.files[f"{CODE_DIR}/inference.py"] = (_header("MXNet container") + _IO_HANDLERS + _MXNET_HANDLERS).encode()
+    _write_handlers(layout, _header("MXNet container") + _IO_HANDLERS + _MXNET_HANDLERS)
     layout.verify = lambda model_dir: _handler_checks(ctx, model_dir)
     return layout
 

@@ -1,6 +1,10 @@
 """Spark ML pipelines for the ``mleap`` target (``bundle.zip``) and the ``sagemaker`` target (the SparkML Serving
 layout), both verified by scoring the written bundle with :mod:`loaders.mleap` against the Spark model's own
 ``transform``. Private: shared by :mod:`exporters.mleap` and :mod:`exporters.sagemaker`.
+
+The pipeline may come from any artifact whose content is a saved Spark model (a folder, a ``model.tar.gz``
+holding one...): it is converted from the folder the Spark loader read. Without ``sample=`` the rows come from
+:meth:`LoadedModel.sample_input` (built from the pipeline's own stages).
 """
 
 from __future__ import annotations
@@ -21,6 +25,18 @@ from ._common import ExportResult, check, sample_inputs
 SPARK_FRAMEWORKS = ("spark", "mleap")
 
 
+def _saved_folder(loaded: LoadedModel) -> Path:
+    """The folder Spark saved the model in, as the loader opened it: the artifact's own folder, or where
+    :func:`loaders.cache.prepare` extracted an archive holding one (``info["model_dir"]``)."""
+    folder = loaded.info.get("model_dir")
+    if folder is None and loaded.report is not None:  # a LoadedModel built before the loader recorded it
+        folder = Path(loaded.report.source) / (loaded.report.root_prefix or "")
+    if folder is None or not Path(folder).is_dir():
+        raise ArtifactError("this Spark model was not loaded from a saved Spark ML folder or an archive holding "
+                            "one; load it with loaders.load(path) and export that")
+    return Path(folder)
+
+
 def export_spark(loaded: LoadedModel, target: str, out: Path, force: bool, sample: Any, rtol: float, atol: float,
                  output_column: str | None) -> ExportResult:
     """Write the Spark pipeline ``loaded`` was loaded from for ``target`` (``mleap`` or ``sagemaker``) into the
@@ -28,13 +44,8 @@ def export_spark(loaded: LoadedModel, target: str, out: Path, force: bool, sampl
     if loaded.framework != "spark":
         raise ArtifactError(f"{loaded.framework} models export to mleap or sagemaker only from the Spark pipeline "
                             "they came from")
-    if sample is None:
-        raise ArtifactError("exporting a Spark pipeline needs sample=<rows with the input columns> "
-                            "(a DataFrame or a CSV/JSON file with a header) to verify it")
-    source = Path(loaded.report.source) / (loaded.report.root_prefix or "") if loaded.report else None
-    if source is None or not source.is_dir():
-        raise ArtifactError("Spark pipelines are exported from their saved folder; pass its path")
-    frame = sample_inputs(loaded, sample)
+    source = _saved_folder(loaded)
+    frame = sample_inputs(loaded, sample) if sample is not None else loaded.sample_input()
     expected = loaded.predict(frame)
     result = ExportResult(target, "spark", out, samples=len(frame))
     import loaders.mleap as scorer

@@ -16,10 +16,15 @@ The repository (``out``) holds:
   written, the files are committed as ordinary blobs, and the result says so.
 
 A new repository is built in a temp sibling, verified, committed, pushed (``remote=``: any URL ``git push``
-takes, a local bare repository included) and only then moved to ``out``. An existing repository at ``out`` is
-updated instead: the new tree is committed in a temp clone, verified, pushed, and ``out`` fast-forwarded to it
-(its work tree must be clean). Verification runs ``entrypoint.sh`` from the repository on 127.0.0.1 and compares
-the answers of ``POST /invocations`` with the source model's predictions.
+takes, a local bare repository included) and only then moved to ``out``. The branch is ``branch=``, else the one
+the remote's ``HEAD`` names, so that ``git clone`` checks the export out: ``git ls-remote --symref`` shows it for
+a remote with commits; an empty remote's ``HEAD`` is unborn and ls-remote lists nothing, so it is read from a
+bare clone, which takes the remote's unborn ``HEAD`` over protocol v2 (git 2.31+, ``ls-refs`` ``unborn`` in git's
+``Documentation/technical/protocol-v2.txt``). Without a remote the branch is ``main``; an existing repository keeps
+its current branch. An existing repository at ``out`` is updated instead: the new tree is committed in a temp
+clone, verified, pushed, and ``out`` fast-forwarded to it (its work tree must be clean). Verification runs
+``entrypoint.sh`` from the repository on 127.0.0.1 and compares the answers of ``POST /invocations`` with the
+source model's predictions; without a sample given or buildable it is skipped and ``verification.json`` says why.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -41,22 +47,25 @@ from artifact_tools.errors import ArtifactError
 from loaders.base import LoadedModel
 
 from ._atomic import clean_stale, refuse_existing, staged, temp_path
-from ._common import Check, ExportOptions, ExportResult, check, sample_inputs, target_options
-from ._sagemaker_layout import BUILDERS, build_layout, csv_body, json_body, source_predictions
+from ._common import (Check, ExportOptions, ExportResult, check, require_sample_for_build, target_options,
+                      verification_sample)
+from ._sagemaker_layout import BUILDERS, build_layout, csv_body, json_body, sample_count, source_predictions
 from ._tar import write_contents
 
 __all__ = ["DEFAULT_LFS_THRESHOLD", "GitOptions", "OPTIONS", "export"]
 
 DEFAULT_LFS_THRESHOLD = 50 << 20
+DEFAULT_BRANCH = "main"
 
 
 @dataclass(frozen=True)
 class GitOptions(ExportOptions):
-    """``remote`` (URL or path of the repository to push to), ``branch``, ``name`` (container/service name),
+    """``remote`` (URL or path of the repository to push to), ``branch`` (default: the branch the remote's HEAD
+    names, else ``main``; an existing repository's current branch), ``name`` (container/service name),
     ``message`` (commit message), ``lfs_threshold`` (bytes above which a model file goes to Git LFS)."""
 
     remote: str | None = None
-    branch: str = "main"
+    branch: str | None = None
     name: str = "model"
     message: str | None = None
     lfs_threshold: int = DEFAULT_LFS_THRESHOLD
@@ -79,33 +88,44 @@ def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options: An
     if loaded.framework not in BUILDERS:
         raise ArtifactError(f"the git target serves {', '.join(sorted(BUILDERS))} models, not "
                             f"{loaded.framework} models")
-    samples = sample_inputs(loaded, opts.sample)
-    expected = source_predictions(loaded, samples)
+    samples, missing = verification_sample(loaded, opts.sample)
+    if samples is None:
+        require_sample_for_build(loaded, "git", missing)
+    expected = source_predictions(loaded, samples) if samples is not None else None
     update = (out / ".git").is_dir() and not force
+    remote_head = _remote_head(remote) if remote else None
     if not update:
         refuse_existing(out, force)
-    result = ExportResult("git", loaded.framework, out, samples=len(samples))
+    result = ExportResult("git", loaded.framework, out, samples=sample_count(samples) if samples is not None else 0)
+    if samples is None:
+        result.unverified = (f"{missing}, so the served answers were not compared with the source model's "
+                             "predictions")
     if update:
         _require_clean(out)
         clean_stale(out)
+        branch = branch or _current_branch(out) or remote_head or DEFAULT_BRANCH
         tmp = temp_path(out)
         shutil.rmtree(tmp, ignore_errors=True)
         _git(["clone", "--quiet", "--branch", branch, str(out), str(tmp)], Path.cwd())
         try:
-            _fill(tmp, loaded, samples, expected, name, threshold, message, remote, branch, result, rtol, atol)
+            _fill(tmp, loaded, samples, expected, name, threshold, message, remote, branch, result, rtol, atol,
+                  remote_head)
             _git(["fetch", "--quiet", str(tmp), branch], out)
             _git(["merge", "--quiet", "--ff-only", "FETCH_HEAD"], out)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return result
+    branch = branch or remote_head or DEFAULT_BRANCH
     with staged(out, force) as tmp:
         _git(["init", "--quiet", "--initial-branch", branch], tmp)
-        _fill(tmp, loaded, samples, expected, name, threshold, message, remote, branch, result, rtol, atol)
+        _fill(tmp, loaded, samples, expected, name, threshold, message, remote, branch, result, rtol, atol,
+              remote_head)
     return result
 
 
 def _fill(repo: Path, loaded: LoadedModel, samples: Any, expected: Any, name: str, threshold: int,
-          message: str | None, remote: str | None, branch: str, result: ExportResult, rtol: float, atol: float):
+          message: str | None, remote: str | None, branch: str, result: ExportResult, rtol: float, atol: float,
+          remote_head: str | None = None):
     """Write the tree into the work tree ``repo``, verify it, commit and push."""
     model_dir = repo / "model"
     if model_dir.exists():
@@ -137,19 +157,48 @@ def _fill(repo: Path, loaded: LoadedModel, samples: Any, expected: Any, name: st
                                 "they were committed as ordinary Git objects; install git-lfs and run "
                                 "`git lfs migrate import --everything --include=<those paths>` to move them")
     result.facts.update({"git_lfs": "yes" if lfs else "no", "lfs_files": large, "branch": branch})
-    result.checks = _serve_checks(repo, samples, expected, rtol, atol)
+    if samples is not None:
+        result.checks = _serve_checks(repo, samples, expected, rtol, atol)
     result.require_passed()
     result.files = sorted(files + ["model/", "verification.json"])
     result.write(repo)
     _git(["add", "--all"], repo)
+    verified = (f"Verified: POST /invocations answers match the source predictions on {result.samples} sample "
+                "input(s)." if result.checks else f"Not verified: {result.unverified}.")
     text = message or (f"Export {loaded.framework} model for container serving\n\n"
-                       f"Source: {source}\nVerified: POST /invocations answers match the source predictions on "
-                       f"{result.samples} sample input(s).\nWritten by artifact-tools.")
+                       f"Source: {source}\n{verified}\nWritten by artifact-tools.")
     _git(["commit", "--quiet", "--allow-empty", "-m", text], repo)
     result.facts["commit"] = _git(["rev-parse", "HEAD"], repo).strip()
     if remote:
         _git(["push", "--quiet", str(remote), f"HEAD:refs/heads/{branch}"], repo)
         result.facts["pushed_to"] = str(remote)
+        if remote_head is not None and remote_head != branch:
+            result.notes.append(f"the remote's HEAD names {remote_head}, not {branch}: clone it with "
+                                f"`git clone --branch {branch}`")
+
+
+def _current_branch(repo: Path) -> str | None:
+    """The branch ``repo``'s HEAD names, or None when HEAD is detached."""
+    try:
+        return _git(["symbolic-ref", "--quiet", "--short", "HEAD"], repo).strip() or None
+    except ArtifactError:
+        return None
+
+
+def _remote_head(remote: str) -> str | None:
+    """The branch the remote's HEAD names (see the module notes), or None when it names none."""
+    listed = _git(["ls-remote", "--symref", str(remote), "HEAD"], Path.cwd())
+    for line in listed.splitlines():
+        ref, _, name = line.partition("\t")
+        if ref.startswith("ref: refs/heads/") and name.strip() == "HEAD":
+            return ref[len("ref: refs/heads/"):].strip()
+    if listed.strip() or _git(["ls-remote", "--heads", str(remote)], Path.cwd()).strip():
+        return None  # a remote with commits whose HEAD is detached or not advertised
+    with tempfile.TemporaryDirectory(prefix="artifact-tools-remote-") as tmp:
+        probe = Path(tmp) / "probe.git"
+        _git(["-c", "protocol.version=2", "-c", f"init.defaultBranch={DEFAULT_BRANCH}", "clone", "--quiet", "--bare",
+              str(remote), str(probe)], Path(tmp))  # the default applies only when the server hides its HEAD
+        return _current_branch(probe)
 
 
 def _require_clean(repo: Path) -> None:

@@ -1,4 +1,5 @@
-"""MLeap export target: a saved Spark ML pipeline as an MLeap bundle (``<out>/bundle.zip``), verified.
+"""MLeap export target: a saved Spark ML pipeline (a folder, or any artifact holding one) as an MLeap bundle
+(``<out>/bundle.zip``), verified.
 
 The bundle is written in pure Python (no JVM, no MLeap JARs) by :mod:`exporters._mleap_bundle`, whose notes give
 the MLeap encodings it follows; the verification scores the bundle with :mod:`loaders.mleap` and compares the
@@ -25,8 +26,8 @@ __all__ = ["MLEAP_VERSION", "MLeapOptions", "OPTIONS", "SparkMLServing", "export
 
 @dataclass(frozen=True)
 class MLeapOptions(ExportOptions):
-    """``output_column``: the column the verification compares (default ``prediction``); ``sample`` is required:
-    rows with the pipeline's input columns."""
+    """``output_column``: the column the verification compares (default ``prediction``); ``sample``: rows with the
+    pipeline's input columns (default: rows built from the pipeline's own stages, ``LoadedModel.sample_input``)."""
 
     output_column: str | None = None
 

@@ -24,7 +24,8 @@ from artifact_tools.errors import ArtifactError
 from loaders.base import LoadedModel
 
 from ._atomic import staged
-from ._common import ExportOptions, ExportResult, sample_inputs, target_options
+from ._common import (ExportOptions, ExportResult, require_sample_for_build, signature_sample, target_options,
+                      verification_sample)
 from ._sagemaker_layout import (
     ARCHIVE,
     BUILDERS,
@@ -80,9 +81,13 @@ def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options: An
     isal_level(opts.compresslevel)
     if loaded.framework not in BUILDERS:
         raise ArtifactError(f"artifact-tools cannot export {loaded.framework} models for SageMaker")
-    samples = sample_inputs(loaded, opts.sample)
-    expected = source_predictions(loaded, samples)
-    result = ExportResult("sagemaker", loaded.framework, out, samples=sample_count(samples))
+    samples, missing = verification_sample(loaded, opts.sample)
+    if samples is None:
+        require_sample_for_build(loaded, "sagemaker", missing)
+    samples = signature_sample(loaded, samples)  # TensorFlow Serving is fed what the signature takes
+    expected = source_predictions(loaded, samples) if samples is not None else None
+    result = ExportResult("sagemaker", loaded.framework, out,
+                          samples=sample_count(samples) if samples is not None else 0)
     with staged(out, force) as tmp:
         work = tmp / ".work"
         work.mkdir()
@@ -93,7 +98,10 @@ def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options: An
         names = write_contents(layout, target, archive=not opts.uncompressed, compresslevel=opts.compresslevel)
         result.facts["members"] = len(names)
         model_dir = target if opts.uncompressed else extract_archive(target, work / "opt-ml-model")
-        result.checks = layout.verify(model_dir)
+        if samples is not None:
+            result.checks = layout.verify(model_dir)
+        else:
+            result.unverified = f"{missing}, so the export was not compared with the source model's predictions"
         shutil.rmtree(work, ignore_errors=True)
         container = manifest(layout, opts.uncompressed)
         (tmp / MANIFEST).write_text(json.dumps(container, indent=2) + "\n")

@@ -29,6 +29,7 @@ row format; the outputs must equal the source model's predictions.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -42,7 +43,8 @@ from artifact_tools.errors import ArtifactError
 from loaders.base import LoadedModel
 
 from ._atomic import refuse_existing, staged
-from ._common import Check, ExportOptions, ExportResult, check, sample_inputs, target_options
+from ._common import (Check, ExportOptions, ExportResult, check, require_sample_for_build, signature_sample,
+                      target_options, verification_sample)
 from ._savedmodel import SERVING_SIGNATURE, run_signature, save_with_signature, signature_inputs
 from ._tar import Contents, write_contents
 
@@ -69,9 +71,10 @@ OPTIONS = TFServingOptions
 
 
 def request_body(samples: Any, names: list[str], signature: str) -> dict:
-    """The REST predict body in the row format: one instance per row (a dict per row for several inputs)."""
+    """The REST predict body in the row format: one instance per row (a dict per row for several inputs); binary
+    strings (serialized ``tf.Example`` protos...) as ``{"b64": base64 text}``, as the REST API requires."""
     def plain(v):
-        return np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v).tolist()
+        return _json_safe(np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v).tolist())
 
     if isinstance(samples, dict):
         columns = {k: plain(v) for k, v in samples.items()}
@@ -83,12 +86,35 @@ def request_body(samples: Any, names: list[str], signature: str) -> dict:
     return {"signature_name": signature, "instances": rows}
 
 
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return {"b64": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _decoded(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"b64"}:
+        return base64.b64decode(value["b64"])
+    if isinstance(value, list):
+        return [_decoded(v) for v in value]
+    return value
+
+
+def _array(values: list) -> np.ndarray:
+    decoded = _decoded(values)
+    flat = np.asarray(decoded, dtype=object)
+    return flat if any(isinstance(v, bytes) for v in flat.ravel()) else np.asarray(decoded)
+
+
 def decode_request(body: dict, names: list[str]) -> Any:
-    """Inputs as TensorFlow Serving decodes a row-format body: instances stacked along a new batch axis."""
+    """Inputs as TensorFlow Serving decodes a row-format body: instances stacked along a new batch axis,
+    ``{"b64": ...}`` objects decoded to bytes."""
     rows = body["instances"]
-    if rows and isinstance(rows[0], dict):
-        return {k: np.asarray([r[k] for r in rows]) for k in names}
-    return np.asarray(rows)
+    if rows and isinstance(rows[0], dict) and not set(rows[0]) == {"b64"}:
+        return {k: _array([r[k] for r in rows]) for k in names}
+    return _array(rows)
 
 
 # ---------------------------------------------------------------------------------------------- config
@@ -150,14 +176,20 @@ def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options: An
     name = _model_name(loaded, opts.name)
     if loaded.framework not in ("tensorflow", "huggingface"):
         raise ArtifactError(f"TensorFlow Serving serves TensorFlow models, not {loaded.framework} models")
-    samples = sample_inputs(loaded, opts.sample)
-    expected = loaded.predict(samples)
+    samples, missing = verification_sample(loaded, opts.sample)
+    if samples is None:
+        require_sample_for_build(loaded, "tf-serving", missing)
+    samples = signature_sample(loaded, samples)
+    expected = loaded.predict(samples) if samples is not None else None
     existing = out.is_dir() and (out / CONFIG).is_file()
     if add and not existing:
         raise ArtifactError(f"add=True needs an existing TensorFlow Serving repository at {out}")
     if not add:
         refuse_existing(out, force)
-    result = ExportResult("tf-serving", loaded.framework, out, samples=len(samples))
+    result = ExportResult("tf-serving", loaded.framework, out, samples=_count(samples))
+    if samples is None:
+        result.unverified = (f"{missing}, so no {name}.predict.json was written and the SavedModel's answers were "
+                             "not compared with the source model's predictions")
     with staged(out, force=force or add) as tmp:
         if add:
             shutil.copytree(out, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".*"))
@@ -175,15 +207,17 @@ def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options: An
         config = models_config(tmp)
         (tmp / CONFIG).write_text(config)
         names = signature_inputs(target, signature)
-        body = request_body(_hf_tokens(hf[1], samples) if hf else samples, names, signature)
-        (tmp / f"{name}.predict.json").write_text(json.dumps(body) + "\n")
+        body = None
+        if samples is not None:
+            body = request_body(_hf_tokens(hf[1], samples) if hf else samples, names, signature)
+            (tmp / f"{name}.predict.json").write_text(json.dumps(body) + "\n")
         command = docker_command(out, image)
         (tmp / "docker-run.sh").write_text("#!/bin/sh\n# Serve this repository with the official image.\n"
                                            f"exec {command}\n")
         (tmp / "docker-run.sh").chmod(0o755)
         labels = hf[0].config.id2label if hf else None
         result.checks = _verify(tmp, name, number, signature, body, names, expected, labels, rtol, atol)
-        result.files = [CONFIG, f"{name}/{number}/", f"{name}.predict.json", "docker-run.sh"]
+        result.files = [CONFIG, f"{name}/{number}/", "docker-run.sh"] + ([f"{name}.predict.json"] if body else [])
         result.facts.update({"docker": command, "rest": f"curl -d @{name}.predict.json "
                              f"http://localhost:8501/v1/models/{name}:predict", "models": _scan(tmp)})
         result.require_passed()
@@ -256,7 +290,13 @@ def _hf_tokens(tokenizer: Any, texts: Any) -> dict:
     return {"input_ids": enc["input_ids"].astype(np.int32), "attention_mask": enc["attention_mask"].astype(np.int32)}
 
 
-def _verify(repo: Path, name: str, number: str, signature: str, body: dict, names: list[str], expected: Any,
+def _count(samples: Any) -> int:
+    if samples is None:
+        return 0
+    return len(next(iter(samples.values()))) if isinstance(samples, dict) else len(samples)
+
+
+def _verify(repo: Path, name: str, number: str, signature: str, body: dict | None, names: list[str], expected: Any,
             labels: dict | None, rtol: float, atol: float) -> list:
     config = parse_models_config((repo / CONFIG).read_text())
     listed = {c.name: c for c in config.model_config_list.config}
@@ -266,6 +306,8 @@ def _verify(repo: Path, name: str, number: str, signature: str, body: dict, name
                     f"parsed as ModelServerConfig with {len(listed)} model(s)"
                     + (f"; folders missing for {', '.join(missing)}" if missing else "")
                     + ("" if ok else f"; {name} version {number} is not listed"))]
+    if body is None:
+        return checks
     got = run_signature(repo / name / number, signature, decode_request(body, names))
     if labels is not None:
         got = _hf_rows(labels, got)

@@ -14,9 +14,7 @@ imported only inside the module for the artifact at hand; a missing one raises M
 from __future__ import annotations
 
 import importlib
-import json
 import logging
-from pathlib import Path
 from typing import Any
 
 from artifact_tools.archive import Limits
@@ -111,98 +109,18 @@ def load(artifact: Any, trust: bool | str = False, *, limits: Limits | None = No
 
 
 def read_input(path: str):
-    """Read prediction input for the CLI: .csv (no header -> numpy; header -> pandas), .json, .jsonl, .npy."""
-    if path == "-":
-        import sys
+    """Prediction input from a file (``-``: standard input), its format told by content (CSV with or without a
+    header, JSON, JSON Lines, .npy): the rules of :mod:`artifact_tools.codec`."""
+    from artifact_tools import codec
 
-        text = sys.stdin.read()
-        return _csv(text)
-    p = Path(path)
-    if not p.exists():
-        raise ArtifactError(f"input file {path} does not exist")
-    if not p.is_file():
-        raise ArtifactError(f"input {path} is not a file (give a .csv, .json, .jsonl or .npy file)")
-    raw = p.read_bytes()
-    if raw[:6] == b"\x93NUMPY":
-        from artifact_tools.formats import npy
-
-        return npy.load(raw, path)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ArtifactError(f"{path} is not UTF-8 text (byte {e.start} cannot be decoded); "
-                            "give CSV, JSON, JSON lines or .npy") from None
-    stripped = text.lstrip()
-    if stripped.startswith(("{", "[")):
-        try:
-            return json.loads(text)
-        except RecursionError:
-            raise ArtifactError(f"{path} nests JSON too deeply to be read") from None
-        except ValueError:
-            try:
-                return [json.loads(line) for line in text.splitlines() if line.strip()]
-            except RecursionError:
-                raise ArtifactError(f"{path} nests JSON too deeply to be read") from None
-            except ValueError as e:
-                raise ArtifactError(f"{path} is not valid JSON or JSON lines ({str(e)[:200]})") from None
-    return _csv(text)
-
-
-def _csv(text: str):
-    import io
-
-    import numpy as np
-
-    first = text.splitlines()[0] if text.strip() else ""
-    cells = [c.strip() for c in first.split(",")]
-    try:
-        [float(c) for c in cells if c not in ("", "nan", "NaN")]
-        return np.loadtxt(io.StringIO(text), delimiter=",", ndmin=2, dtype=np.float64)
-    except ValueError:
-        try:
-            import pandas as pd
-        except ImportError:
-            raise ArtifactError("reading a CSV file with a header needs pandas "
-                                "(every framework extra installs it: pip install pandas)") from None
-        try:
-            return pd.read_csv(io.StringIO(text))
-        except (ValueError, pd.errors.ParserError) as e:
-            raise ArtifactError(f"the CSV input cannot be read ({str(e).splitlines()[0][:200]})") from None
-
-
-def _plain(x: Any) -> Any:
-    """numpy/bytes values as JSON-ready Python values (bytes decoded as UTF-8, as TF string outputs are)."""
-    import numpy as np
-
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (bytes, np.bytes_)):
-        return bytes(x).decode("utf-8", "replace")
-    if isinstance(x, np.ndarray):
-        return _plain(x.tolist()) if x.dtype.kind in "SOU" else x.tolist()
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, np.generic):
-        return x.item()
-    return x
+    return codec.read_file(path).data
 
 
 def format_output(out: Any, fmt: str = "json") -> str:
-    """Predictions as JSON or CSV text (a dict of outputs, as multi-output TF signatures give, is kept by name)."""
-    import numpy as np
+    """Predictions as ``json``, ``csv`` or ``jsonlines`` text (several outputs kept; :mod:`artifact_tools.codec`)."""
+    from artifact_tools import codec
 
-    if hasattr(out, "to_json"):
-        return out.to_csv(index=False).rstrip() if fmt == "csv" else out.to_json(orient="records")
-    if isinstance(out, dict):
-        if fmt == "csv":
-            import pandas as pd
-
-            cols = {k: list(np.asarray(v).reshape(len(np.asarray(v)), -1).tolist()) if np.asarray(v).ndim > 1
-                    else _plain(np.asarray(v)) for k, v in out.items()}
-            return pd.DataFrame(cols).to_csv(index=False).rstrip()
-        return json.dumps(_plain(out))
-    arr = np.asarray(out)
-    if fmt == "csv":
-        arr2 = arr.reshape(len(arr), -1) if arr.ndim else arr.reshape(1, 1)
-        return "\n".join(",".join(str(_plain(x)) for x in row) for row in arr2)
-    return json.dumps(_plain(arr))
+    kinds = {"json": codec.JSON, "csv": codec.CSV, "jsonlines": codec.JSONLINES}
+    if fmt not in kinds:
+        raise ArtifactError(f"output format must be one of {', '.join(kinds)}, not {fmt!r}")
+    return codec.encode(out, kinds[fmt])[0].decode("utf-8").rstrip("\n")

@@ -61,7 +61,37 @@ def load(root: Path, report: Any = None, *, trust: bool | str = False, **options
             "cat_feature_indices": list(model.get_cat_feature_indices()),
             "class_names": summary["class_names"], "catboost_version_saved": summary["catboost_version"],
             "catboost_version_installed": catboost.__version__}
-    return LoadedModel(model, "catboost", lambda x: _predict(model, kind, names, x), info=info)
+    return LoadedModel(model, "catboost", lambda x: _predict(model, kind, names, x), info=info,
+                       sample_fn=lambda: sample_rows(model))
+
+
+SAMPLE_ROWS = 2
+
+
+def sample_rows(model: Any):
+    """Two rows (a DataFrame with the model's feature names) for a loaded CatBoost model: seeded normal values
+    for numeric features, a word for categorical and text features (their indices from the model's own
+    ``get_cat_feature_indices`` / ``get_text_feature_indices``); embedding features cannot be sampled."""
+    import pandas as pd
+
+    names = list(model.feature_names_ or [])
+    if not names:
+        raise ArtifactError("no sample input can be built: the CatBoost model records no features")
+    if list(model.get_embedding_feature_indices()):
+        raise ArtifactError("no sample input can be built: the CatBoost model takes embedding features, whose "
+                            "size the model does not record")
+    texts = set(model.get_text_feature_indices())
+    categorical = set(model.get_cat_feature_indices())
+    values = np.random.default_rng(0).normal(size=(SAMPLE_ROWS, len(names)))
+    columns = {}
+    for i, name in enumerate(names):
+        if i in texts:
+            columns[name] = ["a sample text", "another sample text"][:SAMPLE_ROWS]
+        elif i in categorical:
+            columns[name] = ["a"] * SAMPLE_ROWS
+        else:
+            columns[name] = values[:, i]
+    return pd.DataFrame(columns)
 
 
 def _predict(model: Any, kind: str, names: list[str], data: Any) -> np.ndarray:

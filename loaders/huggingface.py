@@ -96,18 +96,50 @@ def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> Lo
             tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), **hub)
         except (OSError, ValueError) as e:
             raise NotLoadable(f"the tokenizer files cannot be loaded: {_first_line(e)}") from None
+    dropped = _fit_tokenizer_to_model(tokenizer, model, framework)
     info: dict[str, Any] = {"task": task, "framework": framework, "model_class": type(model).__name__,
                             "transformers_version_saved": summary.get("transformers_version"),
                             "transformers_version_installed": transformers.__version__}
     if warning:
         info["warning"] = warning
+    if dropped:
+        info["tokenizer_inputs_dropped"] = dropped
     try:
         pipe = transformers.pipeline(task, model=model, tokenizer=tokenizer, framework=framework)
     except (OSError, ValueError, KeyError, TypeError, PipelineException) as e:  # e.g. no tokenizer / processor
         reason = f"the {task} pipeline cannot be built from this folder: {_first_line(e)}"
         info["predict_unavailable"] = reason
         pipe = None
-    return LoadedModel(model, "huggingface", _predictor(pipe, task, info.get("predict_unavailable")), info=info)
+    return LoadedModel(model, "huggingface", _predictor(pipe, task, info.get("predict_unavailable")), info=info,
+                       sample_fn=_sampler(task, model.config, tokenizer))
+
+
+def _fit_tokenizer_to_model(tokenizer: Any, model: Any, framework: str) -> list[str]:
+    """Make ``tokenizer`` emit only the inputs the model's forward takes; returns the names it no longer emits.
+
+    A tokenizer emits the names in its ``model_input_names`` (``token_type_ids`` and ``attention_mask`` are
+    returned when listed there: transformers ``tokenization_utils_base.py`` ``_pad`` and
+    ``tokenization_utils_fast.py`` ``_convert_encoding``), and the pipelines call ``model(**inputs)``. A BERT
+    tokenizer paired with a model without segment embeddings (DistilBERT, RoBERTa-style heads) lists
+    ``token_type_ids``, which that model's ``forward`` (``call`` for TensorFlow) rejects. A forward taking
+    ``**kwargs`` accepts every name and nothing is dropped; neither is the first name (the main input).
+    """
+    import inspect
+
+    names = list(getattr(tokenizer, "model_input_names", None) or [])
+    forward = getattr(model, "call" if framework == "tf" else "forward", None)
+    if not names or forward is None:
+        return []
+    try:
+        params = inspect.signature(forward).parameters
+    except (TypeError, ValueError):
+        return []
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()) or names[0] not in params:
+        return []
+    kept = [n for n in names if n in params]
+    if len(kept) < len(names):
+        tokenizer.model_input_names = kept
+    return [n for n in names if n not in params]
 
 
 def _weights_framework(summary: dict) -> str:
@@ -137,6 +169,100 @@ def _from_pretrained(classes, folder: Path, task: str, framework: str, kwargs: d
     which = "TensorFlow" if framework == "tf" else "PyTorch"
     raise NotLoadable(f"transformers has no {which} model class for the {task} task that accepts this config"
                       + (f" ({errors[0]})" if errors else ""))
+
+
+# ------------------------------------------------------------------------------------------------ samples
+
+_TEXT_TASKS = {"text-classification", "token-classification", "fill-mask", "question-answering", "feature-extraction",
+               "text-generation", "text2text-generation", "summarization", "translation",
+               "zero-shot-classification"}
+_GENERATING_TASKS = {"text-generation", "text2text-generation", "summarization", "translation"}
+_IMAGE_TASKS = {"image-classification", "image-segmentation", "object-detection", "image-feature-extraction",
+                "depth-estimation", "image-to-text", "zero-shot-image-classification", "zero-shot-object-detection",
+                "mask-generation", "image-to-image"}
+_AUDIO_TASKS = {"audio-classification", "automatic-speech-recognition", "zero-shot-audio-classification"}
+_SAMPLE_WORDS = 9
+_DEFAULT_SAMPLING_RATE = 16000  # Hz: the Wav2Vec2/Whisper feature extractors' default (transformers)
+_DEFAULT_IMAGE_SIZE = 224  # pixels: ViT/ResNet configs' default ``image_size`` (transformers ``configuration_vit.py``)
+
+
+def _sampler(task: str, config: Any, tokenizer: Any):
+    """The ``sample_fn`` for the task: short texts made of the tokenizer's own vocabulary words for text tasks (in
+    the form the task's pipeline takes), an image of the config's ``image_size`` and ``num_channels``, or one
+    second of audio; None when the task takes other inputs or a text task has no tokenizer."""
+    if task in _TEXT_TASKS and tokenizer is not None:
+        return lambda: _text_sample(task, tokenizer)
+    if task in _IMAGE_TASKS:
+        return lambda: [_image_sample(config)]
+    if task in _AUDIO_TASKS:
+        return lambda: [_audio_sample()]
+    return None
+
+
+def vocabulary_words(tokenizer: Any, count: int = _SAMPLE_WORDS) -> list[str]:
+    """Up to ``count`` whole words of the tokenizer's vocabulary, in token-id order: tokens that decode (through
+    ``convert_tokens_to_string``, which removes WordPiece ``##`` and byte-level ``Ġ`` markers) to two or more
+    letters and are not special tokens."""
+    special = set(getattr(tokenizer, "all_special_tokens", []) or [])
+    words: list[str] = []
+    for token, _ in sorted(tokenizer.get_vocab().items(), key=lambda item: item[1]):
+        if token in special or token.startswith("##"):
+            continue
+        try:
+            text = tokenizer.convert_tokens_to_string([token]).strip()
+        except Exception:  # a tokenizer-specific failure on one token: skip it
+            continue
+        if len(text) >= 2 and text.isalpha() and text not in words:
+            words.append(text)
+            if len(words) >= count:
+                break
+    return words
+
+
+def _text_sample(task: str, tokenizer: Any) -> Any:
+    words = vocabulary_words(tokenizer)
+    if not words:
+        raise ArtifactError("no sample input can be built: the tokenizer's vocabulary holds no whole words")
+    cycled = [words[i % len(words)] for i in range(_SAMPLE_WORDS)]
+    texts = [" ".join(cycled[0:2]), " ".join(cycled[2:5]), " ".join(cycled[5:9])]
+    if task == "fill-mask":
+        if not getattr(tokenizer, "mask_token", None):
+            raise ArtifactError("no fill-mask sample can be built: the tokenizer has no mask token")
+        return [f"{t} {tokenizer.mask_token}" for t in texts]
+    if task == "question-answering":
+        return {"question": texts[0], "context": f"{texts[1]} {texts[2]}"}
+    if task == "zero-shot-classification":
+        return {"inputs": texts, "parameters": {"candidate_labels": cycled[:2]}}
+    if task in _GENERATING_TASKS:
+        return {"inputs": texts, "parameters": {"max_new_tokens": 2}}
+    return texts
+
+
+def _image_sample(config: Any) -> Any:
+    """A gradient image of the size the config names (``image_size``: an int or [height, width]; in the
+    ``vision_config``/``encoder`` of composite models), as a PIL image when Pillow is installed."""
+    import numpy as np
+
+    source = next((c for c in (getattr(config, "vision_config", None), getattr(config, "encoder", None), config)
+                   if c is not None and getattr(c, "image_size", None) is not None), config)
+    size = getattr(source, "image_size", None) or _DEFAULT_IMAGE_SIZE
+    height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[-1]))
+    channels = int(getattr(source, "num_channels", 3) or 3)
+    ramp = np.linspace(0, 255, height * width * channels, dtype=np.float64).reshape(height, width, channels)
+    pixels = ramp.astype(np.uint8)
+    try:
+        from PIL import Image
+    except ImportError:
+        return pixels
+    return Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels[:, :, :3])
+
+
+def _audio_sample() -> Any:
+    """One second of a 440 Hz tone at 16 kHz (float32), the rate speech models' feature extractors expect."""
+    import numpy as np
+
+    t = np.arange(_DEFAULT_SAMPLING_RATE, dtype=np.float64) / _DEFAULT_SAMPLING_RATE
+    return (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
 
 
 def _first_line(e: Exception) -> str:
@@ -172,7 +298,7 @@ def _predictor(pipe, task: str, unavailable: str | None):
             params.setdefault("truncation", True)  # long texts would overflow the position embeddings
         try:
             out = pipe(inputs, **params)
-        except (ValueError, TypeError, KeyError) as e:
+        except (ValueError, TypeError, KeyError, IndexError) as e:  # IndexError: a token id past the embeddings
             raise ArtifactError(f"the {task} pipeline rejected the input: {_first_line(e)}") from None
         return _tabulate(task, out)
 

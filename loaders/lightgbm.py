@@ -54,7 +54,39 @@ def load(root: Path, report: Any = None, *, trust: bool | str = False, **options
             "num_class": summary["num_class"], "trees": booster.num_trees(), "num_features": booster.num_feature(),
             "feature_names": booster.feature_name(), "categorical_features": summary["categorical_features"],
             "lightgbm_version_installed": lgb.__version__}
-    return LoadedModel(booster, "lightgbm", lambda x: _predict(booster, x), info=info)
+    categorical = _categorical_indices(summary, booster.feature_name())
+    return LoadedModel(booster, "lightgbm", lambda x: _predict(booster, x), info=info,
+                       sample_fn=lambda: sample_rows(booster, categorical, summary["pandas_categorical"]))
+
+
+SAMPLE_ROWS = 2
+
+
+def _categorical_indices(summary: dict, names: list[str]) -> list[int]:
+    """Positions of the categorical features: the ``categorical_feature`` parameter LightGBM writes into the
+    model (indices, ``basic.py`` resolves names and pandas categories to them before training), else the
+    features whose ``feature_infos`` list categories."""
+    text = (summary.get("parameters") or {}).get("categorical_feature") or ""
+    found = [int(t) for t in str(text).replace(" ", "").split(",") if t.isdigit()]
+    if not found:
+        found = [names.index(n) for n in summary.get("categorical_features") or [] if n in names]
+    return sorted({i for i in found if 0 <= i < len(names)})
+
+
+def sample_rows(booster: Any, categorical: list[int], pandas_categorical: list | None):
+    """Two rows (a DataFrame with the model's feature names) of seeded normal values, category 0 for
+    categorical features; when the model was trained on pandas categorical columns (``pandas_categorical`` has
+    one category list per categorical feature, in feature order), those columns are pandas categoricals holding
+    the first category, as LightGBM requires of a DataFrame for such a model."""
+    pd = require("pandas", "lightgbm")
+    names = booster.feature_name()
+    values = np.random.default_rng(0).normal(size=(SAMPLE_ROWS, len(names)))
+    values[:, categorical] = 0.0
+    frame = pd.DataFrame(values, columns=names)
+    if pandas_categorical and len(pandas_categorical) == len(categorical):
+        for i, categories in zip(categorical, pandas_categorical):
+            frame[names[i]] = pd.Categorical([categories[0]] * SAMPLE_ROWS, categories=categories)
+    return frame
 
 
 def _predict(booster: Any, data: Any) -> np.ndarray:

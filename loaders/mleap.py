@@ -25,6 +25,17 @@ runtime (combust/mleap @ 88de54dd, ``mleap-core/src/main/scala/ml/combust/mleap/
   max margin when positive; ``coefficient_matrix`` is stored column-major), ``thresholds``.
 - decision trees, random forests (regression: mean of trees; classification: sum of normalized
   leaf class counts), GBTs (margin = weighted sum; classifier probability ``1/(1+exp(-2m))``).
+- ``k_means``: the index of the nearest of ``cluster_centers`` by squared Euclidean distance, the first
+  centre winning ties, as an integer (``core/clustering/KMeansModel.scala``: MLeap's model has no distance
+  measure, so a Spark model trained with ``distanceMeasure=cosine`` is scored with Euclidean distance;
+  ``bundle/ops/clustering/KMeansOp.scala`` reads ``cluster_centers`` (a tensor list) and ``num_features``).
+  MLeap computes the distance with Spark's ``fastSquaredDistance`` (norms and a dot product when that is
+  accurate to 1e-6 relative); the exact sum of squared differences is used here.
+
+Rows may also come without the column names (an array, lists of values) or, for a model that reads one vector
+column, as separate numeric columns: :mod:`loaders._columns` maps them onto the bundle's input columns, and
+:meth:`LoadedModel.sample_input` builds rows from the bundle itself (indexer labels, category sizes, bucket
+splits, vector sizes).
 
 Numeric inputs that are None are treated as NaN (pandas semantics).  Unknown ops raise
 :class:`NotLoadable` naming the op.
@@ -47,10 +58,12 @@ from artifact_tools.errors import CorruptArtifact, NotLoadable
 from artifact_tools.filetree import DirTree, FileTree, ZipTree
 from artifact_tools.formats import mleap_bundle
 from artifact_tools.formats.mleap_bundle import Bundle, Node, Tensor
+from loaders._columns import InputColumn, frame_for, sample_frame
 from loaders.base import LoadedModel, parse_options, require
 
 _NAN = math.nan
 _INF = math.inf
+SAMPLE_VALUES = 3  # distinct recorded values (labels, categories, buckets) a sample row cycles through
 
 
 @dataclass(frozen=True)
@@ -75,6 +88,7 @@ def load(source: FileTree | os.PathLike | str, report: Any = None, *, trust: boo
         model=pipeline,
         framework="mleap",
         predict_fn=pipeline.predict,
+        sample_fn=lambda: sample_frame(pipeline.inputs, "MLeap bundle"),
         info={
             "bundle_name": pipeline.bundle.info.get("name"),
             "mleap_version": pipeline.bundle.info.get("version"),
@@ -111,6 +125,11 @@ class CompiledPipeline:
             produced += [c for c in op.outputs if c not in produced]
         self.input_columns = needed
         self.output_columns = produced
+        first_reader = {}
+        for op in self._ops:
+            for c in op.inputs:
+                first_reader.setdefault(c, op)
+        self.inputs: list[InputColumn] = [first_reader[c].input_column(c) for c in needed]
         self._pd = require("pandas", "mleap")
 
     def score_row(self, row: Mapping[str, Any]) -> dict | None:
@@ -152,20 +171,23 @@ class CompiledPipeline:
         return pd.concat([base, new], axis=1)
 
     def predict(self, data: Any) -> Any:
-        """Score a DataFrame, one row (dict) or a list of rows; always returns a DataFrame."""
+        """Score a DataFrame, one row (dict), a list of rows, or rows without column names (an array, lists)
+        mapped onto the input columns (:func:`loaders._columns.frame_for`); always returns a DataFrame."""
         pd = self._pd
         if isinstance(data, pd.DataFrame):
-            return self.score_frame(data)
-        if isinstance(data, Mapping):
+            if all(c in data.columns for c in self.input_columns):
+                return self.score_frame(data)
+            return self.score_frame(frame_for(data, self.inputs))
+        if isinstance(data, Mapping) and all(c in data for c in self.input_columns):
             r = self.score_row(data)
             columns = list(dict.fromkeys([*data.keys(), *self.output_columns]))
             if r is None:
                 return pd.DataFrame(columns=columns)
             return pd.DataFrame([{k: np.asarray(v, dtype=float) if isinstance(v, list) else v for k, v in r.items()}],
                                 columns=columns)
-        if isinstance(data, list) and all(isinstance(x, Mapping) for x in data):
-            return self.score_frame(pd.DataFrame(data))
-        raise TypeError("predict takes a pandas DataFrame, a dict (one row) or a list of dicts")
+        if isinstance(data, (str, bytes)):
+            raise TypeError("predict takes a pandas DataFrame, a dict (one row), a list of dicts or rows of values")
+        return self.score_frame(frame_for(data, self.inputs))
 
 
 # --- op compilation --------------------------------------------------------------------------
@@ -174,6 +196,11 @@ class CompiledPipeline:
 class _Op:
     inputs: list[str]
     outputs: list[str]
+    label = ""  # "op 'node name'", set by _compile
+
+    def input_column(self, col: str) -> InputColumn:
+        """What the input column ``col`` must hold (this op being the first to read it)."""
+        return InputColumn(col, "number", reader=self.label)
 
     def row(self, r: dict) -> bool | None:  # False drops the row
         raise NotImplementedError
@@ -190,7 +217,9 @@ def _compile(bundle: Bundle, node: Node, ops: list[_Op]) -> None:
     factory = _OPS.get(node.op)
     if factory is None:
         raise NotLoadable(f"MLeap op '{node.op}' (node '{node.name}') is not supported by the pure-Python scorer")
-    ops.append(factory(bundle, node))
+    op = factory(bundle, node)
+    op.label = f"{node.op} '{node.name}'"
+    ops.append(op)
 
 
 def _port_columns(sockets: list[tuple[str, str]], base: str, what: str) -> list[str]:
@@ -365,6 +394,10 @@ class _StringIndexer(_Op):
         self.cols = [(i, o, {lab: float(k) for k, lab in enumerate(labels)}, float(len(labels)))
                      for i, o, labels in zip(self.inputs, self.outputs, labels_array)]
 
+    def input_column(self, col: str) -> InputColumn:
+        labels = next((tuple(t) for i, _, t, _ in self.cols if i == col), ())
+        return InputColumn(col, "text", values=labels[:SAMPLE_VALUES], reader=self.label)
+
     def _invalid(self, value: Any, col: str) -> None:
         raise ValueError(f"string_indexer: unseen or null label {value!r} in column {col!r} (handle_invalid=error)")
 
@@ -433,6 +466,11 @@ class _OneHotEncoder(_Op):
             out_size = size + 1 if keep and not drop_last else size - 1 if drop_last and not keep else size
             self.cols.append((ic, oc, size, max(out_size, 0)))
 
+    def input_column(self, col: str) -> InputColumn:
+        size = next((size for i, _, size, _ in self.cols if i == col), 1)
+        return InputColumn(col, "number", values=tuple(float(i) for i in range(min(max(size, 1), SAMPLE_VALUES))),
+                           reader=self.label)
+
     def _bad(self, label: float, col: str) -> None:
         raise ValueError(f"one_hot_encoder: invalid label {label!r} in column {col!r} (must be an integer "
                          f"within the category range unless handle_invalid=keep)")
@@ -477,6 +515,16 @@ class _VectorAssembler(_Op):
         self.inputs = _port_columns(node.inputs, "input", what)
         self.outputs = [_single(node.outputs, "output", what)]
         self.out = self.outputs[0]
+        shapes = _attr(node, "input_shapes", None)
+        self.sizes: dict[str, int | None] = {}  # input column -> vector size (None: scalar or not recorded)
+        if isinstance(shapes, list) and len(shapes) == len(self.inputs):
+            for c, shape in zip(self.inputs, shapes):
+                self.sizes[c] = _tensor_size(shape)
+
+    def input_column(self, col: str) -> InputColumn:
+        if col in self.sizes and self.sizes[col] is not None:
+            return InputColumn(col, "vector", self.sizes[col], reader=self.label)
+        return InputColumn(col, "number", reader=self.label)
 
     def row(self, r: dict) -> None:
         out: list = []
@@ -528,6 +576,9 @@ class _StandardScaler(_Op):
         self._mean = np.array(mean) if mean is not None else None
         self._inv = np.array(self.inv) if self.inv is not None else None
 
+    def input_column(self, col: str) -> InputColumn:
+        return InputColumn(col, "vector", self.size, reader=self.label)
+
     def row(self, r: dict) -> None:
         x = _row_vector(r[self.inputs[0]], self.size, self.inputs[0])
         mean, inv = self.mean, self.inv
@@ -572,6 +623,9 @@ class _MinMaxScaler(_Op):
         self.scale = _float(node, "maxValue", 1.0) - self.min_value
         self.size = len(lo)
         self._lo, self._range = np.array(lo), np.array(self.range)
+
+    def input_column(self, col: str) -> InputColumn:
+        return InputColumn(col, "vector", self.size, reader=self.label)
 
     def row(self, r: dict) -> None:
         x = _row_vector(r[self.inputs[0]], self.size, self.inputs[0])
@@ -629,6 +683,13 @@ class _Bucketizer(_Op):
         self.splits = splits
         self._splits = np.array(splits)
         self.handle = _handle_invalid(node)
+
+    def input_column(self, col: str) -> InputColumn:
+        values = []
+        for a, b in zip(self.splits, self.splits[1:]):
+            values.append(b - 1.0 if a == -_INF and b != _INF else a + 1.0 if b == _INF and a != -_INF
+                          else 0.0 if a == -_INF else (a + b) / 2)
+        return InputColumn(col, "number", values=tuple(values[:SAMPLE_VALUES]), reader=self.label)
 
     def _out_of_range(self, v: float) -> None:
         raise ValueError(f"bucketizer: value {v!r} in column {self.inputs[0]!r} is outside "
@@ -703,6 +764,9 @@ class _Predictor(_Op):
         if not self.outputs:
             raise CorruptArtifact(f"MLeap {what} has no output port")
         self.num_features = num_features
+
+    def input_column(self, col: str) -> InputColumn:
+        return InputColumn(col, "vector", self.num_features, reader=self.label)
 
     def features_row(self, r: dict) -> list:
         return _row_vector(r[self.inputs[0]], self.num_features, self.inputs[0])
@@ -1061,6 +1125,74 @@ class _GBTClassifier(_Classifier):
         return None
 
 
+class _KMeans(_Op):
+    """k_means: the index of the nearest cluster centre (squared Euclidean distance, first centre on ties)."""
+
+    def __init__(self, bundle: Bundle, node: Node):
+        what = f"k_means '{node.name}'"
+        self.inputs = [_single(node.inputs, "features", what)]
+        self.outputs = [_single(node.outputs, "prediction", what)]
+        centers = _attr(node, "cluster_centers")
+        if not isinstance(centers, list) or not centers or not all(isinstance(t, Tensor) for t in centers):
+            raise CorruptArtifact(f"MLeap {what} cluster_centers is not a non-empty list of tensors")
+        rows = []
+        for t in centers:
+            if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in t.values):
+                raise CorruptArtifact(f"MLeap {what} has a cluster centre that is not a list of numbers")
+            rows.append([float(x) for x in t.values])
+        size = len(rows[0])
+        self.num_features = _int(node, "num_features", size)
+        if any(len(r) != self.num_features for r in rows):
+            raise CorruptArtifact(f"MLeap {what} has cluster centres that are not all of num_features "
+                                  f"{self.num_features} values")
+        self.centers = rows
+        self._centers = np.array(rows, dtype=float)
+
+    def input_column(self, col: str) -> InputColumn:
+        return InputColumn(col, "vector", self.num_features, reader=self.label)
+
+    def row(self, r: dict) -> None:
+        x = _row_vector(r[self.inputs[0]], self.num_features, self.inputs[0])
+        best, best_index = _INF, 0
+        for i, c in enumerate(self.centers):
+            d = 0.0
+            for a, b in zip(x, c):
+                d += (a - b) * (a - b)
+            if d < best:  # NaN never wins: a row with NaN features goes to centre 0, as in MLeap
+                best, best_index = d, i
+        r[self.outputs[0]] = best_index
+        return None
+
+    def batch(self, cols: dict, n: int) -> None:
+        x = _as_matrix(cols[self.inputs[0]], n, self.inputs[0]) if n else np.zeros((0, self.num_features))
+        if n and x.shape[1] != self.num_features:
+            raise ValueError(f"column {self.inputs[0]!r} holds vectors of size {x.shape[1]}, expected {self.num_features}")
+        best = np.full(n, _INF)
+        index = np.zeros(n, dtype=np.int32)
+        with np.errstate(invalid="ignore", over="ignore"):
+            for i, c in enumerate(self._centers):
+                diff = x - c
+                d = np.einsum("ij,ij->i", diff, diff)
+                closer = d < best
+                best = np.where(closer, d, best)
+                index[closer] = i
+        cols[self.outputs[0]] = index
+        return None
+
+
+def _tensor_size(shape: Any) -> int | None:
+    """The vector size a ``data_shape`` of a vector_assembler's ``input_shapes`` records (None for a scalar)."""
+    if not isinstance(shape, dict) or shape.get("base") != "tensor":
+        return None
+    ts = shape.get("tensorShape") or shape.get("tensor_shape") or {}
+    dims = ts.get("dimensions") if isinstance(ts, dict) else None
+    if isinstance(dims, list) and len(dims) == 1 and isinstance(dims[0], dict):
+        size = dims[0].get("size")
+        if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+            return size
+    return None
+
+
 _OPS = {
     "string_indexer": _StringIndexer,
     "one_hot_encoder": _OneHotEncoder,
@@ -1077,4 +1209,5 @@ _OPS = {
     "decision_tree_classifier": _TreeClassifier,
     "random_forest_classifier": _TreeClassifier,
     "gbt_classifier": _GBTClassifier,
+    "k_means": _KMeans,
 }

@@ -71,7 +71,50 @@ def load(root: Path, report: Any = None, *, trust: bool | str = False, **options
             "producer": " ".join(x for x in (summary["producer_name"], summary["producer_version"]) if x) or None,
             "inputs": inputs, "outputs": outputs, "external_data": summary["external_data"],
             "onnxruntime_version_installed": ort.__version__}
-    return LoadedModel(session, "onnx", lambda x: _predict(session, inputs, outputs, x), info=info)
+    return LoadedModel(session, "onnx", lambda x: _predict(session, inputs, outputs, x), info=info,
+                       sample_fn=lambda: sample_feeds(inputs))
+
+
+SAMPLE_BATCH = 2  # a symbolic or unknown first dimension (the batch, by convention) becomes this
+SAMPLE_DIM = 1  # any other symbolic or unknown dimension becomes this
+
+
+def sample_feeds(inputs: list[dict]) -> Any:
+    """A sample for the graph inputs (``info["inputs"]``: name, type, shape): fixed dims as declared, a
+    symbolic dim the same value wherever its name recurs (:data:`SAMPLE_BATCH` when first seen on the first
+    axis, else :data:`SAMPLE_DIM`), an unnamed unknown dim likewise by position; seeded normal numbers for
+    floats, 0/1 for integers, False for booleans, ``"a"`` for strings. One array for a one-input graph, else a
+    dict by input name. Inputs that are sequences or maps have no sample."""
+    symbols: dict[str, int] = {}
+    feeds = {}
+    for seed, spec in enumerate(inputs):
+        dtype = _DTYPES.get(spec["type"])
+        if dtype is None:
+            raise ArtifactError(f"no sample input can be built: input {spec['name']} is a {spec['type']}, "
+                                "not a tensor")
+        shape = []
+        for axis, dim in enumerate(spec["shape"] if spec["shape"] is not None else [None]):
+            default = SAMPLE_BATCH if axis == 0 else SAMPLE_DIM
+            if isinstance(dim, int) and dim >= 0:
+                shape.append(dim)
+            elif isinstance(dim, str) and dim:
+                shape.append(symbols.setdefault(dim, default))
+            else:
+                shape.append(default)
+        feeds[spec["name"]] = _values(dtype, tuple(shape), seed)
+    return next(iter(feeds.values())) if len(feeds) == 1 else feeds
+
+
+def _values(dtype: Any, shape: tuple[int, ...], seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return rng.normal(size=shape).astype(dt)
+    if dt.kind in "iu":
+        return rng.integers(0, 2, size=shape).astype(dt)
+    if dt.kind == "b":
+        return np.zeros(shape, dtype=bool)
+    return np.full(shape, "a", dtype=object)
 
 
 def choose_file(root: Path, report: Any, fmt: str, member: str | None, what: str, recognise) -> str:

@@ -17,6 +17,12 @@ enforcing the same table at every step:
   unpickler is never used, so what joblib version is installed does not change what runs.
 
 ``trust="all"`` unpickles with the standard rules (still through this module, so joblib arrays still load).
+
+Which pickle: the one inspection names as the model (``summary["role"]``, chosen in ``artifact_tools.inspection``
+as SageMaker's containers and the artifact's own ``model_fn`` would: the file ``model_fn`` names, a conventional
+name, the object that predicts), or the one ``member=`` names. ``predict`` calls the object's ``predict``, else
+``kneighbors`` (the neighbours' indices), else ``transform``; ``sample_input()`` is built from the fitted
+estimator's own metadata (:func:`_sample_fn`).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from artifact_tools.errors import ArtifactError, CorruptArtifact, TrustRequired
+from artifact_tools.errors import ArtifactError, CorruptArtifact, NotLoadable, TrustRequired
 from artifact_tools.formats.pickle_data import decompress_joblib, read_pickle
 from artifact_tools.trust import callable_directly, check, classify, normalize, pickle_findings, summarize
 
@@ -237,10 +243,17 @@ def unpickle(data: bytes, trust: bool | str = False, label: str = "pickle", seen
     try:
         return _restricted_unpickler(trust, versions)(io.BytesIO(data)).load()
     except pickle.UnpicklingError as e:
-        raise TrustRequired(f"{label}: {str(e)[:300]}") from None
+        hint = ("; pass trust=True (CLI: --trust) if you trust its author"
+                if not trust and "outside the allowlist" in str(e) else "")
+        raise TrustRequired(f"{label}: {str(e)[:300]}{hint}") from None
     except ModuleNotFoundError as e:
-        if (e.name or "").split(".")[0] in ("sklearn", "scipy", "joblib"):
-            require(e.name, "sklearn")
+        package = (e.name or "").split(".")[0]
+        if package in ("sklearn", "scipy", "joblib"):
+            installed = require(package, "sklearn")
+            raise NotLoadable(f"{label} needs the module {e.name}, which {package} "
+                              f"{getattr(installed, '__version__', '')} does not have (saved with "
+                              f"{versions[-1] if versions else 'another release'}); load it with the release "
+                              "that saved it") from None
         raise CorruptArtifact(f"{label} needs the Python module {e.name}, which is not installed") from None
     except ArtifactError:
         raise
@@ -249,22 +262,135 @@ def unpickle(data: bytes, trust: bool | str = False, label: str = "pickle", seen
         raise CorruptArtifact(f"{label} could not be unpickled ({type(e).__name__}: {str(e)[:200]})") from None
 
 
-def _predictor(model):
+def _first_step(model):
+    """The estimator a Pipeline feeds its input to (skipping ``None``/``"passthrough"`` steps), else the model."""
+    for _ in range(8):
+        steps = getattr(model, "steps", None)
+        if not (isinstance(steps, list) and steps and type(model).__name__ == "Pipeline"):
+            break
+        live = [est for _, est in steps if est is not None and est != "passthrough"]
+        if not live:
+            break
+        model = live[0]
+    return model
+
+
+def _takes_1d(model) -> bool:
+    """Whether the model's input is one value per row: text vectorisers (they have ``build_analyzer``) and the
+    target encoders of ``sklearn.preprocessing._label`` (LabelEncoder, LabelBinarizer)."""
+    first = _first_step(model)
+    return hasattr(first, "build_analyzer") or type(first).__module__ == "sklearn.preprocessing._label"
+
+
+def _method(model) -> str:
+    """What ``predict`` calls: ``predict``; else ``kneighbors`` (NearestNeighbors: the neighbours' indices, as a
+    SageMaker ``predict_fn`` for it returns), else ``transform``."""
+    for name in ("predict", "kneighbors", "transform"):
+        if callable(getattr(model, name, None)):
+            return name
+    raise NotLoadable(f"the pickled {type(model).__name__} has no predict method (nor kneighbors or transform), "
+                      "so it is not a model that can be called")
+
+
+def _predictor(model, method: str):
+    takes_1d = _takes_1d(model)
+    call = getattr(model, method)
+
     def predict(data):
         import numpy as np
 
-        if isinstance(data, list):
+        if isinstance(data, (list, tuple)):
             data = np.asarray(data)
-        if hasattr(data, "ndim") and data.ndim == 1:
+        if not takes_1d and hasattr(data, "ndim") and data.ndim == 1:
             data = data.reshape(1, -1)
-        return model.predict(data)
+        if method == "kneighbors":
+            return call(data, return_distance=False)
+        return call(data)
 
     return predict
 
 
+def _sample_fn(model):
+    """A function building a small valid input from the fitted estimator's own metadata (never from data), or
+    None when the estimator records nothing to build one from.
+
+    scikit-learn records the input of ``fit`` on the estimator that received it (for a Pipeline, its first
+    step): ``feature_names_in_`` (column names, when fitted on a DataFrame, since 1.0) and ``n_features_in_``
+    (since 0.24); encoders keep each column's ``categories_``, text vectorisers their ``vocabulary_``
+    (term -> column index), label encoders their ``classes_``. Two rows are built: column names give a
+    DataFrame, a count gives a float array; a column an encoder reads takes its first categories, a column a text
+    vectoriser reads (inside a ColumnTransformer) takes words of its vocabulary; other values are 0.0.
+    """
+    first = _first_step(model)
+    if hasattr(first, "build_analyzer"):
+        return lambda: _texts(first)
+    if type(first).__module__ == "sklearn.preprocessing._label" and getattr(first, "classes_", None) is not None:
+        return lambda: list(first.classes_[:2]) * (2 if len(first.classes_) < 2 else 1)
+    names = getattr(first, "feature_names_in_", None)
+    count = getattr(first, "n_features_in_", None)
+    if names is None and not isinstance(count, int):
+        return None
+
+    def build():
+        import numpy as np
+
+        columns = [str(n) for n in names] if names is not None else list(range(count))
+        values = {c: [0.0, 0.0] for c in columns}
+        for cols, est in _column_readers(first, columns):
+            cats = getattr(est, "categories_", None)
+            for j, c in enumerate(cols):
+                if hasattr(est, "build_analyzer"):
+                    values[c] = _texts(est)
+                elif cats is not None and j < len(cats) and len(cats[j]):
+                    values[c] = [cats[j][0], cats[j][min(1, len(cats[j]) - 1)]]
+        if names is not None:
+            import pandas as pd
+
+            return pd.DataFrame({c: values[c] for c in columns})
+        rows = [[values[c][i] for c in columns] for i in range(2)]
+        numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for r in rows for v in r)
+        return np.asarray(rows, dtype=np.float64 if numeric else object)
+
+    return build
+
+
+def _column_readers(first, columns: list):
+    """``(columns, estimator)`` pairs: which input columns each encoder reads (a ColumnTransformer's fitted
+    ``transformers_``, a Pipeline inside it read through its first step), or the estimator itself for all."""
+    fitted = getattr(first, "transformers_", None)
+    if not isinstance(fitted, list):
+        return [(columns, first)]
+    out = []
+    for item in fitted:
+        if not (isinstance(item, tuple) and len(item) == 3):
+            continue
+        _, est, cols = item
+        if isinstance(est, str):
+            continue
+        est = _first_step(est)
+        if isinstance(cols, str):
+            cols = [cols]
+        try:
+            picked = [columns[c] if isinstance(c, int) and not isinstance(c, bool) else c for c in list(cols)]
+        except (TypeError, IndexError):
+            continue
+        if all(c in columns for c in picked) and picked:
+            out.append((picked, est))
+    return out
+
+
+def _texts(vectoriser) -> list[str]:
+    """Two short texts made of the fitted vocabulary's first terms (``vocabulary_``: term -> column), or plain
+    words for a vectoriser without one (HashingVectorizer)."""
+    vocab = getattr(vectoriser, "vocabulary_", None)
+    words = [str(t) for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])[:6]] if isinstance(vocab, dict) else []
+    words = words or ["sample", "text"]
+    return [" ".join(words[:3]), " ".join(words[3:6] or words[:1])]
+
+
 @dataclass(frozen=True)
 class SklearnOptions:
-    """``member``: which pickle of the artifact to load (default: the first scikit-learn one, else the first)."""
+    """``member``: which pickle of the artifact to load (default: the one inspection names as the model)."""
 
     member: str | None = None
 
@@ -272,30 +398,49 @@ class SklearnOptions:
 OPTIONS = SklearnOptions
 
 
+def _choose(report, member: str | None):
+    """The pickle to load: ``member`` (as listed in the report, with or without the extra top folder or ``./``),
+    else the one inspection chose as the model (``summary["role"] == "model"``), else the first."""
+    pickles = [m for m in report.models if m.format == "pickle"]
+    if member is None:
+        return next((m for m in pickles if m.summary.get("role") == "model"), pickles[0])
+    wanted = member.strip()
+    while wanted.startswith("./"):
+        wanted = wanted[2:]
+    wanted = wanted.strip("/")
+    prefix = f"{report.root_prefix}/" if report.root_prefix else ""
+    if prefix and wanted.startswith(prefix):
+        wanted = wanted[len(prefix):]
+    named = [m for m in pickles if m.path == wanted]
+    if named:
+        return named[0]
+    listed = ", ".join(m.path for m in pickles)
+    kind = next((f.kind for f in report.files if f.path in (wanted, prefix + wanted)), None)
+    if kind is None:
+        raise ArtifactError(f"member {member} is not in the artifact; its pickles are {listed}")
+    raise ArtifactError(f"member {member} is a {kind} file, not a pickle; the artifact's pickles are {listed}")
+
+
 def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> LoadedModel:
-    """Load the pickle the report names (``member``, else the first scikit-learn one, else the first pickle)."""
+    """Load the pickle inspection names as the model, or the one ``member`` names (:class:`SklearnOptions`)."""
     member = parse_options(SklearnOptions, options, "pickle artifacts").member
     require("sklearn", "sklearn")
-    pickles = [m for m in report.models if m.format == "pickle"]
-    if member is not None:
-        named = [m for m in pickles if m.path == member.strip("/")]
-        if not named:
-            raise ArtifactError(f"{member} is not a pickle of the artifact, whose pickles are "
-                                f"{', '.join(m.path for m in pickles)}")
-        chosen = named[0]
-    else:
-        chosen = next((m for m in pickles if str(m.summary.get("top_level", "")).startswith("sklearn.")),
-                      pickles[0])
+    chosen = _choose(report, member)
     path = root / chosen.path
     versions: list[str] = []
     obj = unpickle(path.read_bytes(), trust, chosen.path, versions)
-    if not hasattr(obj, "predict"):
-        raise CorruptArtifact(f"{chosen.path} holds a {type(obj).__name__}, which has no predict method")
+    try:
+        method = _method(obj)
+    except NotLoadable as e:
+        raise NotLoadable(f"{chosen.path}: {e}") from None
     import sklearn
 
-    info = {"file": chosen.path, "sklearn_version_installed": sklearn.__version__,
+    info = {"file": chosen.path, "method": method, "sklearn_version_installed": sklearn.__version__,
             "sklearn_version_saved": versions[-1] if versions else None}
+    others = [m.path for m in report.models if m.format == "pickle" and m.path != chosen.path]
+    if others:
+        info["other_pickles"] = others
     if versions and versions[-1] != sklearn.__version__:
         info["warning"] = (f"saved with scikit-learn {versions[-1]}, loaded with {sklearn.__version__}; "
                            "scikit-learn does not promise identical predictions across versions")
-    return LoadedModel(obj, "sklearn", _predictor(obj), info=info)
+    return LoadedModel(obj, "sklearn", _predictor(obj, method), info=info, sample_fn=_sample_fn(obj))

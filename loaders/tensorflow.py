@@ -146,7 +146,14 @@ def _load_saved_model(root: Path, entry, signature: str, trust: bool | str) -> L
         raise NotLoadable(_reason(e, entry.path, "TensorFlow", saved_with, tf.__version__)) from None
     info["signature"] = name
     info["inputs"] = {k: {"dtype": np.dtype(d).name, "shape": s} for k, (d, s) in inputs.items()}
-    return LoadedModel(model, "tensorflow", _predictor(tf, inputs, run, examples, name), info=info)
+    if examples is not None:
+        info["example_features"] = {k: {"dtype": np.dtype(t.as_numpy_dtype).name, "shape": shape}
+                                    for k, (t, shape) in examples[1].items()}
+        specs = {k: (t.as_numpy_dtype, [None, *(shape or [1])]) for k, (t, shape) in examples[1].items()}
+    else:
+        specs = inputs
+    return LoadedModel(model, "tensorflow", _predictor(tf, inputs, run, examples, name), info=info,
+                       sample_fn=lambda: _sample(specs))
 
 
 def _lambda_layers(pb_path: Path, summary: dict) -> list[str] | None:
@@ -213,7 +220,10 @@ def _tf1(tf, model_dir: Path, tags: list[str], signature: str):
 
 
 def _example_features(session, placeholder) -> dict[str, Any]:
-    """Dense feature name -> TF dtype of the ParseExample op that parses ``placeholder``."""
+    """Dense feature name -> (TF dtype, shape of one example's value or None) of the ParseExample op that parses
+    ``placeholder`` (its ``Tdense`` and ``dense_shapes`` attributes, tensorflow ``core/ops/parsing_ops.cc``)."""
+    import tensorflow as tf
+
     for op in placeholder.consumers():
         if op.type == "ParseExample":
             n_sparse, n_dense = op.get_attr("Nsparse"), op.get_attr("Ndense")
@@ -222,7 +232,13 @@ def _example_features(session, placeholder) -> dict[str, Any]:
             keys = list(session.run(op.inputs[3]))
         else:
             continue
-        return {k.decode(): t for k, t in zip(keys, op.get_attr("Tdense"))}
+        try:
+            shapes = [tf.TensorShape(s) for s in op.get_attr("dense_shapes")]
+        except (ValueError, TypeError):
+            shapes = []
+        shapes = [s.as_list() if s.rank is not None else None for s in shapes]
+        shapes += [None] * (len(keys) - len(shapes))
+        return {k.decode(): (t, shape) for k, t, shape in zip(keys, op.get_attr("Tdense"), shapes)}
     return {}
 
 
@@ -234,6 +250,45 @@ def _reason(e: Exception, path: str, what: str, saved_with: str | None, installe
                 f"(saved with TensorFlow {saved_with or 'unknown'})")
     first = next((line.strip() for line in text.splitlines() if line.strip()), type(e).__name__)
     return f"{what} {installed} cannot load {path}: {first[:300]}"
+
+
+# ------------------------------------------------------------------------------------ samples
+
+SAMPLE_BATCH = 2  # rows in a sample; an unknown batch (first) dimension becomes this
+SAMPLE_DIM = 1  # an unknown dimension after the first becomes this
+
+
+def sample_shape(shape: list | None) -> tuple[int, ...]:
+    """The concrete shape of a sample for a signature input shape: unknown dims (None or negative) become
+    :data:`SAMPLE_BATCH` on the first axis and :data:`SAMPLE_DIM` elsewhere; an unknown rank is one value per
+    row."""
+    if shape is None:
+        return (SAMPLE_BATCH,)
+    return tuple((SAMPLE_BATCH if i == 0 else SAMPLE_DIM) if d is None or d < 0 else int(d)
+                 for i, d in enumerate(shape))
+
+
+def sample_values(dtype, shape: tuple[int, ...], seed: int = 0):
+    """Values of ``dtype`` (a numpy type): seeded normal numbers for floats, 0/1 for integers (token ids and
+    indices stay in range), False for booleans, the word ``b"a"`` for strings."""
+    import numpy as np
+
+    dt = np.dtype(dtype)
+    rng = np.random.default_rng(seed)
+    if dt.kind == "f" or dt.kind == "c":
+        return rng.normal(size=shape).astype(dt)
+    if dt.kind in "iu":
+        return rng.integers(0, 2, size=shape).astype(dt)
+    if dt.kind == "b":
+        return np.zeros(shape, dtype=bool)
+    return np.full(shape, b"a", dtype=object)
+
+
+def _sample(specs: dict[str, tuple[Any, list | None]]) -> Any:
+    """A sample for the signature inputs (name -> (numpy dtype, shape)): one array, or a dict for several."""
+    values = {k: sample_values(dtype, sample_shape(shape), seed=i)
+              for i, (k, (dtype, shape)) in enumerate(specs.items())}
+    return next(iter(values.values())) if len(values) == 1 else values
 
 
 # ------------------------------------------------------------------------------------ prediction
@@ -289,7 +344,7 @@ def _serialized_examples(tf, data: Any, features: dict[str, Any]):
     columns = _columns(data, names)
     arrays = {}
     for n in names:
-        arr = np.atleast_1d(np.asarray(columns[n], dtype=features[n].as_numpy_dtype))
+        arr = np.atleast_1d(np.asarray(columns[n], dtype=features[n][0].as_numpy_dtype))
         arrays[n] = arr.reshape(len(arr), -1) if arr.ndim > 1 or len(names) > 1 else arr.reshape(1, -1)
     rows = {len(a) for a in arrays.values()}
     if len(rows) != 1:
@@ -303,8 +358,26 @@ def _serialized_examples(tf, data: Any, features: dict[str, Any]):
         return tf.train.Feature(float_list=tf.train.FloatList(value=values.tolist()))
 
     return np.array([tf.train.Example(features=tf.train.Features(feature={
-        n: feature(arrays[n][i], features[n]) for n in names})).SerializeToString() for i in range(rows.pop())],
+        n: feature(arrays[n][i], features[n][0]) for n in names})).SerializeToString() for i in range(rows.pop())],
         dtype=object)
+
+
+def serialized_examples(loaded: LoadedModel, data: Any):
+    """The serialized ``tf.Example`` protos (an object array) that ``loaded``'s signature parses, built from feature
+    values as ``predict`` builds them; for a signature that takes protos (``info["example_features"]``), e.g. to
+    feed the SavedModel as TensorFlow Serving is fed. Protos given as they are are returned unchanged."""
+    import numpy as np
+
+    features = loaded.info.get("example_features")
+    if not features:
+        raise ArtifactError("the signature does not take serialized tf.Example protos")
+    names = list(loaded.info.get("inputs") or [])
+    if len(names) == 1 and _serialized(data, names[0]):
+        value = data[names[0]] if isinstance(data, dict) else data
+        return np.asarray(value, dtype=object)
+    tf = _import_tf()
+    return _serialized_examples(tf, data, {k: (tf.as_dtype(np.dtype(v["dtype"])), v["shape"])
+                                           for k, v in features.items()})
 
 
 def _serialized(data: Any, name: str) -> bool:
@@ -380,7 +453,25 @@ def _load_keras(root: Path, rel: str, trust: bool | str) -> LoadedModel:
             detail = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
             raise ArtifactError(f"the Keras model rejected the input: {detail[:300]}") from None
 
-    return LoadedModel(model, "tensorflow", predict, info=info)
+    return LoadedModel(model, "tensorflow", predict, info=info, sample_fn=lambda: _keras_sample(model))
+
+
+def _keras_sample(model: Any) -> Any:
+    """A sample for the model's ``inputs`` (Keras tensors with a shape and dtype): one array, or a dict by input
+    name for several."""
+    import numpy as np
+
+    tensors = list(getattr(model, "inputs", None) or [])
+    if not tensors:
+        raise ArtifactError("no sample input can be built: the Keras model declares no inputs (a subclassed model "
+                            "that was never called)")
+    specs = {}
+    for t in tensors:
+        shape = t.shape
+        dims = None if getattr(shape, "rank", 0) is None else list(shape)
+        dtype = getattr(t.dtype, "as_numpy_dtype", None) or np.dtype(str(t.dtype))
+        specs[str(t.name).split(":")[0]] = (dtype, dims)
+    return _sample(specs)
 
 
 def _zip_bytes(files: list[Path]) -> bytes:

@@ -33,7 +33,7 @@ def _git(*args, cwd=None) -> str:
 
 
 def _serve_from_clone(remote: Path, dest: Path, rows: np.ndarray) -> np.ndarray:
-    _git("clone", "--quiet", "--branch", "main", str(remote), str(dest))
+    _git("clone", "--quiet", str(remote), str(dest))  # the branch the remote's HEAD names
     port = git_container.free_port()
     proc = git_container.start_entrypoint(dest, port)
     try:
@@ -46,7 +46,7 @@ def _serve_from_clone(remote: Path, dest: Path, rows: np.ndarray) -> np.ndarray:
 def test_sklearn_artifact_pushed_then_served_from_a_clone(tmp_path):
     art = make_samples.build_sklearn(tmp_path)
     remote = tmp_path / "remote.git"
-    _git("init", "--quiet", "--bare", str(remote))
+    _git("init", "--quiet", "--bare", "--initial-branch", "main", str(remote))
     result = exporters.export(art, "git", tmp_path / "repo", remote=str(remote), lfs_threshold=100, name="iris")
     assert result.passed and {c.name for c in result.checks} == {"POST /invocations (text/csv)",
                                                                  "POST /invocations (application/json)"}
@@ -81,7 +81,7 @@ def test_update_adds_a_commit_and_refuses_a_dirty_repository(tmp_path):
 
     X, y = make_samples.make_data()
     remote = tmp_path / "remote.git"
-    _git("init", "--quiet", "--bare", str(remote))
+    _git("init", "--quiet", "--bare", "--initial-branch", "main", str(remote))
     repo = tmp_path / "repo"
     first = xgb.train({"objective": "binary:logistic", "max_depth": 2}, xgb.DMatrix(X, label=y), 3)
     exporters.export(first, "git", repo, remote=str(remote))
@@ -99,3 +99,54 @@ def test_update_adds_a_commit_and_refuses_a_dirty_repository(tmp_path):
     with pytest.raises(ArtifactError, match="uncommitted changes"):
         exporters.export(second, "git", repo)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clone", "remote.git", "repo"]
+
+
+@pytest.mark.parametrize("head", ["master", "main", "trunk"])
+def test_push_goes_to_the_branch_a_new_bare_remotes_head_names(tmp_path, head):
+    import xgboost as xgb
+
+    X, y = make_samples.make_data()
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 2}, xgb.DMatrix(X, label=y), 2)
+    remote = tmp_path / "remote.git"
+    _git("init", "--quiet", "--bare", "--initial-branch", head, str(remote))
+    assert (remote / "HEAD").read_text().strip() == f"ref: refs/heads/{head}"
+    result = exporters.export(booster, "git", tmp_path / "repo", remote=str(remote))
+    assert result.passed and result.facts["branch"] == head
+    assert _git("for-each-ref", "--format=%(refname)", cwd=remote).split() == [f"refs/heads/{head}"]
+    assert _git("symbolic-ref", "--short", "HEAD", cwd=tmp_path / "repo").strip() == head
+
+    clone = tmp_path / "clone"
+    _git("clone", "--quiet", str(remote), str(clone))  # a plain clone, as a user runs it
+    for name in ("Dockerfile", "entrypoint.sh", "verification.json", "model/xgboost-model"):
+        assert (clone / name).is_file(), name
+    assert _git("rev-parse", "HEAD", cwd=clone).strip() == result.facts["commit"]
+
+    # an update follows the repository's branch, and a remote that has commits names it through ls-remote
+    again = exporters.export(booster, "git", tmp_path / "repo", remote=str(remote), message="again")
+    assert again.facts["branch"] == head
+    assert _git("log", "-1", "--format=%s", head, cwd=remote).strip() == "again"
+
+
+def test_explicit_branch_other_than_the_remote_head_is_noted(tmp_path):
+    import xgboost as xgb
+
+    X, y = make_samples.make_data()
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 2}, xgb.DMatrix(X, label=y), 2)
+    remote = tmp_path / "remote.git"
+    _git("init", "--quiet", "--bare", "--initial-branch", "master", str(remote))
+    result = exporters.export(booster, "git", tmp_path / "repo", remote=str(remote), branch="release")
+    assert _git("for-each-ref", "--format=%(refname)", cwd=remote).split() == ["refs/heads/release"]
+    assert any("git clone --branch release" in n for n in result.notes)
+    clone = tmp_path / "clone"
+    _git("clone", "--quiet", "--branch", "release", str(remote), str(clone))
+    assert (clone / "model" / "xgboost-model").is_file()
+
+
+def test_unreachable_remote_is_one_sentence(tmp_path):
+    import xgboost as xgb
+
+    X, y = make_samples.make_data()
+    booster = xgb.train({"objective": "binary:logistic"}, xgb.DMatrix(X, label=y), 1)
+    with pytest.raises(ArtifactError, match="git ls-remote failed"):
+        exporters.export(booster, "git", tmp_path / "repo", remote=str(tmp_path / "missing.git"))
+    assert not (tmp_path / "repo").exists()

@@ -78,7 +78,7 @@ def test_sklearn_artifact(samples, tmp_path):
     assert result.passed and [c.name for c in result.checks] == [
         "code/inference.py with text/csv", "code/inference.py with application/json"]
     files = _members(tmp_path / "out" / "model.tar.gz")
-    assert set(files) == {"model.joblib", "code/inference.py", "code/requirements.txt"}
+    assert set(files) == {"model.joblib", "code/inference.py", "code/requirements.txt", "code/_codec.py"}
     import sklearn
 
     assert f"scikit-learn=={sklearn.__version__}" in files["code/requirements.txt"].decode()
@@ -362,8 +362,8 @@ def test_spark_pipeline_routes_to_mleap_and_sparkml_serving(spark, tmp_path):
               LogisticRegression(maxIter=5)]
     Pipeline(stages=stages).fit(spark.createDataFrame(frame)).write().save(str(tmp_path / "pipeline"))
     sample = frame[["color", "size"]].head(6)
-    with pytest.raises(ArtifactError, match="sample="):
-        exporters.export(tmp_path / "pipeline", "mleap", tmp_path / "nope")
+    r = exporters.export(tmp_path / "pipeline", "mleap", tmp_path / "nope")  # verified with sample_input()
+    assert r.passed and r.samples == 3
     result = exporters.export(tmp_path / "pipeline", "mleap", tmp_path / "bundle", sample=sample)
     assert result.passed and (tmp_path / "bundle" / "bundle.zip").is_file()
     result = exporters.export(tmp_path / "pipeline", "sagemaker", tmp_path / "serving", sample=sample)
@@ -374,3 +374,23 @@ def test_spark_pipeline_routes_to_mleap_and_sparkml_serving(spark, tmp_path):
 
     got = scorer.load(ZipTree(tmp_path / "bundle" / "bundle.zip")).predict(sample)["prediction"].to_numpy()
     np.testing.assert_array_equal(got, want)
+
+
+def test_corpus_iris_estimator_exported_without_a_sample(corpus, tmp_path):
+    """No sample given: the artifact's own (feature values from its ParseExample op) verifies the export, fed to
+    the SavedModel as the serialized tf.Example protos its signature takes."""
+    tf = pytest.importorskip("tensorflow")
+    art = corpus / "sdk-tf-iris" / "tf-iris-model.tar.gz"
+    result = exporters.export(art, "sagemaker", tmp_path / "out")
+    assert result.passed and result.unverified is None and result.samples == 2
+    model_dir = _unpack(tmp_path / "out" / "model.tar.gz", tmp_path / "x") / "1507144001"
+    rows = np.random.default_rng(4).normal(size=(3, 4)).astype(np.float32)
+    protos = [tf.train.Example(features=tf.train.Features(feature={"inputs": tf.train.Feature(
+        float_list=tf.train.FloatList(value=r.tolist()))})).SerializeToString() for r in rows]
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:
+        with graph.as_default():
+            meta = tf.compat.v1.saved_model.loader.load(session, ["serve"], str(model_dir))
+        sig = meta.signature_def["serving_default"]
+        scores = session.run(sig.outputs["scores"].name, {sig.inputs["inputs"].name: protos})
+    np.testing.assert_allclose(loaders.load(art).predict(rows)["scores"], scores, rtol=1e-6)

@@ -131,3 +131,29 @@ def test_corpus_tfs_test_model(corpus, tmp_path):
     rows = np.asarray(body["instances"], dtype=np.float32)
     exported = loaders.load(tmp_path / "repo" / "tfs-test-model").predict(rows)
     np.testing.assert_allclose(exported, loaders.load(art).predict(rows), rtol=1e-6)
+
+
+def test_corpus_iris_estimator_without_a_sample_sends_base64_examples(corpus, tmp_path):
+    """The estimator's signature parses serialized tf.Example protos: the artifact's own sample (feature values)
+    is sent as those protos, base64-encoded as the REST API requires for binary strings."""
+    import base64
+
+    art = corpus / "sdk-tf-iris" / "tf-iris-model.tar.gz"
+    result = exporters.export(art, "tf-serving", tmp_path / "repo", name="iris")
+    assert result.passed and result.unverified is None and result.samples == 2
+    body = json.loads((tmp_path / "repo" / "iris.predict.json").read_text())
+    protos = [base64.b64decode(row["b64"]) for row in body["instances"]]
+    rows = []
+    for proto in protos:
+        example = tf.train.Example.FromString(proto)
+        rows.append(list(example.features.feature["inputs"].float_list.value))
+    assert np.asarray(rows).shape == (2, 4)
+    source = loaders.load(art)
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as session:  # TF 1.3 graph: loaded as the server's C++ loader does
+        with graph.as_default():
+            meta = tf.compat.v1.saved_model.loader.load(session, ["serve"],
+                                                        str(tmp_path / "repo" / "iris" / "1507144001"))
+        sig = meta.signature_def["serving_default"]
+        scores = session.run(sig.outputs["scores"].name, {sig.inputs["inputs"].name: protos})
+    np.testing.assert_allclose(scores, source.predict(np.asarray(rows, np.float32))["scores"], rtol=1e-6)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -184,3 +185,50 @@ def test_pickle_summary_names_the_sklearn_release(corpus, tmp_path):
     [w] = [w.message for w in caught if isinstance(w.message, InconsistentVersionWarning)]
     summary = artifact_tools.inspect(archive).model("pickle").summary
     assert summary["sklearn_version"] == w.original_sklearn_version
+
+
+# ------------------------------------------------------------------------------------------ which pickle is the model
+
+@pytest.mark.parametrize("script,files", [
+    (b"import os, joblib\ndef model_fn(model_dir):\n    return joblib.load(os.path.join(model_dir, 'model.joblib'))\n",
+     ["model.joblib"]),
+    (b"import joblib\ndef model_fn(d):\n    return joblib.load(f'{d}/sub/clf.pkl')\n", ["sub/clf.pkl"]),
+    (b"import pickle\nFILE = 'm.pkl'\ndef model_fn(d):\n    with open(d + '/' + FILE, 'rb') as f:\n"
+     b"        return pickle.load(f)\n", ["m.pkl", "rb"]),
+    (b"from pathlib import Path\nimport joblib\ndef model_fn(d):\n    return joblib.load(Path(d) / './a.joblib')\n",
+     ["a.joblib"]),
+    (b"import joblib\ndef model_fn(d):\n    return joblib.load('/opt/ml/model/b.joblib')\n", ["b.joblib"]),
+    (b"def model_fn(d):\n    return 'first.pkl'\ndef model_fn(d):\n    return 'second.pkl'\n", ["second.pkl"]),
+    (b"def predict_fn(x, m):\n    return 'x.pkl'\n", []),
+    (b"def model_fn(d):\n    return (\n", []),  # does not parse
+    (b"x = " + b"(" * 200_000 + b")" * 200_000 + b"\ndef model_fn(d):\n    return 'a.pkl'\n", []),  # too large
+])
+def test_model_fn_files_are_read_as_text(script, files):
+    from artifact_tools.inspection import model_fn_files
+
+    assert model_fn_files(script) == files
+
+
+def test_inspection_never_runs_the_entry_point(tmp_path):
+    import joblib
+    from sklearn.linear_model import LinearRegression
+    from sklearn.preprocessing import StandardScaler
+
+    marker = tmp_path / "ran"
+    script = (f"open({str(marker)!r}, 'w').write('x')\nimport joblib, os\n\ndef model_fn(model_dir):\n"
+              f"    open({str(marker)!r}, 'w').write('x')\n"
+              "    return joblib.load(os.path.join(model_dir, 'reg.joblib'))\n").encode()
+    members = {"code/inference.py": script}
+    for name, obj in (("model.joblib", StandardScaler().fit([[0.0], [1.0]])),
+                      ("reg.joblib", LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]))):
+        buf = io.BytesIO()
+        joblib.dump(obj, buf)
+        members[name] = buf.getvalue()
+    art = tmp_path / "model.tar.gz"
+    art.write_bytes(pack_tar_gz(members))
+    report = artifact_tools.inspect(art)
+    assert not marker.exists()
+    model = report.model("pickle")
+    assert model.path == "reg.joblib" and model.summary["chosen_because"] == "code/inference.py's model_fn loads it"
+    assert [m.summary["role"] for m in report.models] == ["model", "other pickle"]
+    assert any("member=" in w and "model.joblib" in w for w in report.warnings)

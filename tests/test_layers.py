@@ -1,15 +1,16 @@
 """Import contracts between the layers, checked on the source of every module.
 
 Layers, bottom up: the core (``artifact_tools`` without its application modules), ``loaders``, ``exporters``, and
-the application layer (``artifact_tools.cli``, ``artifact_tools.serve``, ``artifact_tools.__main__``; later batch
-and migration). Every ``import`` statement is read from the syntax tree -- at module level and inside functions,
+the application layer (``artifact_tools.cli``, ``artifact_tools.serve``, ``artifact_tools.__main__``, the batch
+commands ``artifact_tools.transform`` and ``artifact_tools.spark``, later migration). Every ``import`` statement is read from the syntax tree -- at module level and inside functions,
 relative imports resolved, ``importlib.import_module("...")``/``__import__("...")`` with a literal name included --
 so a lazy import inside a function counts like any other.
 
 Contracts:
 
 - the core imports neither ``loaders`` nor ``exporters`` nor the application layer, and no ML framework; numpy
-  only in ``artifact_tools.formats`` (the format readers that decode arrays);
+  only in ``artifact_tools.formats`` (the format readers that decode arrays) and ``artifact_tools.codec`` (request
+  and response bodies);
 - ``loaders`` import neither ``exporters`` nor the application layer;
 - ``exporters`` import no application layer; an export target (``exporters.<name>``) imports no other target and
   not the ``exporters`` package itself, only its private modules ``exporters._*``; the private modules import no
@@ -32,7 +33,8 @@ from test_inspect import FRAMEWORK_MODULES
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("artifact_tools", "loaders", "exporters")
-APP = {"artifact_tools.cli", "artifact_tools.serve", "artifact_tools.__main__"}
+APP = {"artifact_tools.cli", "artifact_tools.serve", "artifact_tools.__main__", "artifact_tools.transform",
+       "artifact_tools.spark"}
 ML_FRAMEWORKS = set(FRAMEWORK_MODULES) | {
     "tf_keras", "flax", "lightgbm", "catboost", "onnx", "onnxruntime", "paddle", "mleap", "tensorflow_serving",
     "sentence_transformers", "diffusers", "accelerate", "torchvision", "gluonnlp", "sagemaker"}
@@ -109,7 +111,7 @@ def _broken(module: str, imported: str) -> str | None:
             return "the core never imports the application layer"
         if top(imported) in ML_FRAMEWORKS:
             return "the core never imports an ML framework"
-        if top(imported) == "numpy" and not within(module, "artifact_tools.formats"):
+        if top(imported) == "numpy" and not (within(module, "artifact_tools.formats") or module == "artifact_tools.codec"):
             return "numpy belongs to the format readers (artifact_tools.formats) only"
     if within(module, "loaders") or within(module, "exporters"):
         if any(within(imported, app) for app in APP):

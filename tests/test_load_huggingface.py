@@ -176,3 +176,38 @@ def test_newer_transformers_version_is_a_warning(folder, tmp_path):
     assert "99.0.0" in model.info["warning"]
     direct = transformers.BertForSequenceClassification.from_pretrained(str(folder), local_files_only=True).eval()
     _check(model.predict(TEXTS), *_expected(direct, folder))
+
+
+def test_tokenizer_inputs_the_model_does_not_take_are_not_fed(tmp_path):
+    """A BERT tokenizer (it emits token_type_ids) with a DistilBERT classifier (its forward takes none)."""
+    import inspect as pyinspect
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "great", "awful", "movie", "the", "is", "a"]
+    (tmp_path / "vocab.txt").write_text("\n".join(words) + "\n")
+    tokenizer = transformers.BertTokenizerFast(vocab_file=str(tmp_path / "vocab.txt"))
+    tokenizer.save_pretrained(tmp_path)
+    assert "token_type_ids" in tokenizer(TEXTS[0])
+    torch.manual_seed(3)
+    config = transformers.DistilBertConfig(vocab_size=len(words), dim=16, n_layers=1, n_heads=2, hidden_dim=32,
+                                           max_position_embeddings=32, num_labels=2,
+                                           id2label={0: "NEGATIVE", 1: "POSITIVE"},
+                                           label2id={"NEGATIVE": 0, "POSITIVE": 1})
+    transformers.DistilBertForSequenceClassification(config).eval().save_pretrained(tmp_path)
+
+    direct = transformers.DistilBertForSequenceClassification.from_pretrained(str(tmp_path), local_files_only=True)
+    accepted = set(pyinspect.signature(direct.forward).parameters)
+    assert "token_type_ids" not in accepted
+    labels, scores = [], []
+    for text in TEXTS:
+        enc = {k: v for k, v in transformers.AutoTokenizer.from_pretrained(str(tmp_path), local_files_only=True)(
+            text, return_tensors="pt").items() if k in accepted}
+        with torch.no_grad():
+            logits = direct.eval()(**enc).logits.numpy()[0]
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        labels.append(direct.config.id2label[int(p.argmax())])
+        scores.append(float(p.max()))
+
+    model = loaders.load(tmp_path)
+    assert model.info["tokenizer_inputs_dropped"] == ["token_type_ids"]
+    _check(model.predict(TEXTS), labels, np.array(scores))

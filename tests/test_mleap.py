@@ -587,3 +587,146 @@ def test_logistic_threshold_edges_do_not_overflow():
     out = model.predict(pd.DataFrame({"f": [[1.0], [-1.0]]}))
     np.testing.assert_array_equal(np.stack(out["p"]), [[0.0, 1.0], [1.0, 0.0]])
     assert math.isclose(out["y"][0], 1.0)
+
+
+# --- k_means, rows without names, sample inputs, loadable (issue 11) --------------------------------------------
+
+
+def _kmeans_corpus_facts(folder: Path) -> tuple[list[str], np.ndarray]:
+    """The pipeline's input columns and the KMeans centres, read here with json from the bundle's own files."""
+    root = folder / "model" / "root"
+    nodes = json.loads((root / "model.json").read_text())["attributes"]["nodes"]["string"]
+    assembler = [n for n in nodes if json.loads((root / f"{n}.node" / "model.json").read_text())["op"] == "vector_assembler"]
+    kmeans = [n for n in nodes if json.loads((root / f"{n}.node" / "model.json").read_text())["op"] == "k_means"]
+    assert len(assembler) == 1 and len(kmeans) == 1
+    inputs = [s["name"] for s in json.loads((root / f"{assembler[0]}.node" / "node.json").read_text())["shape"]["inputs"]]
+    attrs = json.loads((root / f"{kmeans[0]}.node" / "model.json").read_text())["attributes"]
+    centres = np.array([t["double"] for t in attrs["cluster_centers"]["tensor"]])
+    return inputs, centres
+
+
+def test_kmeans_corpus_bundle_matches_nearest_centre(corpus, tmp_path):
+    folder = corpus / "mleap-kmeans-folder"
+    inputs, centres = _kmeans_corpus_facts(folder)
+    assert centres.shape[1] == len(inputs)
+    rng = np.random.default_rng(4)
+    # rows around each centre and between them, so that every centre wins some rows
+    x = np.concatenate([c + rng.normal(scale=0.05, size=(40, len(inputs))) for c in centres]
+                       + [rng.uniform(centres.min(0), centres.max(0), size=(40, len(inputs)))])
+    expected = np.argmin(((x[:, None, :] - centres[None]) ** 2).sum(axis=2), axis=1)
+    assert len(set(expected)) == len(centres)
+    loaded = loaders.load(folder)  # inspect (the stale nodes and .DS_Store are not in the pipeline) + load
+    assert loaded.framework == "mleap" and loaded.report.loadable
+    frame = pd.DataFrame(x, columns=inputs)
+    got = loaded.predict(frame)["prediction"].to_numpy()
+    np.testing.assert_array_equal(got, expected)
+    for row, want in zip(frame.to_dict("records")[:30], expected):
+        assert loaded.model.score_row(row)["prediction"] == want
+    # rows without names: a header-less CSV maps onto the input columns in order (CLI)
+    from artifact_tools.cli import main
+
+    bare = tmp_path / "rows.csv"
+    bare.write_text("\n".join(",".join(repr(v) for v in r) for r in x[:10]) + "\n")
+    import contextlib
+    import io as _io
+
+    buf = _io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(["load", str(folder), "--predict", str(bare)]) == 0
+    assert [r["prediction"] for r in json.loads(buf.getvalue())] == expected[:10].tolist()
+    sample = loaded.sample_input()
+    assert list(sample.columns) == inputs
+    assert len(loaded.predict(sample)["prediction"]) == len(sample)
+
+
+def test_kmeans_op_from_spark_matches_spark(spark, tmp_path):
+    """A Spark KMeans pipeline exported by our writer and scored by our k_means op against Spark's transform."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.clustering import KMeans
+    from pyspark.ml.feature import VectorAssembler
+
+    rng = np.random.default_rng(8)
+    centres = rng.normal(scale=4, size=(4, 3))
+    rows = [tuple(float(v) for v in centres[i % 4] + rng.normal(size=3)) for i in range(200)]
+    df = spark.createDataFrame(rows, "p double, q double, r double")
+    model = Pipeline(stages=[VectorAssembler(inputCols=["p", "q", "r"], outputCol="f"),
+                             KMeans(k=4, seed=2, featuresCol="f", predictionCol="cluster")]).fit(df)
+    model.write().save(str(tmp_path / "km"))
+    test = [tuple(float(v) for v in rng.normal(scale=5, size=3)) for _ in range(150)]
+    want = np.array([r["cluster"] for r in model.transform(spark.createDataFrame(test, "p double, q double, r double")).collect()])
+    bundle = scorer.load(ZipTree(exporter.export_pipeline(tmp_path / "km", tmp_path / "km.zip")))
+    np.testing.assert_array_equal(bundle.predict(pd.DataFrame(test, columns=["p", "q", "r"]))["cluster"].to_numpy(), want)
+    node = [n for n in mleap_bundle.read_bundle(ZipTree(tmp_path / "km.zip")).nodes() if n.op == "k_means"][0]
+    assert node.attributes["num_features"] == 3 and len(node.attributes["cluster_centers"]) == 4
+    cosine = Pipeline(stages=[VectorAssembler(inputCols=["p", "q", "r"], outputCol="f"),
+                              KMeans(k=2, seed=2, featuresCol="f", distanceMeasure="cosine")]).fit(df)
+    cosine.write().save(str(tmp_path / "cos"))
+    with pytest.raises(NotLoadable, match="cosine"):
+        exporter.export_pipeline(tmp_path / "cos", tmp_path / "cos.zip")
+
+
+def test_lone_vector_bundle_assembles_numeric_columns(spark, tmp_path):
+    from pyspark.ml import PipelineModel
+    from pyspark.ml.clustering import KMeans
+    from pyspark.ml.linalg import Vectors
+
+    rng = np.random.default_rng(9)
+    x = rng.normal(size=(60, 5))
+    df = spark.createDataFrame([(Vectors.dense(r),) for r in x], ["features"])
+    km = KMeans(k=3, seed=1).fit(df)
+    PipelineModel([km]).write().save(str(tmp_path / "km"))
+    want = np.array([r["prediction"] for r in km.transform(df).collect()])
+    bundle = scorer.load(ZipTree(exporter.export_pipeline(tmp_path / "km", tmp_path / "km.zip")))
+    np.testing.assert_array_equal(bundle.predict(x)["prediction"].to_numpy(), want)  # an array
+    np.testing.assert_array_equal(bundle.predict(pd.DataFrame(x, columns=list("vwxyz")))["prediction"].to_numpy(), want)
+    np.testing.assert_array_equal(bundle.predict([dict(zip("vwxyz", r)) for r in x.tolist()])["prediction"].to_numpy(), want)
+    with pytest.raises(ValueError, match=r"features \(a vector of 5 numbers\)"):
+        bundle.predict(x[:, :4])
+
+
+def test_scorer_ops_are_the_ops_inspection_calls_loadable():
+    assert set(scorer._OPS) | {"pipeline"} == mleap_bundle.SCORED_OPS
+
+
+def test_unsupported_op_makes_inspection_say_not_loadable(corpus, tmp_path):
+    import shutil
+
+    import artifact_tools
+
+    work = tmp_path / "bundle"
+    shutil.copytree(corpus / "mleap-kmeans-folder", work)
+    used = json.loads((work / "model" / "root" / "model.json").read_text())["attributes"]["nodes"]["string"]
+    model_json = work / "model" / "root" / f"{[n for n in used if n.startswith('KMeans')][0]}.node" / "model.json"
+    model_json.write_text(model_json.read_text().replace('"k_means"', '"gaussian_mixture"'))
+    summary = mleap_bundle.summarize(DirTree(work))
+    assert summary["unsupported_ops"] == ["gaussian_mixture"]
+    reason = mleap_bundle.not_loadable_reason(summary)
+    assert "'gaussian_mixture'" in reason and reason.count(". ") == 0
+    report = artifact_tools.inspect(work)
+    assert report.loadable is False and report.not_loadable_reason == reason
+    with pytest.raises(NotLoadable, match="gaussian_mixture"):
+        loaders.load(work)
+
+
+def test_protobuf_bundle_is_reported_not_loadable(corpus):
+    files = _zip_files(corpus / "mleap-reference" / "airbnb.model.lr.zip")
+    files["bundle.json"] = files["bundle.json"].replace(b'"json"', b'"protobuf"')
+    summary = mleap_bundle.summarize(MappingTree(files))
+    assert summary["serialization"] == "protobuf" and "protobuf" in mleap_bundle.not_loadable_reason(summary)
+
+
+@pytest.mark.parametrize("entry", ["sdk-sparkml-mleap/mleap_model.tar.gz", "mleap-reference/airbnb.model.lr.zip",
+                                   "mleap-reference/airbnb.model.rf.zip", "mleap-reference/demo.zip",
+                                   "mleap-reference/min_max_scaler_tf.zip",
+                                   "mleap-reference/one_hot_encoder_pipeline.zip", "mleap-kmeans-folder"])
+def test_sample_input_predicts_on_corpus_bundles(corpus, entry):
+    loaded = loaders.load(corpus / entry)
+    sample = loaded.sample_input()
+    assert len(sample) >= 1 and set(loaded.model.input_columns) <= set(sample.columns)
+    out = loaded.predict(sample)
+    assert len(out) == len(sample) and set(loaded.model.output_columns) <= set(out.columns)
+    for op in loaded.model._ops:  # string inputs are labels the bundle's own indexers know
+        if isinstance(op, scorer._StringIndexer):
+            for ic, _, table, _ in op.cols:
+                if ic in sample.columns:
+                    assert set(sample[ic]) <= set(table)

@@ -225,7 +225,7 @@ def test_every_accept_type(server, reference, rows, accept):
 
 
 def test_unsupported_types(server, rows):
-    for ctype in ("text/plain", "application/octet-stream", None, "text/csv; charset=no-such-charset"):
+    for ctype in ("application/xml", "application/octet-stream", None, "text/csv; charset=no-such-charset"):
         status, _, payload = invoke(server.port, csv_body(rows), ctype)
         assert status == 415, (ctype, payload)
         error_of(payload)
@@ -240,7 +240,6 @@ def test_malformed_bodies_are_400(server, reference, rows):
         reference.predict(rows[:, :3])
     model_message = str(refused.value).splitlines()[0]
     cases = [
-        ("text/csv", b"a,b,c,d\n1,2,3,4"),  # a header line
         ("text/csv", b"1,2,3,4\n1,2,3"),  # ragged
         ("text/csv", b"\xff\xfe1,2"),  # not utf-8
         ("text/csv", b"\n\n"),  # no rows
@@ -264,6 +263,22 @@ def test_malformed_bodies_are_400(server, reference, rows):
                         ("application/x-npy", npy_body(rows[:, :3]))]:
         status, _, payload = invoke(server.port, body, ctype)
         assert status == 400 and model_message in error_of(payload), payload
+
+
+def test_header_csv_mlflow_bodies_and_texts(server, reference, rows):
+    """The codec's rules reach the model: a CSV header told by content (read as pandas reads it), MLflow's
+    dataframe forms answered with {"predictions": ...}, texts for a model that takes numbers refused by the model."""
+    import pandas as pd
+
+    header = ("a,b,c,d\n" + csv_body(rows).decode()).encode()
+    status, _, payload = invoke(server.port, header, "text/csv; charset=utf-8")
+    assert status == 200, payload
+    assert json.loads(payload) == reference.predict(pd.read_csv(io.BytesIO(header)).to_numpy()).tolist()
+    split = {"dataframe_split": {"columns": ["a", "b", "c", "d"], "data": rows.tolist()}}
+    status, _, payload = invoke(server.port, json.dumps(split).encode(), "application/json")
+    assert status == 200 and json.loads(payload) == {"predictions": reference.predict(rows).tolist()}
+    status, _, payload = invoke(server.port, b"a great movie\nan awful one\n", "text/plain")
+    assert status == 400 and "the model rejected the input" in error_of(payload)
 
 
 def test_payload_cap(server, reference, rows):
@@ -425,3 +440,64 @@ def test_refusals_before_serving_exit_2_with_one_line(server, artifact, cache_en
     taken = cli(str(artifact), "--port", str(server.port), env=cache_env)
     assert taken.returncode == 2
     assert len(taken.stderr.strip().splitlines()) == 1 and str(server.port) in taken.stderr
+
+
+class _ToolkitError(Exception):
+    """Shaped as the inference toolkit's BaseInferenceToolkitError (status_code, message, phrase)."""
+
+    def __init__(self, status_code: int, message: str):
+        super().__init__(status_code, message, message)
+        self.status_code, self.message, self.phrase = status_code, message, message
+
+
+def _wsgi_post(app, body: bytes, content_type: str, accept: str | None = None) -> tuple[int, dict, bytes, str]:
+    from artifact_tools import serve
+
+    errors = io.StringIO()
+    environ = {"PATH_INFO": "/invocations", "REQUEST_METHOD": "POST", "CONTENT_TYPE": content_type,
+               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body), "wsgi.errors": errors}
+    if accept is not None:
+        environ["HTTP_ACCEPT"] = accept
+    status, headers, payload = serve._call_wsgi(app, environ)
+    return status, {k.lower(): v for k, v in headers}, payload, errors.getvalue()
+
+
+def test_own_inference_code_gets_the_raw_request_and_its_errors_map_as_the_toolkit_maps_them(
+        artifact, reference, rows, tmp_path):
+    """A model with its own request handling (``invoke_fn``): the body, Content-Type and Accept reach it untouched
+    (a missing Accept or */* becomes JSON, the toolkit's default), its (body, type) is the answer; an exception with
+    a ``status_code`` answers that status, any other a 500 in one sentence (sagemaker_inference/transformer.py)."""
+    import importlib.util
+
+    from artifact_tools import codec, serve
+    from helpers import untar
+    from loaders.base import LoadedModel
+
+    folder = untar(artifact, tmp_path / "model")
+    spec = importlib.util.spec_from_file_location("own_inference_code", folder / "code" / "inference.py")
+    own = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(own)
+    model = own.model_fn(str(folder))  # the artifact's own model_fn
+    seen = []
+
+    def invoke(body: bytes, content_type: str, accept: str):
+        seen.append((body, content_type, accept))
+        if content_type == "application/x-refuse":
+            raise _ToolkitError(422, "these rows are refused")
+        if content_type == "application/x-crash":
+            raise RuntimeError("the handler broke\nwith a second line")
+        request = codec.decode(body, content_type)  # the container's default input_fn / output_fn
+        return codec.encode(model.predict(request.data), accept)[0].decode(), "application/json"
+
+    app = serve.create_app(LoadedModel(model, "sklearn", model.predict, invoke_fn=invoke))
+    body = csv_body(rows)
+    status, headers, payload, _ = _wsgi_post(app, body, "text/csv; charset=utf-8", "*/*")
+    assert status == 200 and headers["content-type"] == "application/json"
+    assert json.loads(payload) == reference.predict(rows).tolist()
+    assert seen[-1] == (body, "text/csv; charset=utf-8", "application/json")
+    status, _, payload, _ = _wsgi_post(app, b"x", "application/x-refuse", "text/csv")
+    assert status == 422 and "these rows are refused" in error_of(payload) and seen[-1][2] == "text/csv"
+    status, _, payload, log = _wsgi_post(app, b"x", "application/x-crash")
+    assert status == 500 and "RuntimeError: the handler broke" in error_of(payload) and "Traceback" in log
+    status, _, payload, _ = _wsgi_post(app, b"<a/>", "application/xml")
+    assert status == 415 and "application/xml" in error_of(payload)

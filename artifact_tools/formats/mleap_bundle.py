@@ -33,7 +33,11 @@ Old style (MLeap <= 0.7, before commit 185cdf4d "overhaul of typing system"):
 tensor value is ``{"values": [...], "dimensions": [...]}`` (dense) or also has ``indices`` (sparse;
 ``mleap-tensor/.../tensor/JsonSupport.scala`` at that commit).
 
-Only the JSON serialization is read; protobuf bundles raise :class:`NotLoadable`.
+Only the JSON serialization is read; protobuf bundles raise :class:`NotLoadable` (inspection still reports
+their ``bundle.json``).
+
+:data:`SCORED_OPS` names the ops the pure-Python runtime (``loaders.mleap``) scores, so that inspection can say
+``loadable: false`` with the op's name exactly when loading would fail (:func:`not_loadable_reason`).
 """
 
 from __future__ import annotations
@@ -49,6 +53,15 @@ from artifact_tools.filetree import FileTree, SubTree
 MAX_JSON_BYTES = 256 * 1024 * 1024  # one model.json / tree.json; a big forest tree stays far below
 MAX_NESTING = 64  # pipelines inside pipelines
 MAX_TENSOR_VALUES = 50_000_000
+
+# Ops scored by loaders.mleap (its op table is checked against this set by tests/test_mleap.py). Names from
+# combust/mleap ``bundle-ml/src/main/scala/ml/combust/bundle/dsl/Bundle.scala`` (``BuiltinOps``).
+SCORED_OPS = frozenset({
+    "pipeline", "string_indexer", "one_hot_encoder", "vector_assembler", "standard_scaler", "min_max_scaler",
+    "imputer", "bucketizer", "linear_regression", "logistic_regression", "decision_tree_regression",
+    "random_forest_regression", "gbt_regression", "decision_tree_classifier", "random_forest_classifier",
+    "gbt_classifier", "k_means",
+})
 
 _BASIC_TYPES = ("boolean", "byte", "short", "int", "long", "float", "double", "string", "byte_string")
 _SCALAR_KEYS = _BASIC_TYPES + ("tensor", "basic_type", "data_shape", "model")
@@ -272,8 +285,21 @@ def decode_value(v: Any, where: str = "attribute") -> Any:
 
 
 def summarize(tree: FileTree) -> dict:
-    """Cheap description for inspection: bundle info and every op with its input/output columns."""
-    bundle = read_bundle(tree)
+    """Cheap description for inspection: bundle info and every op with its input/output columns.
+
+    A protobuf bundle is described from its ``bundle.json`` alone, with ``not_loadable_reason`` saying why its
+    graph is not read; ``unsupported_ops`` lists the graph's ops outside :data:`SCORED_OPS` (by name, in order).
+    """
+    try:
+        bundle = read_bundle(tree)
+    except NotLoadable as e:  # protobuf serialization: bundle.json is JSON still
+        prefix = find_bundle_root(tree) or ""
+        info = read_json(SubTree(tree, prefix) if prefix else tree, "bundle.json")
+        info = info if isinstance(info, dict) else {}
+        return {"format": "mleap", "name": info.get("name"), "mleap_version": info.get("version"),
+                "serialization": info.get("format", "json"), "timestamp": info.get("timestamp"),
+                "uid": info.get("uid"), "ops": [], "inputs": [], "outputs": [], "unsupported_ops": [],
+                "not_loadable_reason": str(e)}
     ops = []
     produced: list[str] = []
     consumed: list[str] = []
@@ -301,7 +327,20 @@ def summarize(tree: FileTree) -> dict:
         "ops": ops,
         "inputs": consumed,
         "outputs": produced,
+        "unsupported_ops": list(dict.fromkeys(o["op"] for o in ops if o["op"] not in SCORED_OPS)),
     }
+
+
+def not_loadable_reason(summary: dict) -> str | None:
+    """Why ``loaders.mleap`` cannot score the bundle :func:`summarize` described (one sentence), or None."""
+    if summary.get("not_loadable_reason"):
+        return str(summary["not_loadable_reason"])
+    unsupported = summary.get("unsupported_ops") or []
+    if unsupported:
+        names = ", ".join(f"'{op}'" for op in unsupported)
+        return (f"the bundle uses MLeap op{'s' if len(unsupported) > 1 else ''} {names}, which the pure-Python "
+                "MLeap runtime does not score")
+    return None
 
 
 # --- internals -------------------------------------------------------------------------------

@@ -241,6 +241,35 @@ def summarize(pb: bytes, keras_metadata: bytes | None = None) -> dict:
     return out
 
 
+def serving_meta_graph(summary: dict) -> dict:
+    """The meta graph a loader runs: the one tagged ``serve`` (``tensorflow/python/saved_model/tag_constants.py``
+    ``SERVING``, the tag set TF Serving and ``saved_model_cli`` load by default), else the first."""
+    graphs = summary.get("meta_graphs") or []
+    return next((g for g in graphs if "serve" in (g.get("tags") or [])), graphs[0] if graphs else {})
+
+
+def not_callable_reason(summary: dict, path: str = "saved_model.pb") -> str | None:
+    """One sentence saying why a summarized SavedModel has nothing to call, or None when it has.
+
+    Facts: a signature is what a SavedModel is called through (``signature_def``, internal ``__saved_model_*``
+    keys aside; ``tf.saved_model.load(...).signatures`` and the TF 1 loader expose exactly these); a signature's
+    tensors are nodes of ``graph_def`` (TF 1) or are computed by its function library (TF 2), so a meta graph
+    whose graph has no node and no function cannot run any signature it declares.
+    """
+    meta = serving_meta_graph(summary)
+    if not meta:
+        return f"{path} holds no meta graph, so there is nothing to load"
+    empty = not meta.get("op_count") and not meta.get("function_count")
+    tags = ",".join(meta.get("tags") or []) or "untagged"
+    if not meta.get("signatures"):
+        what = "and its graph is empty (no ops, no functions)" if empty else "so no function of it can be called"
+        return f"{path} declares no signature in its {tags} meta graph, {what}"
+    if empty:
+        return (f"{path}'s {tags} meta graph is empty (no ops, no functions), so its signature(s) "
+                f"{', '.join(sorted(meta['signatures']))} name tensors that do not exist")
+    return None
+
+
 def summarize_keras(data: bytes) -> dict:
     """Describe a Keras model file: a ``.keras`` zip (``config.json``) or a legacy HDF5 ``.h5``.
 

@@ -193,6 +193,22 @@ def summarize(tree: FileTree) -> dict[str, Any]:
     return out
 
 
+def not_loadable_reason(summary: dict[str, Any]) -> str | None:
+    """Why ``loaders.spark`` cannot score the model :func:`summarize` described (one sentence), or None.
+
+    A saved ``Pipeline`` or other estimator (``Pipeline.write().save``, not ``PipelineModel``) holds no fitted
+    stages: Spark loads it, but it has no ``transform`` (``ml/Pipeline.scala``: ``Pipeline`` is an Estimator)."""
+    cls = str(summary.get("class", ""))
+    if cls == "org.apache.spark.ml.Pipeline":
+        return "this is an unfitted Spark Pipeline (an estimator); fit it and save the PipelineModel"
+    nested = [s for s in summary.get("stages") or [] if isinstance(s, dict)]
+    for stage in nested:
+        reason = not_loadable_reason(stage)
+        if reason:
+            return reason
+    return None
+
+
 def spark_double(v: Any) -> float:
     """A double param as Spark's JSON encodes it (numbers, or "NaN" / "Inf" / "-Inf")."""
     if isinstance(v, str) and v in _SPECIAL_DOUBLES:

@@ -1,0 +1,309 @@
+"""artifact_tools.codec: every decoding and encoding rule once. Expected values come from independent readers of
+the same bytes (numpy.genfromtxt as the SageMaker inference toolkit reads text/csv, pandas.read_csv as MLflow's
+scoring server does, json, numpy.load, pandas.read_json) and from MLflow's documented request examples, written
+here as literal bodies."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from artifact_tools import codec
+from artifact_tools.errors import ArtifactError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def refused(kind: type, body, content_type, status: int) -> str:
+    with pytest.raises(kind) as e:
+        codec.decode(body, content_type)
+    assert e.value.status == status and isinstance(e.value, ArtifactError)
+    message = str(e.value)
+    assert message and "\n" not in message and len(message) < 400
+    return message
+
+
+def npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+# ============================================================================================ text/csv
+
+def test_csv_without_header_reads_as_the_toolkit_does_with_empty_cells_as_nan():
+    body = b"1.5,2,-3e-2\n4,,6\n\n7,8,nan\n"
+    got = codec.decode(body, "text/csv").data
+    want = np.genfromtxt(io.BytesIO(body), delimiter=",")  # sagemaker_inference/decoder.py's reader
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, want)
+
+
+def test_csv_header_is_told_by_content_and_read_as_pandas_reads_it():
+    body = b"age,city,income\n31,paris,\n45,,52000.5\n"
+    got = codec.decode(body, "text/csv").data
+    pd.testing.assert_frame_equal(got, pd.read_csv(io.BytesIO(body)))  # MLflow's text/csv reader
+    numeric = b"a,b\n1,2\n3,4\n"
+    pd.testing.assert_frame_equal(codec.decode(numeric, "text/csv").data, pd.read_csv(io.BytesIO(numeric)))
+
+
+def test_csv_of_texts_one_column_is_a_list_several_a_table():
+    body = b'a great movie\n"bad, really bad"\n\nfine\n'
+    assert codec.decode(body, "text/csv").data == [r[0] for r in csv.reader(io.StringIO(body.decode())) if r]
+    table = b"red,small\nblue,large\n"
+    pd.testing.assert_frame_equal(codec.decode(table, "text/csv").data, pd.read_csv(io.BytesIO(table), header=None))
+
+
+def test_csv_refusals():
+    assert "has 2 values where the first row has 3" in refused(codec.BadBody, b"1,2,3\n4,5\n", "text/csv", 400)
+    refused(codec.BadBody, b"\n \n", "text/csv", 400)
+    refused(codec.BadBody, b"\xff\xfe1,2", "text/csv", 400)
+    refused(codec.BadBody, b'"' + b"x" * 200_000 + b'"', "text/csv", 400)  # over csv's field size limit
+
+
+def test_charset_and_byte_order_mark():
+    text = "1.5,2\n3,4\n"
+    want = np.genfromtxt(io.StringIO(text), delimiter=",")
+    np.testing.assert_array_equal(codec.decode(text.encode("utf-16"), "text/csv; charset=UTF-16").data, want)
+    np.testing.assert_array_equal(codec.decode(b"\xef\xbb\xbf" + text.encode(), "text/csv").data, want)
+    assert "charset" in refused(codec.UnsupportedType, text.encode(), "text/csv; charset=no-such", 415)
+
+
+# ============================================================================================ application/json
+
+def test_json_list_of_rows_and_nulls():
+    body = b"[[1, 2.5], [3, null]]"
+    got = codec.decode(body, "application/json")
+    assert got.style is None
+    np.testing.assert_array_equal(got.data, np.array(json.loads(body), dtype=np.float64))
+    ints = codec.decode(b"[[1, 2], [3, 4]]", "application/json").data
+    np.testing.assert_array_equal(ints, np.array(json.loads(b"[[1, 2], [3, 4]]")))  # the toolkit's np.array(...)
+
+
+def test_tf_serving_row_and_columnar_formats():
+    rows = {"instances": [[1.0, 2.0], [3.0, 4.0]]}
+    got = codec.decode(json.dumps(rows).encode(), "application/json")
+    assert got.style == "instances"
+    np.testing.assert_array_equal(got.data, np.array(rows["instances"]))
+    named = {"instances": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]}
+    frame = codec.decode(json.dumps(named).encode(), "application/json").data
+    pd.testing.assert_frame_equal(frame, pd.read_json(io.StringIO(json.dumps(named["instances"])), orient="records"))
+    columnar = {"inputs": {"tokens": [[1, 2, 3]], "mask": [[1, 1, 0]]}, "signature_name": "serving_default"}
+    got = codec.decode(json.dumps(columnar).encode(), "application/json")
+    assert got.style == "inputs" and got.params == {"signature_name": "serving_default"}
+    assert set(got.data) == {"tokens", "mask"}
+    for name, value in columnar["inputs"].items():
+        np.testing.assert_array_equal(got.data[name], np.array(value))
+
+
+def test_mlflow_documented_request_examples():
+    # the four request forms of MLflow's scoring protocol, as its "Deploy MLflow models" docs write them
+    split = b'{"dataframe_split": {"columns": ["a", "b", "c"], "data": [[1, 2, 3], [4, 5, 6]]}}'
+    records = b'{"dataframe_records": [{"a": 1, "b": 2, "c": 3}, {"a": 4, "b": 5, "c": 6}]}'
+    instances = b'{"instances": [{"a": "s1", "b": 1}, {"a": "s2", "b": 2}, {"a": "s3", "b": 3}]}'
+    inputs = b'{"inputs": {"a": ["s1", "s2", "s3"], "b": [1, 2, 3], "c": [[1, 2, 3], [4, 5, 6], [7, 8, 9]]}}'
+    want = pd.read_json(io.StringIO(json.dumps(json.loads(split)["dataframe_split"])), orient="split")
+    got = codec.decode(split, "application/json")
+    assert got.style == "dataframe_split"
+    pd.testing.assert_frame_equal(got.data, want)
+    got = codec.decode(records, "application/json")
+    assert got.style == "dataframe_records"
+    pd.testing.assert_frame_equal(got.data, want)
+    frame = codec.decode(instances, "application/json").data
+    assert frame.to_dict(orient="list") == {"a": ["s1", "s2", "s3"], "b": [1, 2, 3]}
+    got = codec.decode(inputs, "application/json").data
+    assert got["a"] == ["s1", "s2", "s3"]  # texts stay texts
+    np.testing.assert_array_equal(got["c"], np.array([[1, 2, 3], [4, 5, 6], [7, 8, 9]]))
+    with_params = b'{"inputs": ["good movie"], "params": {"top_k": 2}}'
+    got = codec.decode(with_params, "application/json")
+    assert got.data == ["good movie"] and got.params == {"top_k": 2}
+
+
+def test_json_refusals():
+    refused(codec.BadBody, b"[[1, 2],", "application/json", 400)
+    refused(codec.BadBody, b'"just a string"', "application/json", 400)
+    refused(codec.BadBody, b"[]", "application/json", 400)
+    refused(codec.BadBody, b'{"rows": [[1]]}', "application/json", 400)
+    refused(codec.BadBody, b'{"instances": [[1]], "inputs": [[1]]}', "application/json", 400)
+    assert "extra" in refused(codec.BadBody, b'{"instances": [[1]], "extra": 1}', "application/json", 400)
+    refused(codec.BadBody, b'{"dataframe_split": {"data": [[1, 2]], "columns": ["a"]}}', "application/json", 400)
+    started = time.monotonic()
+    refused(codec.BadBody, b"[" * 100_000, "application/json", 400)
+    nested = b"[" * (codec.MAX_DEPTH + 1) + b"1" + b"]" * (codec.MAX_DEPTH + 1)
+    assert "levels deep" in refused(codec.BadBody, nested, "application/json", 400)
+    assert time.monotonic() - started < 2
+
+
+# ============================================================================================ other types
+
+def test_jsonlines_rows_and_aliases():
+    rows = [[1.0, 2.0], [3.0, 4.5]]
+    body = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    for ctype in ("application/jsonlines", "application/x-jsonlines; charset=utf-8", "application/jsonl"):
+        np.testing.assert_array_equal(codec.decode(body, ctype).data, np.array([json.loads(line)
+                                                                                for line in body.splitlines()]))
+    assert "line 2" in refused(codec.BadBody, b"[1, 2]\n[1, 2,", "application/jsonlines", 400)
+
+
+def test_npy_read_as_numpy_reads_it_and_checked_first():
+    arr = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4) / 7)
+    got = codec.decode(npy(arr), "application/x-npy").data
+    want = np.load(io.BytesIO(npy(arr)), allow_pickle=False)
+    assert got.dtype == want.dtype and got.flags.writeable
+    np.testing.assert_array_equal(got, want)
+    assert "pickle" in refused(codec.BadBody, npy(np.array([{"a": 1}], dtype=object)), "application/x-npy", 400)
+    refused(codec.BadBody, npy(arr)[:-8], "application/x-npy", 400)
+    refused(codec.BadBody, b"not an npy file at all", "application/x-npy", 400)
+    # a header announcing a terabyte over a few bytes of data is refused before anything is allocated
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 11,)})
+    started = time.monotonic()
+    assert "announces" in refused(codec.BadBody, header.getvalue() + b"\0" * 64, "application/x-npy", 400)
+    assert time.monotonic() - started < 1
+
+
+def test_text_plain_is_texts_one_per_line():
+    body = "good movie\n\nbad, awful movie\r\n".encode()
+    assert codec.decode(body, "text/plain; charset=utf-8").data == [t for t in body.decode().splitlines() if t]
+
+
+def test_unsupported_and_empty():
+    refused(codec.UnsupportedType, b"<a/>", "application/xml", 415)
+    refused(codec.UnsupportedType, b"1,2", None, 415)
+    refused(codec.BadBody, b"", "text/csv", 400)
+    with pytest.raises(codec.BadBody):
+        codec.decode(b"1,2\n" * 10, "text/csv", max_bytes=8)
+
+
+# ============================================================================================ negotiation
+
+@pytest.mark.parametrize("accept,want", [
+    (None, codec.JSON), ("", codec.JSON), ("*/*", codec.JSON), ("application/json", codec.JSON),
+    ("text/*", codec.CSV), ("text/csv;q=0.5, application/x-npy", codec.NPY), ("application/*", codec.JSON),
+    ("application/xml, text/csv;q=0.1", codec.CSV), ("application/x-jsonlines", codec.JSONLINES)])
+def test_negotiate(accept, want):
+    assert codec.negotiate(accept) == want
+
+
+@pytest.mark.parametrize("accept", ["application/xml", "image/*", "application/json;q=0"])
+def test_negotiate_refuses(accept):
+    with pytest.raises(codec.NotAcceptable) as e:
+        codec.negotiate(accept)
+    assert e.value.status == 406 and "application/json" in str(e.value)
+
+
+def test_media_type_parameters():
+    assert codec.media_type('Text/CSV; Charset="UTF-8"; header=present') == ("text/csv",
+                                                                            {"charset": "UTF-8", "header": "present"})
+
+
+# ============================================================================================ encoding
+
+def test_json_keeps_the_request_style():
+    pred = np.array([0.25, 1.0])
+    assert json.loads(codec.encode(pred, "application/json")[0]) == pred.tolist()
+    assert json.loads(codec.encode(pred, None, "instances")[0]) == {"predictions": pred.tolist()}
+    assert json.loads(codec.encode(pred, "*/*", "inputs")[0]) == {"outputs": pred.tolist()}
+    assert json.loads(codec.encode(pred, None, "dataframe_split")[0]) == {"predictions": pred.tolist()}
+    frame = pd.DataFrame({"label": ["a", "b"], "score": [0.5, 0.25]})
+    assert json.loads(codec.encode(frame, None)[0]) == frame.to_dict(orient="records")
+    texts = np.array([b"yes", b"no"])
+    assert json.loads(codec.encode(texts, None)[0]) == ["yes", "no"]
+
+
+def test_csv_and_jsonlines_and_npy_of_one_array():
+    pred = np.random.default_rng(0).normal(size=(5, 3))
+    body, ctype = codec.encode(pred, "text/csv")
+    assert ctype == "text/csv"
+    np.testing.assert_array_equal(np.loadtxt(io.BytesIO(body), delimiter=",", ndmin=2), pred)  # exact round trip
+    labels = np.array([0, 1, 1])
+    assert codec.encode(labels, "text/csv")[0].decode().splitlines() == ["0", "1", "1"]
+    lines = codec.encode(pred, "application/jsonlines")[0].decode().splitlines()
+    assert [json.loads(line) for line in lines] == pred.tolist()
+    back = np.load(io.BytesIO(codec.encode(pred.astype(np.float32), "application/x-npy")[0]), allow_pickle=False)
+    np.testing.assert_array_equal(back, pred.astype(np.float32))
+    frame = pd.DataFrame({"label": ["a,b", "c"], "score": [0.5, 0.25]})
+    pd.testing.assert_frame_equal(pd.read_csv(io.BytesIO(codec.encode(frame, "text/csv")[0])), frame)
+    with pytest.raises(codec.NotAcceptable):
+        codec.encode(np.zeros((2, 2, 2)), "text/csv")
+    with pytest.raises(codec.NotAcceptable):
+        codec.encode([{"a": 1}, "x"], "application/x-npy")
+
+
+def test_several_outputs_of_different_widths():
+    rng = np.random.default_rng(1)
+    outs = [rng.normal(size=(4, w)).astype(np.float32) for w in (1, 3, 2, 5)]  # as a 4-output Gluon network gives
+    got = json.loads(codec.encode(outs, "application/json")[0])
+    assert got == [o.tolist() for o in outs]
+    csv_rows = np.loadtxt(io.BytesIO(codec.encode(outs, "text/csv")[0]), delimiter=",", ndmin=2)
+    np.testing.assert_array_equal(csv_rows, np.hstack(outs).astype(np.float64))
+    lines = [json.loads(line) for line in codec.encode(outs, "application/jsonlines")[0].decode().splitlines()]
+    assert lines == [[o[i].tolist() for o in outs] for i in range(4)]
+    with pytest.raises(codec.NotAcceptable, match="4 outputs"):
+        codec.encode(outs, "application/x-npy")
+    with pytest.raises(codec.NotAcceptable, match="different numbers of rows"):
+        codec.encode([np.zeros((4, 2)), np.zeros((1, 2))], "text/csv")
+
+
+def test_named_outputs():
+    named = {"probabilities": np.array([[0.25, 0.75], [0.5, 0.5]]), "classes": np.array([1, 0])}
+    assert json.loads(codec.encode(named, None, "inputs")[0]) == {"outputs": {k: v.tolist() for k, v in named.items()}}
+    table = pd.read_csv(io.BytesIO(codec.encode(named, "text/csv")[0]))
+    assert list(table.columns) == ["probabilities_0", "probabilities_1", "classes"]
+    np.testing.assert_array_equal(table.to_numpy(), np.hstack([named["probabilities"], named["classes"][:, None]]))
+    lines = [json.loads(line) for line in codec.encode(named, "application/jsonlines")[0].decode().splitlines()]
+    assert lines == [{"probabilities": [0.25, 0.75], "classes": 1}, {"probabilities": [0.5, 0.5], "classes": 0}]
+
+
+def test_records_as_a_pipeline_gives_them():
+    records = [{"label": "POSITIVE", "score": np.float32(0.75)}, {"label": "NEGATIVE", "score": np.float32(0.5)}]
+    assert json.loads(codec.encode(records, None)[0]) == [{"label": "POSITIVE", "score": 0.75},
+                                                           {"label": "NEGATIVE", "score": 0.5}]
+    table = pd.read_csv(io.BytesIO(codec.encode(records, "text/csv")[0]))
+    assert table.to_dict(orient="records") == [{"label": "POSITIVE", "score": 0.75}, {"label": "NEGATIVE", "score": 0.5}]
+
+
+# ============================================================================================ files and the copy
+
+def test_read_file_tells_the_format_by_content(tmp_path):
+    rows = np.random.default_rng(2).normal(size=(3, 2))
+    cases = {"a.data": npy(rows), "b.data": json.dumps({"instances": rows.tolist()}).encode(),
+             "c.data": "".join(json.dumps(r) + "\n" for r in rows.tolist()).encode(),
+             "d.data": "\n".join(",".join(repr(v) for v in r) for r in rows.tolist()).encode()}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        np.testing.assert_array_equal(codec.read_file(str(tmp_path / name)).data, rows)
+    assert codec.read_file(str(tmp_path / "b.data")).style == "instances"
+    with pytest.raises(ArtifactError, match="does not exist"):
+        codec.read_file(str(tmp_path / "missing.csv"))
+    with pytest.raises(ArtifactError, match="not a file"):
+        codec.read_file(str(tmp_path))
+    (tmp_path / "bad.json").write_bytes(b"[[1, 2], [3")
+    with pytest.raises(codec.BadBody, match="bad.json is not valid JSON"):
+        codec.read_file(str(tmp_path / "bad.json"))
+
+
+def test_the_file_works_alone_as_exports_copy_it(tmp_path):
+    """The codec needs only the standard library and numpy: a verbatim copy runs where artifact-tools is absent."""
+    (tmp_path / "_codec.py").write_bytes((ROOT / "artifact_tools" / "codec.py").read_bytes())
+    script = ("import sys\nsys.modules['artifact_tools'] = None\nsys.modules['pandas'] = None\n"
+              "import _codec\n"
+              "assert _codec._Base.__bases__ == (Exception,)\n"
+              "print(_codec.decode(b'1,2\\n3,', 'text/csv').data.tolist())\n"
+              "print(_codec.encode([[1.5]], '*/*'))\n"
+              "try:\n    _codec.decode(b'a,b\\n1,2\\n', 'text/csv')\nexcept _codec.BadBody as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "[[1.0, 2.0], [3.0, nan]]"
+    assert lines[1] == "(b'[[1.5]]', 'application/json')"
+    assert "needs pandas" in lines[2]
