@@ -377,6 +377,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default $SAGEMAKER_MODEL_SERVER_TIMEOUT or 60)")
     _add_opening(s)
     s.set_defaults(func=cmd_serve)
+
+    from .batch import add_transform_command
+
+    add_transform_command(sub, add_opening=_add_opening, add_global=_add_global)
     return p
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import shutil
 import tempfile
 from pathlib import Path
@@ -45,6 +46,7 @@ def spark():
         SparkSession.builder.master(os.environ.get("ARTIFACT_TOOLS_SPARK_MASTER", "local[2]"))
         .appName("artifact-tools-tests")
         .config("spark.ui.enabled", "false")
+        .config("spark.pyspark.python", sys.executable)  # the workers run this venv's Python, not the PATH's
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.driver.host", "127.0.0.1")

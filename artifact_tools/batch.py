@@ -1,0 +1,938 @@
+"""Offline scoring with SageMaker Batch Transform's semantics: ``artifact-tools transform`` and :func:`transform`.
+
+The parameters mean what they mean in SageMaker's ``CreateTransformJob`` (API reference: ``TransformInput``,
+``TransformOutput``, ``DataProcessing``; developer guide "Associate Prediction Results with Input Records",
+https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.html; the SageMaker Python SDK's
+``Transformer.transform`` names the same fields in snake case):
+
+- INPUT is one file, a folder or fsspec prefix (every object under it, as an ``S3Prefix`` data source), or a
+  SageMaker manifest file (``ManifestFile``: a JSON list ``[{"prefix": "s3://b/p/"}, "rel1", "rel2", ...]``, each
+  entry an object under the prefix). OUTPUT receives ``<relative path>.out`` per input object (SageMaker appends
+  ``.out`` to the input's key) and ``transform-summary.json``.
+- ``split_type``: ``None`` sends each whole object as one request; ``Line`` splits it at newlines; ``RecordIO``
+  at MXNet RecordIO record boundaries; ``TFRecord`` at TFRecord record boundaries.
+- ``strategy`` (``BatchStrategy``): ``SingleRecord`` sends one record per request, ``MultiRecord`` as many as fit
+  in ``max_payload_mb`` (``MaxPayloadInMB``, 0 to 100, default 6: a request never exceeds it; a record larger than
+  it is a failed record). 0 means no limit, which SageMaker allows only for whole objects (``split_type=None``).
+- ``assemble_with`` (``AssembleWith``): ``None`` concatenates the responses as they are; ``Line`` ends each
+  response with a newline.
+- ``input_filter`` / ``join_source`` / ``output_filter`` (``DataProcessing``): JSONPath expressions of the subset
+  SageMaker documents (``$``, ``.name``, ``['name','name']``, ``[n]``, ``[n,m]``, ``[start:end]``, ``*``), read
+  with ``jsonpath-ng``. For CSV each record is taken as a JSON array of its cells; for JSON Lines as the JSON value
+  of the line. ``join_source="Input"`` joins each input record with its prediction: CSV rows get the prediction's
+  values appended; a JSON object gets them under ``SageMakerOutput``; any other JSON value becomes
+  ``{"SageMakerInput": ..., "SageMakerOutput": ...}``. ``output_filter`` then selects from the joined record.
+  Data processing needs one prediction per record, so it applies to CSV and JSON (Lines) records split by line.
+
+Framing facts: MXNet RecordIO (dmlc-core ``include/dmlc/recordio.h``): each part is the magic ``0xced7230a``
+(uint32 little endian), a uint32 whose top 3 bits are a continuation flag (0 whole record, 1 first, 2 middle,
+3 last part; a record is split wherever it contains the magic, which is put back between parts when reading)
+and whose low 29 bits are the part's length, the bytes, then zero padding to a multiple of 4. TFRecord
+(TensorFlow ``tensorflow/core/lib/io/record_writer.cc``): uint64 length (little endian), uint32 masked CRC32C of
+those 8 bytes, the data, uint32 masked CRC32C of the data; the mask is ``((crc >> 15 | crc << 17) + 0xa282ead8)``
+modulo 2**32 (``tensorflow/core/lib/hash/crc32c.h``).
+
+Request bodies are decoded and predictions encoded by :mod:`artifact_tools.codec` (the rules ``serve`` uses). Each
+record of a RecordIO or TFRecord object is one body of ``content_type``; a mini-batch of them is the rows of all.
+
+Behaviour: streamed (at most ``2 x workers`` mini-batches in flight, so memory does not grow with the input),
+records written in input order, a bad record (undecodable, a wrong column count, rejected by the model) is
+reported in the summary with its file, line (or record number) and reason and left out while the job goes on
+(``fail_fast`` stops at the first instead), each ``.out`` written to a temporary name and renamed when complete,
+so a killed job leaves none partial and ``resume`` skips the inputs whose ``.out`` exists. ``workers`` > 1 runs
+that many processes (``forkserver``/``spawn``), each loading the model(s) once through :func:`loaders.load` and
+its extraction cache. ``pipeline`` (at most 5 artifacts, as a SageMaker inference pipeline): each model's
+predictions, encoded as CSV (JSON when CSV cannot carry them), are the next one's request body.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import csv
+import dataclasses
+import io
+import json
+import logging
+import os
+import posixpath
+import re
+import struct
+import sys
+import time
+import uuid
+from typing import Any, Iterator
+
+from . import codec, progress
+from .archive import Limits
+from .errors import ArtifactError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["TransformError", "transform", "add_transform_command", "cmd_transform"]
+
+SPLIT_TYPES = ("None", "Line", "RecordIO", "TFRecord")
+STRATEGIES = ("SingleRecord", "MultiRecord")
+ASSEMBLE = ("None", "Line")
+JOIN_SOURCES = ("None", "Input")
+MAX_PIPELINE = 5  # models in one SageMaker inference pipeline
+MAX_PAYLOAD_MB = 100  # MaxPayloadInMB's upper bound
+SUMMARY = "transform-summary.json"
+MAX_FAILURES_KEPT = 10_000  # failed records listed in the summary (all are counted)
+RECORDIO_MAGIC = 0xCED7230A
+
+
+class TransformError(ArtifactError):
+    """A transform job that cannot run or was stopped (``fail_fast``), in one sentence."""
+
+
+# ============================================================================================ settings
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """Everything a worker needs (picklable: sent once to each worker process)."""
+
+    artifacts: tuple
+    trust: Any
+    limits: Any
+    storage_options: Any
+    content_type: str
+    accept: str
+    split_type: str
+    assemble_with: str
+    input_filter: str
+    join_source: str
+    output_filter: str
+
+
+def _choice(name: str, value, allowed: tuple) -> str:
+    value = "None" if value is None else str(value)
+    for a in allowed:
+        if a.lower() == value.lower():
+            return a
+    raise TransformError(f"{name} must be one of {', '.join(allowed)}, not {value[:60]!r}")
+
+
+# ============================================================================================ JSONPath
+
+_EXPR_CACHE: dict = {}
+
+
+def _expand_unions(expr: str) -> list[str]:
+    """``$[0,5:]`` as ``["$[0]", "$[5:]"]``: jsonpath-ng reads unions of indexes and unions of names but not a
+    union holding a slice, which SageMaker's examples use."""
+    m = re.search(r"\[([^\]'\"]*,[^\]'\"]*)\]", expr)
+    if not m or ":" not in m.group(1):
+        return [expr]
+    out = []
+    for part in m.group(1).split(","):
+        out += _expand_unions(expr[:m.start()] + f"[{part.strip()}]" + expr[m.end():])
+    return out
+
+
+def _compile(expr: str, what: str):
+    """``(parsers, single)`` for a JSONPath of SageMaker's subset; ``single`` when it selects one value."""
+    if expr in _EXPR_CACHE:
+        return _EXPR_CACHE[expr]
+    from jsonpath_ng import parse
+    from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
+
+    if not expr.startswith("$") or ".." in expr or "?" in expr or "@" in expr or len(expr) > 63:
+        raise TransformError(f"{what} {expr[:70]!r} is not a JSONPath of the subset SageMaker supports ($, .name, "
+                             "['a','b'], [n], [n,m], [start:end], *; at most 63 characters)")
+    try:
+        parsers = [parse(e) for e in _expand_unions(expr)]
+    except (JsonPathLexerError, JsonPathParserError, Exception) as e:
+        raise TransformError(f"{what} {expr[:70]!r} is not valid JSONPath ({str(e).splitlines()[0][:120]})") from None
+    single = len(parsers) == 1 and not re.search(r"[*:,]", expr)
+    _EXPR_CACHE[expr] = (parsers, single)
+    return parsers, single
+
+
+def _select(expr: str, value, what: str):
+    """The part of ``value`` that ``expr`` selects: one value, a list, or (names of an object) an object."""
+    if expr == "$":
+        return value
+    parsers, single = _compile(expr, what)
+    matches = [m for p in parsers for m in p.find(value)]
+    if single:
+        if not matches:
+            raise ValueError(f"{what} {expr} selects nothing in this record")
+        return matches[0].value
+    if isinstance(value, dict) and re.fullmatch(r"\$\[\s*'[^']*'(\s*,\s*'[^']*')*\s*\]", expr):
+        return {str(m.path.fields[0]): m.value for m in matches}
+    if not matches and re.search(r"\[-?\d+(,-?\d+)*\]$", expr):
+        raise ValueError(f"{what} {expr} is outside this record")
+    return [m.value for m in matches]
+
+
+# ============================================================================================ input
+
+def _fs(url: str, storage_options):
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url, **(storage_options or {}))
+    except (ValueError, ImportError) as e:
+        raise TransformError(f"{url} cannot be opened ({str(e).splitlines()[0][:200]})") from None
+
+
+def _manifest(fs, path: str) -> list | None:
+    """The entries of a SageMaker manifest file, or None when the file is data."""
+    try:
+        if fs.size(path) > 64 << 20:
+            return None
+        with fs.open(path, "rb") as f:
+            head = f.read(1)
+            if head != b"[":
+                return None
+            doc = json.loads(head + f.read())
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not (isinstance(doc, list) and doc and isinstance(doc[0], dict) and set(doc[0]) == {"prefix"}):
+        return None
+    if not all(isinstance(e, str) for e in doc[1:]) or not isinstance(doc[0]["prefix"], str):
+        raise TransformError(f"manifest {path} must list a {{\"prefix\": ...}} object then relative object names")
+    return doc
+
+
+def _inputs(source: str, storage_options) -> list:
+    """``[(fs, path, relative name)]`` for INPUT: a file, every object under a folder/prefix, or a manifest."""
+    fs, path = _fs(source, storage_options)
+    if not fs.exists(path):
+        raise TransformError(f"input {source} does not exist")
+    if fs.isdir(path):
+        base = path.rstrip("/")
+        found = sorted(p for p in fs.find(base) if not fs.isdir(p))
+        out = [(fs, p, posixpath.relpath(p, base)) for p in found]
+        if not out:
+            raise TransformError(f"input folder {source} holds no files")
+        return out
+    entries = _manifest(fs, path)
+    if entries is None:
+        return [(fs, path, posixpath.basename(path))]
+    prefix = entries[0]["prefix"]
+    pfs, ppath = _fs(prefix, storage_options)
+    out = []
+    for rel in entries[1:]:
+        if rel.startswith("/") or ".." in rel.split("/"):
+            raise TransformError(f"manifest {source} names {rel[:100]!r}, which is not a path under its prefix")
+        full = ppath.rstrip("/") + "/" + rel if ppath else rel
+        if not pfs.exists(full):
+            raise TransformError(f"manifest {source} names {rel[:100]}, which does not exist under {prefix}")
+        out.append((pfs, full, rel))
+    if not out:
+        raise TransformError(f"manifest {source} names no objects")
+    return out
+
+
+class _Damaged(Exception):
+    """The framing of a RecordIO/TFRecord object is broken at this point: nothing after it can be read."""
+
+
+def _read_exact(f, n: int, what: str, offset: int) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise _Damaged(f"the object ends inside a {what} at byte {offset}")
+    return data
+
+
+def _records(f, split_type: str, max_record: int | None) -> Iterator[tuple]:
+    """``(record number or line, bytes or None, reason)`` for each record of an open object."""
+    if split_type == "None":
+        data = f.read(max_record + 1) if max_record else f.read()
+        if max_record and len(data) > max_record:
+            yield 1, None, f"the object is larger than the {max_record} bytes of max payload (split it, or raise max_payload_mb)"
+        else:
+            yield 1, data, None
+        return
+    if split_type == "Line":
+        for n, line in enumerate(f, 1):
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                yield n, line, None
+        return
+    if split_type == "RecordIO":
+        yield from _recordio(f)
+        return
+    yield from _tfrecord(f)
+
+
+def _recordio(f) -> Iterator[tuple]:
+    offset, number, parts = 0, 0, []
+    magic = struct.pack("<I", RECORDIO_MAGIC)
+    while True:
+        head = f.read(8)
+        if not head:
+            if parts:
+                raise _Damaged(f"the object ends inside a split RecordIO record at byte {offset}")
+            return
+        if len(head) < 8:
+            raise _Damaged(f"the object ends inside a RecordIO header at byte {offset}")
+        word, lrec = struct.unpack("<II", head)
+        if word != RECORDIO_MAGIC:
+            raise _Damaged(f"no RecordIO magic at byte {offset}")
+        flag, length = lrec >> 29, lrec & ((1 << 29) - 1)
+        data = _read_exact(f, length, "RecordIO record", offset)
+        pad = (-length) % 4
+        if pad:
+            _read_exact(f, pad, "RecordIO record", offset)
+        offset += 8 + length + pad
+        if flag == 0:
+            number += 1
+            yield number, data, None
+        elif flag == 1:
+            parts = [data]
+        elif flag in (2, 3) and parts:
+            parts.append(data)
+            if flag == 3:
+                number += 1
+                yield number, magic.join(parts), None
+                parts = []
+        else:
+            raise _Damaged(f"a RecordIO continuation part without its first part at byte {offset}")
+
+
+def _tfrecord(f) -> Iterator[tuple]:
+    offset, number = 0, 0
+    while True:
+        head = f.read(12)
+        if not head:
+            return
+        if len(head) < 12:
+            raise _Damaged(f"the object ends inside a TFRecord header at byte {offset}")
+        length, crc = struct.unpack("<QI", head)
+        if _masked_crc(head[:8]) != crc:
+            raise _Damaged(f"the TFRecord length at byte {offset} fails its CRC32C check")
+        data = _read_exact(f, length, "TFRecord record", offset)
+        (dcrc,) = struct.unpack("<I", _read_exact(f, 4, "TFRecord record", offset))
+        number += 1
+        if _masked_crc(data) != dcrc:
+            yield number, None, f"record {number} fails its CRC32C check (damaged data)"
+        else:
+            yield number, data, None
+        offset += 16 + length
+
+
+def _crc32c_table() -> list:
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1  # Castagnoli polynomial, reflected
+        table.append(c)
+    return table
+
+
+_CRC_TABLE: list = []
+
+
+def _crc32c(data: bytes) -> int:
+    try:
+        import google_crc32c  # optional: the C implementation, when installed
+
+        return google_crc32c.value(data)
+    except ImportError:
+        pass
+    if not _CRC_TABLE:
+        _CRC_TABLE.extend(_crc32c_table())
+    table, crc = _CRC_TABLE, 0xFFFFFFFF
+    for b in data:
+        crc = table[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def _masked_crc(data: bytes) -> int:
+    crc = _crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def recordio_frame(data: bytes) -> bytes:
+    """``data`` as one MXNet RecordIO record: split where the magic number sits at a 4-byte aligned offset, as
+    dmlc-core's ``RecordIOWriter::WriteRecord`` does (the reader puts the magic back between the parts)."""
+    magic = struct.pack("<I", RECORDIO_MAGIC)
+    cuts = [i for i in range(0, len(data) - 3, 4) if data[i:i + 4] == magic]
+    bounds = [0] + [c for c in cuts] + [len(data)]
+    parts = [data[bounds[0]:cuts[0]]] if cuts else [data]
+    for k, c in enumerate(cuts):
+        parts.append(data[c + 4:bounds[k + 2]])
+    out = bytearray()
+    for i, part in enumerate(parts):
+        flag = 0 if len(parts) == 1 else 1 if i == 0 else 3 if i == len(parts) - 1 else 2
+        out += magic + struct.pack("<I", (flag << 29) | len(part)) + part + b"\0" * ((-len(part)) % 4)
+    return bytes(out)
+
+
+def tfrecord_frame(data: bytes) -> bytes:
+    """``data`` as one TFRecord record (length, masked CRC32C of the length, data, masked CRC32C of the data)."""
+    head = struct.pack("<Q", len(data))
+    return head + struct.pack("<I", _masked_crc(head)) + data + struct.pack("<I", _masked_crc(data))
+
+
+# ============================================================================================ worker side
+
+_MODELS: dict = {}  # per process: the loaded models of the job (one load per worker)
+
+
+def _models(job: _Job) -> list:
+    key = (job.artifacts, str(job.trust))
+    if key not in _MODELS:
+        import loaders
+
+        _MODELS.clear()
+        _MODELS[key] = [loaders.load(a, trust=job.trust, limits=job.limits, storage_options=job.storage_options)
+                        for a in job.artifacts]
+    return _MODELS[key]
+
+
+def _sentence(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    text = lines[0].strip() if lines else ""
+    if not isinstance(e, (ArtifactError, ValueError)) or not text:
+        text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _decode(body: bytes, content_type: str, label: str):
+    """The model input in ``body``: :func:`codec.decode`, with a faster path for all-number CSV (pandas' C parser,
+    whose result is the float64 array the codec gives; anything else, or any empty cell, goes to the codec)."""
+    kind, _ = codec.media_type(content_type)
+    if kind == codec.CSV and len(body) > 65536:
+        try:
+            import numpy as np
+            import pandas as pd
+
+            frame = pd.read_csv(io.BytesIO(body), header=None, dtype=np.float64, skip_blank_lines=True,
+                                encoding="utf-8", float_precision="round_trip")
+            arr = frame.to_numpy()
+            if arr.size and not np.isnan(arr).any():
+                return codec.Request(arr)
+        except Exception:  # a header, text cells, ragged rows...: the codec's own rules and sentences
+            pass
+    return codec.decode(body, content_type, label)
+
+
+def _concat(parts: list):
+    """Decoded record bodies as one model input (arrays stacked, frames concatenated, lists joined)."""
+    if len(parts) == 1:
+        return parts[0]
+    import numpy as np
+
+    first = parts[0]
+    if isinstance(first, np.ndarray):
+        return np.concatenate([p if p.ndim > 1 or first.ndim == 1 else p.reshape(1, -1) for p in parts])
+    if hasattr(first, "columns"):
+        import pandas as pd
+
+        return pd.concat(parts, ignore_index=True)
+    if isinstance(first, list):
+        return [x for p in parts for x in p]
+    raise ValueError(f"records decoded as {type(first).__name__} cannot be sent together; use SingleRecord")
+
+
+def _filter_record(job: _Job, rec: bytes, kind: str) -> tuple:
+    """``(parsed record, filtered record bytes)`` under the input filter (CSV: an array of cells; JSON: the value)."""
+    if kind == codec.CSV:
+        value = next(csv.reader([rec.decode("utf-8")]), [])
+    else:
+        value = json.loads(rec)
+    if job.input_filter == "$":
+        return value, rec
+    chosen = _select(job.input_filter, value, "input filter")
+    if kind == codec.CSV:
+        chosen = chosen if isinstance(chosen, list) else [chosen]
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="").writerow(chosen)
+        return value, buf.getvalue().encode("utf-8")
+    return value, json.dumps(chosen).encode("utf-8")
+
+
+def _predict(job: _Job, models: list, data, style):
+    out = None
+    for i, model in enumerate(models):
+        out = model.predict(data)
+        if i + 1 < len(models):  # the next model's request body: this one's response, as CSV (else JSON)
+            try:
+                body, ctype = codec.encode(out, codec.CSV)
+            except codec.NotAcceptable:
+                body, ctype = codec.encode(out, codec.JSON)
+            request = codec.decode(body, ctype, f"the response of pipeline model {i + 1}")
+            data, style = request.data, request.style
+    return out, style
+
+
+def _rows(out) -> list:
+    """One JSON-ready value per predicted row (the codec's JSON Lines rows)."""
+    body, _ = codec.encode(out, codec.JSONLINES)
+    return [json.loads(line) for line in body.decode("utf-8").splitlines()]
+
+
+def _joined_lines(job: _Job, kind: str, values: list, out) -> bytes:
+    """Data processing output: each record joined with its prediction (``Input``) or alone, then filtered."""
+    rows = _rows(out)
+    if len(rows) != len(values):
+        raise ValueError(f"the model gave {len(rows)} predictions for {len(values)} records, so they cannot be "
+                         "associated with their records")
+    accept = codec.negotiate(job.accept)
+    lines = []
+    for value, row in zip(values, rows):
+        if job.join_source == "Input":
+            if kind == codec.CSV:
+                joined = list(value) + (row if isinstance(row, list) else [row])
+            elif isinstance(value, dict):
+                joined = {**value, "SageMakerOutput": row}
+            else:
+                joined = {"SageMakerInput": value, "SageMakerOutput": row}
+        else:
+            joined = row
+        chosen = _select(job.output_filter, joined, "output filter")
+        as_csv = kind == codec.CSV if job.join_source == "Input" else accept == codec.CSV
+        if as_csv:
+            buf = io.StringIO()
+            csv.writer(buf, lineterminator="").writerow(chosen if isinstance(chosen, list) else [chosen])
+            lines.append(buf.getvalue())
+        else:
+            lines.append(json.dumps(chosen))
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _batch(job: _Job, records: list, models: list) -> bytes:
+    """The response for one mini-batch of records, or an exception."""
+    kind, _ = codec.media_type(job.content_type)
+    processing = job.input_filter != "$" or job.join_source == "Input" or job.output_filter != "$"
+    values = None
+    if processing:
+        pairs = [_filter_record(job, r, kind) for r in records]
+        values = [p[0] for p in pairs]
+        records = [p[1] for p in pairs]
+        if kind == codec.JSON:  # each line is one JSON record: read them as JSON Lines
+            kind = codec.JSONLINES
+    if job.split_type in ("RecordIO", "TFRecord"):
+        decoded = [codec.decode(r, job.content_type, "the record") for r in records]
+        data, style = _concat([d.data for d in decoded]), decoded[0].style
+    else:
+        body = records[0] if job.split_type == "None" else b"\n".join(records) + b"\n"
+        request = _decode(body, kind if processing else job.content_type, "the record" if len(records) == 1
+                          else "the mini-batch")
+        data, style = request.data, request.style
+    out, style = _predict(job, models, data, style)
+    if processing:
+        return _joined_lines(job, kind, values, out)
+    payload, _ = codec.encode(out, job.accept, style)
+    if job.assemble_with == "Line" and not payload.endswith(b"\n"):
+        payload += b"\n"
+    return payload
+
+
+def _width(job: _Job, record: bytes):
+    """The number of values in one record as the model would get it (None when it is no table row), or raise
+    the reason it cannot be decoded."""
+    kind, _ = codec.media_type(job.content_type)
+    processing = job.input_filter != "$" or job.join_source == "Input" or job.output_filter != "$"
+    if processing:
+        _, record = _filter_record(job, record, kind)
+        kind = codec.JSONLINES if kind == codec.JSON else kind
+    data = codec.decode(record, kind if processing else job.content_type, "the record").data
+    shape = getattr(data, "shape", None)
+    return shape[-1] if shape is not None and len(shape) >= 1 else None
+
+
+def _run(job: _Job, records: list) -> tuple:
+    """``("ok", output bytes, [(index, reason)])`` for one mini-batch. A failing batch is taken apart to find its
+    bad records -- undecodable alone, a number of values other than most records of the batch, or failing alone
+    in the model -- and the rest sent again as one batch. ``("load-error", sentence, None)`` when the model cannot
+    be loaded."""
+    try:
+        models = _models(job)
+    except Exception as e:  # noqa: BLE001 -- reported to the parent as one sentence
+        return ("load-error", _sentence(e), None)
+    try:
+        return ("ok", _batch(job, records, models), [])
+    except Exception as e:  # noqa: BLE001 -- any model or codec failure is this batch's
+        if len(records) == 1:
+            return ("ok", b"", [(0, _sentence(e))])
+    bad, widths = {}, {}
+    for i, rec in enumerate(records):
+        try:
+            widths[i] = _width(job, rec)
+        except Exception as e:  # noqa: BLE001
+            bad[i] = _sentence(e)
+    counts = collections.Counter(w for w in widths.values() if w is not None)
+    if len(counts) > 1:
+        usual = counts.most_common(1)[0][0]
+        for i, w in widths.items():
+            if w is not None and w != usual:
+                bad[i] = f"the record has {w} values where the other records have {usual}"
+    good = [i for i in range(len(records)) if i not in bad]
+    try:
+        out = _batch(job, [records[i] for i in good], models) if good else b""
+    except Exception:  # noqa: BLE001 -- some records fail in the model: find them one by one
+        for i in good:
+            try:
+                _batch(job, [records[i]], models)
+            except Exception as e:  # noqa: BLE001
+                bad[i] = _sentence(e)
+        good = [i for i in range(len(records)) if i not in bad]
+        try:
+            out = _batch(job, [records[i] for i in good], models) if good else b""
+        except Exception as e:  # noqa: BLE001 -- each record alone is fine but not together
+            reason = f"the records fail together though each succeeds alone ({_sentence(e)})"
+            return ("ok", b"", [(i, reason) for i in range(len(records))])
+    return ("ok", out, sorted(bad.items()))
+
+
+# ============================================================================================ parent side
+
+class _Output:
+    """One ``.out`` written to a temporary name beside it and renamed when complete (or removed)."""
+
+    def __init__(self, out_fs, final: str):
+        self.fs, self.final = out_fs, final
+        self.local = _is_local(out_fs)
+        folder, name = posixpath.split(final)
+        if self.local:
+            os.makedirs(folder or ".", exist_ok=True)
+            for stale in os.listdir(folder or "."):  # left by a killed job
+                if stale.startswith(f".{name}.") and stale.endswith(".part"):
+                    try:
+                        os.unlink(os.path.join(folder, stale))
+                    except OSError:
+                        pass
+            self.tmp = os.path.join(folder, f".{name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
+        else:
+            import tempfile
+
+            fd, self.tmp = tempfile.mkstemp(suffix=".part")
+            os.close(fd)
+        self.f = open(self.tmp, "wb" if not self.local else "xb")
+        self.records_out = 0
+
+    def write(self, data: bytes) -> None:
+        self.f.write(data)
+
+    def commit(self) -> None:
+        self.f.close()
+        if self.local:
+            os.replace(self.tmp, self.final)
+        else:
+            self.fs.put_file(self.tmp, self.final)
+            os.unlink(self.tmp)
+
+    def abort(self) -> None:
+        if not self.f.closed:
+            self.f.close()
+        try:
+            os.unlink(self.tmp)
+        except OSError:
+            pass
+
+
+def _is_local(fs) -> bool:
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return protocol in ("file", "local")
+
+
+def _write_json_atomic(out_fs, path: str, doc: dict) -> None:
+    data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+    out = _Output(out_fs, path)
+    out.write(data)
+    out.commit()
+
+
+def _batches(records: Iterator[tuple], strategy: str, max_bytes: int | None, sep: int) -> Iterator[tuple]:
+    """``(records, numbers, failures)`` mini-batches: SingleRecord one each; MultiRecord as many as keep the body
+    within ``max_bytes`` (each record counted with ``sep`` separator bytes)."""
+    batch, numbers, size = [], [], 0
+    for number, data, reason in records:
+        if reason is None and max_bytes and len(data) + sep > max_bytes:
+            reason = (f"the record has {len(data)} bytes, more than the {max_bytes} bytes of max payload "
+                      "(raise max_payload_mb)")
+        if reason is not None:
+            if batch:
+                yield batch, numbers, None
+                batch, numbers, size = [], [], 0
+            yield [], [number], reason
+            continue
+        if batch and (strategy == "SingleRecord" or (max_bytes and size + len(data) + sep > max_bytes)):
+            yield batch, numbers, None
+            batch, numbers, size = [], [], 0
+        batch.append(data)
+        numbers.append(number)
+        size += len(data) + sep
+    if batch:
+        yield batch, numbers, None
+
+
+class _Runner:
+    """Runs mini-batches in this process (one worker) or in a pool of worker processes, results in order."""
+
+    def __init__(self, job: _Job, workers: int):
+        self.job, self.workers, self.pool = job, workers, None
+        if workers > 1:
+            import multiprocessing
+
+            methods = multiprocessing.get_all_start_methods()
+            ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+            self.pool = ctx.Pool(workers)
+
+    def submit(self, records: list):
+        if self.pool is None:
+            return _run(self.job, records)
+        return self.pool.apply_async(_run, (self.job, records))
+
+    def result(self, handle) -> tuple:
+        out = handle if self.pool is None else handle.get()
+        if out[0] == "load-error":
+            raise TransformError(out[1])
+        return out
+
+    def close(self, ok: bool) -> None:
+        if self.pool is not None:
+            if ok:
+                self.pool.close()
+            else:
+                self.pool.terminate()
+            self.pool.join()
+
+
+def transform(artifact, input: str, output: str, *, content_type: str = "text/csv", accept: str | None = None,
+              split_type: str | None = "Line", strategy: str = "MultiRecord", max_payload_mb: float = 6,
+              assemble_with: str | None = "Line", input_filter: str = "$", join_source: str | None = "None",
+              output_filter: str = "$", workers: int = 1, fail_fast: bool = False, resume: bool = False,
+              trust: bool | str = False, limits: Limits | None = None, storage_options: dict | None = None,
+              pipeline: list | None = None, engine: str = "local", master: str | None = None) -> dict:
+    """Run a batch transform job (rules in the module docstring) and return its summary (also written to
+    ``OUTPUT/transform-summary.json``). ``artifact`` is one artifact, or None with ``pipeline=[art1, art2, ...]``.
+
+    ``engine="spark"`` scores a Parquet, CSV or JSON INPUT into OUTPUT of the same format on a SparkSession
+    (``master``, default ``local[*]``) with :func:`artifact_tools.spark.transform_files`; the record-splitting
+    parameters do not apply there."""
+    started = time.perf_counter()
+    if engine == "spark":
+        if pipeline:
+            raise TransformError("the Spark engine scores one model; run the pipeline's models one after another")
+        from pyspark.sql import SparkSession
+
+        from . import spark as spark_engine
+
+        session = SparkSession.builder.master(master or "local[*]").appName("artifact-tools transform") \
+            .config("spark.pyspark.python", sys.executable).getOrCreate()
+        if not os.environ.get("PYSPARK_PYTHON") and (master is None or str(master).startswith("local")):
+            session.sparkContext.pythonExec = sys.executable  # local workers run this interpreter (its packages)
+        return spark_engine.transform_files(session, artifact, str(input), str(output), trust=trust,
+                                            storage_options=storage_options)
+    if engine != "local":
+        raise TransformError(f"engine must be local or spark, not {str(engine)[:40]!r}")
+    artifacts = list(pipeline) if pipeline else [artifact]
+    if pipeline and artifact is not None and artifact != pipeline[0]:
+        artifacts = [artifact] + list(pipeline)
+    if not artifacts or any(a is None for a in artifacts):
+        raise TransformError("give the artifact to score with, or pipeline=[artifact, ...]")
+    if len(artifacts) > MAX_PIPELINE:
+        raise TransformError(f"an inference pipeline holds at most {MAX_PIPELINE} models, not {len(artifacts)}")
+    split_type = _choice("split type", split_type, SPLIT_TYPES)
+    strategy = _choice("batch strategy", strategy, STRATEGIES)
+    assemble_with = _choice("assemble with", assemble_with, ASSEMBLE)
+    join_source = _choice("join source", join_source, JOIN_SOURCES)
+    accept = accept or content_type
+    kind, _ = codec.media_type(content_type)
+    if kind not in codec.DECODES:
+        raise TransformError(f"content type {content_type[:80]!r} is not one the codec reads ({', '.join(codec.DECODES)})")
+    try:
+        codec.negotiate(accept)
+    except codec.CodecError as e:
+        raise TransformError(str(e)) from None
+    if not isinstance(max_payload_mb, (int, float)) or isinstance(max_payload_mb, bool) \
+            or not 0 <= max_payload_mb <= MAX_PAYLOAD_MB:
+        raise TransformError(f"max payload must be 0 to {MAX_PAYLOAD_MB} MB, not {max_payload_mb!r}")
+    if max_payload_mb == 0 and split_type != "None":
+        raise TransformError("max payload 0 (no limit) is only for whole objects (split type None)")
+    if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 256:
+        raise TransformError(f"workers must be a whole number from 1 to 256, not {workers!r}")
+    processing = input_filter != "$" or join_source == "Input" or output_filter != "$"
+    for expr, what in ((input_filter, "input filter"), (output_filter, "output filter")):
+        if not isinstance(expr, str):
+            raise TransformError(f"{what} must be a JSONPath text such as '$[1:]'")
+        if expr != "$":
+            _compile(expr, what)
+    if processing:
+        if kind not in (codec.CSV, codec.JSON, codec.JSONLINES):
+            raise TransformError("input filter, join source and output filter work on CSV and JSON records only "
+                                 f"(content type {kind})")
+        if split_type != "Line":
+            raise TransformError("input filter, join source and output filter need records split by line "
+                                 "(split type Line), so that each prediction has its record")
+    job = _Job(tuple(str(a) if isinstance(a, os.PathLike) else a for a in artifacts), trust, limits,
+               storage_options, content_type, accept, split_type, assemble_with, input_filter, join_source,
+               output_filter)
+    inputs = _inputs(str(input), storage_options)
+    out_fs, out_root = _fs(str(output), storage_options)
+    if _is_local(out_fs):
+        if os.path.exists(out_root) and not os.path.isdir(out_root):
+            raise TransformError(f"output {output} exists and is not a folder")
+        os.makedirs(out_root, exist_ok=True)
+    max_bytes = int(max_payload_mb * 1024 * 1024) or None
+    sep = 1 if split_type == "Line" else 0
+
+    summary: dict[str, Any] = {
+        "schema": "artifact-tools.transform/1", "artifacts": [str(a) for a in artifacts], "input": str(input),
+        "output": str(output), "parameters": {
+            "content_type": content_type, "accept": accept, "split_type": split_type, "strategy": strategy,
+            "max_payload_mb": max_payload_mb, "assemble_with": assemble_with, "input_filter": input_filter,
+            "join_source": join_source, "output_filter": output_filter, "workers": workers},
+        "inputs": len(inputs), "inputs_done": 0, "inputs_skipped": 0, "inputs_failed": 0,
+        "records_in": 0, "records_out": 0, "records_failed": 0, "failed": [], "status": "running"}
+    failed = summary["failed"]
+
+    def fail(rel: str, number, reason: str) -> None:
+        summary["records_failed"] += 1
+        if len(failed) < MAX_FAILURES_KEPT:
+            failed.append({"file": rel, "line" if split_type == "Line" else "record": number, "reason": reason})
+        if fail_fast:
+            where = f"line {number}" if split_type == "Line" else f"record {number}"
+            raise TransformError(f"{rel}, {where}: {reason} (stopped: fail fast)")
+
+    load_start = time.perf_counter()
+    runner = _Runner(job, workers)
+    if workers == 1:  # load now, so that a model that cannot load fails before any input is read
+        try:
+            _models(job)
+        except Exception:
+            runner.close(False)
+            raise
+    load_seconds = time.perf_counter() - load_start
+    pending: collections.deque = collections.deque()
+    limit = 2 * workers
+    ok = False
+    current: _Output | None = None
+    open_outputs: list[_Output] = []
+
+    def settle(entry) -> None:
+        kind_, out, rel, payload = entry
+        if kind_ == "close":
+            out.commit()
+            open_outputs.remove(out)
+            summary["inputs_done"] += 1
+            return
+        numbers, handle = payload
+        _, data, bad = runner.result(handle)
+        bad_at = {i for i, _ in bad}
+        for i, reason in bad:
+            fail(rel, numbers[i], reason)
+        out.write(data)
+        done = len(numbers) - len(bad_at)
+        summary["records_out"] += done
+        advance(done)
+
+    try:
+        with progress.task(f"transform {len(inputs)} input(s)", total=None, unit="records") as advance:
+            for in_fs, path, rel in inputs:
+                final = posixpath.join(out_root.rstrip("/"), rel + ".out") if out_root else rel + ".out"
+                if resume and out_fs.exists(final):
+                    summary["inputs_skipped"] += 1
+                    continue
+                current = _Output(out_fs, final)
+                open_outputs.append(current)
+                try:
+                    with in_fs.open(path, "rb") as f:
+                        for batch, numbers, reason in _batches(_records(f, split_type, max_bytes), strategy,
+                                                               max_bytes, sep):
+                            summary["records_in"] += len(numbers)
+                            if reason is not None:
+                                fail(rel, numbers[0], reason)
+                                continue
+                            pending.append(("batch", current, rel, (numbers, runner.submit(batch))))
+                            while len(pending) > limit or (pending and workers == 1):
+                                settle(pending.popleft())
+                except _Damaged as e:
+                    while pending:
+                        settle(pending.popleft())
+                    current.abort()
+                    open_outputs.remove(current)
+                    summary["inputs_failed"] += 1
+                    fail(rel, None, f"{e}; the object is left without output")
+                    continue
+                except OSError as e:
+                    raise TransformError(f"input {rel} cannot be read ({e.strerror or e})") from None
+                pending.append(("close", current, rel, None))
+                while len(pending) > limit:
+                    settle(pending.popleft())
+            while pending:
+                settle(pending.popleft())
+        ok = True
+    finally:
+        runner.close(ok)
+        for out in list(open_outputs):
+            out.abort()
+        total = time.perf_counter() - started
+        summary["status"] = "completed" if ok else "stopped"
+        summary["seconds"] = {"load": round(load_seconds, 3), "total": round(total, 3)}
+        summary["records_per_second"] = round(summary["records_out"] / total, 1) if total > 0 else None
+        try:
+            summary_path = posixpath.join(out_root.rstrip("/"), SUMMARY) if out_root else SUMMARY
+            _write_json_atomic(out_fs, summary_path, summary)
+        except OSError as e:
+            log.warning("the job summary could not be written: %s", e)
+    return summary
+
+
+# ============================================================================================ command line
+
+def add_transform_command(subparsers, add_opening=None, add_global=None) -> argparse.ArgumentParser:
+    """``artifact-tools transform``: register it on the CLI's subparsers (``add_opening``/``add_global`` are the
+    CLI's own helpers for the trust/limit and global flags)."""
+    help_ = "score input files offline with SageMaker Batch Transform's parameters and output layout"
+    s = subparsers.add_parser("transform", help=help_, description=help_)
+    if add_global is not None:
+        add_global(s, sub=True)
+    s.add_argument("artifact", help="the model artifact (with --pipeline: the first model)")
+    s.add_argument("input", help="a file, a folder or fsspec prefix (every object under it), or a manifest file")
+    s.add_argument("output", help="folder (or fsspec prefix) receiving <relative path>.out and transform-summary.json")
+    s.add_argument("--pipeline", nargs="+", metavar="ARTIFACT", default=None,
+                   help="further models: each one's output is the next one's input (at most 5 models in all)")
+    s.add_argument("--content-type", default="text/csv", help="MIME type of the records (default text/csv)")
+    s.add_argument("--accept", default=None, help="MIME type of the output (default: the content type)")
+    s.add_argument("--split-type", default="Line", choices=SPLIT_TYPES, help="how objects are cut into records")
+    s.add_argument("--strategy", default="MultiRecord", choices=STRATEGIES, help="records per request")
+    s.add_argument("--max-payload", type=float, default=6, metavar="MB", help="largest request, 0-100 MB (default 6)")
+    s.add_argument("--assemble-with", default="Line", choices=ASSEMBLE, help="how responses are put together")
+    s.add_argument("--input-filter", default="$", metavar="JSONPATH", help="part of each record sent to the model")
+    s.add_argument("--join-source", default="None", choices=JOIN_SOURCES, help="Input: join records with predictions")
+    s.add_argument("--output-filter", default="$", metavar="JSONPATH", help="part of the joined record written")
+    s.add_argument("--workers", type=int, default=1, help="worker processes, each loading the model once")
+    s.add_argument("--fail-fast", action="store_true", help="stop at the first bad record instead of skipping it")
+    s.add_argument("--resume", action="store_true", help="skip inputs whose .out is already complete")
+    s.add_argument("--engine", choices=["local", "spark"], default="local",
+                   help="spark: score a Parquet/CSV/JSON input on Spark (--master URL, default local[*])")
+    s.add_argument("--master", default=None, help="Spark master URL for --engine spark")
+    if add_opening is not None:
+        add_opening(s)
+    else:
+        s.add_argument("--trust", action="store_true")
+        s.add_argument("--trust-all", action="store_true")
+    s.set_defaults(func=cmd_transform)
+    return s
+
+
+def cmd_transform(args) -> int:
+    trust = "all" if getattr(args, "trust_all", False) else bool(getattr(args, "trust", False))
+    limits = None
+    given = {"max_ratio": getattr(args, "max_ratio", None), "max_members": getattr(args, "max_members", None),
+             "max_total_bytes": getattr(args, "max_bytes", None)}
+    if any(v is not None for v in given.values()):
+        limits = dataclasses.replace(Limits.from_env(), **{k: v for k, v in given.items() if v is not None})
+    if args.engine == "spark":
+        summary = transform(args.artifact, args.input, args.output, trust=trust, engine="spark", master=args.master)
+        print(f"scored {args.input} on Spark into {summary['output']} in {summary['seconds']:.1f} s", file=sys.stderr)
+        return 0
+    summary = transform(args.artifact, args.input, args.output, content_type=args.content_type, accept=args.accept,
+                        split_type=args.split_type, strategy=args.strategy, max_payload_mb=args.max_payload,
+                        assemble_with=args.assemble_with, input_filter=args.input_filter,
+                        join_source=args.join_source, output_filter=args.output_filter, workers=args.workers,
+                        fail_fast=args.fail_fast, resume=args.resume, trust=trust, limits=limits,
+                        pipeline=[args.artifact, *args.pipeline] if args.pipeline else None)
+    print(f"transformed {summary['records_out']} of {summary['records_in']} records from {summary['inputs_done']} "
+          f"input(s) ({summary['inputs_skipped']} skipped as complete, {summary['records_failed']} records failed) "
+          f"in {summary['seconds']['total']:.1f} s; summary in {posixpath.join(str(args.output), SUMMARY)}",
+          file=sys.stderr)
+    return 0
