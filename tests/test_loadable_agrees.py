@@ -16,7 +16,7 @@ import artifact_tools
 import loaders
 from artifact_tools.errors import ArtifactError, TrustRequired
 from conftest import CORPUS
-from helpers import pack_tar_gz
+from helpers import pack_tar_gz, run_cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import make_samples  # noqa: E402
@@ -25,7 +25,7 @@ import make_samples  # noqa: E402
 # (sklearn-multi-pickles' inference.py is only run with trust=True, and its model.joblib loads as data).
 TRUST: dict[str, bool] = {}
 
-# Lines whose loaders other helpers are fixing right now; the lead removes these skips when that work lands.
+
 def _rows() -> list[tuple[str, dict]]:
     rows = []
     for tsv in ("EXPECTED.tsv", "EXPECTED-wild.tsv"):
@@ -48,15 +48,16 @@ def _paths(row: dict) -> list[Path]:
 CASES = [pytest.param(row["entry"], p, id=f"{row['entry']}/{p.name}") for _, row in _rows() for p in _paths(row)]
 
 
-def _agree(path: Path, trust: bool | str = False) -> tuple[bool, str | None]:
-    """Inspect, then load; fail unless they agree. Returns (loadable, the refusal's sentence)."""
+def _agree(path: Path, trust: bool | str = False, check_sample: bool = False) -> tuple[bool, str | None]:
+    """Inspect, then load; fail unless they agree (and with ``check_sample``, predict on ``sample_input()``).
+    Returns (loadable, the refusal's sentence)."""
     report = artifact_tools.inspect(path)
     assert report.loadable in (True, False)
     if not report.loadable:
         reason = report.not_loadable_reason
         assert isinstance(reason, str) and reason.strip() and "\n" not in reason, reason
     try:
-        loaders.load(path, trust=trust)
+        model = loaders.load(path, trust=trust)
     except TrustRequired as e:
         pytest.fail(f"{path.name} needs another trust level than {trust!r}: {e}")
     except ArtifactError as e:  # a refusal: inspection must have said so
@@ -64,13 +65,26 @@ def _agree(path: Path, trust: bool | str = False) -> tuple[bool, str | None]:
         assert "\n" not in str(e)
         return False, report.not_loadable_reason
     assert report.loadable, f"load succeeded, inspect said: {report.not_loadable_reason}"
+    # `load --sample`: every loadable artifact predicts on an input built from its own metadata -- except weights
+    # without their network (a state dict whose network only the artifact's own code builds: nothing to predict with)
+    if check_sample and model.info.get("kind") not in ("state_dict", "checkpoint"):
+        out = model.predict(model.sample_input())
+        assert out is not None and len(out) > 0
     return True, None
 
 
 @pytest.mark.skipif(not CASES, reason=f"real-artifact corpus not found at {CORPUS}")
 @pytest.mark.parametrize("entry,path", CASES or [pytest.param("none", None, id="no-corpus")])
 def test_corpus_loadable_agrees_with_load(corpus, entry, path):
-    _agree(path, TRUST.get(entry, False))
+    _agree(path, TRUST.get(entry, False), check_sample=True)
+
+
+@pytest.mark.parametrize("entry", ["cookbook-xgboost-1", "sm-fm-recsys", "sdk-sparkml-mleap", "sdk-tfs-test-model"])
+def test_cli_load_sample_predicts(corpus, entry):
+    path = next(p for e, p in ((c.values[0], c.values[1]) for c in CASES) if e == entry)
+    r = run_cli("load", str(path), "--sample")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip(), "no predictions printed"
 
 
 def test_both_expected_files_are_read(corpus):
