@@ -25,7 +25,7 @@ import os
 import sys
 import textwrap
 import warnings
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NoReturn, Sequence
 
 from . import __version__, progress
 from .archive import Limits
@@ -264,7 +264,7 @@ class _Parser(argparse.ArgumentParser):
 
     epilog_fn: Callable[[], str] | None = None
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
     def format_help(self) -> str:
@@ -309,6 +309,13 @@ def _export_options_help() -> str:
             lines += textwrap.wrap(f"{target}: {describe_options(cls) or 'none'}", 100, initial_indent="  ",
                                    subsequent_indent="      ")
     return "\n".join(lines)
+
+
+def _export_targets() -> list[str]:
+    """The export targets, from the exporters package (its targets are imported only when used)."""
+    from exporters import TARGETS
+
+    return list(TARGETS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -358,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = command("export", "write the model for another serving system and verify it",
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("artifact")
-    s.add_argument("--to", required=True, choices=["sagemaker", "tf-serving", "git", "mleap"])
+    s.add_argument("--to", required=True, choices=_export_targets())
     s.add_argument("out")
     s.add_argument("--force", action="store_true", help="overwrite an existing output")
     s.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="target-specific option")

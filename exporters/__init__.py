@@ -5,10 +5,12 @@
 >>> print(result.summary())
 
 Targets (``target=``): ``sagemaker`` (:mod:`exporters.sagemaker`; Spark pipelines get the SparkML Serving layout),
-``tf-serving`` (:mod:`exporters.tf_serving`), ``git`` (:mod:`exporters.git_container`) and ``mleap`` (Spark
-pipelines, :mod:`exporters.mleap`). Each target module is imported only when it is asked for; targets never import
-each other, only the shared private modules (``exporters._*``: results and options, atomic publication, the tar
-writer, the SageMaker layouts, SavedModels, MLeap bundles).
+``tf-serving`` (:mod:`exporters.tf_serving`), ``git`` (:mod:`exporters.git_container`), ``mleap`` (Spark
+pipelines, :mod:`exporters.mleap`) and ``onnx`` (:mod:`exporters.onnx`: one ``model.onnx`` verified with onnxruntime;
+MXNet built-ins and symbol graphs are built without MXNet by ``exporters._onnx_mxnet``). Each target module is
+imported only when it is asked for; targets never import each other, only the shared private modules
+(``exporters._*``: results and options, atomic publication, the tar writer, the SageMaker layouts, SavedModels,
+MLeap bundles, the MXNet ONNX graph builder).
 
 The source is an artifact (path, folder, URI: loaded with :func:`loaders.load`), a :class:`loaders.LoadedModel`,
 or a model trained in this process: a scikit-learn estimator, an ``xgboost.Booster`` (or its scikit-learn
@@ -41,9 +43,9 @@ from ._common import Check, ExportResult, ExportVerificationFailed, as_loaded, c
 __all__ = ["TARGETS", "Check", "ExportResult", "ExportVerificationFailed", "as_loaded", "compare", "export",
            "sample_inputs", "target_module"]
 
-TARGETS = ("sagemaker", "tf-serving", "git", "mleap")
+TARGETS = ("sagemaker", "tf-serving", "git", "mleap", "onnx")
 _MODULES = {"sagemaker": "exporters.sagemaker", "tf-serving": "exporters.tf_serving",
-            "git": "exporters.git_container", "mleap": "exporters.mleap"}
+            "git": "exporters.git_container", "mleap": "exporters.mleap", "onnx": "exporters.onnx"}
 
 
 def target_module(target: str) -> ModuleType:
