@@ -6,8 +6,9 @@
 
 Targets (``target=``): ``sagemaker`` (:mod:`exporters.sagemaker`; Spark pipelines get the SparkML Serving layout),
 ``tf-serving`` (:mod:`exporters.tf_serving`), ``git`` (:mod:`exporters.git_container`), ``mleap`` (Spark
-pipelines, :mod:`exporters.mleap`) and ``onnx`` (:mod:`exporters.onnx`: one ``model.onnx`` verified with onnxruntime;
-MXNet built-ins and symbol graphs are built without MXNet by ``exporters._onnx_mxnet``). Each target module is
+pipelines, :mod:`exporters.mleap`), ``mlflow`` (an MLflow Model with the native flavor and python_function,
+optionally registered; :mod:`exporters.mlflow`) and ``onnx`` (:mod:`exporters.onnx`: one ``model.onnx`` verified
+with onnxruntime; MXNet built-ins and symbol graphs are built without MXNet by ``exporters._onnx_mxnet``). Each target module is
 imported only when it is asked for; targets never import each other, only the shared private modules
 (``exporters._*``: results and options, atomic publication, the tar writer, the SageMaker layouts, SavedModels,
 MLeap bundles, the MXNet ONNX graph builder).
@@ -43,9 +44,10 @@ from ._common import Check, ExportResult, ExportVerificationFailed, as_loaded, c
 __all__ = ["TARGETS", "Check", "ExportResult", "ExportVerificationFailed", "as_loaded", "compare", "export",
            "sample_inputs", "target_module"]
 
-TARGETS = ("sagemaker", "tf-serving", "git", "mleap", "onnx")
+TARGETS = ("sagemaker", "tf-serving", "git", "mleap", "onnx", "mlflow")
 _MODULES = {"sagemaker": "exporters.sagemaker", "tf-serving": "exporters.tf_serving",
-            "git": "exporters.git_container", "mleap": "exporters.mleap", "onnx": "exporters.onnx"}
+            "git": "exporters.git_container", "mleap": "exporters.mleap", "onnx": "exporters.onnx",
+            "mlflow": "exporters.mlflow"}
 
 
 def target_module(target: str) -> ModuleType:

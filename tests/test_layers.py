@@ -42,7 +42,8 @@ APP = {"artifact_tools.cli", "artifact_tools.serve", "artifact_tools.__main__", 
 ML_FRAMEWORKS = set(FRAMEWORK_MODULES) | {
     "tf_keras", "flax", "lightgbm", "catboost", "onnx", "onnxruntime", "paddle", "mleap", "tensorflow_serving",
     "sentence_transformers", "diffusers", "accelerate", "torchvision", "gluonnlp", "sagemaker"}
-EXPORT_TARGETS = {"exporters.sagemaker", "exporters.tf_serving", "exporters.git_container", "exporters.mleap"}
+EXPORT_TARGETS = {"exporters.sagemaker", "exporters.tf_serving", "exporters.git_container", "exporters.mleap",
+                  "exporters.onnx", "exporters.mlflow"}
 
 
 def module_name(path: Path) -> str:
@@ -115,7 +116,8 @@ def _broken(module: str, imported: str) -> str | None:
             return "the core never imports the application layer"
         if top(imported) in ML_FRAMEWORKS:
             return "the core never imports an ML framework"
-        if top(imported) == "numpy" and not (within(module, "artifact_tools.formats") or module == "artifact_tools.codec"):
+        if top(imported) == "numpy" \
+                and not (within(module, "artifact_tools.formats") or module == "artifact_tools.codec"):
             return "numpy belongs to the format readers (artifact_tools.formats) only"
     if within(module, "loaders") or within(module, "exporters"):
         if any(within(imported, app) for app in APP):
@@ -188,3 +190,9 @@ def test_inspecting_an_artifact_imports_no_framework_loaders_or_exporters(tmp_pa
     framework, imported = json.loads(out.stdout.strip().splitlines()[-1])
     assert framework == "xgboost"
     assert imported == []
+
+
+def test_every_export_target_is_held_to_the_target_contract():
+    import exporters
+
+    assert set(exporters._MODULES.values()) == EXPORT_TARGETS
