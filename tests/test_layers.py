@@ -3,9 +3,10 @@
 Layers, bottom up: the core (``artifact_tools`` without its application modules), ``loaders``, ``exporters``, and
 the application layer (``artifact_tools.cli``, ``artifact_tools.serve``, ``artifact_tools.__main__``, the batch
 commands ``artifact_tools.batch`` (``artifact_tools.transform``) and ``artifact_tools.spark``, the fleet migration
-``artifact_tools.migrate``, data capture and Model Monitor ``artifact_tools.capture`` / ``artifact_tools.monitor``).
-Every ``import`` statement is read from the syntax tree -- at module level and inside functions, relative imports
-resolved, ``importlib.import_module("...")``/``__import__("...")`` with a literal name included --
+``artifact_tools.migrate``, data capture and Model Monitor ``artifact_tools.capture`` / ``artifact_tools.monitor``,
+the endpoint ``artifact_tools.endpoint``). Every ``import`` statement is read from the syntax tree -- at module level
+and inside functions, relative imports resolved, ``importlib.import_module("...")``/``__import__("...")`` with a
+literal name included --
 so a lazy import inside a function counts like any other.
 
 Contracts:
@@ -38,7 +39,8 @@ PACKAGES = ("artifact_tools", "loaders", "exporters")
 # the package's lazy attribute ``artifact_tools.transform`` (PEP 562 ``__getattr__``): imported when first used only
 FACADE = {("artifact_tools", "artifact_tools.batch"), ("artifact_tools", "artifact_tools.batch.transform")}
 APP = {"artifact_tools.cli", "artifact_tools.serve", "artifact_tools.__main__", "artifact_tools.batch",
-       "artifact_tools.migrate", "artifact_tools.spark", "artifact_tools.capture", "artifact_tools.monitor"}
+       "artifact_tools.migrate", "artifact_tools.spark", "artifact_tools.capture", "artifact_tools.monitor",
+       "artifact_tools.endpoint"}
 ML_FRAMEWORKS = set(FRAMEWORK_MODULES) | {
     "tf_keras", "flax", "lightgbm", "catboost", "onnx", "onnxruntime", "paddle", "mleap", "tensorflow_serving",
     "sentence_transformers", "diffusers", "accelerate", "torchvision", "gluonnlp", "sagemaker"}
