@@ -22,6 +22,8 @@ cheaper, more specific signatures must not be shadowed by the generic ones:
 15. Pickles / joblib (globals read from the opcode stream)                    -> sklearn or pickle
 16. R serialized objects (RDS)                                                -> r
 17. PMML documents                                                            -> pmml, not loadable
+18. Another archive and no model file (model.tar.gz in model.tar.gz)         -> named, not loadable
+19. Inference code and no model file (formats/python_script.py)               -> layout code-only, not loadable
 
 Before any detector, the trust audit (audit.py) reads every member that can carry code.
 """
@@ -35,11 +37,11 @@ from pathlib import PurePosixPath
 from typing import Callable
 
 from .archive import Artifact, Limits, common_root, open_artifact, open_nested
+from .audit import audit_members
 from .errors import ArtifactError, CorruptArtifact, NotAnArtifact
 from .filetree import MappingTree, SubTree
-from .audit import audit_members
 from .formats.pickle_data import decompress_joblib, read_pickle
-from .report import FileInfo, ModelInfo, Report
+from .report import Algorithm, FileInfo, Framework, Layout, ModelInfo, Report
 from .sniff import check_json_or_lines, keep_bytes, parse_json, sniff, zip_model_kind
 from .trust import Finding, pickle_findings, summarize, worst
 
@@ -111,7 +113,8 @@ def inspect_opened(art: Artifact, *, extract_to: str | os.PathLike | None = None
                  and sizes[n] == len(content[n])]:
         inner_kinds: dict[str, str] = {}
 
-        def keep_nested(member, head: bytes) -> int:  # what the outer scan would keep, from the same budget
+        def keep_nested(member, head: bytes, inner_kinds: dict[str, str] = inner_kinds) -> int:
+            """What the outer scan would keep, from the same budget (called during this iteration only)."""
             k = inner_kinds[member.name] = sniff(member.name, head, member.size)
             want = keep_bytes(k, head, member.size)
             if want > len(head) and want > budget[0]:
@@ -196,19 +199,37 @@ class _Context:
         """A model entry per file: ``reader(bytes)``, or a note when the file was too large to keep."""
         for n in names:
             data = self.whole(n)
-            self.add_model(n, fmt, reader(data) if data is not None else {"note": "too large to read during inspection"})
+            summary = reader(data) if data is not None else {"note": "too large to read during inspection"}
+            self.add_model(n, fmt, summary)
 
     def flag_code(self, member: str, what: str) -> None:
         """Record that loading would run code carried by ``member`` (unless the audit already said so)."""
         if not any(f.member == member and f.what == what for f in self.findings):
             self.findings.append(Finding(member, "code", what))
 
-    def set(self, framework: str, layout: str, *, algorithm: str | None = None, loadable: bool = True,
+    def set(self, framework: Framework, layout: Layout, *, algorithm: Algorithm | None = None, loadable: bool = True,
             reason: str | None = None) -> None:
         r = self.report
-        r.framework, r.layout, r.algorithm, r.loadable, r.not_loadable_reason = framework, layout, algorithm, loadable, reason
+        r.framework, r.layout, r.algorithm = framework, layout, algorithm
+        r.loadable, r.not_loadable_reason = loadable, reason
 
-    def default_layout(self, framework_container: bool) -> str:
+    def report_requirements(self) -> None:
+        """A warning naming what ``requirements.txt`` lists: the SageMaker containers pip-install
+        ``code/requirements.txt`` at start-up; artifact-tools never installs anything."""
+        from .formats import python_script
+
+        for name in self.names():
+            if PurePosixPath(name).name != "requirements.txt" or name.count("/") > 1 \
+                    or (name.count("/") == 1 and not name.startswith("code/")):
+                continue
+            listed = python_script.requirements(self.whole(name) or b"")
+            if not listed:
+                continue
+            first = ", ".join(listed[:5]) + (", ..." if len(listed) > 5 else "")
+            self.report.warnings.append(f"{name} lists {len(listed)} package(s) ({first}) that the serving container "
+                                        "would pip-install at start-up; artifact-tools reports them and installs none")
+
+    def default_layout(self, framework_container: bool) -> Layout:
         if self.container in ("file", "gzip-file"):
             return "loose-file"
         return "framework-container" if framework_container else "custom-container"
@@ -218,6 +239,7 @@ class _Context:
         if r.entry_point is None:
             r.entry_point = _entry_point(self.names())
         r.trust = summarize(self.findings)
+        self.report_requirements()
         if r.framework == "unknown" and not r.models:
             if self.container in ("file", "gzip-file"):
                 kind = next(iter(self.kinds.values()), "binary")
@@ -281,11 +303,13 @@ def _djl(ctx: _Context) -> bool:
     model_id = options.get("option.model_id") or options.get("option.s3url") or options.get("option.model_dir")
     if weights:
         ctx.set("djl-lmi", "framework-container", loadable=False,
-                reason="DJL/LMI artifacts are served by the DJL container; load the weights folder as a Hugging Face model instead")
+                reason="DJL/LMI artifacts are served by the DJL container; load the weights folder as a Hugging Face "
+                       "model instead")
     else:
         where = f" ({model_id})" if model_id else ""
-        ctx.set("djl-lmi", "framework-container", loadable=False,
-                reason=f"no weights inside: serving.properties tells the DJL/LMI container to download the model{where} at start-up")
+        ctx.set("djl-lmi", CODE_ONLY, loadable=False,
+                reason=f"no weights inside: serving.properties tells the DJL/LMI container to download the "
+                       f"model{where} at start-up")
     ctx.report.entry_point = options.get("option.entryPoint") or _entry_point(ctx.names())
     return True
 
@@ -384,7 +408,8 @@ def _xgboost(ctx: _Context) -> bool:
     if not candidates:
         return False
     root_named = any(PurePosixPath(n).name == "xgboost-model" for n in candidates)
-    layout = "builtin-algorithm" if root_named and ctx.container not in ("file", "gzip-file") else ctx.default_layout(True)
+    builtin = root_named and ctx.container not in ("file", "gzip-file")
+    layout = "builtin-algorithm" if builtin else ctx.default_layout(True)
     ctx.set("xgboost", layout, algorithm="xgboost" if layout == "builtin-algorithm" else None)
     return True
 
@@ -412,7 +437,7 @@ def _tensorflow(ctx: _Context) -> bool:
         if version:
             versions.append(int(version))
     if any("/export/Servo/" in f"/{p}" for p in pbs):
-        layout = "framework-container"
+        layout: Layout = "framework-container"
     elif versions:
         layout = "tf-serving"
     else:
@@ -458,7 +483,8 @@ def _huggingface(ctx: _Context) -> bool:
         ctx.add_model(c, "huggingface", summary)
         has_weights = bool(summary.get("weights_files") or summary.get("weights"))
         ctx.set("huggingface", ctx.default_layout(True), loadable=has_weights,
-                reason=None if has_weights else "no weights file (model.safetensors, pytorch_model.bin, tf_model.h5) inside")
+                reason=None if has_weights
+                else "no weights file (model.safetensors, pytorch_model.bin, tf_model.h5) inside")
         remote = summary.get("auto_map") or summary.get("remote_code_files")
         if remote:
             ctx.flag_code(c, f"remote code (auto_map / *.py) present: {remote}")
@@ -568,6 +594,7 @@ def model_fn_files(source: bytes) -> list[str]:
         return []
     constants: dict[str, str] = {}
     functions = []
+    node: ast.AST
     for node in tree.body:
         if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Constant) \
                 and isinstance(node.value.value, str):
@@ -636,7 +663,8 @@ def _choose_model(ctx: _Context, names: list[str], values: dict) -> tuple[str, s
         return best, f"{PurePosixPath(best).name} is the conventional name of a SageMaker model file"
     predicting = [n for n in names if n in values and _predicts(values[n])]
     if predicting:
-        return predicting[0], f"its {_class_of(values[predicting[0]]).rsplit('.', 1)[-1]} is the first pickled object that predicts"
+        short = _class_of(values[predicting[0]]).rsplit(".", 1)[-1]
+        return predicting[0], f"its {short} is the first pickled object that predicts"
     sk = [n for n in names if n in values and _class_of(values[n]).startswith("sklearn.")]
     return (sk or names)[0], "no pickle is named by a script or a conventional name, or predicts; it is the first"
 
@@ -645,7 +673,7 @@ def _pickle(ctx: _Context) -> bool:
     names = ctx.names("pickle") + ctx.names("joblib-compressed")
     if not names:
         return False
-    framework = "pickle"
+    framework: Framework = "pickle"
     entries: dict[str, ModelInfo] = {}
     values: dict[str, object] = {}
     for n in names:
@@ -702,7 +730,8 @@ def _rds(ctx: _Context) -> bool:
         return False
     ctx.summarize_each(names, "r-rds", rds.summarize)
     ctx.set("r", ctx.default_layout(False), loadable=False,
-            reason="this is an R serialized object (RDS): R models cannot be loaded from Python; serve it with an R container")
+            reason="this is an R serialized object (RDS): R models cannot be loaded from Python; "
+                   "serve it with an R container")
     return True
 
 
@@ -713,9 +742,29 @@ def _summarize_kind(ctx: _Context, kind: str, reader) -> list[str]:
 
 
 def _lightgbm(ctx: _Context) -> bool:
-    from .formats import lightgbm
+    """LightGBM text models, and Boosters saved with pickle (``model.pkl``), whose model text is read from the
+    pickle as data (formats/lightgbm_pickle.py): the loader never unpickles them, so the audit's findings on such a
+    pickle are kept in the report but do not gate loading."""
+    from dataclasses import replace
 
-    if not _summarize_kind(ctx, "lightgbm", lightgbm.summarize):
+    from .formats import lightgbm, lightgbm_pickle
+
+    names = _summarize_kind(ctx, "lightgbm", lightgbm.summarize)
+    pickled = []
+    for n in ctx.names("pickle") + ctx.names("joblib-compressed"):
+        data = ctx.whole(n)
+        text = lightgbm_pickle.model_text(data, _decompress_limit(Limits())) if data is not None else None
+        if text is None:
+            continue
+        ctx.add_model(n, "lightgbm", {**lightgbm.summarize(text), "pickled": lightgbm_pickle.BOOSTER})
+        pickled.append(n)
+        # model_text accepted it only if it names nothing beyond a Booster and its state's containers: a Booster's
+        # class is not a dangerous call, and it is never unpickled anyway
+        ctx.findings[:] = [replace(f, level="unknown-types", on_load=False,
+                                   what=f"{f.what.replace('dangerous call(s)', 'type(s)')} (loading reads the model "
+                                        "text inside as data and never unpickles it)") if f.member == n else f
+                           for f in ctx.findings]
+    if not names and not pickled:
         return False
     ctx.set("lightgbm", ctx.default_layout(True))
     return True
@@ -753,7 +802,8 @@ def _pmml(ctx: _Context) -> bool:
     if not _summarize_kind(ctx, "pmml", pmml.summarize):
         return False
     ctx.set("pmml", ctx.default_layout(False), loadable=False,
-            reason="PMML models need a PMML scoring engine (JPMML, pypmml); artifact-tools reads them but does not score them")
+            reason="PMML models need a PMML scoring engine (JPMML, pypmml); artifact-tools reads them but does not "
+                   "score them")
     return True
 
 
@@ -764,14 +814,15 @@ def _neuron(ctx: _Context) -> bool:
     if not found:
         return False
     ctx.add_model((found.get("files") or ["."])[0], found.get("compiler", "neuron"), found)
-    framework = found.get("framework") if found.get("framework") in ("pytorch", "tensorflow", "mxnet") else "neuron"
+    compiled_from = found.get("framework")
+    framework: Framework = compiled_from if compiled_from in ("pytorch", "tensorflow", "mxnet") else "neuron"
     ctx.set(framework, "compiled", loadable=False, reason=found["reason"])
     return True
 
 
-_TRITON_FRAMEWORKS = {"onnxruntime_onnx": "onnx", "onnxruntime": "onnx", "pytorch_libtorch": "pytorch",
-                      "pytorch": "pytorch", "tensorflow_savedmodel": "tensorflow", "tensorflow_graphdef": "tensorflow",
-                      "tensorflow": "tensorflow"}
+_TRITON_FRAMEWORKS: dict[str, Framework] = {
+    "onnxruntime_onnx": "onnx", "onnxruntime": "onnx", "pytorch_libtorch": "pytorch", "pytorch": "pytorch",
+    "tensorflow_savedmodel": "tensorflow", "tensorflow_graphdef": "tensorflow", "tensorflow": "tensorflow"}
 
 
 def _triton(ctx: _Context) -> bool:
@@ -782,7 +833,7 @@ def _triton(ctx: _Context) -> bool:
     if not layout:
         return False
     reasons = []
-    framework = "unknown"
+    framework: Framework = "unknown"
     loadable = False
     for model in layout:
         summary = triton.summarize(ctx.whole(model["config"]) or b"", model["config"])
@@ -839,7 +890,61 @@ def _mlflow(ctx: _Context) -> bool:
     return True
 
 
+_ARCHIVE_KINDS = ("tar", "zip", "gzip", "compressed")
+
+
+def _nested_archive(ctx: _Context) -> bool:
+    """No model file, but another archive inside (``model.tar.gz`` packed into ``model.tar.gz``): SageMaker unpacks
+    the artifact once into ``/opt/ml/model``, so the container would find the inner archive, not a model. Named,
+    not loadable, with what to do; the inner archive is not opened here (its bytes are not kept)."""
+    inner = [n for n, k in ctx.kinds.items() if k in _ARCHIVE_KINDS]
+    if not inner or any(k not in (*_ARCHIVE_KINDS, *_CODE_AND_TEXT_KINDS) for k in ctx.kinds.values()):
+        return False
+    first = sorted(inner, key=lambda n: (n.count("/"), n))[0]
+    ctx.add_model(first, "nested-archive", {"archives": sorted(inner)})
+    ctx.set("unknown", ctx.default_layout(False), loadable=False,
+            reason=f"the artifact holds another archive ({first}) and no model file; SageMaker unpacks the artifact "
+                   f"only once, so extract {first} from it and inspect or load that archive instead")
+    return True
+
+
+# Kinds of member that are code, configuration or notes, never a model's weights (sniff.py's text kinds).
+_CODE_AND_TEXT_KINDS = ("python", "text", "properties", "yaml", "json", "jsonl", "csv", "empty", "pbtxt")
+CODE_ONLY = "code-only"
+
+
+def _code_only(ctx: _Context) -> bool:
+    """Inference code and no model file (``code/inference.py``, ``requirements.txt``...): the serving container runs
+    the code, which gets its model at run time (the Hub, S3, a URL). Tried last, after every model format; what the
+    code fetches is read from its string literals (formats/python_script.py), nothing is run."""
+    from .formats import python_script
+
+    scripts = ctx.names("python") + [n for n in ctx.names() if n.endswith(".py") and ctx.kinds[n] != "python"]
+    if not scripts or any(k not in _CODE_AND_TEXT_KINDS for k in ctx.kinds.values()):
+        return False
+    entry = _entry_point(ctx.names()) or (scripts[0] if len(scripts) == 1 else None)
+    ordered = ([entry] if entry in scripts else []) + [s for s in scripts if s != entry]
+    sources = [ctx.whole(s) or b"" for s in ordered]
+    fetched: list[str] = []
+    for src in sources:
+        fetched += [f for f in python_script.downloads(src) if f not in fetched]
+    framework = python_script.imported_framework(sources) or "unknown"
+    ctx.add_model(entry or scripts[0], "inference-code", {"scripts": ordered, "downloads": fetched,
+                                                           "imports_framework": framework})
+    ctx.report.entry_point = entry
+    what = entry or f"{len(scripts)} Python file(s)"
+    if fetched:
+        shown = ", ".join(fetched[:3]) + (" ..." if len(fetched) > 3 else "")
+        reason = (f"the artifact holds inference code ({what}) but no model file: the code fetches its model at run "
+                  f"time ({shown})")
+    else:
+        reason = (f"the artifact holds inference code ({what}) but no model file: the model is fetched or built at "
+                  "run time by that code, which artifact-tools does not run")
+    ctx.set(framework, CODE_ONLY, loadable=False, reason=reason)
+    return True
+
+
 DETECTORS: list[Callable[[_Context], bool]] = [
     _djl, _triton, _mlflow, _neuron, _mleap, _spark, _builtin, _xgboost, _lightgbm, _catboost, _onnx, _tensorflow,
-    _huggingface, _keras, _pytorch, _mxnet, _pickle, _rds, _pmml,
+    _huggingface, _keras, _pytorch, _mxnet, _pickle, _rds, _pmml, _nested_archive, _code_only,
 ]

@@ -24,7 +24,6 @@ JSON schema ``artifact-tools.inspect/1`` (keys always present; the JSON Schema d
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -39,7 +38,7 @@ Framework = Literal["mxnet", "xgboost", "sklearn", "tensorflow", "huggingface", 
                     "djl-lmi", "sagemaker-builtin", "pickle", "onnx", "lightgbm", "catboost", "pmml",
                     "neuron", "unknown"]
 Layout = Literal["builtin-algorithm", "framework-container", "tf-serving", "sparkml-serving", "custom-container",
-                 "loose-file", "triton-repository", "mlflow-model", "compiled", "unknown"]
+                 "loose-file", "triton-repository", "mlflow-model", "compiled", "code-only", "unknown"]
 Container = Literal["tar.gz", "tar", "tar.bz2", "tar.xz", "zip", "directory", "file", "gzip-file"]
 Algorithm = Literal["linear-learner", "kmeans", "pca", "ntm", "factorization-machines", "image-classification", "knn",
                     "blazingtext", "xgboost"]
@@ -239,6 +238,8 @@ class Report:
         return cap.get()
 
     def _repr_html_(self) -> str:
+        import html
+
         e = html.escape
         out = ["<div class='artifact-tools-report'><table>"]
         out += [f"<tr><th style='text-align:left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in self._headline()]

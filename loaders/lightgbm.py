@@ -4,7 +4,8 @@ The file is the one inspection reported as ``lightgbm`` (``member=`` chooses amo
 the folder's files are recognised by content, ``artifact_tools.formats.lightgbm.is_lightgbm``). The text is
 checked as data first (``formats.lightgbm.summarize``: a damaged or cut file is a CorruptArtifact before
 LightGBM's parser sees it), then ``lightgbm.Booster(model_str=...)`` loads it; model files carry no code, so
-``trust`` changes nothing.
+``trust`` changes nothing. A ``Booster`` saved with pickle (``model.pkl``) is never unpickled: its model text is
+read from the pickle as data (``artifact_tools.formats.lightgbm_pickle``) and loaded the same way.
 
 ``predict`` takes numpy arrays, lists (one row may be given flat) or DataFrames (columns put in the model's
 feature order when they hold every feature name; pandas categorical columns are mapped as at training) and
@@ -20,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from artifact_tools.errors import ArtifactError, CorruptArtifact
+from artifact_tools.errors import ArtifactError, CorruptArtifact, NotLoadable
 from artifact_tools.formats import lightgbm as lightgbm_format
+from artifact_tools.formats import lightgbm_pickle
 
 from .base import LoadedModel, parse_options, require
 from .onnx import choose_file
@@ -44,6 +46,11 @@ def load(root: Path, report: Any = None, *, trust: bool | str = False, **options
     root = Path(root)
     name = choose_file(root, report, "lightgbm", member, "LightGBM model", lightgbm_format.is_lightgbm)
     data = (root / name).read_bytes()
+    if not lightgbm_format.is_lightgbm(data[:65536]):  # a pickled Booster: its model text, read as data
+        text = lightgbm_pickle.model_text(data)
+        if text is None:
+            raise NotLoadable(f"{name} is neither a LightGBM text model nor a pickled LightGBM Booster")
+        data = text
     summary = lightgbm_format.summarize(data)
     lgb = require("lightgbm", "lightgbm")
     try:

@@ -72,7 +72,8 @@ def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> Lo
             scripted = torch.jit.load(str(path), map_location="cpu").eval()
         except RuntimeError as e:
             raise CorruptArtifact(f"{entry.path} cannot be loaded as TorchScript: {_first_line(e)}") from None
-        return LoadedModel(scripted, "pytorch", _runner(torch, scripted), info={**info, "kind": "torchscript"})
+        return LoadedModel(scripted, "pytorch", _runner(torch, scripted), info={**info, "kind": "torchscript"},
+                           sample_fn=_sampler(torch, scripted))
     try:
         obj = _torch_load(torch, path, entry, trust, report.entry_point)
     except NotLoadable:
@@ -90,7 +91,8 @@ def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> Lo
             raise ArtifactError(f"module= takes a network to load a state dict into; {entry.path} holds a whole "
                                 f"{type(obj).__name__}, not a state dict")
         obj.eval()
-        return LoadedModel(obj, "pytorch", _runner(torch, obj), info={**info, "kind": "module"})
+        return LoadedModel(obj, "pytorch", _runner(torch, obj), info={**info, "kind": "module"},
+                           sample_fn=_sampler(torch, obj))
     state = _state_dict(torch, obj)
     if module is None:
         from . import inference_code
@@ -114,7 +116,7 @@ def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> Lo
                               "code> to predict")
 
         kind = "state_dict" if state is obj else "checkpoint"
-        return LoadedModel(obj, "pytorch", refuse, info={**info, "kind": kind})
+        return LoadedModel(obj, "pytorch", refuse, info={**info, "kind": kind}, sample_fn=lambda: refuse(None))
     if not isinstance(module, torch.nn.Module):
         raise ArtifactError(f"module must be a torch.nn.Module instance, not {type(module).__name__}")
     if state is None:
@@ -124,7 +126,8 @@ def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> Lo
     except RuntimeError as e:
         raise ArtifactError(f"the module does not match the weights in {entry.path}: {_first_line(e)}") from None
     module.eval()
-    return LoadedModel(module, "pytorch", _runner(torch, module), info={**info, "kind": "state_dict"})
+    return LoadedModel(module, "pytorch", _runner(torch, module), info={**info, "kind": "state_dict"},
+                       sample_fn=_sampler(torch, module))
 
 
 def _code_files(root: Path) -> list[str]:
@@ -253,3 +256,27 @@ def _runner(torch, net):
             raise ArtifactError(f"the network rejected the input of shape {tuple(x.shape)}: {_first_line(e)}") from None
 
     return predict
+
+
+_SAMPLE_SIDE = 64  # height/width (or length) of a sample image (signal) for a network starting with a convolution
+
+
+def _sampler(torch, net):
+    """A sample input read from the network's first parameter (in registration order, the first layer's weight):
+    ``nn.Linear`` weight ``[out, in]`` -> two rows of ``in`` features; ``nn.Conv1d/2d/3d`` weight
+    ``[out, in, k...]`` -> one ``in``-channel input of side 64 (torch ``nn/modules/linear.py``, ``conv.py``).
+    None (no sample) for a network without parameters or whose first one is anything else (an embedding...)."""
+    import numpy as np
+
+    try:
+        name, first = next(iter(net.named_parameters()), (None, None))
+    except (RuntimeError, AttributeError):
+        return None
+    if first is None or first.dim() < 2 or first.dim() > 5 or "embed" in name.lower():  # embeddings take token ids
+        return None
+    shape = tuple(first.shape)
+    if first.dim() == 2:
+        size = (2, shape[1])
+    else:
+        size = (1, shape[1]) + (_SAMPLE_SIDE,) * (first.dim() - 2)
+    return lambda: np.random.default_rng(0).normal(size=size).astype(np.float32)
