@@ -388,6 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .batch import add_transform_command
 
     add_transform_command(sub, add_opening=_add_opening, add_global=_add_global)
+
+    from .monitor import add_monitor_command
+
+    add_monitor_command(sub, add_opening=_add_opening, add_global=_add_global)
     return p
 
 
