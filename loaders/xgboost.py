@@ -69,15 +69,20 @@ def load_booster(data: bytes, *, configure: bool = True) -> tuple[Any, dict]:
     booster = xgb.Booster()
     payload = prepared.payload if isinstance(prepared.payload, bytearray) else bytearray(prepared.payload)
     failed: list[BaseException] = []
+    reading = threading.Event()
 
     def read() -> None:
         try:
+            reading.set()
             booster.load_model(payload)
         except BaseException as e:  # raised again in the calling thread
             failed.append(e)
 
     reader = threading.Thread(target=read, name="xgboost-load_model")
     reader.start()
+    # Wait until the reader is about to enter XGBoost's C code (which releases the GIL): checking at once
+    # would hold the GIL and keep the reader from starting for up to the interpreter's switch interval (5 ms).
+    reading.wait()
     try:
         prepared.finish()
     finally:
@@ -109,7 +114,8 @@ def load(source: FileTree | bytes | str | os.PathLike, report: Any = None, *,
     Options (:class:`XGBoostOptions`): ``member`` (or the first ``xgboost`` model of ``report``)
     names the file inside a folder or tree; by default it is found by content. ``predict`` takes
     numpy arrays, lists or pandas DataFrames (``nan`` = missing) and returns numpy; ``info`` holds
-    the era, version hint, objective, whether the model was converted, and the file.
+    the era, version hint, objective, whether the model was converted, and the file;
+    ``sample_input()`` gives three rows built from the model alone (:func:`sample_rows`).
     """
     del trust  # reading never runs code from the artifact
     member = parse_options(XGBoostOptions, options, "XGBoost artifacts").member
@@ -143,7 +149,55 @@ def load(source: FileTree | bytes | str | os.PathLike, report: Any = None, *,
             configured.append(True)
         return _predict(xgb, booster, x)
 
-    return LoadedModel(model=booster, framework="xgboost", predict_fn=predict, info=info)
+    return LoadedModel(model=booster, framework="xgboost", predict_fn=predict, info=info,
+                       sample_fn=lambda: sample_rows(booster))
+
+
+def sample_rows(booster: Any) -> Any:
+    """Three rows the model can predict on, built from the model alone: for each numerical feature the lower
+    quartile, median and upper quartile of its split thresholds
+    (:func:`artifact_tools.formats.xgboost.split_quartiles` of XGBoost's own UBJSON document of the Booster),
+    0 for a feature no split uses. As wide as ``Booster.num_features()``. A model with feature names gets a
+    pandas DataFrame with those columns, its categorical features (``feature_types`` ``c``) a categorical
+    column holding the first category the model recorded (XGBoost 3.1+ keeps the training categories;
+    ``Booster.get_categories``, read through pyarrow when it is installed) or category code 0; a model
+    without names gets a float32 array."""
+    xgb = require("xgboost", "xgboost")
+    try:
+        width = booster.num_features()
+        raw = bytes(booster.save_raw("ubj"))
+    except xgb.core.XGBoostError as e:
+        raise NotLoadable(f"XGBoost {xgb.__version__} rejected the model: {_first_line(e)}") from None
+    values = xgb_format.split_quartiles(raw)
+    rows = np.zeros((3, width), np.float32)
+    rows[:, :min(width, values.shape[1])] = values[:, :width]
+    names = booster.feature_names
+    if not names:
+        return rows
+    import pandas as pd
+
+    types = booster.feature_types or []
+    recorded = _recorded_categories(xgb, booster) if "c" in types else {}
+    columns: dict[str, Any] = {}
+    for j, name in enumerate(names):
+        if j < len(types) and types[j] == "c":
+            categories = recorded.get(name) or [0]
+            columns[name] = pd.Categorical([categories[0]] * len(rows), categories=categories)
+        else:
+            columns[name] = rows[:, j]
+    return pd.DataFrame(columns)
+
+
+def _recorded_categories(xgb: Any, booster: Any) -> dict[str, list]:
+    """The training categories of each categorical feature, as XGBoost 3.1+ keeps them; {} when the model
+    records none or they cannot be read (older XGBoost, no pyarrow)."""
+    try:
+        found = booster.get_categories(export_to_arrow=True)
+        if found.empty():
+            return {}
+        return {name: values.to_pylist() for name, values in found.to_arrow() if values is not None}
+    except (AttributeError, TypeError, ValueError, ImportError, xgb.core.XGBoostError):
+        return {}
 
 
 def _predict(xgb: Any, booster: Any, data: Any) -> np.ndarray:

@@ -437,3 +437,85 @@ def test_the_former_module_still_answers():
     assert shim.facts(data) == legacy.facts(data) and shim.detect_era(data) == "legacy-binary"
     booster, info = shim.load_booster(data)
     assert info["converted"] and booster.num_features() == info["num_feature"]
+
+
+# ---- the checks read a current UBJSON file's trees in blocks, gathering 16 values at a time
+
+def _big_ubj() -> bytes:
+    if "big" not in _CACHE:
+        rng = np.random.default_rng(8)
+        rows = rng.normal(size=(3000, 6)).astype(np.float32)
+        labels = np.sin(rows[:, 0] * 3) + rows[:, 1] * rows[:, 2] + 0.3 * rng.normal(size=len(rows))
+        booster = xgb.train({"max_depth": 8, "tree_method": "hist", "eta": 0.1, "seed": 1},
+                            xgb.DMatrix(rows, label=labels), 160)
+        _CACHE["big"] = bytes(booster.save_raw("ubj"))
+    return _CACHE["big"]
+
+
+def _block_columns_equal_the_forest(forest) -> int:
+    blocks = list(forest.blocks())
+    assert [b.first for b in blocks] == [0] + [b.last for b in blocks[:-1]] and blocks[-1].last == forest.num_trees
+    for block in blocks:
+        slots = np.concatenate([np.arange(s, s + n) for s, n in zip(block.starts, block.sizes)])
+        begin = int(forest.starts[block.first])
+        for name in ("left_children", "right_children", "parents", "split_indices", "default_left", "split_type"):
+            whole = forest.column(name)[begin:begin + int(block.sizes.sum())]
+            np.testing.assert_array_equal(block.column(name)[slots], whole, err_msg=name)
+    return len(blocks)
+
+
+def test_a_model_checked_in_several_blocks_reads_every_tree():
+    raw = _big_ubj()
+    forest = legacy.read_model(raw).forest
+    assert _block_columns_equal_the_forest(forest) >= 2
+    from_json = legacy.read_model(xgb_loader.load(raw).model.save_raw("json")).forest
+    for name in legacy._NODE_COLUMNS:
+        np.testing.assert_array_equal(forest.column(name), from_json.column(name), err_msg=name)
+
+
+@pytest.mark.parametrize("key, value, message", [(b"left_children", 99999, "child index"),
+                                                 (b"parents", -7, "parent index"),
+                                                 (b"split_indices", 40, "feature 40")])
+def test_damage_in_a_later_block_names_its_tree(key, value, message):
+    raw = _big_ubj()
+    forest = legacy.read_model(raw).forest
+    tree = list(forest.blocks())[-1].first + 1
+    with pytest.raises(CorruptArtifact, match=f"tree {tree} .*{message}"):
+        xgb_loader.load(_damaged(raw, [(tree, key, 0 if key != b"parents" else 1, value)]))
+
+
+def test_trees_at_the_very_end_of_the_bytes_are_read_as_well():
+    """A block's values are gathered in runs that may reach past a tree's array: when an array ends the
+    bytes (here ``right_children``, put last in every tree, in a trees array that ends the file) the runs
+    are read from a padded copy. The keys may come in any order in a UBJSON object."""
+    forest = legacy.read_model(_big_ubj()).forest
+    trees = []
+    for i in range(forest.num_trees):
+        tree = legacy._tree_document(i, forest.tree(i))
+        tree["right_children"] = tree.pop("right_children")
+        trees.append(tree)
+    data = bytes(legacy._ubj_dumps(trees))
+    assert data.endswith(forest.tree(forest.num_trees - 1).right_children.astype(">i4").tobytes() + b"}")
+    walked = legacy._scan_ubj_trees(data, 0, len(data))
+    assert walked is not None and walked.end == len(data)
+    read = legacy._forest_from_ubj(walked)
+    assert _block_columns_equal_the_forest(read) >= 2
+    for name in legacy._NODE_COLUMNS:
+        np.testing.assert_array_equal(read.column(name), forest.column(name), err_msg=name)
+    legacy._check_trees(read, 6)
+
+
+def test_trees_grown_leaf_by_leaf_load_and_predict_as_xgboost():
+    """Loss-guided growth numbers the children in the order splits were made, not node by node."""
+    rng = np.random.default_rng(9)
+    rows = rng.normal(size=(2000, 5)).astype(np.float32)
+    labels = rows[:, 0] * rows[:, 1] + np.sin(rows[:, 2] * 2)
+    booster = xgb.train({"tree_method": "hist", "grow_policy": "lossguide", "max_leaves": 24, "max_depth": 0},
+                        xgb.DMatrix(rows, label=labels), 20)
+    forest = legacy.read_model(bytes(booster.save_raw("ubj"))).forest
+    left = forest.column("left_children")
+    internal = np.flatnonzero(left != -1)
+    assert (np.diff(left[internal]) < 0).any()  # children not in node order
+    loaded = xgb_loader.load(bytes(booster.save_raw("ubj")))
+    matrix = xgb.DMatrix(rows[:50])
+    np.testing.assert_array_equal(loaded.model.predict(matrix), booster.predict(matrix))

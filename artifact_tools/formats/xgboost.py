@@ -87,14 +87,19 @@ indices (the right child must follow the left one), feature indices, output grou
 category lists, weight counts, repeated keys -- and a damaged file raises :class:`CorruptArtifact`.
 
 Speed: the trees are held as one column per field for the whole model (:class:`Forest`), and every
-check is a numpy operation over all nodes at once. A UBJSON ``trees`` array is walked for all trees
-at once too: the layout of the first tree is learnt, each tree's start is found, and a vectorised
-walk over the trees confirms that every tree has that layout and that each begins where the previous
-one ends (anything else is read by the general reader, as XGBoost would read it). The converted
-document is written the same way, column by column. The checks come in two stages
-(:func:`prepare`): what XGBoost's *reading* of the document relies on (the byte structure, parent
-indices, category lists) before it gets the bytes, and what its *use* relies on (``finish``), which a
-caller may run while XGBoost reads -- ``loaders/xgboost.py`` does, and returns the Booster only after.
+check is a numpy operation over the nodes of a block of trees at once (:class:`_Block`: about 24,000
+nodes, so that temporaries stay in cache and below malloc's mmap threshold). A UBJSON ``trees`` array
+is walked for all trees at once too: the layout of the first tree is learnt, each tree's start is
+found (searched from the least length a tree of its node count can have), and a vectorised walk over
+the trees confirms that every tree has that layout -- each run of constant bytes compared as one
+numpy item per tree -- and that each begins where the previous one ends (anything else is read by
+the general reader, as XGBoost would read it). The checks then gather a block's node values from the
+file sixteen at a time (numpy's gathering costs about the same per item for one value as for 16),
+and a current file is given to XGBoost as it is. The converted document is written column by
+column. The checks come in two stages (:func:`prepare`): what XGBoost's *reading* of the document
+relies on (the byte structure, parent indices, category lists) before it gets the bytes, and what
+its *use* relies on (``finish``), which a caller may run while XGBoost reads -- ``loaders/xgboost.py``
+does, and returns the Booster only after.
 """
 
 from __future__ import annotations
@@ -104,7 +109,7 @@ import math
 import re
 import struct
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -112,7 +117,7 @@ from ..errors import CorruptArtifact, NotAnArtifact, NotLoadable, UnsafeArtifact
 from .pickle_data import Call, read_pickle
 
 __all__ = ["ERAS", "Forest", "LegacyModel", "Prepared", "Tree", "checked_bytes", "convert", "detect_era",
-           "facts", "prepare", "read_model", "to_json_document"]
+           "facts", "prepare", "read_model", "split_quartiles", "to_json_document"]
 
 ERAS = ("py2-pickle", "py3-pickle-legacy-binary", "pickle-1.x-snapshot", "legacy-binary", "json",
         "ubjson")
@@ -182,6 +187,10 @@ class Tree:
         return len(self.left_children)
 
 
+_SLOT_RUN = 16  # node values gathered at once from a UBJSON file (see _Block)
+_BLOCK_SLOTS = 24_000  # slots checked at once: an int32 column of a block stays below 128 KiB (see _Block)
+
+
 def _exclusive_cumsum(counts: np.ndarray) -> np.ndarray:
     out = np.zeros(len(counts), np.int64)
     if len(counts) > 1:
@@ -194,13 +203,16 @@ class Forest:
 
     ``sizes[t]`` nodes belong to tree ``t``; ``category_counts[t]`` entries of ``categories`` and
     ``category_node_counts[t]`` of ``categories_nodes``/``_segments``/``_sizes``. A column is read
-    when first asked for (``source``), so checking a UBJSON file touches only the arrays the checks use.
+    when first asked for (``source``). The checks read the trees block by block (:meth:`blocks`); for
+    a UBJSON file (``typed``: its bytes, and where each typed array's values start in every tree) a
+    block's columns are gathered straight from the file, so checking it never builds whole columns.
     """
 
     def __init__(self, sizes: Any, num_deleted: Any, num_feature: Any,
                  category_counts: Any = None, category_node_counts: Any = None,
                  columns: dict[str, Any] | None = None,
-                 source: Callable[[str], np.ndarray | None] | None = None):
+                 source: Callable[[str], np.ndarray | None] | None = None,
+                 typed: tuple[bytes, Callable[[str], tuple[np.ndarray, np.dtype] | None]] | None = None):
         self.sizes = np.asarray(sizes, np.int64)
         self.num_deleted = np.asarray(num_deleted, np.int64)
         self.num_feature = np.asarray(num_feature, np.int64)
@@ -212,9 +224,12 @@ class Forest:
         self._columns = dict(columns or {})
         self._source = source
         self._starts: np.ndarray | None = None
-        self._size_of_node: np.ndarray | None = None
-        self._start_of_node: np.ndarray | None = None
         self._category_starts: tuple[np.ndarray, np.ndarray] | None = None
+        # the checks read the node columns of a block of trees at a time (:meth:`blocks`); for a UBJSON
+        # file, ``typed`` is its bytes and where a typed array's values start in each tree, with their dtype
+        self._typed = typed
+        self._views: dict[int, np.ndarray] = {}
+        self._widths: np.ndarray | None = None
 
     @property
     def num_trees(self) -> int:
@@ -232,21 +247,6 @@ class Forest:
         return self._starts
 
     @property
-    def size_of_node(self) -> np.ndarray:
-        """For every node, the number of nodes of its tree."""
-        if self._size_of_node is None:
-            self._size_of_node = np.repeat(self.sizes.astype(np.int32), self.sizes)
-        return self._size_of_node
-
-    @property
-    def start_of_node(self) -> np.ndarray:
-        """For every node, the index of its tree's root."""
-        if self._start_of_node is None:
-            self._start_of_node = np.repeat(self.starts.astype(np.int32 if self.num_nodes < 1 << 31
-                                                                else np.int64), self.sizes)
-        return self._start_of_node
-
-    @property
     def has_categories(self) -> bool:
         return bool(self.category_node_counts.any()) or bool(self.category_counts.any())
 
@@ -261,6 +261,34 @@ class Forest:
                 found = np.zeros(length, (_NODE_COLUMNS | _CATEGORY_COLUMNS)[name])
             self._columns[name] = found
         return found
+
+    # ---- blocks of trees, as the checks read them
+
+    @property
+    def widths(self) -> np.ndarray:
+        """Slots per tree in a block: its nodes, then padding (none when the columns are held end to end)."""
+        if self._widths is None:
+            self._widths = self.sizes if self._typed is None else \
+                -(-self.sizes // _SLOT_RUN) * _SLOT_RUN
+        return self._widths
+
+    def blocks(self) -> Iterator["_Block"]:
+        """The trees in blocks of about :data:`_BLOCK_SLOTS` slots, in order."""
+        ends = np.cumsum(self.widths)
+        first = 0
+        while first < self.num_trees:
+            done = int(ends[first - 1]) if first else 0
+            last = max(int(np.searchsorted(ends, done + _BLOCK_SLOTS, side="right")), first + 1)
+            yield _Block(self, first, last)
+            first = last
+
+    def file_items(self, width: int) -> np.ndarray:
+        """The bytes of a UBJSON file as items of ``width`` bytes starting at every offset."""
+        view = self._views.get(width)
+        if view is None:
+            assert self._typed is not None
+            view = self._views[width] = _strided(self._typed[0], f"V{width}")
+        return view
 
     def tree(self, index: int) -> Tree:
         start, n = int(self.starts[index]), int(self.sizes[index])
@@ -289,6 +317,69 @@ class Forest:
                    num_feature=[t.num_feature for t in trees],
                    category_counts=[len(t.categories) for t in trees],
                    category_node_counts=[len(t.categories_nodes) for t in trees], columns=columns)
+
+
+class _Block:
+    """Trees ``first .. last - 1`` of a forest, laid out in slots for the checks: tree ``first + i``
+    at slots ``starts[i]`` .. ``starts[i] + widths[i] - 1``, its nodes first. A UBJSON file's columns
+    are gathered :data:`_SLOT_RUN` values at a time (numpy's gathering costs about the same per item
+    for one value as for sixteen), so its trees are padded to whole runs; padding slots hold leaves.
+    Blocks keep the checks' temporary arrays small (below malloc's mmap threshold: no page faults)
+    and in cache."""
+
+    def __init__(self, forest: Forest, first: int, last: int):
+        self.forest = forest
+        self.first, self.last = first, last
+        self.sizes = forest.sizes[first:last]
+        self.widths = forest.widths[first:last]
+        self.starts = _exclusive_cumsum(self.widths)
+        self.num_deleted = forest.num_deleted[first:last]
+        # runs of each tree, the index of every run within its tree, the padding slots
+        self._runs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def column(self, name: str) -> np.ndarray:
+        """A node column of the block's trees; padding slots (UBJSON files only) are set to a leaf
+        (children -1) with parent 0, feature 0, a numerical split and no default direction. It may be a
+        view of the forest's column: the checks never write into one."""
+        forest = self.forest
+        if forest._typed is None:
+            begin = int(forest.starts[self.first])
+            return forest.column(name)[begin:begin + int(self.sizes.sum())]
+        located = forest._typed[1](name)
+        if located is None:  # absent from the file: XGBoost's default (numerical splits)
+            return np.zeros(int(self.widths.sum()), _NODE_COLUMNS[name])
+        offsets, dtype = located
+        if self._runs is None:
+            runs = self.widths // _SLOT_RUN
+            steps = np.arange(int(runs.sum()), dtype=np.int64) - np.repeat(_exclusive_cumsum(runs), runs)
+            pads = self.widths - self.sizes
+            padding = np.repeat(self.starts + self.sizes - _exclusive_cumsum(pads), pads)
+            padding += np.arange(len(padding), dtype=np.int64)
+            self._runs = (runs, steps, padding)
+        runs, steps, padding = self._runs
+        run = _SLOT_RUN * dtype.itemsize
+        at = np.repeat(offsets[self.first:self.last], runs)
+        at += run * steps
+        data = forest._typed[0]
+        if int(offsets[self.last - 1]) + run * int(runs[-1]) <= len(data):
+            raw = forest.file_items(run)[at]
+        else:  # the padding of the file's last tree would run past its end
+            raw = _strided(bytes(data) + bytes(run), f"V{run}")[at]
+        values = raw.view(dtype.newbyteorder("="))
+        if not dtype.isnative:
+            values.byteswap(inplace=True)
+        values[padding] = -1 if name in ("left_children", "right_children") else 0
+        return _narrowed(name, values)
+
+    @property
+    def slot_sizes(self) -> np.ndarray:
+        """For every slot, the number of nodes of its tree (int32)."""
+        return np.repeat(self.sizes.astype(np.int32), self.widths)
+
+    def tree(self, slots: np.ndarray) -> int:
+        """The forest's index of the tree of the first slot flagged in ``slots``."""
+        slot = int(np.flatnonzero(slots)[0])
+        return self.first + int(np.searchsorted(self.starts, slot, side="right") - 1)
 
 
 def _empty_forest() -> Forest:
@@ -775,6 +866,11 @@ class _UBJTrees:
             steps = self._steps[size] = size * np.arange(total, dtype=np.int64)
         return _gather(self.data, _UBJ_TYPED[item], offsets, counts, steps)
 
+    def locate(self, key: str) -> tuple[np.ndarray, np.dtype] | None:
+        """Where the values of the typed array ``key`` start in each tree, and their dtype."""
+        found = self.typed.get(key)
+        return None if found is None else (found[0], np.dtype(_UBJ_TYPED[found[2]]))
+
     def number(self, key: str, subkey: str) -> np.ndarray | None:
         """A tree_param value of every tree as integers, when all are plain decimal digits."""
         found = self.texts.get((key, subkey))
@@ -784,6 +880,16 @@ class _UBJTrees:
         width = int(lengths.max()) if len(lengths) else 0
         if width < 1 or width > 18 or int(lengths.min()) < 1:
             return None
+        if int(lengths.min()) == width:  # as XGBoost writes most values: one width, often one text
+            texts = _strided(self.data, f"S{width}")[offsets]
+            if (texts == texts[0]).all():
+                first = bytes(self.data[int(offsets[0]):int(offsets[0]) + width])
+                return np.full(len(offsets), int(first), np.int64) if first.isdigit() and first.isascii() \
+                    else None
+            digits = texts.view(np.uint8).reshape(len(offsets), width).astype(np.int64) - 48
+            if ((digits < 0) | (digits > 9)).any():
+                return None
+            return digits @ (10 ** np.arange(width - 1, -1, -1, dtype=np.int64))
         at = offsets[:, None] + np.arange(width)
         inside = np.arange(width) < lengths[:, None]
         digits = np.frombuffer(self.data, np.uint8)[np.where(inside, at, offsets[:, None])]
@@ -860,10 +966,12 @@ def _scan_ubj_trees(data: bytes, pos: int, end: int) -> _UBJTrees | None:
     """Walk the array ``[#L<count>`` of tree objects at ``pos`` for all trees at once, or None.
 
     The first tree gives the layout (:func:`_tree_layout`); every tree's start is found by searching
-    for its first bytes; then each step of the layout is checked and read for all trees together, and
-    each tree must end exactly where the next one was found. A tree that differs -- another key
-    order, another type, a string XGBoost would not write, a damaged count -- makes this return None,
-    and the general reader reads the array (and reports what is wrong).
+    for its first bytes (from the least length a tree with as many nodes as its first array has
+    values can have, see :func:`_least_tree_length`); then each step of the layout is checked and
+    read for all trees together, and each tree must end exactly where the next one was found. A tree
+    that differs -- another key order, another type, a string XGBoost would not write, a damaged
+    count, arrays of different lengths -- makes this return None, and the general reader reads the
+    array (and reports what is wrong).
     """
     if data[pos:pos + 3] != b"[#L":
         return None
@@ -875,13 +983,15 @@ def _scan_ubj_trees(data: bytes, pos: int, end: int) -> _UBJTrees | None:
     if not steps:
         return None
     prefix = b"{" + steps[0].const
-    found, at, search = [], first, data.find
+    fixed, per_value = _least_tree_length(steps)
+    found, at, search, unpack = [], first, data.find, _Q.unpack_from
     for _ in range(count):
         at = search(prefix, at, end)
-        if at < 0:
+        if at < 0 or at + len(prefix) + 8 > end:
             return None
         found.append(at)
-        at += 1
+        values = unpack(data, at + len(prefix))[0]  # of the first array (when it is one)
+        at += fixed + per_value * values if 0 <= values <= end else 1
     starts = np.array(found, np.int64)
     if starts[0] != first:
         return None
@@ -891,36 +1001,48 @@ def _scan_ubj_trees(data: bytes, pos: int, end: int) -> _UBJTrees | None:
         return None
 
 
+def _least_tree_length(steps: list[_Step]) -> tuple[int, int]:
+    """``(fixed, per_value)``: a tree of this layout whose node arrays all have as many values as its
+    first typed array (XGBoost's trees: every node array has ``num_nodes`` values) spans at least
+    ``fixed + per_value * values`` bytes; the next tree is searched from there. Other trees make
+    the search miss, and the general reader takes over."""
+    fixed, per_value = 1 + 1, 0  # the braces
+    for step in steps:
+        fixed += len(step.const)
+        if step.kind == "typed":
+            fixed += 8
+            if step.key in _NODE_COLUMNS:
+                per_value += _TYPED_SIZE[step.item]
+        elif step.kind == "int":
+            fixed += 2
+        else:
+            fixed += sum(len(sub) + 8 for sub in step.subkeys) + 1
+    if steps[0].kind != "typed" or steps[0].key not in _NODE_COLUMNS:
+        return 1, 0
+    return fixed, per_value
+
+
 class _Expected:
-    """Bytes every tree must have at given offsets, collected during a walk and compared at once
-    (eight bytes at a time; shorter runs byte by byte)."""
+    """Bytes every tree must have at given offsets, collected during a walk and compared at once: each
+    run of constant bytes is read for all trees as one numpy item (``S<n>``, compared exactly since
+    every item has the length of the expected bytes)."""
 
     def __init__(self, data: bytes):
         self.data = data
-        self.offsets: list[np.ndarray] = []
-        self.values: list[int] = []
-        self.byte_offsets: list[np.ndarray] = []
-        self.byte_values: list[int] = []
+        self.runs: list[tuple[np.ndarray, bytes]] = []
 
     def add(self, at: np.ndarray, expected: bytes) -> None:
-        n = len(expected)
-        if n < 8:
-            for i in range(n):
-                self.byte_offsets.append(at + i)
-                self.byte_values.append(expected[i])
-            return
-        for o in sorted(set(range(0, n - 7, 8)) | {n - 8}):
-            self.offsets.append(at + o)
-            self.values.append(int.from_bytes(expected[o:o + 8], "little"))
+        if expected:
+            self.runs.append((at, expected))
 
     def hold(self) -> bool:
-        for offsets, values, view in ((self.offsets, self.values, "<u8"),
-                                      (self.byte_offsets, self.byte_values, "u1")):
-            if not offsets:
-                continue
-            found = _strided(self.data, view)[np.concatenate(offsets)]
-            wanted = np.repeat(np.array(values, dtype=view), len(offsets[0]))
-            if not np.array_equal(found, wanted):
+        size = len(self.data)
+        for at, expected in self.runs:
+            n = len(expected)
+            if int(at.min()) < 0 or int(at.max()) > size - n:
+                return False
+            found = np.ndarray((size - n + 1,), f"S{n}", buffer=self.data, strides=(1,))[at]
+            if (found != expected).any():
                 return False
         return True
 
@@ -934,16 +1056,21 @@ def _walk_trees(data: bytes, starts: np.ndarray, steps: list[_Step], end: int) -
     expected = _Expected(data)
     lengths_read: list[np.ndarray] = []  # every count and text length, bounded before the table is used
     pos = starts + 1
+    const = b"{"  # constant bytes not yet given to ``expected``, from ``const_at`` on
+    const_at = starts
     for step in steps:
-        expected.add(pos, step.const)
+        const += step.const
         pos = pos + len(step.const)
         if step.kind == "typed":
+            expected.add(const_at, const)
             counts = int64s[pos].astype(np.int64)
             np.clip(counts, -1, end, out=counts)  # a wild count must not wrap the offsets around
             lengths_read.append(counts)
             table.typed[step.key] = (pos + 8, counts, step.item)
             pos = pos + 8 + counts * _TYPED_SIZE[step.item]
+            const, const_at = b"", pos
         elif step.kind == "int":
+            expected.add(const_at, const)
             markers = octets[pos]
             sizes = _INT_SIZE[markers]
             if sizes.min() < 0:
@@ -954,18 +1081,21 @@ def _walk_trees(data: bytes, starts: np.ndarray, steps: list[_Step], end: int) -
                 values[chosen] = _strided(data, _UBJ_INTEGERS[marker])[pos[chosen] + 1]
             table.ints[step.key] = values
             pos = pos + 1 + sizes
+            const, const_at = b"", pos
         else:
             for sub in step.subkeys:
-                expected.add(pos, sub)
+                const += sub
+                expected.add(const_at, const)
                 lengths = int64s[pos + len(sub)].astype(np.int64)
                 np.clip(lengths, -1, _MAX_TEXT + 1, out=lengths)
                 lengths_read.append(np.where(lengths > _MAX_TEXT, -1, lengths))
                 name = sub[9:-2].decode("utf-8", "replace")
                 table.texts[(step.key, name)] = (pos + len(sub) + 8, lengths)
                 pos = pos + len(sub) + 8 + lengths
-            expected.add(pos, b"}")
+                const, const_at = b"", pos
+            const += b"}"
             pos = pos + 1
-    expected.add(pos, b"}")
+    expected.add(const_at, const + b"}")
     ends = pos + 1
     if np.concatenate(lengths_read).min() < 0 or not np.array_equal(ends[:-1], starts[1:]) \
             or int(ends[-1]) > end or not expected.hold():
@@ -1548,25 +1678,27 @@ def _forest_from_ubj(table: _UBJTrees) -> Forest | None:
             return None
 
     def column(name: str) -> np.ndarray | None:
-        if name not in table.typed:
-            return None
-        values = table.column(name)
-        dtype = np.dtype((_NODE_COLUMNS | _CATEGORY_COLUMNS)[name])
-        if values.dtype.itemsize > dtype.itemsize:  # int64 split indices
-            limits = np.iinfo(dtype)  # type: ignore[type-var]
-            if values.size and (values.min() < limits.min or values.max() > limits.max):
-                raise CorruptArtifact(f"the model is damaged: {name} holds a value outside "
-                                      f"{dtype.name}")
-        return values.astype(dtype, copy=False)
+        return _narrowed(name, table.column(name)) if name in table.typed else None
 
     forest = Forest(sizes=sizes, num_deleted=np.zeros(t, np.int64) if deleted is None else deleted,
                     num_feature=np.zeros(t, np.int64) if features is None else features,
                     category_counts=cat_counts, category_node_counts=cat_node_counts,
-                    source=column)
+                    source=column, typed=(table.data, table.locate))
     if deleted is None:  # 1.0 documents leave it out: whatever the nodes say
         marked = _deleted_nodes(forest)
         forest.num_deleted = np.add.reduceat(marked, forest.starts, dtype=np.int64)
     return forest
+
+
+def _narrowed(name: str, values: np.ndarray) -> np.ndarray:
+    """A column read from a file in the dtype of :data:`_NODE_COLUMNS` / :data:`_CATEGORY_COLUMNS`
+    (XGBoost may write split indices as int64)."""
+    dtype = np.dtype((_NODE_COLUMNS | _CATEGORY_COLUMNS)[name])
+    if values.dtype.itemsize > dtype.itemsize:
+        limits = np.iinfo(dtype)  # type: ignore[type-var]
+        if values.size and (values.min() < limits.min or values.max() > limits.max):
+            raise CorruptArtifact(f"the model is damaged: {name} holds a value outside {dtype.name}")
+    return values.astype(dtype, copy=False)
 
 
 def _model_from_document(doc: Any, era: str, what: str) -> tuple[LegacyModel, list[str]]:
@@ -1698,14 +1830,14 @@ def _check_reading(model: LegacyModel) -> None:
     if (sizes < 1).any():
         index = int(np.flatnonzero(sizes < 1)[0])
         raise CorruptArtifact(f"the model is damaged: tree {index} has {int(sizes[index])} nodes")
-    parents = forest.column("parents").copy()
-    parents[forest.starts] = 0  # a root's parent is never read
-    bad = (np.minimum.reduceat(parents, forest.starts) < 0) | \
-        (np.maximum.reduceat(parents, forest.starts) >= sizes)
-    if bad.any():
-        index = int(np.flatnonzero(bad)[0])
-        raise CorruptArtifact(f"the model is damaged: tree {index} has a parent index outside "
-                              f"0..{int(sizes[index]) - 1}")
+    for block in forest.blocks():
+        parents = block.column("parents")
+        bad = parents.view(np.uint32) >= block.slot_sizes.view(np.uint32)  # negative ones too
+        bad[block.starts] = False  # a root's parent is never read
+        if bad.any():
+            index = block.tree(bad)
+            raise CorruptArtifact(f"the model is damaged: tree {index} has a parent index outside "
+                                  f"0..{int(sizes[index]) - 1}")
     if forest.has_categories:
         _check_category_lists(forest)
 
@@ -1762,75 +1894,87 @@ def _deleted_nodes(forest: Forest) -> np.ndarray:
 
 
 def _first_tree(forest: Forest, bad_nodes: np.ndarray) -> int:
-    """The tree of the first node flagged in ``bad_nodes``."""
+    """The tree of the first node flagged in ``bad_nodes`` (a mask over the node columns end to end)."""
     node = int(np.flatnonzero(bad_nodes)[0])
     return int(np.searchsorted(forest.starts, node, side="right") - 1)
 
 
 def _check_trees(forest: Forest, num_feature: int) -> None:
-    """The structure of every tree, checked for all trees at once (after :func:`_check_reading`):
-    feature indices and default directions, deleted-node counts, and that the internal nodes'
-    children make a tree XGBoost's predictor can walk -- inside the tree, the right child right
-    after the left one, no node reached twice or deleted, splits on the model's features."""
-    if forest.num_trees == 0:
-        return
+    """The structure of every tree, checked for a block of trees at once (after
+    :func:`_check_reading`): feature indices and default directions, deleted-node counts, and that
+    the internal nodes' children make a tree XGBoost's predictor can walk -- inside the tree, the
+    right child right after the left one, no node reached twice or deleted, splits on the model's
+    features."""
+    category_starts = _exclusive_cumsum(forest.category_node_counts)
+    for block in forest.blocks():
+        _check_block(forest, block, num_feature, category_starts)
+
+
+def _check_block(forest: Forest, block: _Block, num_feature: int, category_starts: np.ndarray) -> None:
+    """:func:`_check_trees` for the trees of ``block`` (whose padding slots are leaves)."""
     where = "the model is damaged: tree {}"
-    split_type = forest.column("split_type")
-    if not forest.has_categories and split_type.size and split_type.max() != 0:
-        _check_category_lists(forest)  # categorical nodes without category lists: it says which
-    split_index, default_left = forest.column("split_indices"), forest.column("default_left")
+    if not forest.has_categories:
+        split_type = block.column("split_type")
+        if split_type.size and split_type.max() != 0:
+            _check_category_lists(forest)  # categorical nodes without category lists: it says which
+    split_index, default_left = block.column("split_indices"), block.column("default_left")
     if split_index.min() < 0 or default_left.max() > 1:
         bad = (split_index < 0) | (default_left > 1)
-        raise CorruptArtifact(f"{where.format(_first_tree(forest, bad))} has a negative feature "
+        raise CorruptArtifact(f"{where.format(block.tree(bad))} has a negative feature "
                               "index or a default direction other than 0/1")
-    deleted = _deleted_nodes(forest)
-    marked = np.add.reduceat(deleted, forest.starts, dtype=np.int64)
-    if not np.array_equal(marked, forest.num_deleted):
-        index = int(np.flatnonzero(marked != forest.num_deleted)[0])
-        raise CorruptArtifact(f"{where.format(index)} marks {int(marked[index])} nodes deleted but "
-                              f"records {int(forest.num_deleted[index])}")
-    left_all = forest.column("left_children")
-    internal = left_all != -1
-    internal &= ~deleted
-    left = left_all[internal]
-    right = forest.column("right_children")[internal]
-    limit = forest.size_of_node[internal]
-    bad = (left < 1) | (right != left + 1) | (right >= limit)
-    if bad.any():
+    deleted = split_index == _DELETED
+    deleted &= default_left.view(bool)  # 0/1, checked above
+    deleted[block.starts] = False  # a root never counts (RegTree::LoadModel looks from node 1 on)
+    any_deleted = bool(block.num_deleted.any())
+    if any_deleted or deleted.any():
+        marked = np.add.reduceat(deleted, block.starts, dtype=np.int64)
+        if not np.array_equal(marked, block.num_deleted):
+            index = int(np.flatnonzero(marked != block.num_deleted)[0])
+            raise CorruptArtifact(f"{where.format(block.first + index)} marks {int(marked[index])} "
+                                  f"nodes deleted but records {int(block.num_deleted[index])}")
+    left = block.column("left_children")
+    internal = left != -1
+    if any_deleted:
+        internal &= ~deleted
+    right = block.column("right_children")
+    limit = block.slot_sizes
+    apart = right - left != 1
+    apart &= internal
+    outside = left < 1
+    outside |= right >= limit
+    outside &= internal  # with right = left + 1, this is every child outside 1..size-1
+    if apart.any() or outside.any():
         outside = (left < 1) | (left >= limit) | (right < 1) | (right >= limit)
-        index = _first_tree(forest, _scatter(internal, outside if outside.any() else bad))
+        outside &= internal
+        index = block.tree(outside if outside.any() else apart)
         if outside.any():
             raise CorruptArtifact(f"{where.format(index)} has a child index outside "
                                   f"1..{int(forest.sizes[index]) - 1}")
         raise CorruptArtifact(f"{where.format(index)} has a right child that does not follow "
                               "its left child, which XGBoost's predictor assumes")
-    if left.size:
-        first = forest.start_of_node[internal]
-        first += left  # each internal node's children are first and first + 1 (checked above)
-        reached = np.zeros(len(deleted), bool)
+    if internal.any():
+        # each internal node's children are the slots first and first + 1 (checked above)
+        first = np.repeat(block.starts.astype(np.int32 if len(left) < 1 << 31 else np.int64), block.widths)
+        first += left
+        first = first[internal]
+        reached = np.zeros(len(left), bool)
         reached[first] = True
-        second = first + 1
-        if np.count_nonzero(reached) != len(first) or reached[second].any() or deleted[first].any() \
-                or deleted[second].any():
-            index = _first_tree(forest, _scatter(internal, np.ones(len(left), bool)))
-            raise CorruptArtifact(f"{where.format(index)} is not a tree: a node is reached twice "
-                                  "or is deleted")
-        features = split_index[internal]
-        if features.max() >= num_feature:
-            index = _first_tree(forest, _scatter(internal, features >= num_feature))
-            raise CorruptArtifact(f"{where.format(index)} splits on feature {int(features.max())} "
-                                  f"of a model with {num_feature} features")
-    if forest.category_node_counts.any():
-        nodes = forest.column("categories_nodes") + np.repeat(forest.starts,
-                                                              forest.category_node_counts)
-        if not internal[nodes].all():
+        once = np.count_nonzero(reached) == len(first) and not reached[first + 1].any()
+        if not once or (any_deleted and (deleted[first].any() or deleted[first + 1].any())):
+            raise CorruptArtifact(f"{where.format(block.tree(internal))} is not a tree: a node is "
+                                  "reached twice or is deleted")
+        beyond = split_index >= num_feature
+        beyond &= internal
+        if beyond.any():
+            raise CorruptArtifact(f"{where.format(block.tree(beyond))} splits on feature "
+                                  f"{int(split_index[beyond].max())} of a model with {num_feature} "
+                                  "features")
+    counts = forest.category_node_counts[block.first:block.last]
+    if counts.any():
+        begin = int(category_starts[block.first])
+        nodes = forest.column("categories_nodes")[begin:begin + int(counts.sum())]
+        if not internal[nodes + np.repeat(block.starts, counts)].all():
             raise CorruptArtifact("the model is damaged: a tree has a categorical split on a leaf")
-
-
-def _scatter(mask: np.ndarray, values: np.ndarray) -> np.ndarray:
-    out = np.zeros(len(mask), bool)
-    out[mask] = values
-    return out
 
 
 def _check_category_lists(forest: Forest) -> None:
@@ -2138,6 +2282,33 @@ def facts(data: bytes) -> dict:
         what = f"the {era.upper()} model"
         return _document_facts(_parse_document(data, era, what), era, what)
     return _facts_of(read_model(data))
+
+
+def split_quartiles(data: bytes) -> np.ndarray:
+    """For each feature of a model file, three values its trees look at: the lower quartile, the median
+    and the upper quartile of the thresholds of its numerical splits (XGBoost sends a value below the
+    threshold to the left child, ``GetNextNode`` in src/predictor/predict_fn.h). 0 for a feature no
+    numerical split uses (for a categorical feature: category code 0). Shape ``(3, num_feature)``,
+    float32; built from the model alone, e.g. for a sample input."""
+    model, _modern, _what = _read_unchecked(bytes(data))
+    _check_model(model)
+    out = np.zeros((3, max(model.num_feature, 0)), np.float32)
+    forest = model.forest
+    if model.booster == "gblinear" or forest.num_trees == 0:
+        return out
+    numerical = forest.column("left_children") != -1
+    numerical &= forest.column("split_type") == 0
+    numerical &= ~_deleted_nodes(forest)
+    features = forest.column("split_indices")[numerical].astype(np.int64)
+    thresholds = forest.column("split_conditions")[numerical]
+    finite = np.isfinite(thresholds)
+    features, thresholds = features[finite], thresholds[finite]
+    order = np.lexsort((thresholds, features))
+    features, thresholds = features[order], thresholds[order]
+    used, first, counts = np.unique(features, return_index=True, return_counts=True)
+    for row, quantile in enumerate((0.25, 0.5, 0.75)):
+        out[row, used] = thresholds[first + ((counts - 1) * quantile).astype(np.int64)]
+    return out
 
 
 def _facts_of(model: LegacyModel) -> dict:
