@@ -5,7 +5,7 @@ VENV ?= $(HOME)/.cache/artifact-tools/venv-$(REQ_HASH)
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: env test demo bench clean
+.PHONY: env lint test demo bench clean
 
 env: $(VENV)/.installed
 	@$(BIN)/pip install --quiet --no-deps --no-build-isolation -e . >/dev/null
@@ -19,7 +19,12 @@ $(VENV)/.installed: requirements/constraints.txt requirements/dev.in
 	$(BIN)/pip install --quiet -c requirements/constraints.txt -r requirements/dev.in
 	touch $@
 
-test: env
+# ruff and mypy read their settings from pyproject.toml ([tool.ruff], [tool.mypy]).
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: env lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: env

@@ -19,8 +19,15 @@ handlers, levels and framework noise is the application's business (the CLI does
 from __future__ import annotations
 
 from .archive import Artifact, Limits, open_artifact
-from .errors import (ArtifactError, CorruptArtifact, MissingExtra, NotAnArtifact, NotLoadable, TrustRequired,
-                     UnsafeArtifact)
+from .errors import (
+    ArtifactError,
+    CorruptArtifact,
+    MissingExtra,
+    NotAnArtifact,
+    NotLoadable,
+    TrustRequired,
+    UnsafeArtifact,
+)
 from .inspection import inspect
 from .report import Report
 

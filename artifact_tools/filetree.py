@@ -14,7 +14,7 @@ import struct
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import Iterable, Mapping, Protocol
+from typing import IO, Iterable, Mapping, Protocol
 
 from .errors import CorruptArtifact
 
@@ -82,7 +82,7 @@ class DirTree:
 
     def names(self) -> list[str]:
         out = []
-        for dirpath, dirnames, filenames in os.walk(self.root, followlinks=False):
+        for dirpath, _dirnames, filenames in os.walk(self.root, followlinks=False):
             for f in filenames:
                 p = Path(dirpath) / f
                 if p.is_file() and not p.is_symlink():
@@ -118,6 +118,7 @@ class ZipTree:
         from .archive import Limits, _Spent, _ZipArchive
 
         limits = limits if limits is not None else Limits.from_env()
+        self._file: IO[bytes]
         if isinstance(source, (bytes, bytearray, memoryview)):
             self._file = io.BytesIO(source)
         else:

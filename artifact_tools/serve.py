@@ -676,6 +676,7 @@ class _Connection:
     async def _exchange(self, request: Any) -> bool:
         """Answer one request; False when an error answer ended the connection."""
         h11, front = self.h11mod, self.front
+        began = time.perf_counter()  # the request's arrival, for an endpoint's OverheadLatency
         self.method = request.method
         headers: dict[bytes, bytes] = {}
         for name, value in request.headers:
@@ -695,7 +696,8 @@ class _Connection:
                               (("Retry-After", "1"),))
             self.set_phase("body")
             if self.h11.they_are_waiting_for_100_continue and (announced or b"transfer-encoding" in headers):
-                await self._write(self.h11.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")))
+                interim = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
+                await self._write(self.h11.send(interim))
             body = await self._read_body()
         except _Reject as r:
             await self._answer_error(r)
@@ -703,6 +705,8 @@ class _Connection:
         environ = self._environ(request, headers, body)
         if environ["PATH_INFO"] == INVOCATIONS and environ["REQUEST_METHOD"] == "POST":
             self.set_phase("model")
+            if hasattr(front.app, "prepare"):  # an endpoint routes (and may load a model) on the loop first
+                await front.app.prepare(environ)
             lost = self  # a request whose client left while it waited is not predicted
 
             def job() -> tuple[int, list[tuple[str, str]], bytes]:
@@ -724,6 +728,8 @@ class _Connection:
         self._release()
         if self.lost:
             raise _Gone()
+        if hasattr(front.app, "record"):  # an endpoint's metrics
+            front.app.record(environ, status, time.perf_counter() - began)
         self.set_phase("write")
         await self._respond(request.method, status, response_headers, out, close=front.stopping)
         return True
@@ -1079,18 +1085,23 @@ def _timeout_from_env() -> int:
     return value
 
 
-def _gunicorn_app(artifact: str, trust: bool | str, max_payload: int, workers: int, options: dict) -> Any:
+def _gunicorn_app(artifact: str | None, trust: bool | str, max_payload: int, workers: int, options: dict,
+                  factory: Callable[[], Callable] | None = None) -> Any:
+    """The gunicorn application: each worker serves ``artifact``, or the WSGI app ``factory()`` makes (an
+    endpoint, :mod:`artifact_tools.endpoint`)."""
     from loaders.base import require
 
-    base = require("gunicorn.app.base", "serve")
+    application: Any = require("gunicorn.app.base", "serve").BaseApplication
 
-    class Server(base.BaseApplication):
+    class Server(application):
         def load_config(self) -> None:
             for key, value in options.items():
                 if key in self.cfg.settings:  # settings an older gunicorn lacks are skipped
                     self.cfg.set(key, value)
 
         def load(self) -> Callable:  # in each worker process, after the fork
+            if factory is not None:
+                return factory()
             import loaders
 
             return create_app(loaders.load(artifact, trust=trust), max_payload, workers=workers)

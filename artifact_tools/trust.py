@@ -38,11 +38,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ._pickle_allowlist import ALLOWED
 
-LEVELS = ("safe", "unknown-types", "code", "dangerous")
+if TYPE_CHECKING:
+    from .report import FindingLevel, TrustMember, TrustSection, Verdict
+
+LEVELS: tuple[Verdict, ...] = ("safe", "unknown-types", "code", "dangerous")
 
 # Python 2 and other spellings of standard-library modules that ``sys.stdlib_module_names`` does not list.
 _PY2_STDLIB = frozenset({
@@ -50,7 +53,7 @@ _PY2_STDLIB = frozenset({
     "popen2", "Cookie", "cookielib", "thread", "dummy_thread", "Queue", "SocketServer", "BaseHTTPServer",
     "SimpleHTTPServer", "CGIHTTPServer", "anydbm", "dbhash", "whichdb", "dircache", "md5", "sha", "new", "sets",
     "user", "urlparse", "htmllib", "HTMLParser", "repr", "imputil", "ihooks", "rexec", "Bastion", "compiler",
-    "execfile", "posixfile", "cPickle", "marshal", "imp", "distutils", "asynchat", "asyncore", "smtpd",
+    "execfile", "posixfile", "marshal", "imp", "distutils", "asynchat", "asyncore", "smtpd",
 })
 STDLIB = frozenset(sys.stdlib_module_names) | _PY2_STDLIB
 _PY2_NAMES = {"__builtin__": "builtins", "copy_reg": "copyreg", "exceptions": "builtins"}
@@ -133,7 +136,7 @@ class Finding:
     """One thing the audit found in one member: its level, a sentence naming it, and whether loading acts on it."""
 
     member: str
-    level: str  # unknown-types | code | dangerous
+    level: FindingLevel
     what: str
     on_load: bool = True  # False: informational (a script only a serving container would run)
 
@@ -141,14 +144,15 @@ class Finding:
         return f"{self.member}: {self.what}"
 
 
-def worst(levels: Iterable[str]) -> str:
+def worst(levels: Iterable[str]) -> Verdict:
     best = 0
     for lv in levels:
         best = max(best, LEVELS.index(lv))
     return LEVELS[best]
 
 
-def pickle_findings(member: str, globals_: Iterable, called: Iterable = (), oddities: Iterable[str] = ()) -> list[Finding]:
+def pickle_findings(member: str, globals_: Iterable, called: Iterable = (),
+                    oddities: Iterable[str] = ()) -> list[Finding]:
     """Findings for one pickle stream: each global classified, allowlisted classes called directly, and calls no
     real pickle makes (``PickleData.oddities``)."""
     out: list[Finding] = []
@@ -175,9 +179,9 @@ def _names(names: list[str], most: int = 6) -> str:
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
-def summarize(findings: list[Finding]) -> dict:
+def summarize(findings: list[Finding]) -> TrustSection:
     """The report's ``trust`` section: the verdict (worst level), one sentence per finding, and per-member detail."""
-    members: dict[str, dict] = {}
+    members: dict[str, TrustMember] = {}
     for f in findings:
         m = members.setdefault(f.member, {"path": f.member, "verdict": "safe", "findings": []})
         m["verdict"] = worst([m["verdict"], f.level])
@@ -186,7 +190,7 @@ def summarize(findings: list[Finding]) -> dict:
             "members": list(members.values())}
 
 
-def required_level(trust_section: dict) -> str | None:
+def required_level(trust_section: Mapping[str, Any]) -> str | None:
     """What ``trust=`` loading this artifact needs: None (nothing), ``"true"`` or ``"all"``.
 
     A dangerous finding anywhere in the artifact needs ``"all"``: an artifact that hides a payload is hostile,
@@ -205,7 +209,7 @@ def required_level(trust_section: dict) -> str | None:
     return need
 
 
-def check(trust_section: dict, trust: bool | str) -> None:
+def check(trust_section: Mapping[str, Any], trust: bool | str) -> None:
     """Refuse, naming what was found, unless ``trust`` covers every finding loading would act on.
 
     This is the one gate ``load``, ``serve`` and the exporters pass through, before any framework reads a byte.

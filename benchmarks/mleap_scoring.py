@@ -97,11 +97,13 @@ def spark_anchor(kind: str, frame, depth: int, num_trees: int, workdir: Path) ->
     train["price"] = train["bathrooms"] * 40 + train["bedrooms"] * 25 + train["square_feet"] * 0.05
     cached = spark.createDataFrame(train).cache()
     cached.count()
-    stages = [StringIndexer(inputCols=CATEGORICAL, outputCols=[f"{c}_index" for c in CATEGORICAL], handleInvalid="keep"),
+    stages = [StringIndexer(inputCols=CATEGORICAL, outputCols=[f"{c}_index" for c in CATEGORICAL],
+                            handleInvalid="keep"),
               VectorAssembler(inputCols=CONTINUOUS, outputCol="unscaled"),
               StandardScaler(inputCol="unscaled", outputCol="scaled", withMean=False)]
     if kind == "lr":
-        stages.append(OneHotEncoder(inputCols=[f"{c}_index" for c in CATEGORICAL], outputCols=[f"{c}_oh" for c in CATEGORICAL]))
+        stages.append(OneHotEncoder(inputCols=[f"{c}_index" for c in CATEGORICAL],
+                                    outputCols=[f"{c}_oh" for c in CATEGORICAL]))
         stages.append(VectorAssembler(inputCols=[f"{c}_oh" for c in CATEGORICAL] + ["scaled"], outputCol="features"))
         stages.append(LinearRegression(labelCol="price", predictionCol="price_prediction", maxIter=10))
     else:
@@ -159,8 +161,8 @@ def main() -> int:
             pipeline = model.model
             row_us = median_us(pipeline.score_row, base, args.single)
             predict_us = median_us(model.predict, base, max(200, args.single // 10))
-            all_s = best_seconds(lambda: pipeline.score_frame(frame))
-            pred_s = best_seconds(lambda: pipeline.score_frame(frame, ["price_prediction"]))
+            all_s = best_seconds(lambda p=pipeline, f=frame: p.score_frame(f))
+            pred_s = best_seconds(lambda p=pipeline, f=frame: p.score_frame(f, ["price_prediction"]))
             ours_rps = len(frame) / all_s
             print(f"airbnb {kind.upper()}: single row {row_us:.1f} us median (score_row), "
                   f"{predict_us:.0f} us (predict on a dict -> DataFrame)")

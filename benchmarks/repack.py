@@ -21,10 +21,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from _util import CACHE  # noqa: E402
 from inspect_vs_tar import cached_artifact  # noqa: E402
 
 from exporters.sagemaker import DEFAULT_LEVEL, repack  # noqa: E402
+
+from _util import CACHE  # noqa: E402
 
 TARGET = 0.2
 

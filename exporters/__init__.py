@@ -8,8 +8,8 @@ Targets (``target=``): ``sagemaker`` (:mod:`exporters.sagemaker`; Spark pipeline
 ``tf-serving`` (:mod:`exporters.tf_serving`), ``git`` (:mod:`exporters.git_container`), ``mleap`` (Spark
 pipelines, :mod:`exporters.mleap`), ``mlflow`` (an MLflow Model with the native flavor and python_function,
 optionally registered; :mod:`exporters.mlflow`) and ``onnx`` (:mod:`exporters.onnx`: one ``model.onnx`` verified
-with onnxruntime; MXNet built-ins and symbol graphs are built without MXNet by ``exporters._onnx_mxnet``). Each target module is
-imported only when it is asked for; targets never import each other, only the shared private modules
+with onnxruntime; MXNet built-ins and symbol graphs are built without MXNet by ``exporters._onnx_mxnet``). Each target
+module is imported only when it is asked for; targets never import each other, only the shared private modules
 (``exporters._*``: results and options, atomic publication, the tar writer, the SageMaker layouts, SavedModels,
 MLeap bundles, the MXNet ONNX graph builder).
 

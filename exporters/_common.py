@@ -239,12 +239,13 @@ def build_needs_sample(loaded: LoadedModel, target: str) -> str | None:
     return None
 
 
-def require_sample_for_build(loaded: LoadedModel, target: str, missing: str) -> None:
-    """Raise one sentence when ``target`` cannot be written for ``loaded`` without the sample that is ``missing``."""
+def require_sample_for_build(loaded: LoadedModel, target: str, missing: str | None) -> None:
+    """Raise one sentence when ``target`` cannot be written for ``loaded`` without the sample that is ``missing``
+    (``verification_sample``'s sentence)."""
     need = build_needs_sample(loaded, target)
     if need is not None:
-        raise ArtifactError(f"{missing}, and the {target} export needs one: {need}; pass sample=<rows> (an array, "
-                            "or a .csv/.json/.npy file)")
+        raise ArtifactError(f"{missing or 'no sample input was given'}, and the {target} export needs one: {need}; "
+                            "pass sample=<rows> (an array, or a .csv/.json/.npy file)")
 
 
 def _generated_rows(loaded: LoadedModel, rows: int) -> Any:
@@ -318,7 +319,8 @@ def _first_dense_width(model: Any, fw: str) -> tuple | None:
 
 # ------------------------------------------------------------------------------------------------ comparison
 
-def compare(expected: Any, actual: Any, rtol: float = DEFAULT_RTOL, atol: float = DEFAULT_ATOL) -> tuple[bool, float | None, str]:
+def compare(expected: Any, actual: Any, rtol: float = DEFAULT_RTOL,
+            atol: float = DEFAULT_ATOL) -> tuple[bool, float | None, str]:
     """Whether ``actual`` predictions equal ``expected`` ones: (passed, max |difference| for numbers, sentence).
 
     Numbers match within ``rtol``/``atol`` after dropping length-1 axes; DataFrames column by column (texts
@@ -341,7 +343,8 @@ def compare(expected: Any, actual: Any, rtol: float = DEFAULT_RTOL, atol: float 
         return True, worst, f"{len(expected)} row(s) and {len(expected.columns)} column(s) match"
     if isinstance(expected, dict):
         if not isinstance(actual, dict) or set(actual) != set(expected):
-            return False, None, f"expected outputs {sorted(expected)}, got {sorted(actual) if isinstance(actual, dict) else type(actual).__name__}"
+            got = sorted(actual) if isinstance(actual, dict) else type(actual).__name__
+            return False, None, f"expected outputs {sorted(expected)}, got {got}"
         results = [compare(expected[k], actual[k], rtol, atol) for k in expected]
         bad = [(k, r) for k, r in zip(expected, results) if not r[0]]
         diffs = [r[1] for r in results if r[1] is not None]

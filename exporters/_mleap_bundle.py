@@ -255,7 +255,8 @@ def _io(stage: SparkStage) -> tuple[list[str], list[str], bool]:
     ins = _cols(stage, "inputCol", "inputCols")
     outs = _cols(stage, "outputCol", "outputCols")
     if len(ins) != len(outs):
-        raise CorruptArtifact(f"Spark {stage.short_class} {stage.uid} has {len(ins)} input but {len(outs)} output columns")
+        raise CorruptArtifact(
+            f"Spark {stage.short_class} {stage.uid} has {len(ins)} input but {len(outs)} output columns")
     multi = isinstance(stage.explicit_params.get("inputCols"), list)
     return ins, outs, multi
 
@@ -300,7 +301,8 @@ def _one_hot_encoder(conv: _Converter, stage: SparkStage) -> list[_Node]:
     else:
         inputs, outputs = [("input", ins[0])], [("output", outs[0])]
     return [_Node(conv.node_name(stage.uid), "one_hot_encoder", inputs, outputs,
-                  {"category_sizes": _int_list(sizes), "drop_last": _bool(drop_last), "handle_invalid": _string(handle)})]
+                  {"category_sizes": _int_list(sizes), "drop_last": _bool(drop_last),
+                   "handle_invalid": _string(handle)})]
 
 
 def _imputer(conv: _Converter, stage: SparkStage) -> list[_Node]:
@@ -366,7 +368,8 @@ def _vector_io(conv: _Converter, stage: SparkStage, size: int) -> tuple[str, str
     ic, oc = stage.param("inputCol"), stage.param("outputCol")
     col = conv.use(ic, "double", size)
     if col.size != size:
-        raise CorruptArtifact(f"Spark {stage.short_class} {stage.uid} expects {size} features but column {ic!r} has {col.size}")
+        raise CorruptArtifact(
+            f"Spark {stage.short_class} {stage.uid} expects {size} features but column {ic!r} has {col.size}")
     conv.produce(oc, size=size)
     return ic, oc
 
@@ -404,7 +407,8 @@ def _predictor_io(conv: _Converter, stage: SparkStage, num_features: int, num_cl
     fc = stage.param("featuresCol", "features")
     col = conv.use(fc, "double", num_features)
     if col.size != num_features:
-        raise CorruptArtifact(f"Spark {stage.short_class} {stage.uid} expects {num_features} features but column {fc!r} has {col.size}")
+        raise CorruptArtifact(f"Spark {stage.short_class} {stage.uid} expects {num_features} features but column "
+                              f"{fc!r} has {col.size}")
     outputs = []
     if num_classes is not None:
         for port, param in (("raw_prediction", "rawPredictionCol"), ("probability", "probabilityCol")):
@@ -450,7 +454,8 @@ def _logistic_regression(conv: _Converter, stage: SparkStage) -> list[_Node]:
     thresholds = stage.explicit_params.get("thresholds")
     if multinomial:
         if num_classes <= 2:
-            raise NotLoadable(f"{what} is a 2-class multinomial model, which MLeap cannot represent; refit it with family='binomial'")
+            raise NotLoadable(f"{what} is a 2-class multinomial model, which MLeap cannot represent; "
+                              "refit it with family='binomial'")
         if len(matrix) != num_classes:
             raise CorruptArtifact(f"{what} coefficient matrix has {len(matrix)} rows for {num_classes} classes")
         column_major = [matrix[r][c] for c in range(num_features) for r in range(num_classes)]
@@ -496,7 +501,8 @@ def _tree_lines(nodes: Iterable[dict], with_impurities: bool, what: str) -> byte
             lines.append({"type": "leaf", "values": [_json_double(v) for v in values]})
             continue
         split = n.get("split") or {}
-        feature, cats, num = split.get("featureIndex"), split.get("leftCategoriesOrThreshold"), split.get("numCategories")
+        feature, cats = split.get("featureIndex"), split.get("leftCategoriesOrThreshold")
+        num = split.get("numCategories")
         if not isinstance(feature, int) or not isinstance(cats, list) or not isinstance(num, int):
             raise CorruptArtifact(f"{what} has an internal node without a valid split")
         if num == -1:
@@ -586,7 +592,8 @@ def _ensemble(conv: _Converter, stage: SparkStage) -> list[_Node]:
         assert num_classes is not None
         attrs.update(_classifier_attrs(stage, num_classes))
     attrs.update(tree_weights=_double_list([weights[t] for t in ids]), trees=_string_list(names))
-    op = {"RandomForestRegressionModel": "random_forest_regression", "RandomForestClassificationModel": "random_forest_classifier",
+    op = {"RandomForestRegressionModel": "random_forest_regression",
+          "RandomForestClassificationModel": "random_forest_classifier",
           "GBTRegressionModel": "gbt_regression", "GBTClassificationModel": "gbt_classifier"}[cls]
     return [_Node(conv.node_name(stage.uid), op, inputs, outputs, attrs, files)]
 

@@ -318,7 +318,8 @@ def _handler_checks(ctx: _Context, model_dir: Path, texts: bool = False) -> list
             out, _ = run_handlers(model_dir, body, content_type)
             got = json.loads(out)
         except Exception as e:  # a handler failing is a failed check, reported in one line
-            checks.append(Check(name, False, f"the handlers raised {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"))
+            first = str(e).splitlines()[0] if str(e) else ""
+            checks.append(Check(name, False, f"the handlers raised {type(e).__name__}: {first}"))
             continue
         if texts:
             import pandas as pd
@@ -449,8 +450,8 @@ def _xgboost(ctx: _Context, fmt: str) -> Layout:
         path = model_dir / "xgboost-model"
         head = path.read_bytes()[:2]
         ok = head[:1] == b"{" and (head[1:2] == b'"' if fmt == "json" else head[1:2].isalpha())
-        checks = [Check("file signature", ok, f"{'JSON' if fmt == 'json' else 'UBJSON'} model starting "
-                        f"{head!r}, which XGBoost >= {'1.0' if fmt == 'json' else '1.6'} reads without a file extension")]
+        checks = [Check("file signature", ok, f"{'JSON' if fmt == 'json' else 'UBJSON'} model starting {head!r}, "
+                        f"which XGBoost >= {'1.0' if fmt == 'json' else '1.6'} reads without a file extension")]
         booster = xgb.Booster()
         with warnings.catch_warnings():  # XGBoost >= 3.1 warns that it sniffs the format of a bare file name
             warnings.simplefilter("ignore")
@@ -547,7 +548,8 @@ def _tensorflow(ctx: _Context, version: Any) -> Layout:
         number = str(int(version) if version is not None else 1)
         saved = ctx.work / "savedmodel"
         save_with_signature(ctx.loaded.model, saved, ctx.samples)
-        layout.local = {f"{number}/{p.relative_to(saved).as_posix()}": p for p in sorted(saved.rglob("*")) if p.is_file()}
+        layout.local = {f"{number}/{p.relative_to(saved).as_posix()}": p
+                        for p in sorted(saved.rglob("*")) if p.is_file()}
         signature = SERVING_SIGNATURE
     layout.notes.append(f"TensorFlow Serving serves the highest numeric folder ({number}); "
                         f"images accept SavedModels from TensorFlow versions up to their own ({', '.join(known)})")

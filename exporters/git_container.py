@@ -47,8 +47,15 @@ from artifact_tools.errors import ArtifactError
 from loaders.base import LoadedModel
 
 from ._atomic import clean_stale, refuse_existing, staged, temp_path
-from ._common import (Check, ExportOptions, ExportResult, check, require_sample_for_build, target_options,
-                      verification_sample)
+from ._common import (
+    Check,
+    ExportOptions,
+    ExportResult,
+    check,
+    require_sample_for_build,
+    target_options,
+    verification_sample,
+)
 from ._sagemaker_layout import BUILDERS, build_layout, csv_body, json_body, sample_count, source_predictions
 from ._tar import write_contents
 

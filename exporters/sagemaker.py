@@ -24,8 +24,14 @@ from artifact_tools.errors import ArtifactError
 from loaders.base import LoadedModel
 
 from ._atomic import staged
-from ._common import (ExportOptions, ExportResult, require_sample_for_build, signature_sample, target_options,
-                      verification_sample)
+from ._common import (
+    ExportOptions,
+    ExportResult,
+    require_sample_for_build,
+    signature_sample,
+    target_options,
+    verification_sample,
+)
 from ._sagemaker_layout import (
     ARCHIVE,
     BUILDERS,

@@ -43,8 +43,16 @@ from artifact_tools.errors import ArtifactError
 from loaders.base import LoadedModel
 
 from ._atomic import refuse_existing, staged
-from ._common import (Check, ExportOptions, ExportResult, check, require_sample_for_build, signature_sample,
-                      target_options, verification_sample)
+from ._common import (
+    Check,
+    ExportOptions,
+    ExportResult,
+    check,
+    require_sample_for_build,
+    signature_sample,
+    target_options,
+    verification_sample,
+)
 from ._savedmodel import SERVING_SIGNATURE, run_signature, save_with_signature, signature_inputs
 from ._tar import Contents, write_contents
 

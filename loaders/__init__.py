@@ -83,11 +83,14 @@ def load(artifact: Any, trust: bool | str = False, *, limits: Limits | None = No
     report, root = prepare(artifact, limits, storage_options, check=gate)
     base = root / report.root_prefix if report.root_prefix else root
     code = inference_code.plan(report, base, entry_point)  # text only: nothing of the artifact is imported here
+    why: str | None
     if entry_point is not None:
+        if code is None:  # plan() found no entry point to read (entry_point="" and none in the artifact)
+            raise ArtifactError(f"entry_point {entry_point!r} is not a .py file of the artifact")
         why = f"entry_point={entry_point} was asked for"
     else:
         why = inference_code.route(report, code, trust, options)
-    if why is not None:
+    if why is not None and code is not None:  # route() gives a reason only for a plan
         if options:
             raise ArtifactError(f"options {', '.join(sorted(options))} are for the {report.framework} loader, but "
                                 f"the artifact is loaded through {code.entry_point}; pass no entry_point= to use them")

@@ -37,7 +37,9 @@ class InputColumn:
 
     def describe(self) -> str:
         if self.kind == "vector":
-            return f"{self.name} (a vector of {self.size} numbers)" if self.size is not None else f"{self.name} (a vector)"
+            if self.size is None:
+                return f"{self.name} (a vector)"
+            return f"{self.name} (a vector of {self.size} numbers)"
         return f"{self.name} ({self.kind})" if self.kind != "unknown" else self.name
 
 

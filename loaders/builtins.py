@@ -4,9 +4,9 @@ k-NN (``model_algo-1`` FAISS index + ``model_algo-1.json`` + ``model_algo-1-labe
 ``artifact_tools/formats/sagemaker_builtins.py``): the stored vectors of a flat index are read natively
 (``formats.faiss.read_flat_vectors``) and searched exactly, as ``IndexFlatL2`` (smallest squared L2 distance) or
 ``IndexFlatIP`` (largest inner product) do; ``k`` and ``predictor_type`` come from ``model_algo-1.json``; the
-labels are read with ``formats/npy.py`` (header checked, objects refused). ``predict`` returns the built-in's ``predicted_label``: for a
-classifier the most frequent label among the k neighbours (a tie goes to the tied label with the nearest
-neighbour, artifact-tools' choice: SageMaker does not document one), for a regressor their mean. When
+labels are read with ``formats/npy.py`` (header checked, objects refused). ``predict`` returns the built-in's
+``predicted_label``: for a classifier the most frequent label among the k neighbours (a tie goes to the tied label
+with the nearest neighbour, artifact-tools' choice: SageMaker does not document one), for a regressor their mean. When
 ``normalize`` is true, queries are scaled to unit length first, as the stored vectors are. Indexes that are not
 flat (IVF, PQ, HNSW) or use a dimension reduction other than ``identity`` are refused (NotLoadable).
 

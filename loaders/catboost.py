@@ -83,7 +83,7 @@ def sample_rows(model: Any):
     texts = set(model.get_text_feature_indices())
     categorical = set(model.get_cat_feature_indices())
     values = np.random.default_rng(0).normal(size=(SAMPLE_ROWS, len(names)))
-    columns = {}
+    columns: dict[str, Any] = {}  # name -> texts, categories or a float64 array
     for i, name in enumerate(names):
         if i in texts:
             columns[name] = ["a sample text", "another sample text"][:SAMPLE_ROWS]

@@ -460,10 +460,11 @@ class _Runner:
         if not accept or accept == ANY:
             accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", JSON)
         content_type = (content_type or "").strip()
-        data: bytes | str = bytes(body)
+        raw = bytes(body)
+        data: bytes | str = raw
         if _media(content_type) in TEXT_TYPES:
             try:
-                data = data.decode("utf-8")
+                data = raw.decode("utf-8")
             except UnicodeDecodeError as e:
                 raise HandlerError(f"the {_media(content_type)} body is not UTF-8 (byte {e.start})", 400) from None
         if "transform_fn" in self.found:
@@ -549,9 +550,9 @@ def _encode(value: Any, media: str) -> bytes | str:
     if media == JSON:
         return json.dumps(value, default=_json_default)
     if media == CSV:
-        stream = io.StringIO()
-        np.savetxt(stream, value, delimiter=",", fmt="%s")
-        return stream.getvalue()
+        text = io.StringIO()
+        np.savetxt(text, value, delimiter=",", fmt="%s")
+        return text.getvalue()
     stream = io.BytesIO()
     np.save(stream, value)
     return stream.getvalue()
@@ -587,11 +588,11 @@ def _encode_request(data: Any, media: str) -> bytes | str:
     if media == JSON:
         return json.dumps(data, default=_json_default)
     if media == CSV:
-        stream = io.StringIO()
+        text = io.StringIO()
         arr = np.asarray(data)
-        np.savetxt(stream, arr.reshape(1, -1) if arr.ndim < 2 else arr, delimiter=",",
+        np.savetxt(text, arr.reshape(1, -1) if arr.ndim < 2 else arr, delimiter=",",
                    fmt="%.17g" if arr.dtype.kind in "biuf" else "%s")
-        return stream.getvalue()
+        return text.getvalue()
     stream = io.BytesIO()
     np.save(stream, np.asarray(data), allow_pickle=False)
     return stream.getvalue()

@@ -47,9 +47,9 @@ import math
 import os
 from bisect import bisect_right
 from dataclasses import dataclass
-from pathlib import Path
 from decimal import Decimal
 from operator import mul
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -125,7 +125,7 @@ class CompiledPipeline:
             produced += [c for c in op.outputs if c not in produced]
         self.input_columns = needed
         self.output_columns = produced
-        first_reader = {}
+        first_reader: dict[str, _Op] = {}
         for op in self._ops:
             for c in op.inputs:
                 first_reader.setdefault(c, op)
@@ -227,7 +227,7 @@ def _port_columns(sockets: list[tuple[str, str]], base: str, what: str) -> list[
     by_port = dict(sockets)
     if base in by_port:
         return [by_port[base]]
-    cols = []
+    cols: list[str] = []
     while f"{base}{len(cols)}" in by_port:
         cols.append(by_port[f"{base}{len(cols)}"])
     if not cols:
@@ -297,7 +297,8 @@ def _floats(node: Node, name: str, default: Any = ...) -> list[float]:
     try:
         return [float(x) for x in v]
     except OverflowError:
-        raise CorruptArtifact(f"MLeap node '{node.name}' attribute '{name}' holds a number too large for a double") from None
+        raise CorruptArtifact(
+            f"MLeap node '{node.name}' attribute '{name}' holds a number too large for a double") from None
 
 
 def _handle_invalid(node: Node, default: str = "error") -> str:
@@ -369,6 +370,7 @@ def _spark_text(v: Any) -> str | None:
         if v == 0 or 1e-3 <= abs(v) < 1e7:
             return repr(v)  # Java's Double.toString and Python agree on plain notation here
         sign, digits, exp = Decimal(repr(v)).as_tuple()
+        assert isinstance(exp, int)  # v is finite: only NaN and infinities have a letter as exponent
         ds = "".join(map(str, digits)).rstrip("0") or "0"
         return f"{'-' if sign else ''}{ds[0]}.{ds[1:] or '0'}E{exp + len(digits) - 1}"
     return str(v)
@@ -565,11 +567,14 @@ class _StandardScaler(_Op):
         self.outputs = [_single(node.outputs, "output", what)]
         mean = _floats(node, "mean", None) if "mean" in node.attributes else None
         std = _floats(node, "std", None) if "std" in node.attributes else None
-        if mean is None and std is None:
+        if std is not None:
+            self.size = len(std)
+        elif mean is not None:
+            self.size = len(mean)
+        else:
             raise CorruptArtifact(f"MLeap {what} has neither mean nor std")
         if mean is not None and std is not None and len(mean) != len(std):
             raise CorruptArtifact(f"MLeap {what} mean and std sizes differ")
-        self.size = len(std if std is not None else mean)
         self.mean, self.std = mean, std
         self.inv = [1.0 / s if s != 0.0 else 0.0 for s in std] if std is not None else None
         self.zero_std = std is not None and any(s == 0.0 for s in std)
@@ -590,6 +595,7 @@ class _StandardScaler(_Op):
         elif mean is not None:
             out = [v - m for v, m in zip(x, mean)]
         else:
+            assert inv is not None  # the constructor refuses a scaler with neither mean nor std
             out = [v * s for v, s in zip(x, inv)]
         r[self.outputs[0]] = out
         return None
@@ -759,7 +765,8 @@ class _Predictor(_Op):
         self.name = what
         self.inputs = [_single(node.inputs, "features", what)]
         ports = dict(node.outputs)
-        self.raw_col, self.prob_col, self.pred_col = ports.get("raw_prediction"), ports.get("probability"), ports.get("prediction")
+        self.raw_col, self.prob_col = ports.get("raw_prediction"), ports.get("probability")
+        self.pred_col = ports.get("prediction")
         self.outputs = [c for c in (self.raw_col, self.prob_col, self.pred_col) if c]
         if not self.outputs:
             raise CorruptArtifact(f"MLeap {what} has no output port")
@@ -774,7 +781,8 @@ class _Predictor(_Op):
     def features_batch(self, cols: dict, n: int) -> np.ndarray:
         x = _as_matrix(cols[self.inputs[0]], n, self.inputs[0])
         if n and x.shape[1] != self.num_features:
-            raise ValueError(f"column {self.inputs[0]!r} holds vectors of size {x.shape[1]}, expected {self.num_features}")
+            raise ValueError(
+                f"column {self.inputs[0]!r} holds vectors of size {x.shape[1]}, expected {self.num_features}")
         return x if n else np.zeros((0, self.num_features))
 
 
@@ -800,7 +808,8 @@ class _Classifier(_Predictor):
         if self._thresholds is None:
             return np.argmax(prob, axis=1).astype(float)
         with np.errstate(divide="ignore", invalid="ignore"):
-            scaled = np.where(self._thresholds == 0.0, _INF, prob / np.where(self._thresholds == 0.0, 1.0, self._thresholds))
+            zero = self._thresholds == 0.0
+            scaled = np.where(zero, _INF, prob / np.where(zero, 1.0, self._thresholds))
         return np.argmax(scaled, axis=1).astype(float)
 
     def emit_row(self, r: dict, raw: list | None, prob: list, pred: float) -> None:
@@ -844,7 +853,8 @@ class _LogisticRegression(_Classifier):
         if self.multinomial:
             cm = _attr(node, "coefficient_matrix")
             if not isinstance(cm, Tensor) or len(cm.dims) != 2 or cm.dims[0] != num_classes:
-                raise CorruptArtifact(f"MLeap logistic_regression '{node.name}' coefficient_matrix is not a {num_classes}-row matrix")
+                raise CorruptArtifact(f"MLeap logistic_regression '{node.name}' coefficient_matrix is not a "
+                                      f"{num_classes}-row matrix")
             rows, num_features = cm.dims
             # values are column-major (Spark Matrix.toArray), MLeap reads them with Matrices.dense
             self.matrix = [[float(cm.values[c * rows + k]) for c in range(num_features)] for k in range(rows)]
@@ -932,13 +942,15 @@ class _Forest:
                         raise CorruptArtifact(f"MLeap {what} splits on feature {t.feature[i]} of {num_features}")
                     self.feature[g], self.threshold[g] = t.feature[i], t.threshold[i]
                     self.children[2 * g], self.children[2 * g + 1] = t.left[i] + off, t.right[i] + off
-                    if t.categories[i] is not None:
-                        self.is_cat[g], self.cat_left[g] = True, t.categories[i][0]
-                        self.cat_sets[g] = t.categories[i][1]
+                    split = t.categories[i]
+                    if split is not None:
+                        self.is_cat[g], self.cat_left[g] = True, split[0]
+                        self.cat_sets[g] = split[1]
                 else:
                     vals = t.values[i]
-                    if len(vals) != leaf_width:
-                        raise CorruptArtifact(f"MLeap {what} has a leaf with {len(vals)} values, expected {leaf_width}")
+                    if vals is None or len(vals) != leaf_width:
+                        got = f"{len(vals)} values" if vals is not None else "no values"
+                        raise CorruptArtifact(f"MLeap {what} has a leaf with {got}, expected {leaf_width}")
                     self.values[g] = vals
                     self.children[2 * g] = self.children[2 * g + 1] = g
         # categorical splits on small integral categories: one bit per category in a 64-bit mask
@@ -1166,7 +1178,8 @@ class _KMeans(_Op):
     def batch(self, cols: dict, n: int) -> None:
         x = _as_matrix(cols[self.inputs[0]], n, self.inputs[0]) if n else np.zeros((0, self.num_features))
         if n and x.shape[1] != self.num_features:
-            raise ValueError(f"column {self.inputs[0]!r} holds vectors of size {x.shape[1]}, expected {self.num_features}")
+            raise ValueError(
+                f"column {self.inputs[0]!r} holds vectors of size {x.shape[1]}, expected {self.num_features}")
         best = np.full(n, _INF)
         index = np.zeros(n, dtype=np.int32)
         with np.errstate(invalid="ignore", over="ignore"):

@@ -5,8 +5,9 @@ What is loaded, and how (the way SageMaker's own examples open these artifacts: 
 
 - Linear Learner, Neural Topic Model, Factorization Machines: ``model_algo-<host>`` is a zip (see
   ``artifact_tools/formats/sagemaker_builtins.py``). It is unzipped with the archive layer's checks
-  (``nested_entries`` + ``extract_entries``, streamed) into ``.unzipped/<member>`` inside the artifact's own cache folder, once
-  (a plain folder loaded in place is never written to: its zips go to ``$ARTIFACT_TOOLS_CACHE/unzipped/<sha256>``).
+  (``nested_entries`` + ``extract_entries``, streamed) into ``.unzipped/<member>`` inside the artifact's own cache
+  folder, once (a plain folder loaded in place is never written to: its zips go to
+  ``$ARTIFACT_TOOLS_CACHE/unzipped/<sha256>``).
   ``host=`` picks the training host (``1``, ``2`` or ``"model_algo-2"``; default the first).
 - image classification: ``<prefix>-symbol.json`` with the highest-epoch ``<prefix>-NNNN.params``; input names from
   ``model-shapes.json``.
@@ -145,12 +146,12 @@ def _import_mxnet():
         return require("mxnet", "mxnet")
     added = "bool" not in np.__dict__
     if added:
-        np.bool = bool  # type: ignore[attr-defined]
+        np.bool = bool
     try:
         return require("mxnet", "mxnet")
     finally:
         if added and np.__dict__.get("bool") is bool:
-            del np.bool  # type: ignore[attr-defined]
+            del np.bool
 
 
 def _backend(wanted: str | None, what: str):
@@ -228,7 +229,7 @@ def _first_line(e: Exception) -> str:
 
 def _graph_io(symbol: Path, params: Path, shapes: list[dict] | None) -> tuple[list[str], list[str], dict]:
     """Data inputs (model-shapes.json order when given), labels, and the symbol summary."""
-    names = [p.name for p in mxformat.read_params(params.read_bytes())]
+    names = [p.name for p in mxformat.read_params(params.read_bytes()) if p.name is not None]
     summary = mxformat.summarize_symbol(symbol.read_bytes(), names)
     inputs = [s["name"] for s in shapes] if shapes else summary["inputs"]
     if not inputs:
@@ -783,6 +784,7 @@ def _export(root: Path, report, mx) -> LoadedModel:
     if chosen.reason:  # the same sentence inspection reports as not_loadable_reason
         raise NotLoadable(chosen.reason)
     symbol_name, params_name = chosen.symbol, chosen.params
+    assert symbol_name is not None and params_name is not None  # export_files gives both, or a reason
     folder = PurePosixPath(symbol_name).parent
     shapes = _read_shapes(root / folder / "model-shapes.json")
     symbol, params_path = root / symbol_name, root / params_name

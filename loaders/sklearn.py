@@ -32,7 +32,7 @@ import io
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, ClassVar
 
 from artifact_tools.errors import ArtifactError, CorruptArtifact, NotLoadable, TrustRequired
 from artifact_tools.formats.pickle_data import decompress_joblib, read_pickle
@@ -123,10 +123,13 @@ def _restricted_unpickler(trust: bool | str, seen_versions: list[str]):
     """A pure-Python unpickler class enforcing the trust table (see the module docstring)."""
     base = pickle._Unpickler  # the pure-Python one: its dispatch table can be extended
 
-    class Restricted(base):
-        dispatch = dict(base.dispatch)
+    class Restricted(pickle._Unpickler):
+        dispatch: ClassVar[dict[int, Callable[[Any], Any]]] = dict(base.dispatch)  # opcode -> method
+        # bound by pickle._Unpickler.load() (framed reads of the stream); typeshed does not declare them
+        read: Callable[[int], bytes]
+        readline: Callable[[], bytes]
 
-        def __init__(self, file, **kwargs):
+        def __init__(self, file: Any, **kwargs: Any) -> None:
             super().__init__(file, encoding="latin1", **kwargs)
             self._callable: set[int] = set()
             self._admitted: list[Any] = []  # keeps resolved objects alive so their ids stay unique

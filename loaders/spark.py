@@ -170,6 +170,7 @@ def _spark_frame(spark, pdf, vectors: list[str]):
     fields = []
     for name in pdf.columns:
         col = pdf[name]
+        kind: T.DataType
         if name in vectors:
             kind = VectorUDT()
         elif pd.api.types.is_bool_dtype(col):

@@ -146,6 +146,7 @@ def _load_saved_model(root: Path, entry, signature: str, trust: bool | str) -> L
         raise NotLoadable(_reason(e, entry.path, "TensorFlow", saved_with, tf.__version__)) from None
     info["signature"] = name
     info["inputs"] = {k: {"dtype": np.dtype(d).name, "shape": s} for k, (d, s) in inputs.items()}
+    specs: dict[str, tuple[Any, list | None]]
     if examples is not None:
         info["example_features"] = {k: {"dtype": np.dtype(t.as_numpy_dtype).name, "shape": shape}
                                     for k, (t, shape) in examples[1].items()}

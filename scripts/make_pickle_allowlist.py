@@ -98,7 +98,7 @@ def fitted_estimators():
             "estimators": [("a", LogisticRegression()), ("b", LogisticRegression())],
             "transformers": [("s", "passthrough", [0, 1])], "steps": [("m", LinearRegression())],
             "transformer_list": [("p", "passthrough")]}
-    for name, cls in all_estimators():
+    for _name, cls in all_estimators():
         yield cls, None
         obj = None
         for kwargs in ({}, {k: v for k, v in base.items()}):
@@ -208,7 +208,8 @@ def main() -> None:
 
     for t in set(np.sctypeDict.values()):  # scalar types, referenced as values (``dtype=np.float32``)
         pairs.setdefault((t.__module__, t.__qualname__), "new")
-    for m, n in (("sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper"),  # scikit-learn < 0.23's vendored joblib
+    # scikit-learn < 0.23's vendored joblib
+    for m, n in (("sklearn.externals.joblib.numpy_pickle", "NumpyArrayWrapper"),
                  ("numpy.random", "__RandomState_ctor")):  # numpy < 1.17 RandomState pickles
         pairs.setdefault((m, n), "new" if n == "NumpyArrayWrapper" else "call")
     for key, use in torch_pairs().items():

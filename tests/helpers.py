@@ -20,7 +20,8 @@ class ShortBytes(bytes):
 def tar_members(path) -> dict[str, bytes]:
     """Every regular file of a tar archive, names without a leading ./, read with the standard library."""
     with tarfile.open(path) as tar:
-        return {m.name.removeprefix("./"): ShortBytes(tar.extractfile(m).read()) for m in tar.getmembers() if m.isfile()}
+        return {m.name.removeprefix("./"): ShortBytes(tar.extractfile(m).read())
+                for m in tar.getmembers() if m.isfile()}
 
 
 def untar(archive: Path, dest: Path) -> Path:

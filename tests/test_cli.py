@@ -146,6 +146,7 @@ def test_predict_reads_a_csv_header_and_mlflow_json(sklearn_artifact, tmp_path):
     import json
 
     import pandas as pd
+
     from helpers import sklearn_reference
 
     reference = sklearn_reference(sklearn_artifact)
@@ -158,13 +159,15 @@ def test_predict_reads_a_csv_header_and_mlflow_json(sklearn_artifact, tmp_path):
     split = {"dataframe_split": {"columns": list(frame.columns), "data": frame.to_numpy().tolist()}}
     (tmp_path / "rows.json").write_text(json.dumps(split))
     res = run_cli("load", str(sklearn_artifact), "--predict", str(tmp_path / "rows.json"), cwd=tmp_path)
-    assert res.returncode == 0 and json.loads(res.stdout) == {"predictions": reference.predict(frame.to_numpy()).tolist()}
+    assert res.returncode == 0
+    assert json.loads(res.stdout) == {"predictions": reference.predict(frame.to_numpy()).tolist()}
 
 
 def test_sample_builds_an_input_and_predicts_it(sklearn_artifact, tmp_path):
     import json
 
     import numpy as np
+
     from helpers import sklearn_reference
 
     res = run_cli("load", str(sklearn_artifact), "--sample", cwd=tmp_path)

@@ -25,8 +25,9 @@ import loaders  # noqa: E402
 from artifact_tools import cli  # noqa: E402
 from artifact_tools.errors import ArtifactError  # noqa: E402
 from artifact_tools.report import Report, json_schema  # noqa: E402
-from helpers import pack_tar_gz, untar  # noqa: E402
 from loaders.base import parse_options  # noqa: E402
+
+from helpers import pack_tar_gz, untar  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -269,7 +269,8 @@ def test_records_as_a_pipeline_gives_them():
     assert json.loads(codec.encode(records, None)[0]) == [{"label": "POSITIVE", "score": 0.75},
                                                            {"label": "NEGATIVE", "score": 0.5}]
     table = pd.read_csv(io.BytesIO(codec.encode(records, "text/csv")[0]))
-    assert table.to_dict(orient="records") == [{"label": "POSITIVE", "score": 0.75}, {"label": "NEGATIVE", "score": 0.5}]
+    assert table.to_dict(orient="records") == [{"label": "POSITIVE", "score": 0.75},
+                                               {"label": "NEGATIVE", "score": 0.5}]
 
 
 # ============================================================================================ files and the copy

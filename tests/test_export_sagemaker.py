@@ -229,8 +229,9 @@ def test_own_code_folder_replaces_the_generated_handlers(samples, tmp_path):
     generated = tmp_path / "gen"
     exporters.export(samples("sklearn"), "sagemaker", generated)
     text = _members(generated / "model.tar.gz")["code/inference.py"].decode()
-    (code / "inference.py").write_text(text.replace("def predict_fn(input_data, model):",
-                                                    "def predict_fn(input_data, model):\n    return model.predict(input_data) * 0 - 1\n\n\ndef unused(input_data, model):"))
+    wrong = ("def predict_fn(input_data, model):\n    return model.predict(input_data) * 0 - 1\n\n\n"
+             "def unused(input_data, model):")
+    (code / "inference.py").write_text(text.replace("def predict_fn(input_data, model):", wrong))
     with pytest.raises(exporters.ExportVerificationFailed, match="does not reproduce"):
         exporters.export(samples("sklearn"), "sagemaker", tmp_path / "bad", code=code)
     assert not (tmp_path / "bad").exists()

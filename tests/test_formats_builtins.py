@@ -13,10 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import tar_members
 from artifact_tools.errors import CorruptArtifact
 from artifact_tools.filetree import DirTree, MappingTree
 from artifact_tools.formats import sagemaker_builtins as sb
+
+from helpers import tar_members
 
 mx = pytest.importorskip("mxnet")
 

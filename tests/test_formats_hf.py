@@ -44,7 +44,8 @@ def _tokenizer(directory: Path) -> tuple[object, list[str]]:
     backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     tok = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
+        tokenizer_object=backend, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+        mask_token="[MASK]",
     )
     saved = tok.save_pretrained(str(directory))
     return tok, sorted(Path(p).name for p in saved if Path(p).is_file())
@@ -64,7 +65,8 @@ def hf_models(tmp_path_factory) -> dict:
     out: dict = {}
 
     labels = {0: "negative", 1: "neutral", 2: "positive"}
-    cls = transformers.BertForSequenceClassification(_bert_config(id2label=labels, label2id={v: k for k, v in labels.items()}))
+    config = _bert_config(id2label=labels, label2id={v: k for k, v in labels.items()})
+    cls = transformers.BertForSequenceClassification(config)
     cls.save_pretrained(str(root / "bert_cls"), safe_serialization=True)
     tok, tok_files = _tokenizer(root / "bert_cls")
     out["bert_cls"] = {"model": cls, "tokenizer": tok, "tokenizer_files": tok_files}
@@ -84,7 +86,8 @@ def hf_models(tmp_path_factory) -> dict:
     remote.save_pretrained(str(root / "remote"), safe_serialization=True)
     for module in ("configuration_tiny.py", "modeling_tiny.py"):
         (root / "remote" / module).write_text("raise SystemExit('artifact code must never run during inspection')\n")
-    out["remote"] = {"model": remote, "auto_map": auto_map, "python_files": ["configuration_tiny.py", "modeling_tiny.py"]}
+    out["remote"] = {"model": remote, "auto_map": auto_map,
+                     "python_files": ["configuration_tiny.py", "modeling_tiny.py"]}
     out["root"] = root
     return out
 
@@ -149,7 +152,8 @@ def test_sharded_index(hf_models):
     assert index["file"] == "model.safetensors.index.json"
     assert index["shards"] == shards and index["missing_shards"] == []
     assert sum(w["tensor_count"] for w in summary["weights"]) == index["tensor_count"]
-    assert index["total_size"] == json.loads((directory / "model.safetensors.index.json").read_text())["metadata"]["total_size"]
+    written = json.loads((directory / "model.safetensors.index.json").read_text())
+    assert index["total_size"] == written["metadata"]["total_size"]
 
 
 def test_missing_shard_leaves_count_unknown(hf_models):
@@ -186,7 +190,8 @@ def test_streaming_tree_with_header_prefix_only(hf_models):
     files["model.safetensors"] = weights[: safetensors.header_length(weights[:8])]
     tree = MappingTree(files, sizes={"model.safetensors": len(weights)})
     assert huggingface.summarize(tree)["parameter_count"] == _expected_counts(hf_models["bert_cls"]["model"])[0]
-    sized_only = MappingTree({k: v for k, v in files.items() if k != "model.safetensors"}, sizes={"model.safetensors": len(weights)})
+    sized_only = MappingTree({k: v for k, v in files.items() if k != "model.safetensors"},
+                             sizes={"model.safetensors": len(weights)})
     summary = huggingface.summarize(sized_only)
     assert summary["parameter_count"] is None
     assert summary["weights"] == [{"file": "model.safetensors", "format": "safetensors", "size": len(weights)}]
@@ -302,7 +307,8 @@ def small_safetensors() -> bytes:
     from safetensors.torch import save
 
     torch.manual_seed(1)
-    return save({"w": torch.randn(3, 4), "b": torch.zeros(4, dtype=torch.float16), "ids": torch.arange(5)}, metadata={"format": "pt"})
+    return save({"w": torch.randn(3, 4), "b": torch.zeros(4, dtype=torch.float16), "ids": torch.arange(5)},
+                metadata={"format": "pt"})
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -336,7 +342,8 @@ def test_header_validation_rules(small_safetensors):
     assert safetensors.read_header(build(good, 8)) == good
     bad = {
         "gap": ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}, 12),
-        "overlap": ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}, "b": {"dtype": "U8", "shape": [4], "data_offsets": [4, 8]}}, 8),
+        "overlap": ({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                     "b": {"dtype": "U8", "shape": [4], "data_offsets": [4, 8]}}, 8),
         "size mismatch": ({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, 8),
         "buffer longer": (good, 9),
         "negative dim": ({"a": {"dtype": "F32", "shape": [-2], "data_offsets": [0, 8]}}, 8),
@@ -357,7 +364,8 @@ def test_header_validation_rules(small_safetensors):
         safetensors.header_length(b"\x01\x00")
     header_bytes = safetensors.header_length(small_safetensors[:8])
     # a caller holding only the header prefix passes the real file size
-    assert safetensors.read_header(small_safetensors[:header_bytes], len(small_safetensors)) == safetensors.read_header(small_safetensors)
+    prefix_only = safetensors.read_header(small_safetensors[:header_bytes], len(small_safetensors))
+    assert prefix_only == safetensors.read_header(small_safetensors)
     with pytest.raises(CorruptArtifact):
         safetensors.read_header(small_safetensors[:header_bytes], len(small_safetensors) + 1)
 
@@ -379,6 +387,7 @@ for name in ("bert_cls", "sharded", "gpt2_bin", "remote"):
 heavy = {{"tensorflow", "torch", "transformers", "safetensors", "tokenizers", "jax", "keras"}}
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy)))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, timeout=120)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []

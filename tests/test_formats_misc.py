@@ -15,12 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import ShortBytes, tar_members
 from artifact_tools.errors import CorruptArtifact, NotLoadable
 from artifact_tools.filetree import ZipTree
 from artifact_tools.formats import faiss as faissf
 from artifact_tools.formats import fasttext as ftf
 from artifact_tools.formats import rds, torch_zip
+
+from helpers import ShortBytes, tar_members
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

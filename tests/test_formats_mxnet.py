@@ -12,9 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import ShortBytes, tar_members
 from artifact_tools.errors import CorruptArtifact, NotLoadable
 from artifact_tools.formats import mxnet as mxf
+
+from helpers import ShortBytes, tar_members
 
 mx = pytest.importorskip("mxnet")
 

@@ -28,10 +28,8 @@ from artifact_tools.errors import ArtifactError, CorruptArtifact, NotAnArtifact,
 from artifact_tools.formats import catboost as cbf
 from artifact_tools.formats import lightgbm as lgf
 from artifact_tools.formats import mlflow_model as mlf
-from artifact_tools.formats import neuron
+from artifact_tools.formats import neuron, pmml, triton
 from artifact_tools.formats import onnx as onf
-from artifact_tools.formats import pmml
-from artifact_tools.formats import triton
 from artifact_tools.report import ModelInfo, Report
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
@@ -344,7 +342,7 @@ def test_lightgbm_damage_is_corrupt_artifact(lgb_models):
 
 
 @FAST
-@given(pos=st.integers(0, 10**6), value=st.sampled_from(b"0123456789-=\n x.")) 
+@given(pos=st.integers(0, 10**6), value=st.sampled_from(b"0123456789-=\n x."))
 def test_lightgbm_mutations_never_escape(lgb_models, pos, value):
     data = bytearray(lgb_models[0]["binary"].model_to_string().encode())
     data[pos % len(data)] = value

@@ -45,7 +45,8 @@ class _Scorer(tf.Module):
     def predict(self, features, k):
         return {"scores": tf.matmul(features, self.w), "k2": k * 2}
 
-    @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name="text"), tf.TensorSpec([0, 2], tf.float64, name="empty")], autograph=False)
+    @tf.function(input_signature=[tf.TensorSpec(None, tf.string, name="text"),
+                                  tf.TensorSpec([0, 2], tf.float64, name="empty")], autograph=False)
     def echo(self, text, empty):
         return {"length": tf.strings.length(text), "total": tf.reduce_sum(empty)}
 
@@ -80,7 +81,8 @@ def tf_models(tmp_path_factory) -> dict:
                 ["serve", "gpu"],
                 signature_def_map={
                     "serving_default": tf.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y}),
-                    "echo": tf.compat.v1.saved_model.predict_signature_def({"label": label}, {"same": tf.identity(label)}),
+                    "echo": tf.compat.v1.saved_model.predict_signature_def({"label": label},
+                                                                           {"same": tf.identity(label)}),
                 },
                 assets_collection=tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.ASSET_FILEPATHS),
             )
@@ -114,7 +116,8 @@ def tf_models(tmp_path_factory) -> dict:
     out["k3_lambdas"] = [layer.name for layer in k3.layers if isinstance(layer, keras.layers.Lambda)]
     out["k3_layers"] = [(layer.name, type(layer).__name__) for layer in k3.layers]
     out["k3_version"] = keras.__version__
-    out.update({name: root / name for name in ("k2_savedmodel", "k2_tf_save", "k2.h5", "k2.keras", "k3_export", "k3.keras", "k3.h5")})
+    out.update({name: root / name for name in ("k2_savedmodel", "k2_tf_save", "k2.h5", "k2.keras", "k3_export",
+                                               "k3.keras", "k3.h5")})
     return out
 
 
@@ -150,7 +153,8 @@ def _signatures_from_tf_load(directory: Path) -> dict:
 
 def _ours_without_names(summary_meta_graph: dict) -> dict:
     return {
-        key: {side: {k: {"dtype": v["dtype"], "shape": v["shape"]} for k, v in sig[side].items()} for side in ("inputs", "outputs")}
+        key: {side: {k: {"dtype": v["dtype"], "shape": v["shape"]} for k, v in sig[side].items()}
+              for side in ("inputs", "outputs")}
         for key, sig in summary_meta_graph["signatures"].items()
     }
 
@@ -233,7 +237,9 @@ def test_keras_lambda_layers_from_keras_metadata(tf_models):
     keras_info = summary["keras"]
     assert keras_info["source"] == "keras_metadata.pb"
     assert keras_info["model_class"] == "Sequential"
-    assert [(layer["name"], layer["class_name"]) for layer in keras_info["layers"] if layer["class_name"] != "InputLayer"] == tf_models["k2_layers"]
+    layers = [(layer["name"], layer["class_name"]) for layer in keras_info["layers"]
+              if layer["class_name"] != "InputLayer"]
+    assert layers == tf_models["k2_layers"]
 
 
 def test_keras_objects_without_saved_configs_leave_lambdas_unknown(tf_models):
@@ -265,7 +271,8 @@ def test_keras_files(tf_models, name):
     family = name.split(".")[0]
     assert summary["format"] == ("keras-zip" if name.endswith(".keras") else "hdf5")
     assert summary["lambda_layers"] == tf_models[f"{family}_lambdas"]
-    layers = [(layer["name"], layer["class_name"]) for layer in summary["layers"] if layer["class_name"] != "InputLayer"]
+    layers = [(layer["name"], layer["class_name"]) for layer in summary["layers"]
+              if layer["class_name"] != "InputLayer"]
     assert layers == [layer for layer in tf_models[f"{family}_layers"] if layer[1] != "InputLayer"]
     if name == "k3.keras":
         assert summary["keras_version"] == tf_models["k3_version"]
@@ -331,7 +338,8 @@ def _proto_shape(tensor_info):
 def _proto_signatures(meta_graph_def) -> dict:
     return {
         key: {
-            side: {k: {"name": v.name, "dtype": _dtype_name(v.dtype), "shape": _proto_shape(v)} for k, v in getattr(sig, side).items()}
+            side: {k: {"name": v.name, "dtype": _dtype_name(v.dtype), "shape": _proto_shape(v)}
+                   for k, v in getattr(sig, side).items()}
             for side in ("inputs", "outputs")
         }
         for key, sig in meta_graph_def.signature_def.items()
@@ -370,7 +378,8 @@ def test_corpus_tf_iris_estimator_export(corpus, tmp_path):
         members = [m for m in tar.getmembers() if m.isfile()]
         flagged = sorted(m.name for m in members if savedmodel.is_saved_model(tar.extractfile(m).read(64)))
         tar.extractall(tmp_path, filter="data")
-    assert flagged == [m.name for m in members if m.name.startswith("export/Servo/") and m.name.endswith("/saved_model.pb")]
+    assert flagged == [m.name for m in members
+                       if m.name.startswith("export/Servo/") and m.name.endswith("/saved_model.pb")]
     export = tmp_path / Path(flagged[0]).parent
     pb = (export / "saved_model.pb").read_bytes()
     summary = savedmodel.summarize(pb)
@@ -511,7 +520,8 @@ _I64 = st.integers(-(2**63), 2**63 - 1)
     inner=st.lists(st.text(max_size=5), max_size=3),
     mapping=st.dictionaries(st.text(max_size=5), _I64, max_size=3),
 )
-def test_decoder_agrees_with_protobuf_runtime(all_types_class, values, packed_sint64, packed_double, unpacked_int32, inner, mapping):
+def test_decoder_agrees_with_protobuf_runtime(all_types_class, values, packed_sint64, packed_double, unpacked_int32,
+                                              inner, mapping):
     cls, scalars = all_types_class
     msg = cls(**values, packed_sint64=packed_sint64, packed_double=packed_double, unpacked_int32=unpacked_int32)
     for s in inner:
@@ -588,6 +598,7 @@ for name in ("k2.keras", "k3.h5"):
 heavy = {{"tensorflow", "keras", "tf_keras", "torch", "transformers", "jax", "google.protobuf", "h5py"}}
 print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in heavy or m in heavy)))
 """
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent, timeout=120)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent, timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == []

@@ -21,11 +21,12 @@ ENTRIES = [
     "cookbook-knn/model.tar.gz", "cookbook-ll/model.tar.gz", "cookbook-python.custom/model.tar.gz",
     "cookbook-r.custom/model.tar.gz", "cookbook-xgboost-2/model.tar.gz", "ex-ll-adult/ll-adult-prediction-model.tar.gz",
     "movies-kmeans-a/model.tar.gz", "plagiarism-pca/model.tar.gz", "sdk-lmi-falcon/mymodel-7B.tar.gz",
-    "sdk-sklearn-ir/sklearn-model.tar.gz", "sdk-sparkml-mleap/mleap_model.tar.gz", "sdk-tfs-test-model/tensorflow-serving-test-model.tar.gz",
+    "sdk-sklearn-ir/sklearn-model.tar.gz", "sdk-sparkml-mleap/mleap_model.tar.gz",
+    "sdk-tfs-test-model/tensorflow-serving-test-model.tar.gz",
     "sdk-xgboost-model/xgb_model.tar.gz", "tweetsage-blazingtext/model.tar.gz",
 ]
-FUZZ = settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                          HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=int(__import__("os").environ.get("FUZZ_EXAMPLES", "150")), deadline=None,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
 
 @pytest.fixture(scope="module")

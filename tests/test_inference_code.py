@@ -24,8 +24,9 @@ nn = torch.nn
 
 import loaders  # noqa: E402
 from artifact_tools.errors import ArtifactError, NotLoadable, TrustRequired  # noqa: E402
-from helpers import run_cli, sklearn_reference, tar_members  # noqa: E402
 from loaders import inference_code  # noqa: E402
+
+from helpers import run_cli, sklearn_reference, tar_members  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))

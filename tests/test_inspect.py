@@ -13,6 +13,7 @@ import pytest
 
 import artifact_tools
 from artifact_tools.report import SCHEMA
+
 from helpers import pack_tar_gz, run_cli
 
 FRAMEWORK_MODULES = ["torch", "tensorflow", "mxnet", "xgboost", "sklearn", "pyspark", "transformers", "keras", "jax"]
@@ -131,7 +132,8 @@ def _bad_inputs(tmp_path: Path) -> dict[str, Path]:
         "corrupt json": ("badjson.tar.gz", pack_tar_gz({"model-symbol.json": b'{"nodes": [ {"op": "null", ',
                                                          "model-0000.params": b"\x12\x01" + b"\0" * 30})),
         # a protobuf length prefix far past the end
-        "corrupt protobuf": ("badpb.tar.gz", pack_tar_gz({"1/saved_model.pb": b"\x08\x01\x12\xff\xff\xff\xff\x0f" + b"\x00" * 10})),
+        "corrupt protobuf": ("badpb.tar.gz",
+                             pack_tar_gz({"1/saved_model.pb": b"\x08\x01\x12\xff\xff\xff\xff\x0f" + b"\x00" * 10})),
         "path traversal": ("evil.tar.gz", pack_tar_gz({"../../../tmp/evil": b"x"})),
     }
     out = {}

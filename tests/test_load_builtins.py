@@ -21,6 +21,7 @@ from loaders.builtins import KnnIndex, WordVectors  # noqa: E402
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 import make_samples  # noqa: E402
+
 from helpers import untar  # noqa: E402
 
 KNN = "cookbook-knn/model.tar.gz"

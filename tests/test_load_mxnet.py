@@ -32,6 +32,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 import make_mxnet_fixtures  # noqa: E402
 import make_samples  # noqa: E402
+
 from helpers import untar  # noqa: E402
 
 LL_ADULT = "ex-ll-adult/ll-adult-prediction-model.tar.gz"

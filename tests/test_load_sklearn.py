@@ -17,11 +17,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 import make_samples  # noqa: E402
-from helpers import pack_tar_gz, run_cli, untar  # noqa: E402
 
 import artifact_tools  # noqa: E402
 import loaders  # noqa: E402
 from artifact_tools.errors import NotLoadable, TrustRequired  # noqa: E402
+
+from helpers import pack_tar_gz, run_cli, untar  # noqa: E402
 
 
 def _pack(tmp_path: Path, name: str, data: bytes) -> Path:
@@ -171,8 +172,9 @@ MULTI = ("sklearn-multi-pickles", "model.tar.gz")
 def test_corpus_several_pickles_load_the_one_inference_py_loads(corpus, tmp_path):
     import re
 
-    from helpers import tar_members
     from sklearn.neighbors import NearestNeighbors
+
+    from helpers import tar_members
 
     path = corpus.joinpath(*MULTI)
     files = tar_members(path)

@@ -164,8 +164,8 @@ def test_sample_input_of_a_lone_vector_model(spark, lone_models, name):
 
 def test_export_mleap_from_a_model_tar_gz_without_sample(fitted, tmp_path, capsys):
     from artifact_tools.cli import main
-    from loaders import mleap as scorer
     from artifact_tools.filetree import ZipTree
+    from loaders import mleap as scorer
 
     model, df, folder = fitted
     art = make_samples.tar_folder(folder, tmp_path / "model.tar.gz")
@@ -186,8 +186,8 @@ def test_unfitted_pipeline_is_not_loadable(spark, tmp_path):
     from pyspark.ml.feature import VectorAssembler
 
     from artifact_tools.errors import NotLoadable
-    from artifact_tools.formats import spark_ml
     from artifact_tools.filetree import DirTree
+    from artifact_tools.formats import spark_ml
 
     Pipeline(stages=[VectorAssembler(inputCols=["a"], outputCol="f")]).write().save(str(tmp_path / "p"))
     reason = spark_ml.not_loadable_reason(spark_ml.summarize(DirTree(tmp_path / "p")))

@@ -22,6 +22,7 @@ from artifact_tools.errors import ArtifactError, MissingExtra, TrustRequired  # 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 import make_samples  # noqa: E402
+
 from helpers import untar  # noqa: E402
 
 SETOSA = [5.1, 3.5, 1.4, 0.2]  # first row of Fisher's iris data: class 0 (setosa)

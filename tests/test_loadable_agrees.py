@@ -15,6 +15,7 @@ import pytest
 import artifact_tools
 import loaders
 from artifact_tools.errors import ArtifactError, TrustRequired
+
 from conftest import CORPUS
 from helpers import pack_tar_gz, run_cli
 

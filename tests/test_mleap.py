@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import loaders
 from artifact_tools.errors import ArtifactError, CorruptArtifact, NotAnArtifact, NotLoadable
 from artifact_tools.filetree import DirTree, MappingTree, ZipTree
 from artifact_tools.formats import mleap_bundle
 from exporters import mleap as exporter
-import loaders
 from loaders import mleap as scorer
 
 TOL = 1e-9
@@ -47,7 +47,8 @@ def airbnb(corpus):
     base = dict(zip(names, frame["rows"][0]))
     lr = _zip_files(corpus / "mleap-reference" / "airbnb.model.lr.zip")
     # more rows: every label of each categorical column, numeric columns perturbed
-    labels = {c: json.loads(lr[f"root/feature_pipeline.node/string_indexer_{c}.node/model.json"])["attributes"]["labels"]["string"]
+    labels = {c: json.loads(lr[f"root/feature_pipeline.node/string_indexer_{c}.node/model.json"])
+              ["attributes"]["labels"]["string"]
               for c in ("state", "room_type", "host_is_superhost", "cancellation_policy", "instant_bookable")}
     rng = random.Random(7)
     rows = [base]
@@ -73,7 +74,8 @@ def _airbnb_inputs(files: dict[str, bytes], row: dict, assembler: str) -> np.nda
         return [s["name"] for s in json.loads(files[f"{base}{name}.node/node.json"])["shape"]["inputs"]]
 
     cont = node_inputs("continuous_feature_assembler")
-    scaled = np.array([row[c] for c in cont], dtype=float) / np.array(model("continuous_feature_scaler")["std"]["double"])
+    std = np.array(model("continuous_feature_scaler")["std"]["double"])
+    scaled = np.array([row[c] for c in cont], dtype=float) / std
     parts = []
     for col in node_inputs(assembler):
         if col == "scaled_continuous_features":
@@ -148,9 +150,12 @@ def test_airbnb_random_forest_matches_tree_walk(corpus, airbnb):
 def test_demo_bundle_scaler_and_regression(corpus):
     files = _zip_files(corpus / "mleap-reference" / "demo.zip")
     attrs = {json.loads(v)["op"]: json.loads(v)["attributes"] for k, v in files.items() if k.endswith("model.json")}
-    mean, std = np.array(attrs["standard_scaler"]["mean"]["double"]), np.array(attrs["standard_scaler"]["std"]["double"])
-    coef, intercept = np.array(attrs["linear_regression"]["coefficients"]["double"]), attrs["linear_regression"]["intercept"]["double"]
-    rows = [{"demo:a": a, "demo:c": c, "demo:d": d} for a, c, d in [(0.1, -1.0, 2.5), (3.0, 0.0, -0.5), (0.0, 0.0, 0.0)]]
+    mean = np.array(attrs["standard_scaler"]["mean"]["double"])
+    std = np.array(attrs["standard_scaler"]["std"]["double"])
+    coef = np.array(attrs["linear_regression"]["coefficients"]["double"])
+    intercept = attrs["linear_regression"]["intercept"]["double"]
+    rows = [{"demo:a": a, "demo:c": c, "demo:d": d}
+            for a, c, d in [(0.1, -1.0, 2.5), (3.0, 0.0, -0.5), (0.0, 0.0, 0.0)]]
     expected = [((np.array([r["demo:a"], r["demo:c"], r["demo:d"]]) - mean) / std) @ coef + intercept for r in rows]
     model = scorer.load(ZipTree(corpus / "mleap-reference" / "demo.zip"))
     out = model.predict(pd.DataFrame(rows))
@@ -226,7 +231,8 @@ def _old_style(value: dict) -> dict:
     if kind == "tensor":
         base = next(k for k in value if k not in ("type", "shape"))
         dims = [d["size"] for d in value["shape"]["dimensions"]]
-        return {"type": {"type": "tensor", "tensor": {"base": base}}, "value": {"values": value[base], "dimensions": dims}}
+        return {"type": {"type": "tensor", "tensor": {"base": base}},
+                "value": {"values": value[base], "dimensions": dims}}
     (base, v), = value.items()
     return {"type": base, "value": v}
 
@@ -241,7 +247,8 @@ def test_old_style_attribute_encoding_scores_the_same(corpus, airbnb):
             data = json.dumps({"op": m["op"], "attributes": attrs}).encode()
         old[name] = data
     lr = json.loads(files["root/linear_regression.node/model.json"])["attributes"]
-    expected = _airbnb_inputs(files, airbnb[3], "feature_assembler_lr") @ np.array(lr["coefficients"]["double"]) + lr["intercept"]["double"]
+    inputs = _airbnb_inputs(files, airbnb[3], "feature_assembler_lr")
+    expected = inputs @ np.array(lr["coefficients"]["double"]) + lr["intercept"]["double"]
     model = scorer.load(MappingTree(old))
     assert model.model.score_row(airbnb[3])["price_prediction"] == pytest.approx(expected, abs=TOL)
 
@@ -292,7 +299,8 @@ def test_damaged_bundles_raise_artifact_errors(corpus):
 
 INF = float("inf")
 COLUMNS = ["id", "cat", "cat2", "x", "y", "z", "k", "label", "label3", "target"]
-SCHEMA = "id long, cat string, cat2 string, x double, y double, z double, k double, label double, label3 double, target double"
+SCHEMA = ("id long, cat string, cat2 string, x double, y double, z double, k double, label double, label3 double, "
+          "target double")
 
 
 def _make_rows(n: int, seed: int, unseen: bool) -> list[tuple]:
@@ -332,10 +340,21 @@ def _assert_same(ours: pd.DataFrame, spark: dict[int, dict], columns: list[str])
 def fitted(spark, tmp_path_factory):
     """One Spark pipeline with every supported stage, fitted and saved; plus held-back rows."""
     from pyspark.ml import Pipeline, PipelineModel
-    from pyspark.ml.classification import (DecisionTreeClassifier, GBTClassifier, LogisticRegression,
-                                           RandomForestClassifier)
-    from pyspark.ml.feature import (Bucketizer, Imputer, MinMaxScaler, OneHotEncoder, StandardScaler,
-                                    StringIndexer, VectorAssembler)
+    from pyspark.ml.classification import (
+        DecisionTreeClassifier,
+        GBTClassifier,
+        LogisticRegression,
+        RandomForestClassifier,
+    )
+    from pyspark.ml.feature import (
+        Bucketizer,
+        Imputer,
+        MinMaxScaler,
+        OneHotEncoder,
+        StandardScaler,
+        StringIndexer,
+        VectorAssembler,
+    )
     from pyspark.ml.regression import DecisionTreeRegressor, GBTRegressor, LinearRegression, RandomForestRegressor
 
     train = spark.createDataFrame(_make_rows(300, 1, unseen=False), SCHEMA).cache()
@@ -358,7 +377,8 @@ def fitted(spark, tmp_path_factory):
                            probabilityCol="mlr_prob", rawPredictionCol="mlr_raw", regParam=0.01,
                            maxIter=5),
         DecisionTreeRegressor(featuresCol="tfeat", labelCol="target", predictionCol="dtr_pred", maxDepth=4),
-        RandomForestRegressor(featuresCol="tfeat", labelCol="target", predictionCol="rfr_pred", numTrees=3, maxDepth=4, seed=3),
+        RandomForestRegressor(featuresCol="tfeat", labelCol="target", predictionCol="rfr_pred", numTrees=3, maxDepth=4,
+                              seed=3),
         GBTRegressor(featuresCol="tfeat", labelCol="target", predictionCol="gbtr_pred", maxIter=3, maxDepth=3, seed=3),
         DecisionTreeClassifier(featuresCol="tfeat", labelCol="label3", predictionCol="dtc_pred",
                                probabilityCol="dtc_prob", rawPredictionCol="dtc_raw", maxDepth=4),
@@ -443,13 +463,16 @@ def test_bundle_follows_mleap_encodings(fitted, tmp_path):
     assert sub["op"] == "decision_tree_classifier" and sub["attributes"]["num_classes"] == {"long": 3}
     gbt = by_op["gbt_classifier"][0]
     assert json.loads(files.read(f"root/{gbt}.node/tree1/model.json"))["op"] == "decision_tree_regression"
-    np.testing.assert_allclose(models[gbt]["attributes"]["tree_weights"]["double"], fitted["model"].stages[17].treeWeights)
+    np.testing.assert_allclose(models[gbt]["attributes"]["tree_weights"]["double"],
+                               fitted["model"].stages[17].treeWeights)
     trees = [files.read(n).decode() for n in files.names() if n.endswith("tree.json")]
     assert any('"categorical"' in t for t in trees)
-    assert [s["port"] for s in shapes[by_op["decision_tree_classifier"][0]]["outputs"]] == ["raw_prediction", "probability", "prediction"]
+    ports = [s["port"] for s in shapes[by_op["decision_tree_classifier"][0]]["outputs"]]
+    assert ports == ["raw_prediction", "probability", "prediction"]
     # both forms load to the same scorer outputs
     a = scorer.load(files).predict(fitted["frame"].head(10))
-    b = scorer.load(ZipTree(exporter.export_pipeline(fitted["dir"], tmp_path / "b.zip"))).predict(fitted["frame"].head(10))
+    zipped = ZipTree(exporter.export_pipeline(fitted["dir"], tmp_path / "b.zip"))
+    b = scorer.load(zipped).predict(fitted["frame"].head(10))
     np.testing.assert_array_equal(a["rfc_prob"].tolist(), b["rfc_prob"].tolist())
 
 
@@ -502,9 +525,12 @@ def test_error_mode_raises_like_spark(spark, fitted, indexes, stage, bad_column,
 
 @pytest.mark.parametrize("mode", ["keep", "skip", "error"])
 def test_bucketizer_invalid_values_like_spark(spark, tmp_path, mode):
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
     from pyspark.ml import PipelineModel
     from pyspark.ml.feature import Bucketizer
 
+    spark_error = (PySparkException, Py4JJavaError)  # what Spark raises for a failed job, by version
     pm = PipelineModel([Bucketizer(splits=[0.0, 1.0, 2.5, 4.0], inputCol="v", outputCol="b", handleInvalid=mode)])
     pm.write().save(str(tmp_path / "b"))
     model = scorer.load(ZipTree(exporter.export_pipeline(tmp_path / "b", tmp_path / "b.zip")))
@@ -512,13 +538,13 @@ def test_bucketizer_invalid_values_like_spark(spark, tmp_path, mode):
     frame = pd.DataFrame(values, columns=["id", "v"])
     sdf = spark.createDataFrame(values, "id long, v double")
     if mode == "error":
-        with pytest.raises(Exception):
+        with pytest.raises(spark_error):
             pm.transform(sdf).collect()
         with pytest.raises(ValueError, match="NaN"):
             model.predict(frame)
         return
     _assert_same(model.predict(frame), _spark_rows(pm.transform(sdf)), ["b"])
-    with pytest.raises(Exception):
+    with pytest.raises(spark_error):
         pm.transform(spark.createDataFrame([(9, 7.0)], "id long, v double")).collect()
     with pytest.raises(ValueError, match="outside"):
         model.predict({"id": 9, "v": 7.0})
@@ -570,15 +596,16 @@ def test_unsupported_spark_stage_is_named(spark, tmp_path):
 
 def test_logistic_threshold_edges_do_not_overflow():
     """Extreme margins must give probabilities 0/1 like the JVM, not OverflowError."""
-    attrs = {"num_classes": {"long": 2}, "coefficients": {"double": [1000.0], "shape": {"dimensions": [{"size": 1, "name": ""}]}, "type": "tensor"},
+    attrs = {"num_classes": {"long": 2},
+             "coefficients": {"double": [1000.0], "shape": {"dimensions": [{"size": 1, "name": ""}]}, "type": "tensor"},
              "intercept": {}, "threshold": {"double": 0.5}}
     files = {
         "bundle.json": b'{"uid": "u", "name": "p", "format": "json", "version": "0.25.2", "timestamp": "t"}',
         "root/node.json": b'{"name": "p", "shape": {"inputs": [], "outputs": []}}',
         "root/model.json": b'{"op": "pipeline", "attributes": {"nodes": {"string": ["lr"], "type": "list"}}}',
-        "root/lr.node/node.json": json.dumps({"name": "lr", "shape": {"inputs": [{"name": "f", "port": "features"}],
-                                                                      "outputs": [{"name": "p", "port": "probability"},
-                                                                                  {"name": "y", "port": "prediction"}]}}).encode(),
+        "root/lr.node/node.json": json.dumps({"name": "lr", "shape": {
+            "inputs": [{"name": "f", "port": "features"}],
+            "outputs": [{"name": "p", "port": "probability"}, {"name": "y", "port": "prediction"}]}}).encode(),
         "root/lr.node/model.json": json.dumps({"op": "logistic_regression", "attributes": attrs}).encode(),
     }
     model = scorer.load(MappingTree(files))
@@ -596,10 +623,12 @@ def _kmeans_corpus_facts(folder: Path) -> tuple[list[str], np.ndarray]:
     """The pipeline's input columns and the KMeans centres, read here with json from the bundle's own files."""
     root = folder / "model" / "root"
     nodes = json.loads((root / "model.json").read_text())["attributes"]["nodes"]["string"]
-    assembler = [n for n in nodes if json.loads((root / f"{n}.node" / "model.json").read_text())["op"] == "vector_assembler"]
-    kmeans = [n for n in nodes if json.loads((root / f"{n}.node" / "model.json").read_text())["op"] == "k_means"]
+    ops = {n: json.loads((root / f"{n}.node" / "model.json").read_text())["op"] for n in nodes}
+    assembler = [n for n in nodes if ops[n] == "vector_assembler"]
+    kmeans = [n for n in nodes if ops[n] == "k_means"]
     assert len(assembler) == 1 and len(kmeans) == 1
-    inputs = [s["name"] for s in json.loads((root / f"{assembler[0]}.node" / "node.json").read_text())["shape"]["inputs"]]
+    shape = json.loads((root / f"{assembler[0]}.node" / "node.json").read_text())["shape"]
+    inputs = [s["name"] for s in shape["inputs"]]
     attrs = json.loads((root / f"{kmeans[0]}.node" / "model.json").read_text())["attributes"]
     centres = np.array([t["double"] for t in attrs["cluster_centers"]["tensor"]])
     return inputs, centres
@@ -653,9 +682,11 @@ def test_kmeans_op_from_spark_matches_spark(spark, tmp_path):
                              KMeans(k=4, seed=2, featuresCol="f", predictionCol="cluster")]).fit(df)
     model.write().save(str(tmp_path / "km"))
     test = [tuple(float(v) for v in rng.normal(scale=5, size=3)) for _ in range(150)]
-    want = np.array([r["cluster"] for r in model.transform(spark.createDataFrame(test, "p double, q double, r double")).collect()])
+    scored = model.transform(spark.createDataFrame(test, "p double, q double, r double")).collect()
+    want = np.array([r["cluster"] for r in scored])
     bundle = scorer.load(ZipTree(exporter.export_pipeline(tmp_path / "km", tmp_path / "km.zip")))
-    np.testing.assert_array_equal(bundle.predict(pd.DataFrame(test, columns=["p", "q", "r"]))["cluster"].to_numpy(), want)
+    got = bundle.predict(pd.DataFrame(test, columns=["p", "q", "r"]))["cluster"].to_numpy()
+    np.testing.assert_array_equal(got, want)
     node = [n for n in mleap_bundle.read_bundle(ZipTree(tmp_path / "km.zip")).nodes() if n.op == "k_means"][0]
     assert node.attributes["num_features"] == 3 and len(node.attributes["cluster_centers"]) == 4
     cosine = Pipeline(stages=[VectorAssembler(inputCols=["p", "q", "r"], outputCol="f"),
@@ -679,7 +710,8 @@ def test_lone_vector_bundle_assembles_numeric_columns(spark, tmp_path):
     bundle = scorer.load(ZipTree(exporter.export_pipeline(tmp_path / "km", tmp_path / "km.zip")))
     np.testing.assert_array_equal(bundle.predict(x)["prediction"].to_numpy(), want)  # an array
     np.testing.assert_array_equal(bundle.predict(pd.DataFrame(x, columns=list("vwxyz")))["prediction"].to_numpy(), want)
-    np.testing.assert_array_equal(bundle.predict([dict(zip("vwxyz", r)) for r in x.tolist()])["prediction"].to_numpy(), want)
+    rows = [dict(zip("vwxyz", r)) for r in x.tolist()]
+    np.testing.assert_array_equal(bundle.predict(rows)["prediction"].to_numpy(), want)
     with pytest.raises(ValueError, match=r"features \(a vector of 5 numbers\)"):
         bundle.predict(x[:, :4])
 

@@ -19,6 +19,7 @@ import pytest
 import exporters
 import loaders
 from artifact_tools.errors import ArtifactError
+
 from helpers import untar
 
 ROOT = Path(__file__).resolve().parent.parent

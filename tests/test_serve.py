@@ -185,7 +185,8 @@ def test_every_content_type(server, reference, rows, kind):
     elif kind == "jsonlines":
         body, ctype = "\n".join(json.dumps(r) for r in X.tolist()).encode(), "application/jsonlines"
     elif kind == "jsonlines-charset":
-        body, ctype = ("\n".join(json.dumps(r) for r in X.tolist()) + "\n").encode(), "application/jsonlines; charset=utf-8"
+        body = ("\n".join(json.dumps(r) for r in X.tolist()) + "\n").encode()
+        ctype = "application/jsonlines; charset=utf-8"
     elif kind == "npy":
         body, ctype = npy_body(X), "application/x-npy"
     else:
@@ -259,7 +260,8 @@ def test_malformed_bodies_are_400(server, reference, rows):
         assert status == 400, (ctype, body[:40], payload)
         error_of(payload)
     # wrong number of features: the model's own message, as a 400, for every input type
-    for ctype, body in [("text/csv", csv_body(rows[:, :3])), ("application/json", json.dumps(rows[:, :3].tolist()).encode()),
+    for ctype, body in [("text/csv", csv_body(rows[:, :3])),
+                        ("application/json", json.dumps(rows[:, :3].tolist()).encode()),
                         ("application/x-npy", npy_body(rows[:, :3]))]:
         status, _, payload = invoke(server.port, body, ctype)
         assert status == 400 and model_message in error_of(payload), payload
@@ -470,8 +472,9 @@ def test_own_inference_code_gets_the_raw_request_and_its_errors_map_as_the_toolk
     import importlib.util
 
     from artifact_tools import codec, serve
-    from helpers import untar
     from loaders.base import LoadedModel
+
+    from helpers import untar
 
     folder = untar(artifact, tmp_path / "model")
     spec = importlib.util.spec_from_file_location("own_inference_code", folder / "code" / "inference.py")

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_serve import MIB, Server, csv_body, invoke, request  # noqa: F401  (fixtures are defined below)
 
 TIMEOUT = 4  # SAGEMAKER_MODEL_SERVER_TIMEOUT of the server under test

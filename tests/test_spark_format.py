@@ -87,12 +87,15 @@ def test_model_data_matches_spark(saved):
 
     lin_row = spark_ml.read_data(tree, lin)[0]
     assert lin_row["coefficients"]["type"] == 0  # sparse vector layout
-    np.testing.assert_array_equal(spark_ml.vector_values(lin_row["coefficients"], "c"), model.stages[3].coefficients.toArray())
+    np.testing.assert_array_equal(spark_ml.vector_values(lin_row["coefficients"], "c"),
+                                  model.stages[3].coefficients.toArray())
     assert lin_row["intercept"] == model.stages[3].intercept
 
     log_row = spark_ml.read_data(tree, log)[0]
-    np.testing.assert_array_equal(spark_ml.matrix_rows(log_row["coefficientMatrix"], "m"), model.stages[4].coefficientMatrix.toArray())
-    np.testing.assert_array_equal(spark_ml.vector_values(log_row["interceptVector"], "i"), model.stages[4].interceptVector.toArray())
+    np.testing.assert_array_equal(spark_ml.matrix_rows(log_row["coefficientMatrix"], "m"),
+                                  model.stages[4].coefficientMatrix.toArray())
+    np.testing.assert_array_equal(spark_ml.vector_values(log_row["interceptVector"], "i"),
+                                  model.stages[4].interceptVector.toArray())
 
     nodes = spark_ml.read_data(tree, rf)
     assert len(nodes) == sum(t.numNodes for t in model.stages[5].trees)

@@ -127,8 +127,8 @@ class _ConstantPathTable(tf.saved_model.experimental.TrackableResource):
         return tf.raw_ops.HashTableV2(key_dtype=tf.string, value_dtype=tf.int64, shared_name="audit_test_table")
 
     def _initialize(self):  # keys: whole lines (-2), values: line numbers (-1)
-        return tf.raw_ops.InitializeTableFromTextFileV2(table_handle=self.resource_handle, filename=tf.constant(self.path),
-                                                        key_index=-2, value_index=-1)
+        return tf.raw_ops.InitializeTableFromTextFileV2(table_handle=self.resource_handle,
+                                                        filename=tf.constant(self.path), key_index=-2, value_index=-1)
 
     def lookup(self, keys):
         return tf.raw_ops.LookupTableFindV2(table_handle=self.resource_handle, keys=keys,
@@ -350,7 +350,8 @@ def test_unreached_write_is_not_a_finding_but_the_same_op_reached_is(saved_model
     assert savedmodel.audit_saved_model(sm.SerializeToString()) == []
     mg.signature_def["serving_default"].outputs["leak"].name = "payload:0"
     findings = savedmodel.audit_saved_model(sm.SerializeToString())
-    assert findings == ["op WriteFile (writes a file) in the graph (node payload) is reachable from signature serving_default"]
+    assert findings == ["op WriteFile (writes a file) in the graph (node payload) is reachable from signature "
+                        "serving_default"]
 
 
 def test_checkpoint_ops_outside_the_saver_are_findings(saved_models):
@@ -401,7 +402,8 @@ _CANDIDATE_ARGS = {"filename", "filenames", "file_pattern", "pattern", "patterns
                    "logdir", "log_dir_path", "file_name", "output_file_path", "vocab_file", "new_vocab_file",
                    "old_vocab_file", "ckpt_path", "memory_region_name", "descriptor_source", "debug_urls",
                    "output_stream", "address", "server_address", "target", "shard_dir", "chunk_file", "snapshot_path",
-                   "destination_prefix", "checkpoint_prefixes", "writer", "data_source_name", "graph_def", "mlir_module"}
+                   "destination_prefix", "checkpoint_prefixes", "writer", "data_source_name", "graph_def",
+                   "mlir_module"}
 
 REVIEWED_HARMLESS = {
     # regular expressions, not file patterns
@@ -489,7 +491,8 @@ def test_deeply_nested_function_attrs_are_a_corrupt_artifact():
     for _ in range(500):
         attr_value = _len_field(10, value)  # AttrValue.func
         value = _len_field(2, _len_field(1, b"k") + _len_field(2, attr_value))  # NameAttrList.attr entry
-    node = _len_field(1, b"n") + _len_field(2, b"PartitionedCall") + _len_field(5, _len_field(1, b"f") + _len_field(2, _len_field(10, value)))
+    attr = _len_field(1, b"f") + _len_field(2, _len_field(10, value))  # NodeDef.attr entry "f": AttrValue.func
+    node = _len_field(1, b"n") + _len_field(2, b"PartitionedCall") + _len_field(5, attr)
     function = _len_field(1, _len_field(1, b"fn")) + _len_field(3, node)  # FunctionDef: signature.name, node_def
     graph = _len_field(2, _len_field(1, function))  # GraphDef.library.function
     pb = b"\x08\x01" + _len_field(2, _len_field(2, graph))  # SavedModel.meta_graphs[0].graph_def
@@ -528,7 +531,8 @@ def test_mutated_saved_models_give_findings_or_one_corrupt_artifact(saved_models
 def _payload(canary: Path):
     """A function that touches ``canary`` only when the payload variable is set (inert while building). The path
     is a constant of the code object (Keras 3 rebuilds lambdas with list defaults, which Python rejects)."""
-    return eval(f"lambda t: (__import__('os').environ.get({PAYLOAD_ENV!r}) and open({str(canary)!r}, 'w').close(), t)[1]")
+    return eval(f"lambda t: (__import__('os').environ.get({PAYLOAD_ENV!r}) "
+                f"and open({str(canary)!r}, 'w').close(), t)[1]")
 
 
 def _h5_attrs(path: Path) -> dict:
@@ -602,11 +606,13 @@ def keras_files(tmp_path_factory) -> dict:
         for fmt in ("keras", "h5"):
             inputs = keras.Input((3,), name="features")
             hidden = keras.layers.Dense(2, name="dense")(inputs)
-            model = keras.Model(inputs, keras.layers.Lambda(_payload(canaries / f"k3_lambda.{fmt}"), name="lam")(hidden))
+            lam = keras.layers.Lambda(_payload(canaries / f"k3_lambda.{fmt}"), name="lam")
+            model = keras.Model(inputs, lam(hidden))
             model.save(str(root / f"k3_lambda.{fmt}"))
             inputs = tf_keras.Input((3,), name="features")
             hidden = tf_keras.layers.Dense(2, name="dense")(inputs)
-            model = tf_keras.Model(inputs, tf_keras.layers.Lambda(_payload(canaries / f"tk_lambda.{fmt}"), name="lam")(hidden))
+            lam = tf_keras.layers.Lambda(_payload(canaries / f"tk_lambda.{fmt}"), name="lam")
+            model = tf_keras.Model(inputs, lam(hidden))
             model.save(str(root / f"tk_lambda.{fmt}"))
             inputs = keras.Input((3,), name="features")
             model = keras.Model(inputs, keras.layers.Dense(2, name="dense", activation="relu")(inputs))
@@ -636,7 +642,8 @@ def keras_files(tmp_path_factory) -> dict:
         for info in src.infolist():
             data = src.read(info)
             if info.filename == "config.json":
-                data = data.replace(b'"module": "keras.layers", "class_name": "Dense"', b'"module": "os", "class_name": "Dense"')
+                data = data.replace(b'"module": "keras.layers", "class_name": "Dense"',
+                                    b'"module": "os", "class_name": "Dense"')
             dst.writestr(info, data)
     return {"root": root, "canaries": canaries}
 

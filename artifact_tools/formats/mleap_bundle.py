@@ -165,7 +165,9 @@ def read_json(tree: FileTree, name: str) -> Any:
         size = tree.size(name)
     except KeyError:
         if name.endswith(".json") and _has(tree, name[:-5] + ".pb"):
-            raise NotLoadable(f"MLeap file {name[:-5]}.pb uses the protobuf serialization, which is not supported") from None
+            raise NotLoadable(
+                f"MLeap file {name[:-5]}.pb uses the protobuf serialization, which is not supported"
+            ) from None
         raise CorruptArtifact(f"MLeap bundle is missing {name}") from None
     if size > MAX_JSON_BYTES:
         raise CorruptArtifact(f"MLeap file {name} is {size} bytes, over the {MAX_JSON_BYTES}-byte limit")
@@ -190,7 +192,9 @@ def read_decision_tree(bundle: Bundle, folder: str) -> DecisionTree:
         size = bundle.tree.size(name)
     except KeyError:
         if _has(bundle.tree, f"{folder}/tree.pb"):
-            raise NotLoadable(f"MLeap tree {folder}/tree.pb uses the protobuf serialization, which is not supported") from None
+            raise NotLoadable(
+                f"MLeap tree {folder}/tree.pb uses the protobuf serialization, which is not supported"
+            ) from None
         raise CorruptArtifact(f"MLeap bundle is missing {name}") from None
     if size > MAX_JSON_BYTES:
         raise CorruptArtifact(f"MLeap file {name} is {size} bytes, over the {MAX_JSON_BYTES}-byte limit")
@@ -304,7 +308,7 @@ def summarize(tree: FileTree) -> dict:
     produced: list[str] = []
     consumed: list[str] = []
     for n in bundle.nodes():
-        entry = {
+        entry: dict[str, Any] = {
             "name": n.name,
             "op": n.op,
             "inputs": [c for _, c in n.inputs],
@@ -468,7 +472,9 @@ def _checked_tensor(base: str, values: list, dims: tuple[int, ...], where: str) 
     if len(known) == len(dims):
         total = math.prod(dims)
         if total != len(values):
-            raise CorruptArtifact(f"MLeap {where}: tensor holds {len(values)} values but its shape {list(dims)} needs {total}")
+            raise CorruptArtifact(
+                f"MLeap {where}: tensor holds {len(values)} values but its shape {list(dims)} needs {total}"
+            )
     return Tensor(base, values, dims)
 
 

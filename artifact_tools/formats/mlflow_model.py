@@ -427,13 +427,13 @@ class _FlowParser:
         self.reader._count(0)
         if c == "[":
             self.pos += 1
-            out = []
+            items: list = []
             while True:
                 self._ws()
                 if self.s[self.pos] == "]":
                     self.pos += 1
-                    return out
-                out.append(self._node(depth + 1))
+                    return items
+                items.append(self._node(depth + 1))
                 self._ws()
                 if self.s[self.pos] == ",":
                     self.pos += 1

@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, replace
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -201,6 +201,7 @@ def _read_array(r: _Reader, index: int) -> ParamInfo:
         storage = _STORAGE[stype]
         if storage != "default":
             storage_shape = _shape(r, f"{what} storage shape")
+    shape: tuple[int, ...] | None
     if fmt == "legacy":
         if magic > _MAX_NDIM:
             raise CorruptArtifact(
@@ -272,10 +273,12 @@ def _raw(data: bytes, dtype: str, shape: tuple[int, ...], offset: int) -> np.nda
 
 
 def _dense(data: bytes, p: ParamInfo) -> np.ndarray:
-    if p.shape is None:
+    if p.shape is None or p.dtype is None:  # an empty placeholder has neither
         return np.empty((0,), dtype=np.float32)
     if p.storage == "default":
         return _raw(data, p.dtype, p.shape, p.offset)
+    if p.storage_shape is None:  # read_params always gives a sparse array its storage shape
+        raise CorruptArtifact(f"MXNet NDArray {p.name} is corrupt: a {p.storage} array without a storage shape")
     values = _raw(data, p.dtype, p.storage_shape, p.offset)
     index = [_raw(data, a.dtype, a.shape, a.offset).astype(np.int64) for a in p.aux]
     if p.storage == "row_sparse":
@@ -490,7 +493,7 @@ _SHAPE_KEEPING = {"Cast", "cast", "BatchNorm", "Activation", "relu", "sigmoid", 
                   "_mul_scalar", "_div_scalar", "_plus_scalar", "_minus_scalar", "_rminus_scalar", "LeakyReLU"}
 
 
-def data_input_shapes(graph: bytes | str | dict, param_shapes: dict[str, tuple[int, ...] | None],
+def data_input_shapes(graph: bytes | str | dict, param_shapes: Mapping[str, tuple[int, ...] | None],
                       inputs: Iterable[str]) -> dict[str, list[int | None] | None]:
     """The shape each data input must have, as far as the graph and the parameter shapes fix it.
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import re
 import xml.parsers.expat
 from collections import Counter
-from typing import Any
+from typing import Any, NoReturn
 
 from ..errors import CorruptArtifact, NotAnArtifact
 
@@ -97,7 +97,7 @@ def summarize(data: bytes) -> dict:
     state = _State()
     parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
 
-    def refuse(*_args: Any) -> None:
+    def refuse(*_args: Any) -> NoReturn:
         raise _Refused
 
     parser.StartDoctypeDeclHandler = refuse
@@ -132,11 +132,11 @@ class _State:
         self.stack: list[str] = []
         self.count = 0
         self.root: str | None = None
-        self.version = None
-        self.namespace = None
+        self.version: str | None = None
+        self.namespace: str | None = None
         self.application: dict | None = None
-        self.timestamp: list[str] | None = None
-        self.copyright = None
+        self.timestamp: list[str] | str | None = None  # text pieces while inside <Timestamp>, then their text
+        self.copyright: str | None = None
         self.fields: list[dict] = []
         self.transformations = 0
         self.models: list[dict] = []
@@ -177,10 +177,11 @@ class _State:
             self.transformations += 1
         if local in MODEL_TYPES:
             if depth == 1:
-                entry = {"type": local, "name": attrs.get("modelName"), "function": attrs.get("functionName"),
-                         "algorithm": attrs.get("algorithmName"), "mining_fields": [], "targets": [],
-                         "outputs": [], "segments": 0, "multiple_model_method": None,
-                         "nested_models": Counter(), "tree_nodes": 0}
+                entry: dict[str, Any] = {
+                    "type": local, "name": attrs.get("modelName"), "function": attrs.get("functionName"),
+                    "algorithm": attrs.get("algorithmName"), "mining_fields": [], "targets": [],
+                    "outputs": [], "segments": 0, "multiple_model_method": None,
+                    "nested_models": Counter(), "tree_nodes": 0}
                 self.models.append(entry)
                 self.open_models.append((depth, entry))
             else:

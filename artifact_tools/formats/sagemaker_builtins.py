@@ -42,7 +42,6 @@ from ..errors import CorruptArtifact
 from ..filetree import ZIP_ERRORS, FileTree, ZipTree
 from . import faiss, fasttext, mxnet, npy
 
-
 _MAX_READ = 512 << 20  # members larger than this are never read to identify the artifact
 _MAX_SNIFF = 64 << 20  # members larger than this are read only when their name fits a built-in's role
 _ROLE = re.compile(r"(?:^|/)(?:model_algo-\d+|vectors\.bin|vectors\.txt|model\.bin|[^/]*-\d{4}\.params)$")
@@ -77,6 +76,13 @@ class _Files:
             except KeyError:  # listed with its size only (not held in memory by the caller)
                 self._cache[name] = None
         return self._cache[name]
+
+    def held(self, name: str) -> bytes:
+        """The content of a member that :meth:`read` returned (so held in the cache), as :meth:`matching` lists."""
+        data = self.read(name)
+        if data is None:
+            raise KeyError(name)
+        return data
 
     def matching(self, test: Callable[[bytes], bool]) -> list[str]:
         return [n for n in self.names if (data := self.read(n)) is not None and test(data)]
@@ -120,7 +126,7 @@ def _blazingtext(files: _Files) -> dict | None:
     models = files.matching(lambda d: fasttext.is_model(d[:8]))
     if not models:
         return None
-    header = fasttext.read_header(files.read(models[0]))
+    header = fasttext.read_header(files.held(models[0]))
     out = {
         "algorithm": "blazingtext",
         "framework": "sagemaker-builtin",
@@ -166,7 +172,7 @@ def _knn(files: _Files) -> dict | None:
     if not indexes:
         return None
     main = indexes[0]
-    header = faiss.read_header(files.read(main))
+    header = faiss.read_header(files.held(main))
     meta_name = files.sibling(main, ".json")
     meta = _json(files.read(meta_name), meta_name) if meta_name else None
     meta = meta if isinstance(meta, dict) else {}
@@ -197,8 +203,8 @@ def _zip_facts(name: str, data: bytes) -> dict | None:
     inner = ZipTree(data, label=name)
     names = set(inner.names())
 
-    def read(n: str) -> bytes | None:
-        return inner.read(n) if n in names else None
+    def read(n: str) -> bytes:  # only names listed in `names` are read
+        return inner.read(n)
 
     symbols = sorted(n for n in names if n.endswith("-symbol.json"))
     if "additional-params.json" in names and symbols:
@@ -241,7 +247,8 @@ def _linear_learner(prefix: str, params_file: str, params: list[dict], symbol: b
 def _ntm_or_fm(params: list[dict], symbol: bytes, meta: dict) -> dict | None:
     named = _by_name(params)
     summary = mxnet.summarize_symbol(symbol, [p["name"] for p in params])
-    hyper = meta.get("training_parameters") if isinstance(meta.get("training_parameters"), dict) else {}
+    training = meta.get("training_parameters")
+    hyper: dict = training if isinstance(training, dict) else {}
     is_fm = "w1_weight" in named or "w0_weight" in named or "num_factors" in hyper
     if "v" in named and is_fm and len(named["v"]["shape"] or ()) == 2:
         outputs = {o["op"] for o in summary["outputs"]}
@@ -278,7 +285,7 @@ def _ntm_or_fm(params: list[dict], symbol: bytes, meta: dict) -> dict | None:
 def _zipped_mxnet(files: _Files) -> dict | None:
     zips = files.matching(lambda d: d[:4] == b"PK\x03\x04")
     try:
-        found = [(n, f) for n in zips if (f := _zip_facts(n, files.read(n))) is not None]
+        found = [(n, f) for n in zips if (f := _zip_facts(n, files.held(n))) is not None]
     except ZIP_ERRORS as e:
         raise CorruptArtifact(f"a zipped model member is damaged ({type(e).__name__}: {e})") from None
     if not found:
@@ -292,7 +299,7 @@ def _zipped_mxnet(files: _Files) -> dict | None:
 
 
 def _raw_ndarray(files: _Files) -> dict | None:
-    lists = {n: _params(files.read(n)) for n in files.matching(lambda d: mxnet.is_params(d[:16]))}
+    lists = {n: _params(files.held(n)) for n in files.matching(lambda d: mxnet.is_params(d[:16]))}
     pca = [n for n, ps in lists.items() if {"s", "v"} <= set(_by_name(ps))]
     kmeans = [
         n for n, ps in lists.items() if len(ps) == 1 and ps[0]["name"] is None and len(ps[0]["shape"] or ()) == 2
@@ -344,7 +351,7 @@ def _image_classification(files: _Files) -> dict | None:
         return None
     symbol_name = symbols[0]
     prefix = symbol_name[: -len("-symbol.json")]
-    graph = json.loads(files.read(symbol_name))
+    graph = json.loads(files.held(symbol_name))
     if not any(n.get("op") == "SoftmaxOutput" for n in graph["nodes"]):
         return None
     epochs = sorted(

@@ -69,8 +69,8 @@ import re
 import zipfile
 from typing import Any, Iterable, Iterator
 
-from ..filetree import ZIP_ERRORS, ZipTree
 from ..errors import CorruptArtifact, NotAnArtifact
+from ..filetree import ZIP_ERRORS, ZipTree
 from . import tf_graph
 from .protobuf import LEN, VARINT, Field, Message, decode, map_field, message
 
@@ -119,10 +119,14 @@ _META_INFO_DEF = Message(
 )
 _NODE_DEF = Message("NodeDef", {2: Field("op", "string")})
 _FUNCTION_LIBRARY = Message("FunctionDefLibrary", {1: Field("function", "length", repeated=True)})
-_GRAPH_DEF = Message("GraphDef", {1: message("node", _NODE_DEF, repeated=True), 2: message("library", _FUNCTION_LIBRARY)})
+_GRAPH_DEF = Message(
+    "GraphDef", {1: message("node", _NODE_DEF, repeated=True), 2: message("library", _FUNCTION_LIBRARY)}
+)
 _ASSET_FILE_DEF = Message("AssetFileDef", {2: Field("filename", "string")})
 _ANY = Message("google.protobuf.Any", {1: Field("type_url", "string"), 2: Field("value", "bytes")})
-_COLLECTION_DEF = Message("CollectionDef", {5: message("any_list", Message("AnyList", {1: message("value", _ANY, repeated=True)}))})
+_COLLECTION_DEF = Message(
+    "CollectionDef", {5: message("any_list", Message("AnyList", {1: message("value", _ANY, repeated=True)}))}
+)
 _SAVED_USER_OBJECT = Message("SavedUserObject", {1: Field("identifier", "string"), 3: Field("metadata", "string")})
 _SAVED_OBJECT = Message("SavedObject", {4: message("user_object", _SAVED_USER_OBJECT)})
 _SAVED_OBJECT_GRAPH = Message("SavedObjectGraph", {1: message("nodes", _SAVED_OBJECT, repeated=True)})
@@ -143,7 +147,8 @@ _SAVED_MODEL = Message(
 )
 _KERAS_SAVED_OBJECT = Message(
     "SavedMetadata.SavedObject",
-    {2: Field("node_id", "int32"), 3: Field("node_path", "string"), 4: Field("identifier", "string"), 5: Field("metadata", "string")},
+    {2: Field("node_id", "int32"), 3: Field("node_path", "string"), 4: Field("identifier", "string"),
+     5: Field("metadata", "string")},
 )
 _KERAS_SAVED_METADATA = Message("SavedMetadata", {1: message("nodes", _KERAS_SAVED_OBJECT, repeated=True)})
 
@@ -236,7 +241,8 @@ def summarize(pb: bytes, keras_metadata: bytes | None = None) -> dict:
         out["keras"] = keras
         out["keras_lambda_layers"] = keras["lambda_layers"]
     elif identifiers:
-        out["keras"] = {"source": "object graph", "model_class": None, "layers": [], "lambda_layers": None, "config_saved": False}
+        out["keras"] = {"source": "object graph", "model_class": None, "layers": [], "lambda_layers": None,
+                        "config_saved": False}
         out["keras_lambda_layers"] = None
     return out
 
@@ -382,8 +388,12 @@ def _json(raw: bytes | str, what: str) -> Any:
 def _keras_summary(root: Any, configs: Iterable[Any], source: str | None) -> dict:
     """Model class, top-level layers and Lambda layer names from Keras config JSON objects."""
     root = root if isinstance(root, dict) else {}
-    inner = root.get("config") if isinstance(root.get("config"), dict) else {}
-    layers = inner.get("layers") if isinstance(inner.get("layers"), list) else []
+    inner = root.get("config")
+    if not isinstance(inner, dict):
+        inner = {}
+    layers = inner.get("layers")
+    if not isinstance(layers, list):
+        layers = []
     lambdas: list[str] = []
     for config in configs:
         for name in _lambda_layer_names(config):
@@ -393,7 +403,8 @@ def _keras_summary(root: Any, configs: Iterable[Any], source: str | None) -> dic
         "source": source,
         "model_class": root.get("class_name") if isinstance(root.get("class_name"), str) else None,
         "keras_version": root.get("keras_version") if isinstance(root.get("keras_version"), str) else None,
-        "layers": [{"name": _layer_name(layer), "class_name": layer.get("class_name")} for layer in layers if isinstance(layer, dict)],
+        "layers": [{"name": _layer_name(layer), "class_name": layer.get("class_name")}
+                   for layer in layers if isinstance(layer, dict)],
         "lambda_layers": lambdas,
         "config_saved": True,
     }
@@ -680,7 +691,8 @@ def _code_carriers(config: Any, where: str) -> list[str]:
                     found.append(f"{class_name or 'a config object'} {label} in {where} stores its "
                                  f"{key[:-len('_type')]} as Python bytecode")
             module = obj.get("module")
-            if isinstance(module, str) and isinstance(class_name, str) and module.split(".")[0] not in _SAFE_MODULE_PACKAGES:
+            if isinstance(module, str) and isinstance(class_name, str) \
+                    and module.split(".")[0] not in _SAFE_MODULE_PACKAGES:
                 found.append(f"{class_name} {label} in {where} names Python module {module!r}, which tf-keras "
                              "(and Keras before 3.9) import to rebuild it")
         stack.extend((v, depth + 1, in_lambda) for v in reversed(list(obj.values())))
@@ -688,7 +700,9 @@ def _code_carriers(config: Any, where: str) -> list[str]:
 
 
 def _lambda_detail(layer: dict) -> str:
-    config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+    config = layer.get("config")
+    if not isinstance(config, dict):
+        config = {}
     function = config.get("function")
     if config.get("function_type") == "lambda" or isinstance(function, list) or (
             isinstance(function, dict) and function.get("class_name") == "__lambda__"):
@@ -699,7 +713,9 @@ def _lambda_detail(layer: dict) -> str:
 
 
 def _op_lambda_symbol(layer: dict) -> str | None:
-    config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+    config = layer.get("config")
+    if not isinstance(config, dict):
+        config = {}
     if layer.get("class_name") == "ClassMethod":  # calls cls_symbol.method_name
         symbol, method = config.get("cls_symbol"), config.get("method_name")
         return f"{symbol}.{method}" if isinstance(symbol, str) and isinstance(method, str) else None

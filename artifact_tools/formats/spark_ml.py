@@ -290,7 +290,7 @@ def _read(tree: FileTree, name: str) -> bytes:
 
 def _stage_dir_matches(name: str, index: int, uid: str) -> bool:
     m = re.fullmatch(r"(\d+)_(.+)", name)
-    return bool(m) and int(m.group(1)) == index and m.group(2) == uid
+    return m is not None and int(m.group(1)) == index and m.group(2) == uid
 
 
 def _parquet_files(tree: FileTree, stage: SparkStage, sub: str) -> list[str]:

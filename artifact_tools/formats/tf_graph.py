@@ -177,7 +177,9 @@ _FUNC_TAGS = (bytes([10 << 3 | 2]), bytes([9 << 3 | 2]))
 """Tags of ``AttrValue.func`` and ``ListValue.func``: an attr whose bytes hold neither calls no function."""
 _ARG_DEF = Message("OpDef.ArgDef", {1: Field("name", "string")})
 _OP_DEF = Message("OpDef", {1: Field("name", "string"), 2: message("input_arg", _ARG_DEF, repeated=True)})
-_FUNCTION_DEF = Message("FunctionDef", {1: message("signature", _OP_DEF), 3: message("node_def", _NODE_DEF, repeated=True)})
+_FUNCTION_DEF = Message(
+    "FunctionDef", {1: message("signature", _OP_DEF), 3: message("node_def", _NODE_DEF, repeated=True)}
+)
 _LIBRARY = Message("FunctionDefLibrary", {1: message("function", _FUNCTION_DEF, repeated=True)})
 _GRAPH_DEF = Message("GraphDef", {1: message("node", _NODE_DEF, repeated=True), 2: message("library", _LIBRARY)})
 _SAVER_DEF = Message("SaverDef", {1: Field("filename_tensor_name", "string"), 2: Field("save_tensor_name", "string"),
@@ -188,10 +190,14 @@ _COLLECTION_DEF = Message("CollectionDef", {
     2: message("bytes_list", Message("BytesList", {1: Field("value", "bytes", repeated=True)})),
     5: message("any_list", Message("AnyList", {1: message("value", _ANY, repeated=True)})),
 })
-_COO_SPARSE = Message("CooSparse", {1: Field("values", "string"), 2: Field("indices", "string"), 3: Field("dense_shape", "string")})
+_COO_SPARSE = Message(
+    "CooSparse", {1: Field("values", "string"), 2: Field("indices", "string"), 3: Field("dense_shape", "string")}
+)
 _TENSOR_INFO_FIELDS: dict = {1: Field("name", "string"), 4: message("coo_sparse", _COO_SPARSE)}
 _TENSOR_INFO = Message("TensorInfo", _TENSOR_INFO_FIELDS)
-_TENSOR_INFO_FIELDS[5] = message("composite_tensor", Message("CompositeTensor", {2: message("components", _TENSOR_INFO, repeated=True)}))
+_TENSOR_INFO_FIELDS[5] = message(
+    "composite_tensor", Message("CompositeTensor", {2: message("components", _TENSOR_INFO, repeated=True)})
+)
 _SIGNATURE_DEF = Message("SignatureDef", {1: map_field("inputs", "string", _TENSOR_INFO),
                                           2: map_field("outputs", "string", _TENSOR_INFO)})
 _ASSET_FILE_DEF = Message("AssetFileDef", {1: message("tensor_info", _TENSOR_INFO), 2: Field("filename", "string")})
@@ -202,14 +208,16 @@ _SAVED_OBJECT = Message("SavedObject", {
     15: message("dependencies", _OBJECT_REFERENCE, repeated=True),
     5: Field("asset", "length"),
     6: message("function", Message("SavedFunction", {1: Field("concrete_functions", "string", repeated=True)})),
-    8: message("bare_concrete_function", Message("SavedBareConcreteFunction", {1: Field("concrete_function_name", "string")})),
+    8: message("bare_concrete_function",
+               Message("SavedBareConcreteFunction", {1: Field("concrete_function_name", "string")})),
     10: Field("resource", "length"),
     11: map_field("saveable_objects", "string", Message("SaveableObject", {2: Field("save_function", "int32"),
                                                                            3: Field("restore_function", "int32")})),
 })
 _SAVED_OBJECT_GRAPH = Message("SavedObjectGraph", {
     1: message("nodes", _SAVED_OBJECT, repeated=True),
-    2: map_field("concrete_functions", "string", Message("SavedConcreteFunction", {2: Field("bound_inputs", "int32", repeated=True)})),
+    2: map_field("concrete_functions", "string",
+                 Message("SavedConcreteFunction", {2: Field("bound_inputs", "int32", repeated=True)})),
 })
 _META_GRAPH_DEF = Message("MetaGraphDef", {
     2: message("graph_def", _GRAPH_DEF),
@@ -329,7 +337,7 @@ class _MetaGraphAudit:
 
     def roots(self) -> list[tuple[str, str, list[str], list[str]]]:
         """``(kind, description, graph node names, function names)`` of everything that starts code running."""
-        roots = []
+        roots: list[tuple[str, str, list[str], list[str]]] = []
         mg = self.mg
         for key, sig in sorted(mg.get("signature_def", {}).items()):
             names = [n for info in sig.get("outputs", {}).values() for n in _tensor_names(info)]
@@ -353,9 +361,11 @@ class _MetaGraphAudit:
             roots.append((LOAD, "the local variable initializers, which run when the model loads", initializers, []))
         saver = mg.get("saver_def", {})
         if saver.get("restore_op_name"):
-            roots.append((RESTORE, "the checkpoint restore op, which runs when the model loads", [saver["restore_op_name"]], []))
+            roots.append((RESTORE, "the checkpoint restore op, which runs when the model loads",
+                          [saver["restore_op_name"]], []))
         if saver.get("save_tensor_name"):
-            roots.append((SAVE, "the checkpoint save op, which runs when the model is saved", [saver["save_tensor_name"]], []))
+            roots.append((SAVE, "the checkpoint save op, which runs when the model is saved",
+                          [saver["save_tensor_name"]], []))
         roots.extend(self._object_graph_roots())
         return roots
 
@@ -379,7 +389,8 @@ class _MetaGraphAudit:
                 child = ref.get("node_id", 0)
                 if 0 <= child < len(objects) and child not in parents and child != 0:
                     parents[child] = (index, ref.get("local_name", ""))
-        signature_maps = {ref.get("node_id", 0) for ref in objects[0].get("children", []) if ref.get("local_name") == "signatures"}
+        signature_maps = {ref.get("node_id", 0) for ref in objects[0].get("children", [])
+                          if ref.get("local_name") == "signatures"}
         kinds: dict[int, tuple[str, str]] = {}
         for index, obj in enumerate(objects):
             for name, saveable in sorted(obj.get("saveable_objects", {}).items()):
@@ -389,8 +400,9 @@ class _MetaGraphAudit:
                     target = saveable.get(field)
                     if target is not None and 0 <= target < len(objects):
                         when = "the model loads" if kind == RESTORE else "the model is saved"
-                        kinds.setdefault(target, (kind, f"the checkpoint {what} of {path} ({name}), which runs when {when}"))
-        roots = []
+                        kinds.setdefault(
+                            target, (kind, f"the checkpoint {what} of {path} ({name}), which runs when {when}"))
+        roots: list[tuple[str, str, list[str], list[str]]] = []
         for index, obj in enumerate(objects):
             functions = list(obj.get("function", {}).get("concrete_functions", []))
             bare = obj.get("bare_concrete_function", {}).get("concrete_function_name")
@@ -408,7 +420,8 @@ class _MetaGraphAudit:
             elif parent is not None and "resource" in objects[parent] and local in ("_create_resource", "_initialize"):
                 kind, description = LOAD, f"the resource initializer {path}, which runs when the model loads"
             elif parent is not None and "resource" in objects[parent] and local == "_destroy_resource":
-                kind, description = LOAD, f"the resource destructor {path}, which runs when the loaded model is released"
+                kind = LOAD
+                description = f"the resource destructor {path}, which runs when the loaded model is released"
             elif parent in signature_maps:
                 kind, description = SERVE, f"signature {local}"
             else:
@@ -468,9 +481,10 @@ class _MetaGraphAudit:
                     hits = found
                 else:
                     continue
-                for name, reason in hits:
+                for name, _reason in hits:
                     op = self.nodes[scope][name].get("op", "")
-                    if (kind == SAVE and op in CHECKPOINT_SAVE_OPS) or (kind == RESTORE and op in CHECKPOINT_RESTORE_OPS):
+                    if (kind == SAVE and op in CHECKPOINT_SAVE_OPS) \
+                            or (kind == RESTORE and op in CHECKPOINT_RESTORE_OPS):
                         continue
                     sources = reached_by.setdefault((scope, name), [])
                     if description not in sources:
@@ -535,7 +549,8 @@ class _MetaGraphAudit:
         infos = [d.get("tensor_info", {}) for d in self.mg.get("asset_file_def", [])]
         for item in self.mg.get("collection_def", {}).get(_ASSETS_COLLECTION, {}).get("any_list", {}).get("value", []):
             if item.get("type_url", "").endswith("/tensorflow.AssetFileDef"):
-                infos.append(decode(item.get("value", b""), _ASSET_FILE_DEF, "saved_model.pb asset definition").get("tensor_info", {}))
+                asset = decode(item.get("value", b""), _ASSET_FILE_DEF, "saved_model.pb asset definition")
+                infos.append(asset.get("tensor_info", {}))
         return {_node_name(n) for info in infos for n in _tensor_names(info)}
 
     def _origins(self, scope: str, reference: str, depth: int) -> frozenset[str]:

@@ -89,6 +89,7 @@ class _Parser:
             if m is None:
                 raise self._error(line, f"unexpected character {text[pos]!r}")
             kind = m.lastgroup
+            assert kind is not None  # every alternative of _TOKEN is a named group
             if kind != "ws":
                 if len(self.tokens) >= 4 * MAX_VALUES:
                     raise CorruptArtifact(f"{label} holds more than {MAX_VALUES} values")
@@ -228,6 +229,7 @@ class _Parser:
                 i += 2
             elif e in "01234567":
                 m = re.match(r"[0-7]{1,3}", body[i + 1:])
+                assert m is not None  # body[i + 1] is an octal digit
                 out.append(int(m.group(), 8) & 0xFF)
                 i += 1 + len(m.group())
             elif e in "xX":
