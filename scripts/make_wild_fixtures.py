@@ -22,7 +22,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import pickle
 import sys
 import tarfile

@@ -22,6 +22,10 @@ from __future__ import annotations
 
 import ast
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..report import Framework
 
 MAX_SCRIPT_BYTES = 1 << 20  # a script larger than this is not parsed
 _HF_CALLS = ("from_pretrained", "pipeline", "SentenceTransformer", "snapshot_download", "hf_hub_download",
@@ -29,11 +33,11 @@ _HF_CALLS = ("from_pretrained", "pipeline", "SentenceTransformer", "snapshot_dow
              "download_fileobj", "get_object")
 _URL = re.compile(r"^(s3|https?|gs)://\S+$")
 # import name -> framework, most specific first (a Hugging Face script also imports torch)
-_FRAMEWORK_IMPORTS = (("transformers", "huggingface"), ("sentence_transformers", "huggingface"),
-                      ("diffusers", "huggingface"), ("huggingface_hub", "huggingface"), ("xgboost", "xgboost"),
-                      ("lightgbm", "lightgbm"), ("catboost", "catboost"), ("onnxruntime", "onnx"),
-                      ("mxnet", "mxnet"), ("gluoncv", "mxnet"), ("tensorflow", "tensorflow"), ("keras", "tensorflow"),
-                      ("torch", "pytorch"), ("torchvision", "pytorch"), ("sklearn", "sklearn"))
+_FRAMEWORK_IMPORTS: tuple[tuple[str, Framework], ...] = (
+    ("transformers", "huggingface"), ("sentence_transformers", "huggingface"), ("diffusers", "huggingface"),
+    ("huggingface_hub", "huggingface"), ("xgboost", "xgboost"), ("lightgbm", "lightgbm"), ("catboost", "catboost"),
+    ("onnxruntime", "onnx"), ("mxnet", "mxnet"), ("gluoncv", "mxnet"), ("tensorflow", "tensorflow"),
+    ("keras", "tensorflow"), ("torch", "pytorch"), ("torchvision", "pytorch"), ("sklearn", "sklearn"))
 
 
 def parse(source: bytes) -> ast.Module | None:
@@ -166,7 +170,7 @@ def _show(text: str) -> str:
     return text if text.startswith("$") else repr(text)
 
 
-def imported_framework(sources: list[bytes]) -> str | None:
+def imported_framework(sources: list[bytes]) -> Framework | None:
     """The framework the scripts import (``import transformers`` -> huggingface), most specific first."""
     modules: set[str] = set()
     for source in sources:
