@@ -52,19 +52,15 @@ from __future__ import annotations
 import bz2
 import contextlib
 import dataclasses
-import hashlib
 import io
 import logging
 import lzma
 import math
-import numbers
 import os
-import queue
 import shutil
 import stat
 import struct
 import tarfile
-import tempfile
 import threading
 import zipfile
 import zlib
@@ -98,6 +94,22 @@ MAX_ENTRY_HEADERS = 4 << 20  # every header block read for one tar entry: chaine
 _SHORT = 100
 
 
+def _sha256():
+    """A fresh SHA-256; hashlib (OpenSSL, 2 ms to load) is imported only by the passes that hash."""
+    import hashlib
+
+    return hashlib.sha256()
+
+
+def _is_real(v: object) -> bool:
+    """A real number that is not a bool (``numbers.Real``, imported only for types other than int and float)."""
+    if isinstance(v, (int, float)):
+        return not isinstance(v, bool)
+    import numbers
+
+    return isinstance(v, numbers.Real)
+
+
 def _short(text: object, limit: int = _SHORT) -> str:
     """``text`` for an error sentence: control characters escaped, at most ``limit`` characters."""
     t = str(text)
@@ -126,7 +138,7 @@ class Limits:
     def __post_init__(self):
         for attr in ("max_members", "max_total_bytes", "max_ratio", "ratio_floor", "max_nested_bytes"):
             v = getattr(self, attr)
-            if not isinstance(v, numbers.Real) or isinstance(v, bool) or math.isnan(v) or v < 0:
+            if not _is_real(v) or math.isnan(v) or v < 0:
                 raise ArtifactError(f"the {attr} limit must be a number of 0 or more, not {_short(repr(v), 40)}")
 
     @classmethod
@@ -883,7 +895,7 @@ class Artifact:
         extractor = _Extractor(Path(extract_to), self.limits, self.label) if extract_to is not None else None
         self.extract_error = None
         random_access = self._compression is None
-        folder_hash = hashlib.sha256() if digest and self.container == "directory" else None
+        folder_hash = _sha256() if digest and self.container == "directory" else None
         self.digest = None
         self._digest = _Digest() if digest and folder_hash is None else None
         what = "extracting" if extractor is not None else "reading"
@@ -1014,6 +1026,8 @@ class Artifact:
                 pass
             return Path(self.src.path)
         if dest is None:
+            import tempfile
+
             out = Path(tempfile.mkdtemp(prefix="artifact-tools-"))
             self._tmpdirs.append(str(out))
         else:
@@ -1036,7 +1050,7 @@ class Artifact:
 
     def fingerprint(self) -> str:
         """SHA-256 of the artifact's bytes (of every file's path and bytes for a folder)."""
-        h = hashlib.sha256()
+        h = _sha256()
         if self.container == "directory":
             for m, stream in self.iter_entries():
                 if stream is not None and not m.ignored:
@@ -1090,7 +1104,9 @@ class _Digest:
     """
 
     def __init__(self):
-        self._h = hashlib.sha256()
+        import queue
+
+        self._h = _sha256()
         self._q: queue.Queue = queue.Queue(maxsize=16)
         self._t = threading.Thread(target=self._run, name="artifact-tools-digest", daemon=True)
         self._t.start()

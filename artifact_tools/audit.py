@@ -104,8 +104,6 @@ def audit_torch_tree(member: str, tree, names: list[str]) -> list[Finding]:
 def audit_members(names: Iterable[str], kinds: dict[str, str], read: Callable[[str], bytes | None],
                   limit: int) -> list[Finding]:
     """Audit every member: ``read(name)`` gives its whole bytes, or None when inspection could not keep them."""
-    from .formats import savedmodel
-
     out: list[Finding] = []
     names = list(names)
     for name in names:
@@ -129,8 +127,12 @@ def audit_members(names: Iterable[str], kinds: dict[str, str], read: Callable[[s
             elif kind == "torch-zip":
                 out += audit_torch_zip(name, data)
             elif kind in ("keras-zip", "hdf5"):
+                from .formats import savedmodel  # imported only when a member needs it
+
                 out += [Finding(name, "code", s) for s in savedmodel.audit_keras(data)]
             elif base == "saved_model.pb":
+                from .formats import savedmodel
+
                 out += [Finding(name, "code", s) for s in savedmodel.audit_saved_model(data)]
             elif kind == "npy":
                 out += _audit_npy(name, data)

@@ -242,6 +242,11 @@ def cmd_serve(args) -> int:
         if not env.isdigit():
             raise ArtifactError(f"SAGEMAKER_BIND_TO_PORT must be a port number, not {env!r}")
         port = int(env)
+    from . import endpoint
+
+    if endpoint.requested(args):  # --variant, --endpoint-config, --multi-model, --pipeline (or no artifact)
+        with _limits_for_library(_limits(args)):
+            return endpoint.run_from_args(args, port=port, trust=_trust(args))
     with _limits_for_library(_limits(args)):  # the workers inherit them
         return serve.run(args.artifact, host=args.host, port=port, workers=args.workers, trust=_trust(args),
                          max_payload=args.max_payload, timeout=args.timeout)
@@ -374,7 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.epilog_fn = _export_options_help  # type: ignore[attr-defined]
 
     s = command("serve", "serve the model with the SageMaker container contract (/ping, /invocations)")
-    s.add_argument("artifact")
+    s.add_argument("artifact", nargs="?", help="the model (or with --pipeline: the first model)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=None, help="default: $SAGEMAKER_BIND_TO_PORT or 8080")
     s.add_argument("--workers", type=int, default=2)
@@ -382,8 +387,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--timeout", type=int, default=None,
                    help="seconds one request may take: its body's arrival or one prediction "
                         "(default $SAGEMAKER_MODEL_SERVER_TIMEOUT or 60)")
+    from .endpoint import add_endpoint_command, add_serve_flags
+
+    add_serve_flags(s)
     _add_opening(s)
     s.set_defaults(func=cmd_serve)
+    add_endpoint_command(sub, add_opening=_add_opening, add_global=_add_global)
 
     from .batch import add_transform_command
 

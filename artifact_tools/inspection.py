@@ -315,9 +315,11 @@ def _djl(ctx: _Context) -> bool:
 
 
 def _mleap(ctx: _Context) -> bool:
+    bundles = [n for n in ctx.names("json") if PurePosixPath(n).name == "bundle.json"]
+    if not bundles and not ctx.names("zip"):
+        return False
     from .formats import mleap_bundle
 
-    bundles = [n for n in ctx.names("json") if PurePosixPath(n).name == "bundle.json"]
     for b in bundles:
         base = str(PurePosixPath(b).parent) if "/" in b else ""
         sub = SubTree(ctx.tree, base) if base else ctx.tree
@@ -389,9 +391,12 @@ def _builtin(ctx: _Context) -> bool:
 
 
 def _xgboost(ctx: _Context) -> bool:
-    from .formats import xgboost as xgboost_legacy
-
     candidates = ctx.names("xgboost")
+    if not candidates and not any(b"xgboost" in (d := ctx.whole(n) or b"")[:4096] and b"Booster" in d[:4096]
+                                  for n in ctx.names("pickle")):
+        return False
+    from .formats import xgboost as xgboost_legacy  # with numpy: only when a file may be an XGBoost model
+
     found = []
     ctx.summarize_each(candidates, "xgboost", xgboost_legacy.facts)  # damage here is a damaged artifact
     found.extend(candidates)
@@ -415,11 +420,11 @@ def _xgboost(ctx: _Context) -> bool:
 
 
 def _tensorflow(ctx: _Context) -> bool:
-    from .formats import savedmodel
-
     pbs = [n for n in ctx.names() if PurePosixPath(n).name == "saved_model.pb"]
     if not pbs:
         return False
+    from .formats import savedmodel
+
     versions = []
     lambdas: list[tuple[str, list[str]]] = []
     for pb in pbs:
@@ -456,11 +461,11 @@ def _tensorflow(ctx: _Context) -> bool:
 
 
 def _keras(ctx: _Context) -> bool:
-    from .formats import savedmodel
-
     keras_files = ctx.names("keras-zip") + ctx.names("hdf5")
     if not keras_files:
         return False
+    from .formats import savedmodel
+
     ctx.summarize_each(keras_files, "keras", savedmodel.summarize_keras)
     for m in ctx.report.models:
         if m.summary.get("lambda_layers"):
@@ -493,11 +498,11 @@ def _huggingface(ctx: _Context) -> bool:
 
 
 def _pytorch(ctx: _Context) -> bool:
-    from .formats import torch_zip
-
     names = ctx.names("torch-zip") + ctx.names("torch-legacy")
     if not names:
         return False
+    from .formats import torch_zip
+
     ctx.summarize_each(names, "pytorch", torch_zip.summarize)
     old = [m.path for m in ctx.report.models if m.summary.get("format") == "torchscript-1.0"]
     if old and len(old) == len(names):
@@ -723,11 +728,11 @@ def _pickle(ctx: _Context) -> bool:
 
 
 def _rds(ctx: _Context) -> bool:
-    from .formats import rds
-
     names = ctx.names("rds")
     if not names:
         return False
+    from .formats import rds
+
     ctx.summarize_each(names, "r-rds", rds.summarize)
     ctx.set("r", ctx.default_layout(False), loadable=False,
             reason="this is an R serialized object (RDS): R models cannot be loaded from Python; "
@@ -771,6 +776,8 @@ def _lightgbm(ctx: _Context) -> bool:
 
 
 def _catboost(ctx: _Context) -> bool:
+    if not ctx.names("catboost"):
+        return False
     from .formats import catboost
 
     if not _summarize_kind(ctx, "catboost", catboost.summarize):
@@ -780,6 +787,8 @@ def _catboost(ctx: _Context) -> bool:
 
 
 def _onnx(ctx: _Context) -> bool:
+    if not ctx.names("onnx"):
+        return False
     from .formats import onnx
 
     names = _summarize_kind(ctx, "onnx", onnx.summarize)
@@ -797,6 +806,8 @@ def _onnx(ctx: _Context) -> bool:
 
 
 def _pmml(ctx: _Context) -> bool:
+    if not ctx.names("pmml"):
+        return False
     from .formats import pmml
 
     if not _summarize_kind(ctx, "pmml", pmml.summarize):
@@ -827,7 +838,7 @@ _TRITON_FRAMEWORKS: dict[str, Framework] = {
 
 def _triton(ctx: _Context) -> bool:
     """A Triton model repository: ``<model>/config.pbtxt`` beside numbered version folders (formats/triton.py)."""
-    from .formats import torch_zip, triton
+    from .formats import triton
 
     layout = [m for m in triton.repository_layout(ctx.names()) if m["versions"]]
     if not layout:
@@ -855,6 +866,8 @@ def _triton(ctx: _Context) -> bool:
                 ctx.summarize_each([path], "onnx", onnx.summarize)
                 loadable = True
             elif k in ("torch-zip", "torch-legacy"):
+                from .formats import torch_zip
+
                 ctx.summarize_each([path], "pytorch", torch_zip.summarize)
                 entry = ctx.report.models[-1]
                 if entry.summary.get("torchscript") and entry.summary.get("format") != "torchscript-1.0":
@@ -871,11 +884,11 @@ def _triton(ctx: _Context) -> bool:
 def _mlflow(ctx: _Context) -> bool:
     """An MLflow Model folder (``MLmodel`` beside the flavor's files): the model inside is found by the other
     detectors, and the layout says it is an MLflow model."""
-    from .formats import mlflow_model
-
     files = ctx.names("mlflow-model")
     if not files:
         return False
+    from .formats import mlflow_model
+
     for f in files:
         base = str(PurePosixPath(f).parent)
         pre = "" if base == "." else base + "/"

@@ -21,11 +21,11 @@ import json
 import struct
 import zlib
 
-from .formats.catboost import is_catboost
-from .formats.lightgbm import is_lightgbm
-from .formats.onnx import is_onnx
 from .formats.pickle_data import looks_like_pickle
-from .formats.pmml import is_pmml
+
+# The format modules whose checks go beyond a magic number are imported only for a file that shows the magic
+# (CatBoost ``CBM1``, ONNX ``08``, LightGBM ``tree``, PMML's root element name; their own is_* functions check the
+# rest): listing an archive of other files imports none of them.
 
 MiB = 1 << 20
 TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
@@ -73,9 +73,9 @@ def sniff(name: str, head: bytes, size: int) -> str:
         return "torch-legacy"
     if _is_safetensors(head, size):
         return "safetensors"
-    if is_catboost(head):
+    if head[:4] == b"CBM1" and _is_catboost(head):
         return "catboost"
-    if is_onnx(head):
+    if head[:1] == b"\x08" and _is_onnx(head):
         return "onnx"
     era = _xgboost_era(head)
     if era and era not in ("json",):
@@ -87,9 +87,9 @@ def sniff(name: str, head: bytes, size: int) -> str:
     text = _as_text(head)
     if text is not None:
         base = name.rsplit("/", 1)[-1]
-        if is_lightgbm(head):
+        if head[:4] == b"tree" and _is_lightgbm(head):
             return "lightgbm"
-        if is_pmml(head):
+        if b"PMML" in head[:4096] and _is_pmml(head):
             return "pmml"
         if base == "MLmodel":
             return "mlflow-model"
@@ -176,7 +176,56 @@ def _is_safetensors(head: bytes, size: int) -> bool:
     return 2 <= n <= min(size - 8 if size else n, 100 * MiB) and head[8:10] in (b'{"', b"{ ", b"{\n")
 
 
+# Byte strings one of which every XGBoost model file shows early (see _may_be_xgboost).
+_XGBOOST_BOOSTERS = (b"gbtree", b"gblinear", b"dart")
+
+
+def _may_be_xgboost(head: bytes) -> bool:
+    """Whether ``formats.xgboost.detect_era`` could recognise ``head``: the necessary conditions of each of its
+    cases, so that the XGBoost reader (a large module, with numpy) is imported only for files that may be models.
+
+    From ``detect_era`` (formats/xgboost.py): a pickle counts only when ``xgboost.core`` is in its first 256 bytes;
+    a memory snapshot starts ``CONFIG-offset:`` or is a JSON / UBJSON object whose first key, within 64 bytes, is
+    ``Config`` or ``Model``; a JSON / UBJSON model document starts ``{`` and holds ``learner`` in its first 64 KiB;
+    a legacy binary model starts ``binf`` or with a 136-byte learner header, an objective name of at most 256
+    bytes and the booster name (``gbtree``, ``gblinear`` or ``dart``, dmlc-core string encoding: a uint64 length,
+    then the bytes), so that name ends within the first 512 bytes.
+    """
+    if b"xgboost.core" in head[:256] or head[:4] == b"binf" or head[:14] == b"CONFIG-offset:":
+        return True
+    if head[:1] == b"{" and (b"Config" in head[:64] or b"Model" in head[:64] or b"learner" in head[:65536]):
+        return True
+    start = head[:512]
+    return any(b in start for b in _XGBOOST_BOOSTERS)
+
+
+def _is_catboost(head: bytes) -> bool:
+    from .formats.catboost import is_catboost
+
+    return is_catboost(head)
+
+
+def _is_onnx(head: bytes) -> bool:
+    from .formats.onnx import is_onnx
+
+    return is_onnx(head)
+
+
+def _is_lightgbm(head: bytes) -> bool:
+    from .formats.lightgbm import is_lightgbm
+
+    return is_lightgbm(head)
+
+
+def _is_pmml(head: bytes) -> bool:
+    from .formats.pmml import is_pmml
+
+    return is_pmml(head)
+
+
 def _xgboost_era(head: bytes) -> str | None:
+    if not _may_be_xgboost(head):
+        return None
     from .formats.xgboost import detect_era  # pure Python, no xgboost import
 
     try:

@@ -377,9 +377,10 @@ def test_trust_gate_refuses_on_the_warm_path_from_the_stored_report(sklearn_mode
 
     canary = tmp_path / "canary"
     x = sklearn_models["x"]
+    model = LogisticRegression().fit(x, (x[:, 1] > 0).astype(int))
+    model.hook_ = _Evil(f"touch {canary}")  # a loadable model (a predicting estimator) carrying the payload
     buf = io.BytesIO()
-    joblib.dump({"model": LogisticRegression().fit(x, (x[:, 1] > 0).astype(int)),
-                 "hook": _Evil(f"touch {canary}")}, buf)
+    joblib.dump(model, buf)
     path = tmp_path / "hostile.tar.gz"
     path.write_bytes(pack_tar_gz({"model.joblib": buf.getvalue()}))
     with pytest.raises(TrustRequired, match="system") as cold:

@@ -49,11 +49,12 @@ from __future__ import annotations
 import json
 import re
 import struct
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from ..errors import CorruptArtifact, NotAnArtifact
+
+if TYPE_CHECKING:  # numpy is imported where trees are read: sniffing a file needs none of it
+    import numpy as np
 
 MAGIC = b"CBM1"
 CORE_FORMAT = "FlabuffersModel_v1"
@@ -158,6 +159,8 @@ class _FlatBuffer:
 
     def int32s(self, pos: int | None) -> np.ndarray:
         """A vector of little-endian int32 as a numpy array over the buffer (no per-element objects)."""
+        import numpy as np
+
         count, start = self.vector(pos, 4)
         return np.frombuffer(self.buf, dtype="<i4", count=count, offset=start) if count else np.zeros(0, "<i4")
 
@@ -252,6 +255,8 @@ def _json(text: str | None, key: str) -> dict:
 
 
 def _trees(fb: _FlatBuffer, t) -> dict:
+    import numpy as np
+
     if t is None:
         sizes, splits, leaves, steps, dim, scale, bias = np.zeros(0, "<i4"), 0, 0, 0, 0, 1.0, 0.0
         floats = cats = texts = embeddings = []

@@ -20,10 +20,12 @@ SageMaker's k-NN built-in writes ``model_algo-1`` as one of these (``IxF2``/``Ix
 from __future__ import annotations
 
 import struct
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import CorruptArtifact
+
+if TYPE_CHECKING:  # numpy is imported by read_flat_vectors only: summaries need none of it
+    import numpy as np
 
 INDEX_TYPES = {
     "IxFI": "IndexFlatIP",
@@ -122,4 +124,6 @@ def read_flat_vectors(data: bytes) -> np.ndarray:
         raise CorruptArtifact(f"FAISS flat index is corrupt: {count} floats stored for {n} vectors of dimension {d}")
     if len(data) < pos + 8 + 4 * count:
         raise CorruptArtifact(f"FAISS flat index is truncated: {n} x {d} float32 vectors do not fit in the file")
+    import numpy as np
+
     return np.frombuffer(data, dtype="<f4", count=count, offset=pos + 8).reshape(n, d).copy()

@@ -27,10 +27,12 @@ line per word: the word and ``dim`` numbers separated by spaces.
 from __future__ import annotations
 
 import struct
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import CorruptArtifact, NotLoadable
+
+if TYPE_CHECKING:  # numpy is imported by the vector readers only: summaries need none of it
+    import numpy as np
 
 MAGIC = 793712314
 MAX_VERSION = 12
@@ -202,6 +204,8 @@ def _subword_rows(word: bytes, minn: int, maxn: int, bucket: int, nwords: int) -
 
 def word_vectors(data: bytes) -> tuple[list[str], np.ndarray]:
     """The vocabulary words and their vectors (nwords x dim float32), as ``FastText::getWordVector`` makes them."""
+    import numpy as np
+
     header, words, pos = _parse(data)
     if header["quantized"]:
         raise NotLoadable("this fastText model is quantized (.ftz); its word vectors cannot be read without fastText")
@@ -237,6 +241,8 @@ def read_text_header(data: bytes) -> tuple[int, int]:
 
 def read_text_vectors(data: bytes) -> tuple[list[str], np.ndarray]:
     """The words and vectors (count x dim float32) of a word-vector text file."""
+    import numpy as np
+
     count, dim = read_text_header(data)
     lines = bytes(data).split(b"\n")[1:]
     if lines and lines[-1].strip() == b"":

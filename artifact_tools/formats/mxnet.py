@@ -37,11 +37,12 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Mapping
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..errors import CorruptArtifact, NotLoadable
+
+if TYPE_CHECKING:  # numpy is imported where arrays are read: summaries need none of it
+    import numpy as np
 
 LIST_MAGIC = 0x112
 V1_MAGIC = 0xF993FAC8
@@ -264,6 +265,10 @@ def read_params(data: bytes) -> list[ParamInfo]:
 
 
 def _raw(data: bytes, dtype: str, shape: tuple[int, ...], offset: int) -> np.ndarray:
+    import numpy as np
+
+    import numpy as np
+
     count = _count(shape)
     if dtype == "bfloat16":
         raw = np.frombuffer(data, dtype="<u2", count=count, offset=offset).astype(np.uint32) << 16
@@ -273,6 +278,10 @@ def _raw(data: bytes, dtype: str, shape: tuple[int, ...], offset: int) -> np.nda
 
 
 def _dense(data: bytes, p: ParamInfo) -> np.ndarray:
+    import numpy as np
+
+    import numpy as np
+
     if p.shape is None or p.dtype is None:  # an empty placeholder has neither
         return np.empty((0,), dtype=np.float32)
     if p.storage == "default":

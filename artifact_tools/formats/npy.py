@@ -13,10 +13,12 @@ import io
 import math
 import tokenize
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import CorruptArtifact
+
+if TYPE_CHECKING:  # numpy is imported by the readers, so that importing this module costs nothing
+    import numpy as np
 
 MAX_HEADER = 10_000
 
@@ -36,7 +38,8 @@ class NpyHeader:
 def read_header(data: bytes, label: str = "the .npy data") -> NpyHeader:
     """Parse and check the header; CorruptArtifact when damaged, when it holds objects, or when the data length
     does not match the header."""
-    fmt = np.lib.format
+    import numpy.lib.format as fmt
+
     f = io.BytesIO(data)
     try:
         major, minor = fmt.read_magic(f)
@@ -60,6 +63,8 @@ def read_header(data: bytes, label: str = "the .npy data") -> NpyHeader:
 
 def load(data: bytes, label: str = "the .npy data") -> np.ndarray:
     """The array, read only after its header was checked."""
+    import numpy as np
+
     h = read_header(data, label)
     try:
         arr = np.frombuffer(data, dtype=h.dtype, count=math.prod(h.shape), offset=h.data_offset)

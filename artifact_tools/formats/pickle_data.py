@@ -23,10 +23,8 @@ from __future__ import annotations
 import bz2
 import io
 import lzma
-import pickletools
 import struct
 import zlib
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import CorruptArtifact
@@ -36,66 +34,137 @@ MAX_DECOMPRESSED = 4 << 30
 MAX_NESTING = 16  # joblib object arrays hold nested pickles; deeper nesting than this is refused
 
 
-@dataclass(frozen=True)
-class Global:
+class _Value:
+    """A small value type, as ``@dataclass`` would make it: ``__repr__`` and ``__eq__`` over ``_fields`` (same
+    class only); frozen subclasses are hashable and refuse assignment. Written out because building a dataclass
+    costs about 0.3 ms at import, and every inspection imports this module."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def _values(self) -> tuple:
+        return tuple(getattr(self, k) for k in self._fields)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self._fields)})"
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable values are unhashable, as a dataclass's are
+
+
+class _FrozenValue(_Value):
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r} of a {type(self).__name__}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r} of a {type(self).__name__}")
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(self._values())
+
+    def __reduce__(self):  # copy, deepcopy and pickle rebuild it through __init__ (assignment is refused)
+        return type(self), self._values()
+
+
+_set = object.__setattr__
+
+
+class Global(_FrozenValue):
     """A global the unpickler would import: ``module.name``."""
 
+    __slots__ = _fields = ("module", "name")
     module: str
     name: str
+
+    def __init__(self, module: str, name: str):
+        _set(self, "module", module)
+        _set(self, "name", name)
 
     def __str__(self) -> str:
         return f"{self.module}.{self.name}"
 
 
-@dataclass
-class Call:
-    """An object built by calling ``func(*args)`` (REDUCE/NEWOBJ/INST/OBJ); ``state`` is what BUILD set."""
+class Call(_Value):
+    """An object built by calling ``func(*args)`` (REDUCE/NEWOBJ/INST/OBJ); ``state`` is what BUILD set.
 
-    func: Any
-    args: tuple = ()
-    kwargs: dict | None = None
-    state: Any = None
-    items: list = field(default_factory=list)  # APPEND(S) onto a non-list object
-    setitems: dict = field(default_factory=dict)  # SETITEM(S) onto a non-dict object
-    op: str = "REDUCE"  # the opcode that made it: REDUCE, NEWOBJ, NEWOBJ_EX, INST or OBJ
+    ``items``: APPEND(S) onto a non-list object; ``setitems``: SETITEM(S) onto a non-dict object; ``op``: the
+    opcode that made it: REDUCE, NEWOBJ, NEWOBJ_EX, INST or OBJ."""
+
+    __slots__ = _fields = ("func", "args", "kwargs", "state", "items", "setitems", "op")
+
+    def __init__(self, func: Any, args: tuple = (), kwargs: dict | None = None, state: Any = None,
+                 items: list | None = None, setitems: dict | None = None, op: str = "REDUCE"):
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        self.state = state
+        self.items = [] if items is None else items
+        self.setitems = {} if setitems is None else setitems
+        self.op = op
 
     @property
     def global_name(self) -> str | None:
         return str(self.func) if isinstance(self.func, Global) else None
 
 
-@dataclass(frozen=True)
-class PersistentRef:
+class PersistentRef(_FrozenValue):
     """A ``persistent_load`` id (torch storages)."""
 
+    __slots__ = _fields = ("pid",)
     pid: Any
 
+    def __init__(self, pid: Any):
+        _set(self, "pid", pid)
 
-@dataclass(frozen=True)
-class RawArray:
+
+class RawArray(_FrozenValue):
     """A joblib ``NumpyArrayWrapper`` payload: dtype string, shape, order, and where its bytes lie in the stream."""
 
+    __slots__ = _fields = ("dtype", "shape", "order", "offset", "nbytes")
     dtype: str
     shape: tuple
     order: str
     offset: int
     nbytes: int
 
+    def __init__(self, dtype: str, shape: tuple, order: str, offset: int, nbytes: int):
+        for k, v in zip(self._fields, (dtype, shape, order, offset, nbytes)):
+            _set(self, k, v)
 
-@dataclass
-class PickleData:
-    value: Any
-    protocol: int
-    globals: list[Global]  # every distinct global, in first-seen order
-    calls: int  # how many call opcodes (REDUCE, NEWOBJ, ...) ran
-    called: list[Global]  # globals called directly (REDUCE, INST, OBJ: ``f(*args)``), not only via ``cls.__new__``
-    nested_pickles: int  # joblib object arrays and other embedded pickle streams
-    persistent_ids: int
-    extensions: list[int]  # EXT1/2/4 codes (globals we cannot name)
-    end: int  # offset just past STOP
-    joblib_arrays: list[RawArray]
-    ops: int = 0  # opcodes interpreted, nested pickles included
-    oddities: list[str] = field(default_factory=list)  # calls no real pickle makes (huge allocations)
+
+class PickleData(_Value):
+    """What :func:`read_pickle` found.
+
+    ``globals``: every distinct global, in first-seen order; ``calls``: how many call opcodes (REDUCE, NEWOBJ...)
+    ran; ``called``: globals called directly (REDUCE, INST, OBJ: ``f(*args)``), not only via ``cls.__new__``;
+    ``nested_pickles``: joblib object arrays and other embedded pickle streams; ``extensions``: EXT1/2/4 codes
+    (globals we cannot name); ``end``: the offset just past STOP; ``ops``: opcodes interpreted, nested pickles
+    included; ``oddities``: calls no real pickle makes (huge allocations)."""
+
+    __slots__ = _fields = ("value", "protocol", "globals", "calls", "called", "nested_pickles", "persistent_ids",
+                           "extensions", "end", "joblib_arrays", "ops", "oddities")
+
+    def __init__(self, value: Any, protocol: int, globals: list[Global], calls: int, called: list[Global],
+                 nested_pickles: int, persistent_ids: int, extensions: list[int], end: int,
+                 joblib_arrays: list[RawArray], ops: int = 0, oddities: list[str] | None = None):
+        self.value = value
+        self.protocol = protocol
+        self.globals = globals
+        self.calls = calls
+        self.called = called
+        self.nested_pickles = nested_pickles
+        self.persistent_ids = persistent_ids
+        self.extensions = extensions
+        self.end = end
+        self.joblib_arrays = joblib_arrays
+        self.ops = ops
+        self.oddities = [] if oddities is None else oddities
 
 
 class _Mark:
@@ -448,7 +517,7 @@ def read_pickle(data: bytes, start: int = 0, max_ops: int = MAX_OPS, _depth: int
             elif op == 0x98:  # READONLY_BUFFER
                 pass
             else:  # the rest: text opcodes of protocols 0/1, longs, extensions, PERSID
-                spec = _OPCODES.get(op)
+                spec = (_OPCODES or _opcodes()).get(op)
                 if spec is None:
                     raise CorruptArtifact(f"the pickle has an unknown opcode 0x{op:02x} at byte {pos - 1}")
                 arg, pos = _read_arg(spec, data, pos)
@@ -482,7 +551,17 @@ def read_pickle(data: bytes, start: int = 0, max_ops: int = MAX_OPS, _depth: int
 
 
 JOBLIB_WRAPPER_NAMES = ("joblib.numpy_pickle.NumpyArrayWrapper", "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper")
-_OPCODES = {ord(o.code): o for o in pickletools.opcodes}
+_OPCODES: dict = {}  # opcode byte -> pickletools.OpcodeInfo, filled on the first text opcode (_opcodes)
+
+
+def _opcodes() -> dict:
+    """pickletools' opcode table by opcode byte; pickletools (and pickle) are imported on first use only, since
+    most pickles are binary (protocol 2+) and are decoded inline."""
+    if not _OPCODES:
+        import pickletools
+
+        _OPCODES.update({ord(o.code): o for o in pickletools.opcodes})
+    return _OPCODES
 MAX_LINE = 1 << 16  # a text opcode's argument line; module and class names are short
 
 
@@ -502,6 +581,8 @@ def _two_lines(data: bytes, pos: int) -> tuple[tuple[str, str], int]:
 
 def _read_arg(spec, data: bytes, pos: int) -> tuple[Any, int]:
     """One opcode argument read with pickletools' own reader, over at most the bytes it can need."""
+    import pickletools  # already loaded by _opcodes, which gave ``spec``
+
     if spec.arg is None:
         return None, pos
     n = spec.arg.n
