@@ -21,10 +21,26 @@ AppleDouble ``._*`` files and ``.DS_Store`` are listed but marked ignored; PAX/G
 layout detection looks below it (numeric version folders are never stripped).
 
 Safety rules (our own checks; ``tarfile.data_filter`` is applied as a second layer on extraction):
-only regular files and folders; no absolute paths, drive letters, ``..`` components or NUL bytes; no symlinks,
-hardlinks, devices or FIFOs; duplicates of one name must be byte-identical (tolerated and reported, as in real
-PyTorch artifacts) or the archive is refused; caps on member count, total size and compression ratio, counted on
-the real bytes produced, not on header claims. Nested archives (``model_algo-1`` zips) follow the same rules.
+only regular files, folders and links to regular files inside the artifact (below); no absolute paths, drive
+letters, ``..`` components or NUL bytes; no devices or FIFOs; duplicates of one name must be byte-identical
+(tolerated and reported, as in real PyTorch artifacts) or the archive is refused; caps on member count, total size
+and compression ratio, counted on the real bytes produced, not on header claims. Nested archives (``model_algo-1``
+zips) follow the same rules.
+
+Links, as ``tar -x`` (and so SageMaker) resolves them, become copies of the member they point to: listed under
+their own name with that member's size, read (sniffed, audited, extracted) as that member's bytes, written on
+extraction as a regular file, never as a link. A tar hard link (``LNKTYPE``) names an *earlier* member by its
+archive path (POSIX ustar ``linkname``; GNU tar manual, "Hard Links"); it must be an earlier regular file (or an
+earlier accepted hard link). A symbolic link (tar ``SYMTYPE``, or a zip entry whose Unix mode in the high 16 bits
+of its external attributes is ``S_IFLNK``, its data being the target path, as Info-ZIP stores it) is resolved
+relative to its own folder, lexically normalised, never climbing above the artifact root, through at most
+:data:`MAX_LINK_HOPS` chained links, and must end at a regular file; it may point forward, so symbolic links are
+resolved once the whole listing is known and their entries come after the archive's other entries. Absolute
+targets, targets outside the artifact, missing targets, folders, cycles and over-long chains are refused with one
+sentence naming the link and its target. Each link's bytes count against the budgets below like any member's
+(the artifact's declared total, checked before any link is read, and the bytes produced and written), so many
+links to one large member cannot multiply it past the caps. A compressed tar cannot seek back: its links are read
+in a second pass over the archive (a target that several links share is copied once to a temporary spool).
 
 Bounded work on hostile input (each cap below is checked before the work it bounds is done):
 
@@ -62,22 +78,29 @@ import stat
 import struct
 import tarfile
 import threading
+import types
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Callable, Iterator
+from typing import IO, TYPE_CHECKING, Callable, Iterator, NamedTuple, NoReturn, Protocol, cast
 
 from .errors import ArtifactError, CorruptArtifact, NotAnArtifact, UnsafeArtifact
 from .filetree import ZIP_ERRORS
 from .progress import task
 
+if TYPE_CHECKING:
+    from .report import Container
+
+_fast_zlib: types.ModuleType  # zlib's API: isal's when installed
+_igzip_lib: types.ModuleType | None
 try:  # isal inflates gzip 2-4x faster than zlib; same API.
-    from isal import igzip_lib as _igzip_lib
-    from isal import isal_zlib as _fast_zlib
+    from isal import igzip_lib as _isal_igzip_lib
+    from isal import isal_zlib as _isal_zlib
+
+    _fast_zlib, _igzip_lib = _isal_zlib, _isal_igzip_lib
 except ImportError:  # pragma: no cover - isal is a core dependency, but stay usable without it
-    _fast_zlib = zlib
-    _igzip_lib = None
+    _fast_zlib, _igzip_lib = zlib, None
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +114,7 @@ MAX_NAMES_TOTAL = 64 << 20  # all entry names of one artifact (with its nested a
 MAX_LONG_RECORD = 64 << 10  # one GNU 'L'/'K' long-name / long-link record
 MAX_PAX_HEADER = 1 << 20  # one pax extended ('x') or global ('g') header
 MAX_ENTRY_HEADERS = 4 << 20  # every header block read for one tar entry: chained records, sparse maps
+MAX_LINK_HOPS = 8  # symbolic links followed from one link to its file (Linux follows 40; artifacts use one)
 _SHORT = 100
 
 
@@ -120,6 +144,19 @@ def _short(text: object, limit: int = _SHORT) -> str:
     return t
 
 
+class _Readable(Protocol):
+    """What the readers here need of a byte stream: ``read(n)``, possibly returning fewer bytes."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+def _as_file(reader: io.RawIOBase) -> IO[bytes]:
+    """One of the readers below as the binary file object it is, for the public ``IO[bytes]`` signatures:
+    typeshed models ``io.RawIOBase`` apart from ``typing.IO`` (and its ``read`` as possibly returning None,
+    which these readers never do)."""
+    return cast(IO[bytes], reader)
+
+
 @dataclass
 class Limits:
     """Caps applied while reading or extracting. Ratios are checked once ``ratio_floor`` bytes came out.
@@ -134,6 +171,8 @@ class Limits:
     max_ratio: float = 250.0
     ratio_floor: int = 16 << 20
     max_nested_bytes: int = 1 << 30  # most bytes of a nested archive held in memory (and largest one opened)
+    # What the current pass has spent (set by Artifact.iter_entries; not a limit, not copied by replace()).
+    _spent: "_Spent | None" = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self):
         for attr in ("max_members", "max_total_bytes", "max_ratio", "ratio_floor", "max_nested_bytes"):
@@ -144,8 +183,8 @@ class Limits:
     @classmethod
     def from_env(cls) -> "Limits":
         lim = cls()
-        for attr, var in (("max_members", "ARTIFACT_TOOLS_MAX_MEMBERS"), ("max_total_bytes", "ARTIFACT_TOOLS_MAX_BYTES"),
-                          ("max_ratio", "ARTIFACT_TOOLS_MAX_RATIO")):
+        for attr, var in (("max_members", "ARTIFACT_TOOLS_MAX_MEMBERS"),
+                          ("max_total_bytes", "ARTIFACT_TOOLS_MAX_BYTES"), ("max_ratio", "ARTIFACT_TOOLS_MAX_RATIO")):
             text = os.environ.get(var)
             if text:
                 try:
@@ -196,6 +235,14 @@ class _Spent:
         if self.parent is not None:
             self.parent.member(name)
 
+    def name_bytes(self, n: int) -> None:
+        """Text held for an entry besides its name (a link's target) counts against the same cap as names."""
+        self.names += n
+        if self.names > MAX_NAMES_TOTAL:
+            raise UnsafeArtifact(f"the entry names of {_short(self.label)} take more than {MAX_NAMES_TOTAL} bytes")
+        if self.parent is not None:
+            self.parent.name_bytes(n)
+
     def produce(self, n: int) -> None:
         lim = self.limits
         self.produced += n
@@ -217,8 +264,10 @@ class Member:
     type: str = "file"  # file | dir | symlink | hardlink | device | fifo | other
     ignored: bool = False  # AppleDouble ._* and .DS_Store junk
     duplicates: int = 0  # extra identical copies of this name found in the archive
-    conflicts: int = 0  # extra *different* copies: listing reports them (last one wins, as with tar -x); extraction refuses
+    conflicts: int = 0  # extra *different* copies: listing reports them (last one wins, as with tar -x);
+    # extraction refuses
     crc32: int | None = None
+    link: str | None = None  # a hard or symbolic link: the regular member whose bytes it stands for
 
     @property
     def is_file(self) -> bool:
@@ -243,6 +292,135 @@ def normalize_name(raw: str) -> str:
     if ".." in parts:
         raise UnsafeArtifact(f"archive entry {_short(raw)!r} climbs out of the archive with '..'")
     return "/".join(parts)
+
+
+# --------------------------------------------------------------------------------------------------- links
+
+class _Links:
+    """The links of one archive and what they resolve to (the rules are in the module docstring).
+
+    Fed in archive order with every regular file (``source`` is whatever reads its bytes again: a tar position, a
+    ``ZipInfo``), folder and link; :meth:`resolve` then gives, for every link in archive order, the regular member
+    whose bytes it stands for, or refuses the archive naming the first link that cannot be resolved. Hard links
+    are checked when they are met (their target must already be there); symbolic links at the end.
+    """
+
+    def __init__(self, label: str):
+        self.label = label
+        self.files: dict[str, tuple[object, int]] = {}  # regular member -> (source, size) of its latest copy
+        self.dirs: set[str] = set()  # folders with an entry of their own (others are implied by member names)
+        self.symlinks: dict[str, str] = {}  # symbolic link -> its target text (its latest copy)
+        self.hard: dict[str, tuple[str, object, int]] = {}  # accepted hard link -> (file, source, size)
+        self.order: list[tuple[str, str, str]] = []  # (name, "symlink" | "hardlink", target text) in archive order
+        self._hard_at: list[tuple[str, object, int]] = []  # what each hard link in ``order`` resolved to, in order
+        self._names: list[str] | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.order)
+
+    def _refuse(self, kind: str, name: str, target: str, why: str) -> UnsafeArtifact:
+        return UnsafeArtifact(f"{_short(self.label, 80)} has a {kind} {_short(name, 80)!r} -> {_short(target, 80)!r} "
+                              f"that {why}; only links to regular files inside the artifact are accepted")
+
+    def file(self, name: str, source: object, size: int) -> None:
+        self.files[name] = (source, size)
+
+    def folder(self, name: str) -> None:
+        self.dirs.add(name)
+
+    @staticmethod
+    def _check_text(kind: str, name: str, target: str, refuse: Callable[[str, str, str, str], UnsafeArtifact]
+                    ) -> str:
+        if len(target) > MAX_NAME_BYTES // 4 and len(target.encode("utf-8", "surrogateescape")) > MAX_NAME_BYTES:
+            raise refuse(kind, name, target, f"is longer than {MAX_NAME_BYTES} bytes")
+        if "\x00" in target:
+            raise refuse(kind, name, target, "contains a NUL byte")
+        if not target:
+            raise refuse(kind, name, target, "is empty")
+        text = target.replace("\\", "/")  # as entry names are read (normalize_name)
+        if text.startswith("/") or (len(text) > 1 and text[1] == ":" and text[0].isalpha()):
+            raise refuse(kind, name, target, "is an absolute path")
+        return text
+
+    def hardlink(self, name: str, target: str) -> tuple[str, object, int]:
+        """Record a hard link; its target must be an earlier regular file (or accepted hard link)."""
+        text = self._check_text("hardlink", name, target, self._refuse)
+        try:
+            path = normalize_name(text)  # an archive path, as member names are written
+        except UnsafeArtifact:
+            raise self._refuse("hardlink", name, target, "points outside the artifact") from None
+        if path in self.files:
+            source, size = self.files[path]
+            got: tuple[str, object, int] = (path, source, size)
+        elif path in self.hard:
+            got = self.hard[path]
+        else:
+            raise self._refuse("hardlink", name, target, "does not name an earlier regular file of the artifact")
+        self.hard[name] = got
+        self.order.append((name, "hardlink", target))
+        self._hard_at.append(got)
+        self._names = None
+        return got
+
+    def symlink(self, name: str, target: str) -> None:
+        """Record a symbolic link (resolved by :meth:`resolve`); absolute and malformed targets are refused now."""
+        self._check_text("symlink", name, target, self._refuse)
+        self.symlinks[name] = target
+        self.order.append((name, "symlink", target))
+        self._names = None
+
+    def _is_dir(self, path: str) -> bool:
+        """A folder of the artifact: the root, a folder entry, or a parent of any entry's name."""
+        if path == "" or path in self.dirs:
+            return True
+        if self._names is None:
+            self._names = sorted({*self.files, *self.symlinks, *self.hard, *self.dirs})
+        import bisect
+
+        prefix = path + "/"
+        i = bisect.bisect_left(self._names, prefix)
+        return i < len(self._names) and self._names[i].startswith(prefix)
+
+    def _follow(self, name: str, target: str) -> tuple[str, object, int]:
+        """The regular file symbolic link ``name`` -> ``target`` resolves to (lexically: as the kernel would,
+        since a link to a folder is refused, no folder on the way can be a link)."""
+        seen = {name}
+        link, text = name, target
+        for _ in range(MAX_LINK_HOPS):
+            parts = link.split("/")[:-1]  # the link's own folder
+            for comp in text.replace("\\", "/").split("/"):
+                if comp == "..":
+                    if not parts:
+                        raise self._refuse("symlink", name, target, "points outside the artifact")
+                    parts.pop()
+                elif comp not in ("", "."):
+                    parts.append(comp)
+            path = "/".join(parts)
+            wants_dir = text.endswith(("/", "/.", "/..")) or text in (".", "..")
+            if not wants_dir and path in self.files:
+                source, size = self.files[path]
+                return path, source, size
+            if not wants_dir and path in self.hard:
+                return self.hard[path]
+            if not wants_dir and path in self.symlinks:
+                if path in seen:
+                    raise self._refuse("symlink", name, target, "forms a cycle of links")
+                seen.add(path)
+                link, text = path, self.symlinks[path]
+                continue
+            if wants_dir or self._is_dir(path):
+                raise self._refuse("symlink", name, target, "points to a folder, not a file")
+            raise self._refuse("symlink", name, target, "points to no member of the artifact")
+        raise self._refuse("symlink", name, target, f"goes through more than {MAX_LINK_HOPS} links")
+
+    def resolve(self) -> list[tuple[str, str, object, int]]:
+        """(link, file it stands for, that file's source, its size) for every link, in archive order."""
+        out = []
+        hard = iter(self._hard_at)
+        for name, kind, target in self.order:
+            path, source, size = next(hard) if kind == "hardlink" else self._follow(name, target)
+            out.append((name, path, source, size))
+        return out
 
 
 # --------------------------------------------------------------------------------------------------- sources
@@ -312,6 +490,8 @@ class _Source:
             return None
         if self.fs is None:
             st = self.stat
+            if st is None:  # pragma: no cover - a local file is always stat-ed (__init__)
+                return None
             return f"local:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
         tags = {k.lower().replace("_", ""): v for k, v in self.info.items()}
         found = [f"{k}={tags[k]}" for k in ("versionid", "generation", "etag") if tags.get(k) not in (None, "")]
@@ -331,7 +511,7 @@ class _Source:
                                                 cache_type="readahead")
                 except TypeError:
                     self._handle = self.fs.open(self.path, "rb", block_size=8 << 20)
-            return _View(self._handle)
+            return _as_file(_View(self._handle))
         return open(self.path, "rb", buffering=0)
 
     def head(self, n: int = 1024) -> bytes:
@@ -458,7 +638,7 @@ class _Inflater(io.RawIOBase):
         if self._eof:
             return b""
         if n is None or n < 0:
-            chunks = []
+            chunks: list[bytes] = []
             while True:
                 c = self._fill(CHUNK)
                 if not c:
@@ -483,7 +663,7 @@ class _ForwardFile(io.RawIOBase):
     one tar entry are capped, whatever record types ``tarfile`` chains together.
     """
 
-    def __init__(self, stream: IO[bytes], label: str = "the archive"):
+    def __init__(self, stream: _Readable, label: str = "the archive"):
         self._s = stream
         self._pos = 0
         self.label = label
@@ -544,9 +724,22 @@ class _SeekFile(_ForwardFile):
     """The same interface over a file that can be read at any offset (a plain tar on disk or behind fsspec):
     seeks move without reading, so ``tarfile`` goes from header to header over the member data."""
 
+    def __init__(self, stream: IO[bytes], label: str = "the archive"):
+        super().__init__(stream, label)
+        self._file = stream
+
     def seek(self, offset: int, whence: int = 0) -> int:
-        self._pos = self._s.seek(offset, whence)
+        self._pos = self._file.seek(offset, whence)
         return self._pos
+
+
+class _TarData(NamedTuple):
+    """Where a tar member's bytes are: its first header block and its data in the (uncompressed) tar stream."""
+
+    offset: int
+    data_offset: int
+    size: int
+    sparse: tarfile.TarInfo | None  # a sparse member's header (tarfile reads its map), else None
 
 
 class _MemberData(io.RawIOBase):
@@ -589,6 +782,19 @@ class _CheckedTarInfo(tarfile.TarInfo):
             raise UnsafeArtifact(f"{label} has a pax header of {self.size} bytes "
                                  f"(at most {MAX_PAX_HEADER} are accepted)")
         return super()._proc_member(tarfile_)
+
+
+class _TarReader(tarfile.TarFile):
+    """``tarfile``'s reader with :class:`_CheckedTarInfo` headers, keeping no list of the headers it read
+    (``TarFile.next`` appends each to ``members``; a pass over 100,000 entries needs none of them again)."""
+
+    tarinfo = _CheckedTarInfo
+    members: list[tarfile.TarInfo]  # tarfile's own attribute (not in its stubs)
+
+    def next(self) -> tarfile.TarInfo | None:
+        ti = super().next()
+        del self.members[:]
+        return ti
 
 
 # Everything tarfile lets escape from a damaged header besides its own errors: bad numbers and sparse maps give
@@ -645,6 +851,7 @@ class Artifact:
         self.limits = dataclasses.replace(limits) if limits is not None else Limits.from_env()
         self.src = source if isinstance(source, _Source) else _Source(source, storage_options)
         self.label = self.src.label
+        self.container: Container
         self.digest: str | None = None
         self._digest: _Digest | None = None  # the hash the current pass feeds
         self.extract_error: ArtifactError | None = None  # why the last scan(extract_to=...) stopped extracting
@@ -661,9 +868,9 @@ class Artifact:
         if kind in ("gzip", "bzip2", "xz"):
             with self.src.open() as raw:
                 inner = _Inflater(raw, kind, self.limits, self.label).read(1024)
-            suffix = {"gzip": "gz", "bzip2": "bz2", "xz": "xz"}[kind]
+            tar_kinds: dict[str, Container] = {"gzip": "tar.gz", "bzip2": "tar.bz2", "xz": "tar.xz"}
             if _is_tar_header(inner[:512]) or (len(inner) >= 512 and inner[:512] == b"\0" * 512):
-                self.container = f"tar.{suffix}"
+                self.container = tar_kinds[kind]
             else:
                 self.container = "gzip-file" if kind == "gzip" else "file"
         elif kind == "zip":
@@ -708,7 +915,7 @@ class Artifact:
         """The source's bytes; while a pass computes the digest, every byte read is also hashed (once)."""
         f = open(self.src.path, "rb") if buffered and self.src.fs is None else self.src.open()
         try:
-            yield _HashingFile(f, self._digest) if self._digest is not None else f
+            yield _as_file(_HashingFile(f, self._digest)) if self._digest is not None else f
         finally:
             f.close()
 
@@ -717,12 +924,15 @@ class Artifact:
         """Every entry in archive order with a stream of its bytes (files only), after the safety checks.
 
         Hostile entries raise UnsafeArtifact; junk entries are yielded with ``ignored=True``. Streams must be
-        consumed (or abandoned) before advancing. Each pass starts a fresh budget (see :class:`Limits`).
+        consumed (or abandoned) before advancing. Each pass starts a fresh budget (see :class:`Limits`). Links to
+        regular members (tar and zip) come after the other entries as files with ``link`` set and the bytes of
+        the member they point to (see the module docstring).
         """
         spent = _Spent(self.limits, self.label)
         self.limits._spent = spent  # nested archives opened with these limits report to this pass
         for member, stream in self._raw_entries(spent):
-            spent.member(member.name)
+            if member.link is None:  # a link was counted when its header was read
+                spent.member(member.name)
             if member.type in ("symlink", "hardlink", "device", "fifo", "other"):
                 raise UnsafeArtifact(f"{_short(self.label)} contains a {member.type} entry ({_short(member.name)}); "
                                      "only regular files and folders are accepted")
@@ -756,7 +966,7 @@ class Artifact:
                 spent._consumed_fn = f.tell
             try:
                 f.meter(MAX_ENTRY_HEADERS)  # tarfile.open reads the first entry's headers
-                tf = tarfile.open(fileobj=f, mode="r:", ignore_zeros=False, tarinfo=_CheckedTarInfo)
+                tf = _TarReader.open(fileobj=f, mode="r:", ignore_zeros=False)
             except io.UnsupportedOperation:
                 raise CorruptArtifact(f"{label} has an inconsistent tar layout") from None
             except _TAR_ERRORS as e:
@@ -764,6 +974,8 @@ class Artifact:
             finally:
                 f.meter(None)
             total = 0
+            links = _Links(self.label)
+            resolved: list[tuple[str, str, object, int]] = []
             try:
                 while True:
                     f.meter(MAX_ENTRY_HEADERS)
@@ -777,7 +989,6 @@ class Artifact:
                         f.meter(None)
                     if ti is None:
                         break
-                    del tf.members[:]  # tarfile keeps every header it read; nothing here needs them again
                     name = normalize_name(ti.name)
                     if ti.isreg():
                         mtype = "file"
@@ -787,35 +998,124 @@ class Artifact:
                         if mtype in ("dir",):
                             continue
                         raise UnsafeArtifact(f"{label} has an entry with an empty name")
+                    if mtype in ("symlink", "hardlink"):  # held until the end (below): counted now
+                        spent.member(name)
+                        spent.name_bytes(len(ti.linkname))
+                        if mtype == "symlink":
+                            links.symlink(name, ti.linkname)
+                            continue
+                        target_size = links.hardlink(name, ti.linkname)[2]
+                        total += target_size
+                        if total > self.limits.max_total_bytes:
+                            raise UnsafeArtifact(f"{label} holds more than {self.limits.max_total_bytes} bytes")
+                        continue
                     m = Member(name, ti.size if mtype == "file" else 0, mtype, ignored=is_junk(name))
                     total += m.size
                     if total > self.limits.max_total_bytes:
                         raise UnsafeArtifact(f"{label} holds more than {self.limits.max_total_bytes} bytes")
                     if mtype != "file":
+                        if mtype == "dir":
+                            links.folder(name)
                         yield m, None
                         continue
+                    src = _TarData(ti.offset, ti.offset_data, ti.size, ti if ti.sparse is not None else None)
+                    links.file(name, src, ti.size)
                     stored = m.size
                     if ti.sparse is not None:  # holes come out as zeros without reading anything: count them now
                         stored = _sparse_stored(ti, self.label, name)
                         spent.produce(m.size - stored)
 
-                        def data(ti=ti):
-                            return tf.extractfile(ti)
-                    else:  # the data follows the header as it is: read it straight from the file
-
-                        def data(ti=ti):
-                            return _MemberData(f, ti.offset_data, ti.size)
-
-                    def member_stream(data=data, size=m.size, name=name, stored=stored):
-                        return _CountingReader(data(), size, self.label, name, spent, stored)
+                    def member_stream(src: _TarData = src, name: str = name, stored: int = stored) -> _CountingReader:
+                        return _CountingReader(_member_data(tf, f, src), src.size, self.label, name, spent, stored)
 
                     stream = member_stream()
                     if not self._compression:
                         stream.reopen = member_stream  # read again from the start (to compare duplicates)
-                    yield m, stream
+                    yield m, _as_file(stream)
                 if self._compression:  # read to the end so the stream's checksum and length are verified
                     while f.read(CHUNK):
                         pass
+                if links:
+                    resolved = self._check_links(links, total, spent)
+                    if not self._compression:
+                        for link, path, source, size in resolved:
+                            assert isinstance(source, _TarData)
+
+                            def link_stream(src: _TarData = source, link: str = link) -> _CountingReader:
+                                return _CountingReader(_member_data(tf, f, src), src.size, self.label, link, spent)
+
+                            stream = link_stream()
+                            stream.reopen = link_stream
+                            yield Member(link, size, ignored=is_junk(link), link=path), _as_file(stream)
+            finally:
+                tf.close()
+        if links and self._compression:
+            yield from self._tar_link_pass(resolved, spent)
+
+    def _check_links(self, links: _Links, total: int, spent: _Spent) -> list[tuple[str, str, object, int]]:
+        """Resolve the links of a pass (refusing the archive at the first bad one) and check, before any link is
+        read, what they add: the archive's declared total against the byte cap and against the ratio cap."""
+        resolved = links.resolve()
+        total += sum(r[3] for (_, kind, _), r in zip(links.order, resolved) if kind == "symlink")  # hard: counted
+        # What the archive's bytes came to: from here on, links read members again, which reads no new bytes.
+        consumed = spent.consumed
+        spent._consumed_fn = lambda: consumed
+        _check_declared(total, consumed, self.label, self.limits)
+        return resolved
+
+    def _tar_link_pass(self, resolved: list[tuple[str, str, object, int]], spent: _Spent
+                       ) -> Iterator[tuple[Member, IO[bytes] | None]]:
+        """The links of a compressed tar, read in a second pass over the archive: each one when its target's
+        data comes by (a target several links share is copied once to a temporary spool)."""
+        import tempfile
+
+        label = _short(self.label)
+        wanted: dict[int, list[tuple[str, str, int]]] = {}
+        for link, path, source, size in resolved:
+            assert isinstance(source, _TarData)
+            wanted.setdefault(source.offset, []).append((link, path, size))
+        changed = CorruptArtifact(f"{label} changed while it was being read")
+        with self.src.open() as raw:
+            assert self._compression is not None
+            f = _ForwardFile(_Inflater(raw, self._compression, self.limits, self.label), self.label)
+            try:
+                f.meter(MAX_ENTRY_HEADERS)
+                tf = _TarReader.open(fileobj=f, mode="r:", ignore_zeros=False)
+            except (io.UnsupportedOperation, *_TAR_ERRORS):
+                raise changed from None
+            finally:
+                f.meter(None)
+            try:
+                while wanted:
+                    f.meter(MAX_ENTRY_HEADERS)
+                    try:
+                        ti = tf.next()
+                    except (io.UnsupportedOperation, *_TAR_ERRORS):
+                        raise changed from None
+                    finally:
+                        f.meter(None)
+                    if ti is None:
+                        raise changed
+                    group = wanted.pop(ti.offset, None)
+                    if group is None:
+                        continue
+                    path, size = group[0][1], group[0][2]
+                    if not ti.isreg() or ti.size != size or normalize_name(ti.name) != path:
+                        raise changed
+                    data = _member_data(tf, f, _TarData(ti.offset, ti.offset_data, ti.size,
+                                                        ti if ti.sparse is not None else None))
+                    if len(group) == 1:
+                        link = group[0][0]
+                        yield (Member(link, size, ignored=is_junk(link), link=path),
+                               _as_file(_CountingReader(data, size, self.label, link, spent)))
+                        continue
+                    with tempfile.SpooledTemporaryFile(max_size=16 << 20, prefix="artifact-tools-link-") as spool:
+                        reader = _CountingReader(data, size, self.label, path)  # checks the size, counts nothing
+                        while chunk := reader.read(PIECE):
+                            spool.write(chunk)
+                        for link, path, size in group:
+                            yield (Member(link, size, ignored=is_junk(link), link=path),
+                                   _as_file(_CountingReader(_View(spool), size, self.label, link, spent)))
             finally:
                 tf.close()
 
@@ -829,9 +1129,9 @@ class Artifact:
             spent.produce(size)
 
         if self.src.fs is not None:
-            fs, root = self.src.fs, self.src.path.rstrip("/")
-            for path in sorted(fs.find(root)):
-                rel = normalize_name(path[len(root):].lstrip("/"))
+            fs, top = self.src.fs, self.src.path.rstrip("/")
+            for path in sorted(fs.find(top)):
+                rel = normalize_name(path[len(top):].lstrip("/"))
                 size = int(fs.info(path).get("size") or 0)
                 counted(size)
                 with fs.open(path, "rb") as f:
@@ -890,7 +1190,7 @@ class Artifact:
         """
         kept: dict[str, bytes] = {}
         listing: dict[str, Member] = {}
-        reopen: dict[str, Callable[[], IO[bytes]] | None] = {}
+        reopen: dict[str, Callable[[], _Readable] | None] = {}
         crc = _fast_zlib.crc32
         extractor = _Extractor(Path(extract_to), self.limits, self.label) if extract_to is not None else None
         self.extract_error = None
@@ -905,7 +1205,8 @@ class Artifact:
 
                 def progress() -> None:
                     nonlocal shown
-                    now = self.limits._spent.consumed
+                    spent = self.limits._spent  # this pass's (set when iter_entries starts)
+                    now = spent.consumed if spent is not None else 0
                     if now > shown:
                         advance(now - shown)
                         shown = now
@@ -999,7 +1300,7 @@ class Artifact:
                 self._digest = None
         self._members = list(listing.values())
         log.info("%s: %d entries listed, %d bytes of the source read", self.label, len(self._members),
-                 self.limits._spent.consumed if getattr(self.limits, "_spent", None) else 0)
+                 self.limits._spent.consumed if self.limits._spent is not None else 0)
         return kept
 
     def _sink_write(self, sink, data: bytes):
@@ -1020,9 +1321,11 @@ class Artifact:
 
     # ---------------------------------------------------------------- extraction
     def extract(self, dest: str | os.PathLike | None = None) -> Path:
-        """Extract into ``dest`` (created, must be empty) or a fresh temp dir; return it. Directories are returned as is."""
+        """Extract into ``dest`` (created, must be empty) or a fresh temp dir; return it.
+
+        A local folder without ``dest`` is returned as it is, once its entries passed the checks."""
         if self.container == "directory" and self.src.fs is None and dest is None:
-            for m, _ in self.iter_entries():  # refuses links/devices inside the folder
+            for _entry in self.iter_entries():  # refuses links/devices inside the folder
                 pass
             return Path(self.src.path)
         if dest is None:
@@ -1080,7 +1383,7 @@ def _read_exact(stream: IO[bytes], n: int) -> bytes:
     return b"".join(parts)
 
 
-def _whole_crc(m: Member, reopen: Callable[[], IO[bytes]] | None) -> int | None:
+def _whole_crc(m: Member, reopen: Callable[[], _Readable] | None) -> int | None:
     """The member's CRC-32, reading it again from the start when the pass did not read it whole (a duplicate
     name in a container read by seeking); None when it cannot be read again."""
     if m.crc32 is not None:
@@ -1103,11 +1406,11 @@ class _Digest:
     ``mark`` is how many leading bytes of the source have been hashed.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         import queue
 
         self._h = _sha256()
-        self._q: queue.Queue = queue.Queue(maxsize=16)
+        self._q: queue.Queue[bytes | None] = queue.Queue(maxsize=16)
         self._t = threading.Thread(target=self._run, name="artifact-tools-digest", daemon=True)
         self._t.start()
         self._done = False
@@ -1200,7 +1503,9 @@ class _CountingReader(io.RawIOBase):
 
     ``read(n)`` may return fewer than ``n`` bytes (at least one before the end); ``read()`` returns the rest."""
 
-    def __init__(self, f: IO[bytes], size: int, label: str, name: str, spent: _Spent | None = None,
+    reopen: "Callable[[], _CountingReader] | None" = None  # reads the same bytes again from the start
+
+    def __init__(self, f: _Readable, size: int, label: str, name: str, spent: _Spent | None = None,
                  stored: int | None = None):
         self._f, self._left, self._label, self._name = f, size, label, name
         self._spent = spent
@@ -1244,10 +1549,22 @@ class _CountingReader(io.RawIOBase):
         return data
 
 
+def _member_data(tf: _TarReader, f: _ForwardFile, src: _TarData) -> _Readable:
+    """A tar member's bytes: a sparse member's through ``tarfile`` (which expands its holes), any other's straight
+    from the file, where they follow its header as they are."""
+    if src.sparse is not None:
+        data = tf.extractfile(src.sparse)
+        if data is None:  # pragma: no cover - only regular members are passed here
+            raise CorruptArtifact(f"{_short(getattr(f, 'label', 'the archive'))} has an unreadable sparse member")
+        return data
+    return _MemberData(f, src.data_offset, src.size)
+
+
 def _sparse_stored(ti: tarfile.TarInfo, label: str, name: str) -> int:
     """Bytes a sparse member really stores, after checking its map: chunks in order, inside the real size."""
     end, stored = 0, 0
-    for offset, numbytes in ti.sparse:
+    # tarfile sets ``sparse`` to a list of (offset, size) pairs (its stubs say bytes)
+    for offset, numbytes in cast("list[tuple[int, int]]", ti.sparse):
         if numbytes == 0:  # GNU tar's empty slots and its (real size, 0) end marker
             continue
         if offset < end or numbytes < 0 or offset + numbytes > ti.size:
@@ -1255,6 +1572,15 @@ def _sparse_stored(ti: tarfile.TarInfo, label: str, name: str) -> int:
         end = offset + numbytes
         stored += numbytes
     return stored
+
+
+def _check_declared(total: int, size: int, label: str, lim: Limits) -> None:
+    """What an archive's entries declare together (links counted at their target's size) against the byte cap,
+    and against the ratio cap for an archive of ``size`` bytes: refused before the entries are read."""
+    if total > lim.max_total_bytes:
+        raise UnsafeArtifact(f"{_short(label)} holds more than {lim.max_total_bytes} bytes")
+    if lim.max_ratio and total > lim.ratio_floor and total > lim.max_ratio * max(size, 1):
+        raise UnsafeArtifact(_bomb(label, lim))
 
 
 def _tar_error(e: BaseException) -> str:
@@ -1366,7 +1692,7 @@ class _ZipArchive:
                 self._overlap(info)
             self._limit[id(info)] = nxt
 
-    def _overlap(self, info: zipfile.ZipInfo):
+    def _overlap(self, info: zipfile.ZipInfo) -> NoReturn:
         # CorruptArtifact: overlapping entries break the format whatever the intent (one flipped size does it).
         raise CorruptArtifact(f"{_short(self.label)}: zip entry {_short(info.filename)} overlaps another entry or "
                               "the central directory (a damaged archive, or a zip bomb)")
@@ -1398,6 +1724,8 @@ class _ZipEntryReader(io.RawIOBase):
     zipfile's own reader trusts the declared size and inflates bzip2/LZMA data in unbounded steps.
     """
 
+    reopen: "Callable[[], _ZipEntryReader] | None" = None  # reads the same bytes again from the start
+
     def __init__(self, f: IO[bytes], start: int, info: zipfile.ZipInfo, label: str, name: str, limits: Limits,
                  spent: _Spent):
         self._f, self._pos, self._left_in = f, start, info.compress_size
@@ -1408,20 +1736,19 @@ class _ZipEntryReader(io.RawIOBase):
         self._done = False
         self._step = HEAD  # compressed bytes read at a time: 64 KiB first (a head needs little), then doubling
         method = info.compress_type
-        self._deflate = method == zipfile.ZIP_DEFLATED
-        if method == zipfile.ZIP_STORED:
-            self._d = None
-        elif method == zipfile.ZIP_DEFLATED:
-            self._d = zlib.decompressobj(-15)
-        elif method == zipfile.ZIP_BZIP2:
+        # deflate: the standard zlib (decompress(data, max_length) is bounded, flush() is not); bzip2 and LZMA:
+        # decompressors with needs_input; stored: neither
+        self._inflate = zlib.decompressobj(-15) if method == zipfile.ZIP_DEFLATED else None
+        self._d: bz2.BZ2Decompressor | lzma.LZMADecompressor | None = None
+        if method == zipfile.ZIP_BZIP2:
             self._d = bz2.BZ2Decompressor()
         elif method == zipfile.ZIP_LZMA:
             self._d = self._lzma()
-        else:
+        elif method not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
             raise CorruptArtifact(f"{_short(label)}: {_short(name)} uses zip compression method {method}, "
                                   "which cannot be read")
 
-    def _lzma(self):
+    def _lzma(self) -> lzma.LZMADecompressor:
         """APPNOTE 5.8.8: 2-byte LZMA SDK version, 2-byte properties size, then the LZMA1 properties (one byte
         ``(pb * 5 + lp) * 9 + lc`` and a 4-byte dictionary size, lzma-specification.txt), then raw LZMA1 data."""
         head = self._raw(4)
@@ -1438,7 +1765,7 @@ class _ZipEntryReader(io.RawIOBase):
         except (lzma.LZMAError, ValueError) as e:
             self._corrupt(f"its LZMA properties are invalid ({_short(e)})")
 
-    def _corrupt(self, what: str):
+    def _corrupt(self, what: str) -> NoReturn:
         raise CorruptArtifact(f"{_short(self._label)}: {_short(self._name)} is damaged: {what}")
 
     def readable(self) -> bool:
@@ -1467,20 +1794,20 @@ class _ZipEntryReader(io.RawIOBase):
 
     def _decode(self, want: int) -> bytes:
         """Up to ``want`` new bytes; b'' when the entry's data is used up."""
-        d = self._d
+        z, d = self._inflate, self._d
         try:
             while True:
-                if d is None:
-                    return self._raw(min(want, CHUNK))
-                if self._deflate:  # the standard zlib: decompress(data, max_length) is bounded, flush() is not
-                    if d.eof:
+                if z is not None:
+                    if z.eof:
                         return b""
                     if not self._pending:
                         self._pending = self._raw(self._next_step())
-                    out = d.decompress(self._pending, want)
-                    self._pending = d.unconsumed_tail
+                    out = z.decompress(self._pending, want)
+                    self._pending = z.unconsumed_tail
                     if not out and not self._pending and self._left_in <= 0:
                         return b""  # input used up; a truncated stream shows as a size mismatch
+                elif d is None:
+                    return self._raw(min(want, CHUNK))
                 else:
                     if d.eof:
                         return b""
@@ -1547,15 +1874,20 @@ def zip_entries(f: IO[bytes], label: str, limits: Limits, spent: _Spent | None =
     if limits.max_ratio and declared > limits.ratio_floor and declared > limits.max_ratio * max(z.size, 1):
         raise UnsafeArtifact(_bomb(label, limits))
     total = 0
+    links = _Links(label)
     for info in z.infos:
         name = normalize_name(info.filename)
         mode = info.external_attr >> 16
         if info.is_dir():
             if name:
+                links.folder(name)
                 yield Member(name, 0, "dir"), None
             continue
-        if stat.S_ISLNK(mode):
-            yield Member(name, 0, "symlink"), None
+        if stat.S_ISLNK(mode):  # held until the end (below): counted now
+            spent.member(name)
+            target = _zip_link_target(z, info, name, label)
+            spent.name_bytes(len(target))
+            links.symlink(name, target)
             continue
         if stat.S_IFMT(mode) and not stat.S_ISREG(mode):
             yield Member(name, 0, "device" if (stat.S_ISCHR(mode) or stat.S_ISBLK(mode)) else "fifo"), None
@@ -1567,9 +1899,27 @@ def zip_entries(f: IO[bytes], label: str, limits: Limits, spent: _Spent | None =
                 and info.file_size > limits.max_ratio * max(info.compress_size, 1)):
             raise UnsafeArtifact(f"{_short(label)}: {_short(name)} expands more than {limits.max_ratio:g}:1 "
                                  "(a decompression bomb?)")
+        links.file(name, info, info.file_size)
         stream = z.open(info, name)
         stream.reopen = lambda info=info, name=name: z.open(info, name)  # to read it again from the start
-        yield Member(name, info.file_size, ignored=is_junk(name)), stream
+        yield Member(name, info.file_size, ignored=is_junk(name)), _as_file(stream)
+    if links:
+        resolved = links.resolve()
+        _check_declared(declared + sum(r[3] for r in resolved), z.size, label, limits)
+        for link, path, source, size in resolved:
+            assert isinstance(source, zipfile.ZipInfo)
+            stream = z.open(source, path)
+            stream.reopen = lambda info=source, path=path: z.open(info, path)
+            yield Member(link, size, ignored=is_junk(link), link=path), _as_file(stream)
+
+
+def _zip_link_target(z: "_ZipArchive", info: zipfile.ZipInfo, name: str, label: str) -> str:
+    """The target of a zip symbolic link: the entry's data, as Info-ZIP stores it (read whole, so its size and
+    CRC-32 are checked; at most a path's length)."""
+    if info.file_size > MAX_NAME_BYTES:
+        raise UnsafeArtifact(f"{_short(label, 80)} has a symlink {_short(name, 80)!r} whose target is longer than "
+                             f"{MAX_NAME_BYTES} bytes; only links to regular files inside the artifact are accepted")
+    return z.open(info, name).read().decode("utf-8", "surrogateescape")
 
 
 def common_root(files: list[str]) -> str:
@@ -1624,7 +1974,7 @@ class _Extractor:
         self.seen: set[str] = set()
         self.duplicates: list[str] = []
 
-    def _fail(self, name: str, e: OSError):  # a name the file system refuses (too long...), a full disk
+    def _fail(self, name: str, e: OSError) -> NoReturn:  # a name the file system refuses (too long...), a full disk
         raise ArtifactError(f"cannot extract {_short(name)} from {self.short}: {e.strerror or _short(e)}") from None
 
     def _target(self, m: Member) -> Path:
@@ -1703,7 +2053,7 @@ class _SameContent:
     def __init__(self, ex: _Extractor, f: IO[bytes], name: str):
         self._ex, self._f, self._name = ex, f, name
 
-    def _differs(self):
+    def _differs(self) -> NoReturn:
         self.abort()
         raise UnsafeArtifact(f"{self._ex.short} contains two different files named {_short(self._name)}")
 
@@ -1736,12 +2086,14 @@ def nested_entries(data: bytes | IO[bytes], label: str, limits: Limits) -> Itera
 
     ``data`` is the zip's bytes or a seekable file. Entries and bytes count against ``limits``' current budget
     too when ``limits`` is an artifact's (``art.limits``); the nested zip's own ratio is checked against its size.
-    Links, devices and FIFOs are refused. Use it with :func:`extract_entries` to unpack without holding the bytes.
+    Links to regular files inside it come out as copies of them (see the module docstring); other links, devices
+    and FIFOs are refused. Use it with :func:`extract_entries` to unpack without holding the bytes.
     """
     f = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
-    spent = _Spent(limits, label, parent=getattr(limits, "_spent", None))
+    spent = _Spent(limits, label, parent=limits._spent)
     for m, stream in zip_entries(f, label, limits, spent):
-        spent.member(m.name)
+        if m.link is None:  # a link was counted when its entry was read
+            spent.member(m.name)
         if m.type in ("symlink", "hardlink", "device", "fifo", "other"):
             raise UnsafeArtifact(f"{_short(label)} contains a {m.type} entry ({_short(m.name)})")
         yield m, stream

@@ -923,7 +923,7 @@ def _nested_archive(ctx: _Context) -> bool:
 
 # Kinds of member that are code, configuration or notes, never a model's weights (sniff.py's text kinds).
 _CODE_AND_TEXT_KINDS = ("python", "text", "properties", "yaml", "json", "jsonl", "csv", "empty", "pbtxt")
-CODE_ONLY = "code-only"
+CODE_ONLY: Layout = "code-only"
 
 
 def _code_only(ctx: _Context) -> bool:

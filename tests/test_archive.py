@@ -110,7 +110,7 @@ def test_differing_duplicates_listed_but_never_extracted(tmp_path):
     ({"name": "../../evil"}, r"climbs out"),
     ({"name": "a/../../evil"}, r"climbs out"),
     ({"name": "link", "type": tarfile.SYMTYPE, "linkname": "/etc/passwd"}, "symlink"),
-    ({"name": "hard", "type": tarfile.LNKTYPE, "linkname": "a.txt"}, "hardlink"),
+    ({"name": "hard", "type": tarfile.LNKTYPE, "linkname": "missing.txt"}, "hardlink"),
     ({"name": "dev", "type": tarfile.CHRTYPE, "devmajor": 1, "devminor": 3}, "device"),
     ({"name": "fifo", "type": tarfile.FIFOTYPE}, "fifo"),
 ])

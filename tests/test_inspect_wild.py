@@ -144,8 +144,7 @@ def _compare(case, pred) -> None:
 
 
 # Known gaps outside inspection, fixed where they live; strict, so that the fix turns these into failures to unmark.
-_KNOWN = {"linked-members": "archive.py refuses every tar link, even a hard or symbolic link to a member inside "
-                            "the artifact (which tar, and so SageMaker, extracts)"}
+_KNOWN: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(reason=_KNOWN[n], strict=True))
@@ -220,4 +219,5 @@ def model_fn(model_dir):
     assert "s3://models-bucket/$PREFIX/m.pt" in got
     assert "https://example.com/weights.bin" in got
     assert python_script.downloads(b"def broken(:\n") == []
-    assert python_script.requirements(b"# c\n-r other.txt\nnumpy==1.26  # pinned\n\ntorch\n") == ["numpy==1.26", "torch"]
+    reqs = python_script.requirements(b"# c\n-r other.txt\nnumpy==1.26  # pinned\n\ntorch\n")
+    assert reqs == ["numpy==1.26", "torch"]
