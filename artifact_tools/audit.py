@@ -109,16 +109,16 @@ def audit_members(names: Iterable[str], kinds: dict[str, str], read: Callable[[s
     for name in names:
         kind = kinds.get(name, "binary")
         base = PurePosixPath(name.split("!/")[-1]).name
+        data = b""  # the member's bytes, read below for the kinds audited from them
         if kind in PICKLE_KINDS or kind in ("torch-legacy", "torch-zip", "keras-zip", "hdf5") \
                 or base == "saved_model.pb" or (kind == "npy"):
-            data = read(name)
-            if data is None:
+            read_data = read(name)
+            if read_data is None:
                 if kind != "npy":
                     out.append(Finding(name, "unknown-types", "is too large to audit during inspection; "
                                                               "loading it needs trust=True"))
                 continue
-        else:
-            data = None
+            data = read_data
         try:
             if kind in PICKLE_KINDS:
                 out += audit_pickle_bytes(name, data, max(limit, 1))

@@ -209,7 +209,8 @@ def parse_config(doc: Any, base: str | None = None) -> EndpointSpec:
             if not isinstance(model, dict) or not isinstance(model.get("ModelName"), str):
                 raise EndpointError(f"{where} needs a ModelName")
             containers = _containers(model, f"{where} ({model['ModelName']})")
-            urls, prefix = [], None
+            urls: list[str] = []
+            prefix: str | None = None
             for c in containers:
                 url = c.get("ModelDataUrl") if isinstance(c, dict) else None
                 if not isinstance(url, str) or not url:
@@ -229,6 +230,7 @@ def parse_config(doc: Any, base: str | None = None) -> EndpointSpec:
     if not isinstance(raw, list):
         raise EndpointError("an endpoint config needs a ProductionVariants list")
     variants = []
+    artifacts: tuple[str, ...]
     for i, pv in enumerate(raw):
         if not isinstance(pv, dict) or not isinstance(pv.get("VariantName"), str):
             raise EndpointError(f"ProductionVariants[{i}] needs a VariantName")
@@ -238,7 +240,8 @@ def parse_config(doc: Any, base: str | None = None) -> EndpointSpec:
         if isinstance(pv.get("ModelDataUrl"), str) and pv["ModelDataUrl"]:
             artifacts, prefix = (_resolve(pv["ModelDataUrl"], base),), None
             if pv.get("Mode") == "MultiModel":
-                artifacts, prefix = (), artifacts[0]
+                prefix = artifacts[0]
+                artifacts = ()
         elif isinstance(model_name, str) and model_name in models:
             artifacts, prefix = models[model_name]
         elif isinstance(model_name, str):
@@ -674,9 +677,10 @@ class EndpointApp:
         try:
             if path == serve.INVOCATIONS and method == "POST":
                 return self._invoke(environ, start_response)
-            routes = {"/ping": self._ping, "/execution-parameters": lambda: (serve.JSON, self.parameters),
-                      "/metrics": self.metrics.exposition, serve.INVOCATIONS: None}
-            if path not in routes:
+            routes: dict[str, Callable[[], tuple[str, bytes]]] = {
+                "/ping": self._ping, "/execution-parameters": lambda: (serve.JSON, self.parameters),
+                "/metrics": self.metrics.exposition}
+            if path not in routes and path != serve.INVOCATIONS:
                 raise serve._Reject(404, f"there is no {path}; this endpoint answers /ping, /invocations, /metrics "
                                          "and /execution-parameters")
             allowed = "POST" if path == serve.INVOCATIONS else "GET"
@@ -1054,15 +1058,16 @@ def add_endpoint_command(subparsers: Any, add_opening: Callable | None = None,
 
 
 def cmd_update_weights(args: argparse.Namespace) -> int:
-    weights = {}
+    weights: dict[str, float] = {}
     for item in args.weights:
         name, sep, value = item.partition("=")
         try:
-            weights[name] = float(value) if sep and name else None
+            weight = float(value) if sep and name else None
         except ValueError:
-            weights[name] = None
-        if weights[name] is None:
+            weight = None
+        if weight is None:
             raise EndpointError(f"a weight is given as NAME=WEIGHT, not {item!r}")
+        weights[name] = weight
     if not weights and not args.remove:
         raise EndpointError("give at least one NAME=WEIGHT or --remove NAME")
     config = _config_of(args.port, args.config)

@@ -38,18 +38,29 @@ def enabled() -> bool:
     return not _QUIET.get() and sys.stderr is not None and sys.stderr.isatty()
 
 
+def _no_progress(n: float = 1) -> None:
+    """``advance`` when progress bars are off."""
+
+
 @contextlib.contextmanager
 def task(description: str, total: float | None = None, unit: str = "items") -> Iterator[Callable[[float], None]]:
     """A progress bar for one piece of work; yields ``advance(n)``. Logs the start and the time taken."""
     log.info("%s ...", description)
     start = time.perf_counter()
     if not enabled():
-        yield lambda n=1: None
+        yield _no_progress
         log.info("%s: done in %.2f s", description, time.perf_counter() - start)
         return
-    from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TransferSpeedColumn)
     from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TransferSpeedColumn,
+    )
 
     columns = [TextColumn("{task.description}"), BarColumn()]
     columns += [DownloadColumn(), TransferSpeedColumn()] if unit == "bytes" else [MofNCompleteColumn()]

@@ -243,7 +243,8 @@ class Report:
         e = html.escape
         out = ["<div class='artifact-tools-report'><table>"]
         out += [f"<tr><th style='text-align:left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in self._headline()]
-        out.append("</table><details open><summary>files</summary><table><tr><th>path</th><th>size</th><th>kind</th></tr>")
+        out.append("</table><details open><summary>files</summary>"
+                   "<table><tr><th>path</th><th>size</th><th>kind</th></tr>")
         out += [f"<tr><td>{e(f.path)}</td><td>{_human(f.size)}</td><td>{e(f.kind)}</td></tr>" for f in self.files]
         out.append("</table></details>")
         for m in self.models:
@@ -297,7 +298,8 @@ def _flatten(d: dict, prefix: str = "", limit: int = 60) -> list[tuple[str, str]
                 else:
                     rows.extend(_flatten(x, name + ".", limit))
         elif isinstance(v, list):
-            shown = ", ".join(json.dumps(x, default=_jsonable) if isinstance(x, (dict, list)) else str(x) for x in v[:8])
+            shown = ", ".join(json.dumps(x, default=_jsonable) if isinstance(x, (dict, list)) else str(x)
+                              for x in v[:8])
             rows.append((key, shown + (f", ... ({len(v)} in all)" if len(v) > 8 else "")))
         else:
             rows.append((key, str(v)))

@@ -4,7 +4,8 @@ Magic numbers used (each from the format's own definition):
 - gzip ``1f 8b`` (RFC 1952), bzip2 ``BZh``, xz ``fd 37 7a 58 5a 00``, zip local header ``PK 03 04`` (APPNOTE 4.3.7),
   tar ``ustar`` at offset 257 (POSIX ustar).
 - MXNet NDArray list: little-endian uint64 ``0x112`` (``kMXAPINDArrayListMagic``, apache/mxnet src/c_api/c_api.cc).
-- numpy ``.npy``: ``\\x93NUMPY`` (numpy/lib/format.py). HDF5: ``\\x89HDF\\r\\n\\x1a\\n``. Parquet: ``PAR1`` at both ends.
+- numpy ``.npy``: ``\\x93NUMPY`` (numpy/lib/format.py). HDF5: ``\\x89HDF\\r\\n\\x1a\\n``.
+  Parquet: ``PAR1`` at both ends.
 - safetensors: little-endian uint64 header length N, then a JSON object (``{"``) of N bytes (safetensors docs).
 - FAISS: a four-character code such as ``IxF2`` (IndexFlatL2) or ``IxFI`` (IndexFlatIP) (faiss/impl/index_read.cpp).
 - fastText: int32 ``793712314`` (``FASTTEXT_FILEFORMAT_MAGIC_INT32``, fastText src/fasttext.h).
@@ -326,7 +327,8 @@ def parse_json(data: bytes, label: str):
 
 
 def check_json_or_lines(data: bytes, label: str) -> str:
-    """'json' or 'jsonl' (one JSON value per line, as MLeap tree files and Spark part files are); else CorruptArtifact."""
+    """'json' or 'jsonl' (one JSON value per line, as MLeap tree files and Spark part files are); else
+    CorruptArtifact."""
     from .errors import CorruptArtifact
 
     try:

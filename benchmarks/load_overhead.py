@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from _util import CACHE, run_timed  # noqa: E402
-
 import make_samples  # noqa: E402
+
+from _util import CACHE, run_timed  # noqa: E402
 
 X = "np.random.default_rng(0).normal(size=(32, 4)).astype(np.float32)"
 
@@ -27,7 +27,8 @@ CASES = {
     "sklearn": (make_samples.build_sklearn,
                 "import joblib\nm = joblib.load(d / 'model.joblib')\nm.predict(x)"),
     "xgboost": (make_samples.build_xgboost,
-                "import xgboost as xgb\nb = xgb.Booster(model_file=str(d / 'xgboost-model'))\nb.predict(xgb.DMatrix(x))"),
+                "import xgboost as xgb\nb = xgb.Booster(model_file=str(d / 'xgboost-model'))\n"
+                "b.predict(xgb.DMatrix(x))"),
     "tensorflow": (make_samples.build_tensorflow,
                    "import os\nos.environ['TF_CPP_MIN_LOG_LEVEL'] = '3'\nimport tensorflow as tf\n"
                    "m = tf.saved_model.load(str(d / '1'))\nf = m.signatures['serving_default']\n"
@@ -40,7 +41,8 @@ CASES = {
                     "import torch, transformers\n"
                     "tok = transformers.AutoTokenizer.from_pretrained(str(d))\n"
                     "m = transformers.AutoModelForSequenceClassification.from_pretrained(str(d)).eval()\n"
-                    "with torch.no_grad(): m(**tok(['good movie'] * 4, return_tensors='pt', padding=True)).logits.softmax(-1)"),
+                    "with torch.no_grad():\n"
+                    "    m(**tok(['good movie'] * 4, return_tensors='pt', padding=True)).logits.softmax(-1)"),
 }
 OURS_INPUT = {"huggingface": "['good movie'] * 4"}
 

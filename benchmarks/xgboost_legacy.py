@@ -27,10 +27,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from _util import CACHE as BENCH_CACHE, ensure_xgboost_176  # noqa: E402
-
 from artifact_tools.formats import xgboost as xgb_format  # noqa: E402
 from loaders.xgboost import load_booster  # noqa: E402
+
+from _util import CACHE as BENCH_CACHE  # noqa: E402
+from _util import ensure_xgboost_176  # noqa: E402
 
 CACHE = BENCH_CACHE / "xgboost-legacy"
 TREES, DEPTH = 500, 8

@@ -43,7 +43,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-from _util import CACHE as BENCH_CACHE, run_timed, ensure_xgboost_176  # noqa: E402
+from _util import CACHE as BENCH_CACHE  # noqa: E402
+from _util import ensure_xgboost_176, run_timed  # noqa: E402
 
 CACHE = BENCH_CACHE / "xgboost-load"
 TREES, DEPTH, FEATURES = 2000, 6, 20

@@ -28,13 +28,19 @@ OptionsT = TypeVar("OptionsT")
 
 
 @dataclass(frozen=True)
-class ExportOptions:
-    """Options every target takes: ``sample`` (inputs to verify the export with), ``rtol``/``atol``
-    (the tolerances of the comparison)."""
+class SampleOptions:
+    """The option every target takes: ``sample`` (inputs to verify the export with)."""
 
     sample: Any = field(default=None, metadata={
         "describe": "rows to verify with: an array, DataFrame, list of texts or a .csv/.json/.npy path "
                     "(default: the artifact's own sample input)"})
+
+
+@dataclass(frozen=True)
+class ExportOptions(SampleOptions):
+    """Options of the targets with fixed default tolerances: ``sample`` and ``rtol``/``atol`` (the tolerances of
+    the comparison). A target whose defaults depend on the converter (onnx) declares its own."""
+
     rtol: float = DEFAULT_RTOL
     atol: float = DEFAULT_ATOL
 

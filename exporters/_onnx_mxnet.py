@@ -193,8 +193,8 @@ _LOSS = {"LinearRegressionOutput": "Identity", "MAERegressionOutput": "Identity"
 
 
 def _rank(t: Translator, *names: str) -> int | None:
-    ranks = [t.ranks.get(n) for n in names]
-    return None if any(r is None for r in ranks) else max(ranks)
+    ranks = [r for r in (t.ranks.get(n) for n in names) if r is not None]
+    return max(ranks) if len(ranks) == len(names) else None
 
 
 def _binary(onnx_op: str):
@@ -526,7 +526,7 @@ def symbol_graph(symbol: bytes, params: bytes, inputs: dict[str, list], producer
     graph = _graph(symbol)
     t = Translator(graph, _weights(params), inputs)
     heads = t.translate()
-    names = []
+    names: list[str] = []
     for h in graph["heads"]:
         base = f"{graph['nodes'][h[0]]['name']}_output"
         names.append(base if base not in names else f"{base}{len(names)}")

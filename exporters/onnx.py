@@ -52,7 +52,7 @@ from loaders.base import LoadedModel, require
 
 from . import _onnx_mxnet as mxonnx
 from ._atomic import refuse_existing, staged
-from ._common import Check, ExportOptions, ExportResult, check, target_options, verification_sample
+from ._common import Check, ExportResult, SampleOptions, check, target_options, verification_sample
 
 __all__ = ["MODEL_FILE", "OPTIONS", "OnnxOptions", "export"]
 
@@ -63,7 +63,7 @@ DEFAULT_RTOL, DEFAULT_ATOL = 1e-4, 1e-5
 
 
 @dataclass(frozen=True)
-class OnnxOptions(ExportOptions):
+class OnnxOptions(SampleOptions):
     """``opset``: the ONNX opset to convert to (default: the converter's own choice); ``rtol``/``atol``: the
     tolerances of the comparison (default: the converter's stated precision, see the module notes)."""
 
@@ -290,7 +290,8 @@ def _sklearn(loaded: LoadedModel, samples: Any, opts: OnnxOptions) -> Converted:
 
 def _estimators(model: Any) -> list:
     """The model and every estimator nested in it (Pipeline steps, ColumnTransformer transformers...)."""
-    found, stack = [], [model]
+    found: list = []
+    stack = [model]
     while stack:
         e = stack.pop()
         if id(e) in {id(f) for f in found} or not hasattr(e, "get_params"):
@@ -546,7 +547,9 @@ def _huggingface(loaded: LoadedModel, samples: Any, opts: OnnxOptions) -> Conver
     enc = tokenizer(texts, padding=True, truncation=True, return_tensors="pt")
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in enc]
 
-    class Logits(torch.nn.Module):
+    module_base: Any = torch.nn.Module  # (torch is imported lazily, so its classes are values here)
+
+    class Logits(module_base):
         def __init__(self, inner):
             super().__init__()
             self.inner = inner
@@ -624,7 +627,7 @@ def _mxnet(loaded: LoadedModel, samples: Any, opts: OnnxOptions) -> Converted:
     base = root / (report.root_prefix or "")
     producer = _producer()
     algorithm = loaded.info.get("algorithm")
-    summary = next((m.summary for m in report.models if m.format.startswith("sagemaker-")), {})
+    summary: dict = next((m.summary for m in report.models if m.format.startswith("sagemaker-")), {})
     if algorithm in ("linear-learner", "factorization-machines"):
         host = loaded.info["host"]
         inner = ZipTree((base / host).read_bytes(), label=host)

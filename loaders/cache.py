@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -53,6 +54,7 @@ import socket
 import tempfile
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
 import artifact_tools
@@ -61,6 +63,7 @@ from artifact_tools.errors import ArtifactError, UnsafeArtifact
 from artifact_tools.inspection import inspect_opened
 from artifact_tools.report import FileInfo, ModelInfo, Report
 
+fcntl: ModuleType | None
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no locks, eviction by age only
@@ -154,6 +157,7 @@ def _flock(path: Path, shared: bool, wait: bool) -> int | None:
     Eviction unlinks a lock file while holding it exclusively, so after locking, the path must still name the
     locked file; otherwise the lock is on a dead file and the whole step is retried.
     """
+    assert fcntl is not None  # the callers lock only where fcntl exists
     while True:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -176,7 +180,9 @@ def _pin(root: Path, key: str) -> None:
         return
     lock = str(_lock_path(root, key))
     if lock not in _PINS:
-        _PINS[lock] = _flock(Path(lock), shared=True, wait=True)
+        fd = _flock(Path(lock), shared=True, wait=True)
+        if fd is not None:  # always, when waiting
+            _PINS[lock] = fd
 
 
 def _release(root: Path, key: str) -> None:
@@ -534,13 +540,13 @@ def prepare(source, limits: Limits | None = None, storage_options: dict | None =
         entry = root / digest
         if entry.is_dir():
             record = _read_record(root, digest)
-            report = _report_of(record, src.label) if record is not None else None
-            if report is not None:
+            cached = _report_of(record, src.label) if record is not None else None
+            if record is not None and cached is not None:
                 _check_limits(record, lim, src.label)
                 _touch(root, digest)
                 log.info("%s: cached as %s, nothing read", src.label, digest[:12])
-                check(report)
-                return report, entry
+                check(cached)
+                return cached, entry
             # The folder is there but its report is missing or from another version: inspect again (no extraction).
             with _opened(art, src, lim) as opened:
                 report = inspect_opened(opened)
@@ -568,7 +574,7 @@ def _extract_once(art: Artifact, root: Path, key: str | None, max_bytes: int | N
     if fcntl is not None:
         _sweep_locks(root)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{_tag()}-", dir=root))
-    digest = None
+    digest: str | None = None
     try:
         t0 = time.perf_counter()
         report = inspect_opened(art, extract_to=tmp / "files", digest=True)
@@ -578,6 +584,7 @@ def _extract_once(art: Artifact, root: Path, key: str | None, max_bytes: int | N
             check(final)
             raise art.extract_error
         digest = art.digest
+        assert digest is not None  # inspect_opened(digest=True) hashed the artifact
         _pin(root, digest)
         dest = root / digest
         if dest.is_dir():  # the same bytes under another name (or another process was faster): reuse them
@@ -586,7 +593,8 @@ def _extract_once(art: Artifact, root: Path, key: str | None, max_bytes: int | N
             _touch(root, digest)
             out = dest
         else:
-            out = _publish(root, digest, tmp / "files", max_bytes, before=lambda: _write_record(root, digest, record))
+            out = _publish(root, digest, tmp / "files", max_bytes,
+                           before=functools.partial(_write_record, root, digest, record))
         log.info("%s: read once and extracted in %.2f s as %s", art.label, time.perf_counter() - t0, digest[:12])
     except BaseException:
         if digest is not None and not (root / digest).exists():

@@ -163,8 +163,9 @@ def macos_archive(out: Path) -> Case:
     buf = io.BytesIO()
     joblib.dump(clf, buf)
     apple = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + b"\x00" * 40
-    members = {"model.joblib": buf.getvalue(), "._model.joblib": apple, ".DS_Store": b"\x00\x00\x00\x01Bud1" + b"\x00" * 60,
-               "__MACOSX/._model.joblib": apple, "code/inference.py": SKLEARN_INFERENCE.format(name="model.joblib").encode(),
+    members = {"model.joblib": buf.getvalue(), "._model.joblib": apple,
+               ".DS_Store": b"\x00\x00\x00\x01Bud1" + b"\x00" * 60, "__MACOSX/._model.joblib": apple,
+               "code/inference.py": SKLEARN_INFERENCE.format(name="model.joblib").encode(),
                "code/._inference.py": apple}
     Xt = _rows()
     return Case(_write_tgz(out / "macos-archive.tar.gz", members, dot=True, dirs=True), "sklearn",
@@ -207,7 +208,8 @@ def multi_member_gzip(out: Path) -> Case:
     reg = LinearRegression().fit(X, X[:, 0] * 2 - X[:, 3])
     buf = io.BytesIO()
     joblib.dump(reg, buf)
-    raw = _tar_bytes({"model.joblib": buf.getvalue(), "code/inference.py": SKLEARN_INFERENCE.format(name="model.joblib").encode()})
+    raw = _tar_bytes({"model.joblib": buf.getvalue(),
+                      "code/inference.py": SKLEARN_INFERENCE.format(name="model.joblib").encode()})
     half = len(raw) // 2
     path = out / "multi-member-gzip.tar.gz"
     path.write_bytes(gzip.compress(raw[:half], mtime=0) + gzip.compress(raw[half:], mtime=0))
@@ -468,7 +470,7 @@ def tf_serving_two_versions(out: Path) -> Case:
     with tempfile.TemporaryDirectory() as d:
         for version, scale in ((1, 1.0), (2, 3.0)):
             class Scaler(tf.Module):
-                def __init__(self):
+                def __init__(self, scale: float):
                     super().__init__()
                     self.w = tf.Variable(np.full((4, 1), scale, dtype=np.float32))
 
@@ -476,7 +478,7 @@ def tf_serving_two_versions(out: Path) -> Case:
                 def serve(self, x):
                     return {"y": tf.matmul(x, self.w)}
 
-            m = Scaler()
+            m = Scaler(scale)
             where = Path(d) / "model" / str(version)
             tf.saved_model.save(m, str(where), signatures={"serving_default": m.serve})
             for f in where.rglob("*"):

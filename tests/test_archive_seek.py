@@ -372,8 +372,9 @@ class _Evil:
 
 def test_trust_gate_refuses_on_the_warm_path_from_the_stored_report(sklearn_models, cache, tmp_path):
     import joblib
-    import loaders
     from sklearn.linear_model import LogisticRegression
+
+    import loaders
 
     canary = tmp_path / "canary"
     x = sklearn_models["x"]

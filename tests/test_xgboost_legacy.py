@@ -21,8 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from artifact_tools.errors import ArtifactError, CorruptArtifact, NotAnArtifact, NotLoadable, \
-    UnsafeArtifact
+from artifact_tools.errors import ArtifactError, CorruptArtifact, NotAnArtifact, NotLoadable, UnsafeArtifact
 from artifact_tools.filetree import MappingTree
 from artifact_tools.formats import xgboost as legacy
 from loaders import xgboost as xgb_loader

@@ -50,7 +50,11 @@ WEIGHT_FILES = {
     "tf_model.h5": "tf-h5",
     "flax_model.msgpack": "flax-msgpack",
 }
-INDEX_FILES = {SAFE_INDEX: "safetensors", "pytorch_model.bin.index.json": "pytorch-pickle", "tf_model.h5.index.json": "tf-h5"}
+INDEX_FILES = {
+    SAFE_INDEX: "safetensors",
+    "pytorch_model.bin.index.json": "pytorch-pickle",
+    "tf_model.h5.index.json": "tf-h5",
+}
 TOKENIZER_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json", "vocab.txt",
     "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model", "tokenizer.model",
@@ -141,10 +145,12 @@ def summarize(tree: FileTree) -> dict:
     id2label = config.get("id2label") if isinstance(config.get("id2label"), dict) else None
     tokenizer_config = _optional_json(tree, names, "tokenizer_config.json")
     auto_map = config.get("auto_map") if isinstance(config.get("auto_map"), dict) else None
-    tokenizer_auto_map = tokenizer_config.get("auto_map") if isinstance(tokenizer_config.get("auto_map"), dict) else None
+    tokenizer_auto_map = (tokenizer_config.get("auto_map") if isinstance(tokenizer_config.get("auto_map"), dict)
+                          else None)
 
     weights, index = _weights(tree, names)
-    primary = index["shards"] if index and index["format"] == "safetensors" else [SAFE_WEIGHTS] if SAFE_WEIGHTS in names else []
+    primary = (index["shards"] if index and index["format"] == "safetensors"
+               else [SAFE_WEIGHTS] if SAFE_WEIGHTS in names else [])
     counted = [w for w in weights if w["file"] in primary and "parameter_count" in w]
     complete = bool(primary) and len(counted) == len(primary)
     dtypes: dict[str, int] = {}
@@ -223,11 +229,16 @@ def _weights(tree: FileTree, names: list[str]) -> tuple[list[dict], dict | None]
         if index_name not in names:
             continue
         data = _optional_json(tree, names, index_name)
-        weight_map = data.get("weight_map") if isinstance(data.get("weight_map"), dict) else {}
+        weight_map = data.get("weight_map")
+        if not isinstance(weight_map, dict):
+            weight_map = {}
         files = sorted({f for f in weight_map.values() if isinstance(f, str)})
         if index is None:
-            meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-            index = {"file": index_name, "format": fmt, "shards": files, "missing_shards": [f for f in files if f not in names],
+            meta = data.get("metadata")
+            if not isinstance(meta, dict):
+                meta = {}
+            index = {"file": index_name, "format": fmt, "shards": files,
+                     "missing_shards": [f for f in files if f not in names],
                      "tensor_count": len(weight_map), "total_size": meta.get("total_size")}
         shards.extend(files)
     candidates = [n for n in names if n in WEIGHT_FILES or n in shards or (n.endswith(".safetensors") and "/" not in n)]

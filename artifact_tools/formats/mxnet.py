@@ -267,7 +267,6 @@ def read_params(data: bytes) -> list[ParamInfo]:
 def _raw(data: bytes, dtype: str, shape: tuple[int, ...], offset: int) -> np.ndarray:
     import numpy as np
 
-    import numpy as np
 
     count = _count(shape)
     if dtype == "bfloat16":
@@ -280,7 +279,6 @@ def _raw(data: bytes, dtype: str, shape: tuple[int, ...], offset: int) -> np.nda
 def _dense(data: bytes, p: ParamInfo) -> np.ndarray:
     import numpy as np
 
-    import numpy as np
 
     if p.shape is None or p.dtype is None:  # an empty placeholder has neither
         return np.empty((0,), dtype=np.float32)

@@ -44,9 +44,11 @@ def read_header(data: bytes, label: str = "the .npy data") -> NpyHeader:
     try:
         major, minor = fmt.read_magic(f)
         if (major, minor) == (1, 0):
-            shape, fortran, dtype = fmt.read_array_header_1_0(f, max_header_size=MAX_HEADER)
+            shape, fortran, dtype = fmt.read_array_header_1_0(  # type: ignore[call-arg]  # not in numpy's stubs
+                f, max_header_size=MAX_HEADER)  # (a parameter since numpy 1.24)
         elif (major, minor) in ((2, 0), (3, 0)):
-            shape, fortran, dtype = fmt.read_array_header_2_0(f, max_header_size=MAX_HEADER)
+            shape, fortran, dtype = fmt.read_array_header_2_0(  # type: ignore[call-arg]  # not in numpy's stubs
+                f, max_header_size=MAX_HEADER)  # (a parameter since numpy 1.24)
         else:
             raise ValueError(f"version {major}.{minor} is not supported")
     except (ValueError, TypeError, SyntaxError, tokenize.TokenError, EOFError, MemoryError, RecursionError) as e:

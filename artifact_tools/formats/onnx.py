@@ -40,6 +40,7 @@ Nothing is executed and no tensor data is copied: initializers are counted and s
 from __future__ import annotations
 
 from collections import Counter
+
 from ..errors import CorruptArtifact, NotAnArtifact
 from .protobuf import I32, I64, LEN, VARINT, Field, Message, decode, message
 

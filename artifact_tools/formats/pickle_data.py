@@ -207,7 +207,8 @@ def decompress_joblib(data: bytes, limit: int = MAX_DECOMPRESSED, max_ratio: flo
     except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError) as e:
         raise CorruptArtifact(f"the compressed pickle cannot be decompressed ({str(e)[:200]})") from None
     except MemoryError:
-        raise CorruptArtifact(f"the compressed pickle ({len(data)} bytes) expands beyond the memory available") from None
+        raise CorruptArtifact(
+            f"the compressed pickle ({len(data)} bytes) expands beyond the memory available") from None
     if len(out) >= limit:
         raise CorruptArtifact(f"the compressed pickle ({len(data)} bytes) expands beyond {limit} bytes")
     return out
@@ -385,9 +386,9 @@ def read_pickle(data: bytes, start: int = 0, max_ops: int = MAX_OPS, _depth: int
                 n = op - 0x84
                 if len(stack) < n:
                     raise IndexError("tuple from an empty stack")
-                items = tuple(stack[-n:])
+                top = tuple(stack[-n:])
                 del stack[-n:]
-                append(items)
+                append(top)
             elif op == 0x4D:  # BININT2
                 need(2)
                 append(data[pos] | data[pos + 1] << 8)
@@ -410,7 +411,8 @@ def read_pickle(data: bytes, start: int = 0, max_ops: int = MAX_OPS, _depth: int
                 append(None)
             elif op == 0x88 or op == 0x89:
                 append(op == 0x88)
-            elif op == 0x43 or op == 0x42 or op == 0x8E or op == 0x96:  # SHORT_BINBYTES, BINBYTES, BINBYTES8, BYTEARRAY8
+            # SHORT_BINBYTES, BINBYTES, BINBYTES8, BYTEARRAY8
+            elif op == 0x43 or op == 0x42 or op == 0x8E or op == 0x96:
                 if op == 0x43:
                     need(1)
                     n = data[pos]
@@ -454,8 +456,7 @@ def read_pickle(data: bytes, start: int = 0, max_ops: int = MAX_OPS, _depth: int
                 obj = stack[-1]
                 if isinstance(obj, Call):
                     obj.state = state
-                    g = obj.global_name
-                    if g in JOBLIB_WRAPPER_NAMES:
+                    if obj.global_name in JOBLIB_WRAPPER_NAMES:
                         skipped, pos = _skip_joblib_array(obj, data, pos, arrays)
                         if skipped == "nested":
                             nested += 1
@@ -550,7 +551,10 @@ def read_pickle(data: bytes, start: int = 0, max_ops: int = MAX_OPS, _depth: int
     raise CorruptArtifact("the pickle stream ends without a STOP opcode (truncated)")
 
 
-JOBLIB_WRAPPER_NAMES = ("joblib.numpy_pickle.NumpyArrayWrapper", "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper")
+JOBLIB_WRAPPER_NAMES = (
+    "joblib.numpy_pickle.NumpyArrayWrapper",
+    "sklearn.externals.joblib.numpy_pickle.NumpyArrayWrapper",
+)
 _OPCODES: dict = {}  # opcode byte -> pickletools.OpcodeInfo, filled on the first text opcode (_opcodes)
 
 

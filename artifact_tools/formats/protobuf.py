@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterator, NoReturn
 
 from ..errors import CorruptArtifact
 
@@ -66,6 +66,8 @@ class Field:
     def __post_init__(self) -> None:
         if self.kind not in _NUMERIC_KINDS | _LEN_KINDS:
             raise ValueError(f"unknown protobuf field kind {self.kind!r}")
+        if self.kind in ("message", "map") and self.message is None:
+            raise ValueError(f"a {self.kind} field needs its message schema")
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,8 @@ def _varint(buf: memoryview, pos: int, end: int, what: str) -> tuple[int, int]:
         shift += 7
 
 
-def iter_fields(data: bytes | memoryview, what: str = "protobuf message") -> Iterator[tuple[int, int, int | memoryview]]:
+def iter_fields(data: bytes | memoryview,
+                what: str = "protobuf message") -> Iterator[tuple[int, int, int | memoryview]]:
     """Yield ``(field_number, wire_type, value)`` for each top-level field of one message.
 
     ``value`` is an ``int`` for VARINT/I64/I32 (raw unsigned bits) and a ``memoryview`` slice for LEN.
@@ -142,7 +145,8 @@ def iter_fields(data: bytes | memoryview, what: str = "protobuf message") -> Ite
             raise CorruptArtifact(f"{what} holds field {number} with unsupported wire type {wire}")
 
 
-def decode(data: bytes | memoryview, schema: Message, what: str = "protobuf message", max_depth: int = MAX_DEPTH) -> dict:
+def decode(data: bytes | memoryview, schema: Message, what: str = "protobuf message",
+           max_depth: int = MAX_DEPTH) -> dict:
     """Decode one message with ``schema`` into a dict of the fields present.
 
     Repeated fields become lists, maps become dicts, ``"length"`` fields their byte length; absent
@@ -162,11 +166,13 @@ def _decode(buf: memoryview, schema: Message, what: str, depth: int) -> dict:
         if spec is None:
             continue
         if spec.kind == "map":
-            if wire != LEN:
+            if wire != LEN or not isinstance(raw, memoryview):  # iter_fields: LEN values, and only they, are views
                 _wrong_wire(what, schema, spec, wire)
+            assert spec.message is not None  # Field.__post_init__: a map field has its entry schema
             entry = _decode(raw, spec.message, what, depth - 1)
-            out.setdefault(spec.name, {})[entry.get("key", _default(spec.key))] = entry.get("value", _default(spec.value))
-        elif spec.repeated and wire == LEN and spec.kind in _NUMERIC_KINDS:
+            key = entry.get("key", _default(spec.key))
+            out.setdefault(spec.name, {})[key] = entry.get("value", _default(spec.value))
+        elif spec.repeated and wire == LEN and isinstance(raw, memoryview) and spec.kind in _NUMERIC_KINDS:
             out.setdefault(spec.name, []).extend(_packed(raw, spec, what))
         else:
             value = _value(raw, wire, spec, schema, what, depth)
@@ -189,7 +195,7 @@ def _default(kind: str | Message | None):
     return False if kind == "bool" else 0
 
 
-def _wrong_wire(what: str, schema: Message, spec: Field, wire: int) -> None:
+def _wrong_wire(what: str, schema: Message, spec: Field, wire: int) -> NoReturn:
     raise CorruptArtifact(f"{what} has field {schema.name}.{spec.name} with wire type {wire}, which its type forbids")
 
 
@@ -207,6 +213,7 @@ def _value(raw, wire: int, spec: Field, schema: Message, what: str, depth: int):
     if wire != LEN:
         _wrong_wire(what, schema, spec, wire)
     if kind == "message":
+        assert spec.message is not None  # Field.__post_init__: a message field has its schema
         return _decode(raw, spec.message, what, depth - 1)
     if kind == "length":
         return len(raw)

@@ -24,6 +24,7 @@ import bz2
 import lzma
 import struct
 import zlib
+from typing import Any
 
 from ..errors import CorruptArtifact
 
@@ -89,11 +90,9 @@ def _decompress(data: bytes) -> tuple[bytes, str]:
             out = d.decompress(data, _MAX_DECOMPRESSED)
             return out, "gzip"
         if data[:3] == b"BZh":
-            d = bz2.BZ2Decompressor()
-            return d.decompress(data, _MAX_DECOMPRESSED), "bzip2"
+            return bz2.BZ2Decompressor().decompress(data, _MAX_DECOMPRESSED), "bzip2"
         if data[:6] == b"\xfd7zXZ\x00":
-            d = lzma.LZMADecompressor()
-            return d.decompress(data, _MAX_DECOMPRESSED), "xz"
+            return lzma.LZMADecompressor().decompress(data, _MAX_DECOMPRESSED), "xz"
     except (zlib.error, OSError, EOFError, lzma.LZMAError) as e:
         raise CorruptArtifact(f"R data file: its compressed stream is damaged ({e})") from None
     return bytes(data), "none"
@@ -113,7 +112,7 @@ class _Walker:
         self.refs: list = []
         self.items = 0
 
-    def int(self) -> int:
+    def i32(self) -> int:
         if self.pos + 4 > len(self.data):
             raise CorruptArtifact("R data file is truncated inside its object")
         v = struct.unpack_from(self.e + "i", self.data, self.pos)[0]
@@ -126,16 +125,16 @@ class _Walker:
         self.pos += n
 
     def length(self) -> int:
-        n = self.int()
+        n = self.i32()
         if n == -1:
-            hi, lo = self.int(), self.int()
+            hi, lo = self.i32(), self.i32()
             n = (hi << 32) + (lo & 0xFFFFFFFF)
         if n < 0:
             raise CorruptArtifact("R data file is corrupt: a vector has a negative length")
         return n
 
     def item(self, depth: int = 0):
-        return self.read(self.int(), depth)
+        return self.read(self.i32(), depth)
 
     def read(self, flags: int, depth: int):
         """Read one item whose flags are given; return a symbol name, strings, an attribute dict or None."""
@@ -147,7 +146,7 @@ class _Walker:
         if t in _SPECIAL_NAMES:
             return None
         if t == _REFSXP:
-            i = flags >> 8 or self.int()
+            i = flags >> 8 or self.i32()
             if not 1 <= i <= len(self.refs):
                 raise CorruptArtifact("R data file is corrupt: a reference points to no earlier object")
             return self.refs[i - 1]
@@ -167,23 +166,23 @@ class _Walker:
             self.refs[slot] = _Sym(name if isinstance(name, str) else "")
             return self.refs[slot]
         if t == 4:  # ENVSXP: registered before its content
-            self.int()  # locked
+            self.i32()  # locked
             self.refs.append(None)
             for _ in range(4):  # enclosure, frame, hash table, attributes
                 self.item(depth + 1)
             return None
         if t in _PAIRLISTS:
             return self.pairlist(flags, depth)
-        value = None
+        value: str | list | None = None
         if t in (22, 23):  # EXTPTRSXP, WEAKREFSXP are reference objects
             self.refs.append(None)
             if t == 22:
                 self.item(depth + 1)
                 self.item(depth + 1)
         elif t in (7, 8):  # SPECIALSXP, BUILTINSXP: a short name
-            self.skip(self.int())
+            self.skip(self.i32())
         elif t == 9:  # CHARSXP
-            n = self.int()
+            n = self.i32()
             if n < -1:
                 raise CorruptArtifact("R data file is corrupt: a string has a negative length")
             if n >= 0:
@@ -208,7 +207,7 @@ class _Walker:
             for _ in range(n):
                 self.item(depth + 1)
         elif t == 21:  # BCODESXP
-            self.int()  # number of shared cells
+            self.i32()  # number of shared cells
             self.bytecode(depth + 1)
         elif t == 25:  # OBJSXP/S4SXP: only attributes
             pass
@@ -232,12 +231,12 @@ class _Walker:
             car = self.item(depth + 1)
             if isinstance(tag, str):
                 out[str(tag)] = car
-            flags = self.int()
+            flags = self.i32()
         self.read(flags, depth)  # the final CDR, normally NULL
         return out
 
     def strvec(self, depth: int) -> None:
-        if self.int() != 0:
+        if self.i32() != 0:
             raise _GiveUp
         for _ in range(self.length()):
             self.item(depth + 1)
@@ -246,11 +245,11 @@ class _Walker:
         if depth > _MAX_DEPTH:
             raise _GiveUp
         self.item(depth + 1)  # code
-        n = self.int()
+        n = self.i32()
         if n < 0:
             raise CorruptArtifact("R data file is corrupt: bytecode with a negative constant count")
         for _ in range(n):
-            t = self.int()
+            t = self.i32()
             if t == 21:
                 self.bytecode(depth + 1)
             elif t in (6, 2, _BCREPDEF, _BCREPREF, _ATTRLANGSXP, _ATTRLISTSXP):
@@ -262,17 +261,17 @@ class _Walker:
         if depth > _MAX_DEPTH:
             raise _GiveUp
         if t == _BCREPREF:
-            self.int()
+            self.i32()
             return
         if t in (_BCREPDEF, 6, 2, _ATTRLANGSXP, _ATTRLISTSXP):
             if t == _BCREPDEF:
-                self.int()
-                t = self.int()
+                self.i32()
+                t = self.i32()
             if t in (_ATTRLANGSXP, _ATTRLISTSXP):
                 self.item(depth + 1)
             self.item(depth + 1)  # tag
-            self.bclang(self.int(), depth + 1)  # car
-            self.bclang(self.int(), depth + 1)  # cdr
+            self.bclang(self.i32(), depth + 1)  # car
+            self.bclang(self.i32(), depth + 1)  # cdr
             return
         self.item(depth + 1)
 
@@ -298,21 +297,21 @@ def summarize(data: bytes) -> dict:
     formats = {b"X\n": "xdr", b"B\n": "binary", b"A\n": "ascii"}
     if fmt not in formats:
         raise CorruptArtifact("not an R data file: no R serialization header (X/B/A) after any decompression")
-    out = {"format": "rds", "compression": compression, "serialization": formats[fmt]}
+    out: dict[str, Any] = {"format": "rds", "compression": compression, "serialization": formats[fmt]}
     if fmt == b"A\n":
         return out  # text streams would need a tokenizer; knowing the format is enough to report an R object
     w = _Walker(raw, 2, big_endian=fmt == b"X\n")
-    version, writer, reader = w.int(), w.int(), w.int()
+    version, writer, reader = w.i32(), w.i32(), w.i32()
     if version not in (2, 3, 4):
         raise CorruptArtifact(f"R data file has serialization version {version}; R writes 2, 3 or 4")
     out.update(version=version, r_version=_r_version(writer), min_reader_version=_r_version(reader))
     if version >= 3:
-        n = w.int()
+        n = w.i32()
         if not 0 <= n <= 64:
             raise CorruptArtifact("R data file is corrupt: the native encoding name has a bad length")
         w.skip(n)
         out["native_encoding"] = raw[w.pos - n : w.pos].decode("latin-1")
-    flags = w.int()
+    flags = w.i32()
     t = flags & 0xFF
     out["type"] = _TYPES.get(t, _SPECIAL_NAMES.get(t, f"type {t}"))
     out["is_object"] = bool(flags & (1 << 8))

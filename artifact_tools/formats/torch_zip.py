@@ -31,7 +31,6 @@ from ..errors import CorruptArtifact
 from ..filetree import ZIP_ERRORS, FileTree, ZipTree
 from .pickle_data import Call, Global, PersistentRef, read_pickle
 
-
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 # pickle protocol 2 of int LEGACY_MAGIC: PROTO 2, LONG1 with 10 bytes little-endian, STOP.
@@ -235,14 +234,15 @@ def _archive_prefix(tree: FileTree) -> str | None:
 
 def is_torch_zip(tree_or_bytes: FileTree | bytes) -> bool:
     """True for a zip (bytes or tree) with ``<archive>/data.pkl`` beside ``<archive>/version`` or ``byteorder``."""
-    tree = tree_or_bytes
     if isinstance(tree_or_bytes, (bytes, bytearray, memoryview)):
         if bytes(tree_or_bytes[:4]) != b"PK\x03\x04":
             return False
         try:
-            tree = _open_zip(tree_or_bytes)
+            tree: FileTree = _open_zip(tree_or_bytes)
         except (CorruptArtifact, *ZIP_ERRORS):
             return False
+    else:
+        tree = tree_or_bytes
     prefix = _archive_prefix(tree)
     if prefix is None:
         return False
@@ -268,9 +268,13 @@ def _torchscript_1_0(tree: FileTree) -> dict | None:
     tensors = []
     for t in doc.get("tensors") or []:
         if isinstance(t, dict):
-            tensors.append({"dtype": t.get("dataType"), "shape": [int(d) for d in t.get("dims", []) if str(d).isdigit()],
-                            "storage": (t.get("data") or {}).get("key") if isinstance(t.get("data"), dict) else None})
-    main = doc.get("mainModule") if isinstance(doc.get("mainModule"), dict) else {}
+            ref = t.get("data")
+            tensors.append({"dtype": t.get("dataType"),
+                            "shape": [int(d) for d in t.get("dims", []) if str(d).isdigit()],
+                            "storage": ref.get("key") if isinstance(ref, dict) else None})
+    main = doc.get("mainModule")
+    if not isinstance(main, dict):
+        main = {}
     return {"format": "torchscript-1.0", "archive": prefix[:-1], "torchscript": True,
             "producer_version": doc.get("producerVersion"), "main_module": main.get("name"),
             "code_files": sorted(n[len(prefix):] for n in names if n.startswith(prefix + "code/")),
@@ -287,7 +291,7 @@ def _summarize_zip(tree: FileTree) -> dict:
         raise CorruptArtifact("torch zip archive has no <archive>/data.pkl record")
     names = set(tree.names())
     pickled = _run_pickle(tree.read(prefix + "data.pkl"))
-    out = {"format": "torch-zip", "archive": prefix[:-1]}
+    out: dict[str, Any] = {"format": "torch-zip", "archive": prefix[:-1]}
     for record, key in (("version", "version"), (".data/version", "version"), ("byteorder", "byteorder")):
         if prefix + record in names:
             out[key] = tree.read(prefix + record).decode("ascii", errors="replace").strip()

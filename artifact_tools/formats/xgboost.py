@@ -1955,7 +1955,7 @@ def _check_block(forest: Forest, block: _Block, num_feature: int, category_start
     if internal.any():
         # each internal node's children are the slots first and first + 1 (checked above)
         first = np.repeat(block.starts.astype(np.int32 if len(left) < 1 << 31 else np.int64), block.widths)
-        first += left
+        np.add(first, left, out=first)  # in place, keeping first's dtype (as +=)
         first = first[internal]
         reached = np.zeros(len(left), bool)
         reached[first] = True
