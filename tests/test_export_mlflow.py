@@ -152,7 +152,8 @@ def test_lightgbm_booster(tmp_path):
 def test_catboost_classifier_labels_and_probabilities(tmp_path):
     cb = pytest.importorskip("catboost")
     X, y = make_samples.make_data()
-    model = cb.CatBoostClassifier(iterations=5, depth=2, verbose=False, random_seed=0).fit(X, y)
+    model = cb.CatBoostClassifier(iterations=5, depth=2, verbose=False, random_seed=0,
+                                  allow_writing_files=False).fit(X, y)
     folder = tmp_path / "src"
     folder.mkdir()
     model.save_model(str(folder / "model.cbm"))

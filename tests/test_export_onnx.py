@@ -168,7 +168,7 @@ def test_catboost_classifier_and_categorical_refusal(tmp_path):
 
     x = _rows(60)
     labels = (x[:, 0] > 0).astype(int)
-    model = catboost.CatBoostClassifier(iterations=10, depth=3, verbose=0).fit(x, labels)
+    model = catboost.CatBoostClassifier(iterations=10, depth=3, verbose=0, allow_writing_files=False).fit(x, labels)
     loaded = LoadedModel(model, "catboost", lambda d: model.predict_proba(np.asarray(d)), info={"kind": "classifier"})
     onnx_target.export(loaded, tmp_path / "out", sample=x[:5])
     got = _run(tmp_path / "out", {"features": x})["probabilities"]
@@ -176,7 +176,8 @@ def test_catboost_classifier_and_categorical_refusal(tmp_path):
     np.testing.assert_allclose(got, model.predict_proba(x), rtol=1e-4, atol=1e-5)
 
     frame = pd.DataFrame({"c": ["a", "b"] * 30, "v": x[:, 0]})
-    with_cat = catboost.CatBoostClassifier(iterations=3, verbose=0, cat_features=[0]).fit(frame, labels)
+    with_cat = catboost.CatBoostClassifier(iterations=3, verbose=0, cat_features=[0],
+                                           allow_writing_files=False).fit(frame, labels)
     loaded = LoadedModel(with_cat, "catboost", lambda d: with_cat.predict_proba(d), info={"kind": "classifier"})
     with pytest.raises(ArtifactError, match="only models with numeric features"):
         onnx_target.export(loaded, tmp_path / "cat", sample=frame.head(2))
