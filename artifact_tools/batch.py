@@ -9,13 +9,23 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.
   SageMaker manifest file (``ManifestFile``: a JSON list ``[{"prefix": "s3://b/p/"}, "rel1", "rel2", ...]``, each
   entry an object under the prefix). OUTPUT receives ``<relative path>.out`` per input object (SageMaker appends
   ``.out`` to the input's key) and ``transform-summary.json``.
-- ``split_type``: ``None`` sends each whole object as one request; ``Line`` splits it at newlines; ``RecordIO``
-  at MXNet RecordIO record boundaries; ``TFRecord`` at TFRecord record boundaries.
+- ``split_type`` (``TransformInput.SplitType``, default ``None``: "The default value for SplitType is None, which
+  indicates that input data files are not split, and request payloads contain the entire contents of an input
+  object", API reference ``TransformInput``): ``None`` sends each whole object as one request; ``Line`` splits it
+  at newlines; ``RecordIO`` at MXNet RecordIO record boundaries; ``TFRecord`` at TFRecord record boundaries.
 - ``strategy`` (``BatchStrategy``): ``SingleRecord`` sends one record per request, ``MultiRecord`` as many as fit
-  in ``max_payload_mb`` (``MaxPayloadInMB``, 0 to 100, default 6: a request never exceeds it; a record larger than
-  it is a failed record). 0 means no limit, which SageMaker allows only for whole objects (``split_type=None``).
-- ``assemble_with`` (``AssembleWith``): ``None`` concatenates the responses as they are; ``Line`` ends each
-  response with a newline.
+  in ``max_payload_mb``; it applies only when objects are split. The API reference states no default
+  (``CreateTransformJob``: "Required: No"; the SDK's ``Transformer(strategy=None)`` leaves it out, and SageMaker
+  then asks the container's optional ``GET /execution-parameters``); ours is ``MultiRecord``, the strategy the API
+  reference describes for splitting input "into whatever payload size is specified".
+- ``max_payload_mb`` (``MaxPayloadInMB``, 0 to 100, default 6: "The default value is 6 MB. The value of
+  MaxPayloadInMB cannot be greater than 100 MB", ``CreateTransformJob``): a request never exceeds it; a record
+  larger than it is a failed record. 0 means no limit, which SageMaker allows only for whole objects (HTTP chunked
+  encoding; ``split_type=None``).
+- ``assemble_with`` (``TransformOutput.AssembleWith``, default ``None``: the API reference lists ``None | Line``,
+  "Required: No", and the SDK's ``Transformer(assemble_with=None)`` sends none): ``None`` concatenates the
+  responses as they are ("to concatenate the results in binary format, specify None"); ``Line`` ends each response
+  with a newline.
 - ``input_filter`` / ``join_source`` / ``output_filter`` (``DataProcessing``): JSONPath expressions of the subset
   SageMaker documents (``$``, ``.name``, ``['name','name']``, ``[n]``, ``[n,m]``, ``[start:end]``, ``*``), read
   with ``jsonpath-ng``. For CSV each record is taken as a JSON array of its cells; for JSON Lines as the JSON value
@@ -34,8 +44,14 @@ modulo 2**32 (``tensorflow/core/lib/hash/crc32c.h``).
 
 Request bodies are decoded and predictions encoded by :mod:`artifact_tools.codec` (the rules ``serve`` uses). Each
 record of a RecordIO or TFRecord object is one body of ``content_type``; a mini-batch of them is the rows of all.
+With ``Line`` and ``MultiRecord`` (and no data processing) an object is cut into byte blocks of whole lines, each at
+most ``max_payload_mb`` -- the mini-batch bodies -- without looking at single lines; an all-number CSV block is read
+by one call of numpy's C text reader (the codec's values: both read numbers as Python's ``float`` does), any other
+block by the codec. Only a block that fails is taken apart into its lines to find and report the bad records.
 
-Behaviour: streamed (at most ``2 x workers`` mini-batches in flight, so memory does not grow with the input),
+Behaviour: streamed (at most ``2 x workers`` mini-batches in flight, so memory does not grow with the input; with
+one worker the next blocks are parsed on a thread while the model predicts, which most frameworks do outside
+Python's global interpreter lock),
 records written in input order, a bad record (undecodable, a wrong column count, rejected by the model) is
 reported in the summary with its file, line (or record number) and reason and left out while the job goes on
 (``fail_fast`` stops at the first instead), each ``.out`` written to a temporary name and renamed when complete,
@@ -49,6 +65,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import csv
 import dataclasses
 import io
@@ -242,7 +259,8 @@ def _records(f, split_type: str, max_record: int | None) -> Iterator[tuple]:
     if split_type == "None":
         data = f.read(max_record + 1) if max_record else f.read()
         if max_record and len(data) > max_record:
-            yield 1, None, f"the object is larger than the {max_record} bytes of max payload (split it, or raise max_payload_mb)"
+            yield 1, None, (f"the object is larger than the {max_record} bytes of max payload (split it, or raise "
+                            "max_payload_mb)")
         else:
             yield 1, data, None
         return
@@ -259,7 +277,8 @@ def _records(f, split_type: str, max_record: int | None) -> Iterator[tuple]:
 
 
 def _recordio(f) -> Iterator[tuple]:
-    offset, number, parts = 0, 0, []
+    offset, number = 0, 0
+    parts: list = []
     magic = struct.pack("<I", RECORDIO_MAGIC)
     while True:
         head = f.read(8)
@@ -393,22 +412,34 @@ def _sentence(e: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def _decode(body: bytes, content_type: str, label: str):
-    """The model input in ``body``: :func:`codec.decode`, with a faster path for all-number CSV (pandas' C parser,
-    whose result is the float64 array the codec gives; anything else, or any empty cell, goes to the codec)."""
-    kind, _ = codec.media_type(content_type)
-    if kind == codec.CSV and len(body) > 65536:
-        try:
-            import numpy as np
-            import pandas as pd
+def _plain_csv(content_type: str) -> bool:
+    """Whether bodies of ``content_type`` are CSV in UTF-8 (or ASCII), which :func:`_numbers` can read."""
+    kind, params = codec.media_type(content_type)
+    return kind == codec.CSV and params.get("charset", "utf-8").lower() in ("utf-8", "utf8", "us-ascii", "ascii")
 
-            frame = pd.read_csv(io.BytesIO(body), header=None, dtype=np.float64, skip_blank_lines=True,
-                                encoding="utf-8", float_precision="round_trip")
-            arr = frame.to_numpy()
-            if arr.size and not np.isnan(arr).any():
-                return codec.Request(arr)
-        except Exception:  # a header, text cells, ragged rows...: the codec's own rules and sentences
-            pass
+
+def _numbers(body: bytes):
+    """The float64 rows of an all-number CSV body, read by one call of numpy's C text reader, or None when the body
+    is anything else -- a header, a text or empty cell, ragged rows, quotes, a byte order mark -- for the codec to
+    read by its rules. Where numpy reads a body, the codec reads it as the same array: both parse each cell as
+    Python's ``float`` does (numpy >= 1.23 ``loadtxt`` converts with ``PyOS_string_to_double``, correctly rounded;
+    the codec calls ``float``), skip empty lines, and make a table of one row per non-blank line."""
+    import numpy as np
+
+    if not body.strip():
+        return None
+    try:
+        return np.loadtxt(io.BytesIO(body), delimiter=",", comments=None, dtype=np.float64, ndmin=2)
+    except Exception:  # noqa: BLE001 -- not all numbers (or not one table): the codec's rules and sentences
+        return None
+
+
+def _decode(body: bytes, content_type: str, label: str):
+    """The model input in ``body``: :func:`codec.decode`, all-number CSV read at once by :func:`_numbers`."""
+    if _plain_csv(content_type) and len(body) > 4096:
+        arr = _numbers(body)
+        if arr is not None:
+            return codec.Request(arr)
     return codec.decode(body, content_type, label)
 
 
@@ -476,6 +507,7 @@ def _joined_lines(job: _Job, kind: str, values: list, out) -> bytes:
     accept = codec.negotiate(job.accept)
     lines = []
     for value, row in zip(values, rows):
+        joined: Any
         if job.join_source == "Input":
             if kind == codec.CSV:
                 joined = list(value) + (row if isinstance(row, list) else [row])
@@ -517,7 +549,7 @@ def _batch(job: _Job, records: list, models: list) -> bytes:
         data, style = request.data, request.style
     out, style = _predict(job, models, data, style)
     if processing:
-        return _joined_lines(job, kind, values, out)
+        return _joined_lines(job, kind, values if values is not None else [], out)
     payload, _ = codec.encode(out, job.accept, style)
     if job.assemble_with == "Line" and not payload.endswith(b"\n"):
         payload += b"\n"
@@ -537,20 +569,20 @@ def _width(job: _Job, record: bytes):
     return shape[-1] if shape is not None and len(shape) >= 1 else None
 
 
-def _run(job: _Job, records: list) -> tuple:
-    """``("ok", output bytes, [(index, reason)])`` for one mini-batch. A failing batch is taken apart to find its
-    bad records -- undecodable alone, a number of values other than most records of the batch, or failing alone
-    in the model -- and the rest sent again as one batch. ``("load-error", sentence, None)`` when the model cannot
-    be loaded."""
+def _run(job: _Job, models: list, numbers: list, records: list) -> tuple:
+    """``("ok", output bytes, [(record number, reason)], records)`` for one mini-batch of records. A failing batch
+    is taken apart to find its bad records -- undecodable alone, a number of values other than most records of the
+    batch, or failing alone in the model -- and the rest sent again as one batch."""
+    out, bad = _run_records(job, models, records)
+    return ("ok", out, [(numbers[i], reason) for i, reason in bad], len(records))
+
+
+def _run_records(job: _Job, models: list, records: list) -> tuple:
     try:
-        models = _models(job)
-    except Exception as e:  # noqa: BLE001 -- reported to the parent as one sentence
-        return ("load-error", _sentence(e), None)
-    try:
-        return ("ok", _batch(job, records, models), [])
+        return _batch(job, records, models), []
     except Exception as e:  # noqa: BLE001 -- any model or codec failure is this batch's
         if len(records) == 1:
-            return ("ok", b"", [(0, _sentence(e))])
+            return b"", [(0, _sentence(e))]
     bad, widths = {}, {}
     for i, rec in enumerate(records):
         try:
@@ -577,8 +609,88 @@ def _run(job: _Job, records: list) -> tuple:
             out = _batch(job, [records[i] for i in good], models) if good else b""
         except Exception as e:  # noqa: BLE001 -- each record alone is fine but not together
             reason = f"the records fail together though each succeeds alone ({_sentence(e)})"
-            return ("ok", b"", [(i, reason) for i in range(len(records))])
-    return ("ok", out, sorted(bad.items()))
+            return b"", [(i, reason) for i in range(len(records))]
+    return out, sorted(bad.items())
+
+
+def _run_block(job: _Job, models: list, first: int, block: bytes, rows) -> tuple:
+    """``("ok", output bytes, [(line, reason)], records)`` for one block of whole lines starting at line ``first``:
+    sent as one mini-batch (``rows``: the block already read by :func:`_numbers`, or None); only when that fails
+    is it cut into its lines and handled as records by :func:`_run`."""
+    try:
+        if rows is not None:
+            data, style, count = rows, None, len(rows)
+        else:
+            request = codec.decode(block, job.content_type, "the mini-batch")
+            data, style, count = request.data, request.style, None
+        out, style = _predict(job, models, data, style)
+        payload, _ = codec.encode(out, job.accept, style)
+        if job.assemble_with == "Line" and not payload.endswith(b"\n"):
+            payload += b"\n"
+        if count is None:
+            count = sum(1 for line in block.split(b"\n") if line.strip())
+        return ("ok", payload, [], count)
+    except Exception:  # noqa: BLE001 -- find the bad lines
+        pass
+    numbers, records = [], []
+    for i, line in enumerate(block.split(b"\n")):
+        line = line.rstrip(b"\r\n")
+        if line.strip():
+            numbers.append(first + i)
+            records.append(line)
+    if not records:
+        return ("ok", b"", [], 0)
+    return _run(job, models, numbers, records)
+
+
+def _prepare(job: _Job, item: tuple):
+    """The part of a mini-batch's work that needs no model: an all-number CSV block read by :func:`_numbers`."""
+    if item[0] == "block" and _plain_csv(job.content_type):
+        return _numbers(item[2])
+    return None
+
+
+def _complete(job: _Job, item: tuple, prepared) -> tuple:
+    """The result of one mini-batch (:func:`_run_block` or :func:`_run`), or ``("load-error", sentence, [], 0)``
+    when the model cannot be loaded."""
+    try:
+        models = _models(job)
+    except Exception as e:  # noqa: BLE001 -- reported to the parent as one sentence
+        return ("load-error", _sentence(e), [], 0)
+    if item[0] == "block":
+        return _run_block(job, models, item[1], item[2], prepared)
+    return _run(job, models, item[1], item[2])
+
+
+def _work(job: _Job, item: tuple) -> tuple:
+    """One mini-batch in a worker process: read, predicted, encoded."""
+    return _complete(job, item, _prepare(job, item))
+
+
+_LOAD_ERROR: list = []  # per worker process: the sentence of a model that could not be loaded
+
+
+def _start_worker(job: _Job, threads: int) -> None:
+    """Pool initializer: at most ``threads`` OpenMP/BLAS threads in this worker process (``cores // workers``, so
+    that the workers together use the cores without each starting a thread per core; ``threadpoolctl``, when
+    installed), then the model(s) loaded once. A load failure is kept for :func:`_loaded` to report (an
+    initializer that raises would be restarted by the pool forever)."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads)  # this process is the job's own worker, ended with the job
+    except ImportError:
+        pass
+    try:
+        _models(job)
+    except Exception as e:  # noqa: BLE001
+        _LOAD_ERROR.append(_sentence(e))
+
+
+def _loaded(_: int) -> str | None:
+    """Called once per worker after its start: the load failure, or None."""
+    time.sleep(0.05)  # long enough for each worker to take one of these calls
+    return _LOAD_ERROR[0] if _LOAD_ERROR else None
 
 
 # ============================================================================================ parent side
@@ -642,7 +754,9 @@ def _write_json_atomic(out_fs, path: str, doc: dict) -> None:
 def _batches(records: Iterator[tuple], strategy: str, max_bytes: int | None, sep: int) -> Iterator[tuple]:
     """``(records, numbers, failures)`` mini-batches: SingleRecord one each; MultiRecord as many as keep the body
     within ``max_bytes`` (each record counted with ``sep`` separator bytes)."""
-    batch, numbers, size = [], [], 0
+    batch: list = []
+    numbers: list = []
+    size = 0
     for number, data, reason in records:
         if reason is None and max_bytes and len(data) + sep > max_bytes:
             reason = (f"the record has {len(data)} bytes, more than the {max_bytes} bytes of max payload "
@@ -663,30 +777,140 @@ def _batches(records: Iterator[tuple], strategy: str, max_bytes: int | None, sep
         yield batch, numbers, None
 
 
+@contextlib.contextmanager
+def _rate_bar(description: str) -> Iterator:
+    """:func:`progress.task` for records, with a records-per-second column: the same bar (shown only on a terminal,
+    after ``progress.MIN_SECONDS``, never when quiet), counting records instead of items out of a total."""
+    if not progress.enabled():
+        with progress.task(description, total=None, unit="records") as advance:
+            yield advance
+        return
+    from rich.console import Console
+    from rich.progress import Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            elapsed = task.elapsed or 0.0
+            return Text(f"{task.completed / elapsed:,.0f} records/s" if elapsed > 0 else "- records/s")
+
+    log.info("%s ...", description)
+    start = time.perf_counter()
+    bar = Progress(TextColumn("{task.description}"), TextColumn("{task.completed:,.0f} records"), Rate(),
+                   TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+    ident = bar.add_task(description, total=None)
+    shown = False
+
+    def step(n: float = 1) -> None:
+        nonlocal shown
+        bar.update(ident, advance=n)
+        if not shown and time.perf_counter() - start >= progress.MIN_SECONDS:
+            bar.start()
+            shown = True
+
+    try:
+        yield step
+    finally:
+        if shown:
+            bar.stop()
+        log.info("%s: done in %.2f s", description, time.perf_counter() - start)
+
+
+def _line_blocks(f, max_bytes: int) -> Iterator[tuple]:
+    """``(first line number, block, None)`` for each block of whole lines of at most ``max_bytes`` (a last line
+    without its newline counted with one), as many lines as fit; ``(line number, None, reason)`` for a line that
+    alone is larger (read past, never held whole)."""
+    buf, eof, line = b"", False, 1
+    while True:
+        while not eof and len(buf) < max_bytes:
+            more = f.read(max_bytes - len(buf))
+            if not more:
+                eof = True
+            buf += more
+        if not buf:
+            return
+        if eof and len(buf) + (0 if buf.endswith(b"\n") else 1) <= max_bytes:
+            cut = len(buf)
+        else:
+            cut = buf.rfind(b"\n", 0, max_bytes) + 1
+        if cut:
+            block, buf = buf[:cut], buf[cut:]
+            yield line, block, None
+            line += block.count(b"\n")
+            continue
+        size, end = len(buf), -1  # no newline within max_bytes: one record too large; read to its end
+        while end < 0:
+            more = f.read(1 << 20)
+            if not more:
+                break
+            end = more.find(b"\n")
+            size += end if end >= 0 else len(more)
+        buf = more[end + 1:] if end >= 0 else b""
+        eof = end < 0
+        yield line, None, (f"the record has {size} bytes, more than the {max_bytes} bytes of max payload "
+                           "(raise max_payload_mb)")
+        line += 1
+
+
+def _items(f, job: _Job, strategy: str, max_bytes: int | None, blocks: bool) -> Iterator[tuple]:
+    """The mini-batches of one open object: ``("block", first line, bytes)``, ``("records", numbers, records)``
+    or ``("failed", number, reason)``."""
+    if blocks:
+        for first, block, reason in _line_blocks(f, max_bytes or MAX_PAYLOAD_MB << 20):
+            yield ("failed", first, reason) if reason is not None else ("block", first, block)
+        return
+    sep = 1 if job.split_type == "Line" else 0
+    for batch, numbers, reason in _batches(_records(f, job.split_type, max_bytes), strategy, max_bytes, sep):
+        yield ("failed", numbers[0], reason) if reason is not None else ("records", numbers, batch)
+
+
 class _Runner:
-    """Runs mini-batches in this process (one worker) or in a pool of worker processes, results in order."""
+    """Runs mini-batches in this process (one worker: the model-free first stage, :func:`_prepare`, on a thread,
+    so that reading the next blocks overlaps predicting this one) or in a pool of worker processes (each doing
+    whole mini-batches, so that they overlap one another); results come back in order."""
 
     def __init__(self, job: _Job, workers: int):
-        self.job, self.workers, self.pool = job, workers, None
+        self.job, self.workers, self.pool, self.thread = job, workers, None, None
         if workers > 1:
             import multiprocessing
 
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-            self.pool = ctx.Pool(workers)
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            self.pool = ctx.Pool(workers, initializer=_start_worker, initargs=(job, threads))
+        else:
+            from concurrent.futures import ThreadPoolExecutor
 
-    def submit(self, records: list):
+            self.thread = ThreadPoolExecutor(1, thread_name_prefix="transform-read")
+
+    def load(self) -> None:
+        """Load the model(s) in this process, or wait for the workers to have loaded them; raise if one cannot."""
         if self.pool is None:
-            return _run(self.job, records)
-        return self.pool.apply_async(_run, (self.job, records))
+            _models(self.job)
+            return
+        for error in self.pool.map(_loaded, range(self.workers), chunksize=1):
+            if error:
+                raise TransformError(error)
+
+    def submit(self, item: tuple):
+        if self.pool is None:
+            assert self.thread is not None
+            return item, self.thread.submit(_prepare, self.job, item)
+        return self.pool.apply_async(_work, (self.job, item))
 
     def result(self, handle) -> tuple:
-        out = handle if self.pool is None else handle.get()
+        if self.pool is None:
+            item, future = handle
+            out = _complete(self.job, item, future.result())
+        else:
+            out = handle.get()
         if out[0] == "load-error":
             raise TransformError(out[1])
         return out
 
     def close(self, ok: bool) -> None:
+        if self.thread is not None:
+            self.thread.shutdown(wait=True, cancel_futures=True)
         if self.pool is not None:
             if ok:
                 self.pool.close()
@@ -696,8 +920,8 @@ class _Runner:
 
 
 def transform(artifact, input: str, output: str, *, content_type: str = "text/csv", accept: str | None = None,
-              split_type: str | None = "Line", strategy: str = "MultiRecord", max_payload_mb: float = 6,
-              assemble_with: str | None = "Line", input_filter: str = "$", join_source: str | None = "None",
+              split_type: str | None = "None", strategy: str = "MultiRecord", max_payload_mb: float = 6,
+              assemble_with: str | None = "None", input_filter: str = "$", join_source: str | None = "None",
               output_filter: str = "$", workers: int = 1, fail_fast: bool = False, resume: bool = False,
               trust: bool | str = False, limits: Limits | None = None, storage_options: dict | None = None,
               pipeline: list | None = None, engine: str = "local", master: str | None = None) -> dict:
@@ -737,7 +961,8 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
     accept = accept or content_type
     kind, _ = codec.media_type(content_type)
     if kind not in codec.DECODES:
-        raise TransformError(f"content type {content_type[:80]!r} is not one the codec reads ({', '.join(codec.DECODES)})")
+        raise TransformError(f"content type {content_type[:80]!r} is not one the codec reads "
+                             f"({', '.join(codec.DECODES)})")
     try:
         codec.negotiate(accept)
     except codec.CodecError as e:
@@ -772,7 +997,7 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
             raise TransformError(f"output {output} exists and is not a folder")
         os.makedirs(out_root, exist_ok=True)
     max_bytes = int(max_payload_mb * 1024 * 1024) or None
-    sep = 1 if split_type == "Line" else 0
+    blocks = split_type == "Line" and strategy == "MultiRecord" and not processing
 
     summary: dict[str, Any] = {
         "schema": "artifact-tools.transform/1", "artifacts": [str(a) for a in artifacts], "input": str(input),
@@ -794,15 +1019,14 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
 
     load_start = time.perf_counter()
     runner = _Runner(job, workers)
-    if workers == 1:  # load now, so that a model that cannot load fails before any input is read
-        try:
-            _models(job)
-        except Exception:
-            runner.close(False)
-            raise
+    try:  # load now (in every worker), so that a model that cannot load fails before any input is read
+        runner.load()
+    except Exception:
+        runner.close(False)
+        raise
     load_seconds = time.perf_counter() - load_start
     pending: collections.deque = collections.deque()
-    limit = 2 * workers
+    limit = 2 * workers  # mini-batches in flight (one worker: the ones being read on its thread)
     ok = False
     current: _Output | None = None
     open_outputs: list[_Output] = []
@@ -814,18 +1038,17 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
             open_outputs.remove(out)
             summary["inputs_done"] += 1
             return
-        numbers, handle = payload
-        _, data, bad = runner.result(handle)
-        bad_at = {i for i, _ in bad}
-        for i, reason in bad:
-            fail(rel, numbers[i], reason)
+        _, data, bad, count = runner.result(payload)
+        summary["records_in"] += count
+        for number, reason in bad:
+            fail(rel, number, reason)
         out.write(data)
-        done = len(numbers) - len(bad_at)
+        done = count - len(bad)
         summary["records_out"] += done
         advance(done)
 
     try:
-        with progress.task(f"transform {len(inputs)} input(s)", total=None, unit="records") as advance:
+        with _rate_bar(f"transform {len(inputs)} input(s)") as advance:
             for in_fs, path, rel in inputs:
                 final = posixpath.join(out_root.rstrip("/"), rel + ".out") if out_root else rel + ".out"
                 if resume and out_fs.exists(final):
@@ -835,14 +1058,15 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
                 open_outputs.append(current)
                 try:
                     with in_fs.open(path, "rb") as f:
-                        for batch, numbers, reason in _batches(_records(f, split_type, max_bytes), strategy,
-                                                               max_bytes, sep):
-                            summary["records_in"] += len(numbers)
-                            if reason is not None:
-                                fail(rel, numbers[0], reason)
+                        for item in _items(f, job, strategy, max_bytes, blocks):
+                            if item[0] == "failed":
+                                while pending:  # earlier mini-batches' failures first, in line order
+                                    settle(pending.popleft())
+                                summary["records_in"] += 1
+                                fail(rel, item[1], item[2])
                                 continue
-                            pending.append(("batch", current, rel, (numbers, runner.submit(batch))))
-                            while len(pending) > limit or (pending and workers == 1):
+                            pending.append(("batch", current, rel, runner.submit(item)))
+                            while len(pending) > limit:
                                 settle(pending.popleft())
                 except _Damaged as e:
                     while pending:
@@ -892,10 +1116,16 @@ def add_transform_command(subparsers, add_opening=None, add_global=None) -> argp
                    help="further models: each one's output is the next one's input (at most 5 models in all)")
     s.add_argument("--content-type", default="text/csv", help="MIME type of the records (default text/csv)")
     s.add_argument("--accept", default=None, help="MIME type of the output (default: the content type)")
-    s.add_argument("--split-type", default="Line", choices=SPLIT_TYPES, help="how objects are cut into records")
-    s.add_argument("--strategy", default="MultiRecord", choices=STRATEGIES, help="records per request")
-    s.add_argument("--max-payload", type=float, default=6, metavar="MB", help="largest request, 0-100 MB (default 6)")
-    s.add_argument("--assemble-with", default="Line", choices=ASSEMBLE, help="how responses are put together")
+    s.add_argument("--split-type", default="None", choices=SPLIT_TYPES,
+                   help="how objects are cut into records (default None: each whole object is one request, "
+                        "SageMaker's default)")
+    s.add_argument("--strategy", default="MultiRecord", choices=STRATEGIES,
+                   help="records per request when split (default MultiRecord: as many as fit in --max-payload)")
+    s.add_argument("--max-payload", type=float, default=6, metavar="MB",
+                   help="largest request, 0-100 MB (default 6, SageMaker's MaxPayloadInMB default)")
+    s.add_argument("--assemble-with", default="None", choices=ASSEMBLE,
+                   help="how responses are put together (default None: concatenated as they are, SageMaker's "
+                        "default; Line: each ends with a newline)")
     s.add_argument("--input-filter", default="$", metavar="JSONPATH", help="part of each record sent to the model")
     s.add_argument("--join-source", default="None", choices=JOIN_SOURCES, help="Input: join records with predictions")
     s.add_argument("--output-filter", default="$", metavar="JSONPATH", help="part of the joined record written")

@@ -398,6 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_transform_command(sub, add_opening=_add_opening, add_global=_add_global)
 
+    from .migrate import add_migrate_command
+
+    add_migrate_command(sub, add_opening=_add_opening, add_global=_add_global)
+
     from .monitor import add_monitor_command
 
     add_monitor_command(sub, add_opening=_add_opening, add_global=_add_global)

@@ -23,10 +23,10 @@ source gives the definitions the guide leaves out; each is cited below.
 - ``numerical_statistics`` (Integral, Fractional) / ``string_statistics`` (String, Unknown): ``common.num_present``,
   ``common.num_missing``; ``mean``, ``sum``, ``std_dev`` (the population standard deviation, Deequ's
   ``StandardDeviation`` = Spark's ``stddev_pop``), ``min``, ``max`` over the present values (computed per chunk
-  and merged with Chan et al.'s pairwise update, so any row count fits); ``distinct_count`` (String: exact up to
-  1,000 distinct values, else a HyperLogLog estimate, p = 14, ~0.8 % standard error, as Deequ's
-  ``ApproxCountDistinct`` is HyperLogLog++; numbers: the estimate, an addition to the numeric schema, which the
-  guide allows: "The container can emit more metrics if required").
+  and merged with Chan et al.'s pairwise update, so any row count fits); ``distinct_count`` (String only, as in
+  the schema: exact up to 1,000 distinct values, else a HyperLogLog estimate, p = 14, ~0.8 % standard error, as
+  Deequ's ``ApproxCountDistinct`` is HyperLogLog++; numbers in a String column count once per value). The files
+  hold exactly the schema pages' keys (``tests/test_monitor.py`` holds them side by side).
 - ``distribution.kll``: ``buckets`` -- 10 buckets of equal width from ``min`` to ``max`` ("By default, the
   distribution is materialized in 10 buckets", statistics schema), each ``{lower_bound, upper_bound, count}``
   with count = items below the upper bound minus items below the lower bound, the last bucket including its
@@ -46,8 +46,7 @@ keeps histograms up to 120 values, ``CategoricalRangeRule`` requires the unique-
 ``monitoringConfigOverrides`` (empty; when present in a baseline, its keys override ``monitoring_config`` for the
 feature). ``monitoring_config``: ``evaluate_constraints`` "Enabled", ``emit_metrics`` "Enabled",
 ``datatype_check_threshold`` 1.0 and ``domain_content_threshold`` 1.0 (what Model Monitor's generated
-constraints hold), ``completeness_threshold`` 1.0 (ours: the share of the baseline completeness a run must
-reach), ``distribution_constraints``: ``perform_comparison`` "Enabled", ``comparison_threshold`` 0.1,
+constraints hold), ``distribution_constraints``: ``perform_comparison`` "Enabled", ``comparison_threshold`` 0.1,
 ``comparison_method`` "Robust" (or "Simple"), ``categorical_comparison_threshold`` 0.1,
 ``categorical_drift_method`` "LInfinity" (the constraints schema's table gives these defaults).
 
@@ -58,7 +57,9 @@ the checks and their meanings from the violations schema:
   Fractional: integral or fractional; String: all) is below ``datatype_check_threshold``. Described as Model
   Monitor does ("Data type match requirement is not met. Expected data type: Integral, Expected match: 100.0%.
   Observed: Only 50.0% of data is Integral.").
-- ``completeness_check``: completeness below the feature's ``completeness`` x ``completeness_threshold``.
+- ``completeness_check``: completeness below the feature's ``completeness`` (the violations schema: "the
+  completeness threshold specified per feature"; a ``completeness_threshold`` in ``monitoring_config``, not in the
+  schema and not written, scales it when present, default 1.0).
 - ``baseline_drift_check``: the distance between the baseline and the observed distributions exceeds
   ``comparison_threshold`` (``categorical_comparison_threshold`` for String features). Numbers: Deequ's
   ``Distance.numericalDistance`` -- the L-infinity distance between the two CDFs, each read from its KLL sketch's
@@ -75,10 +76,22 @@ the checks and their meanings from the violations schema:
 The observed dataset of a run is rebuilt from capture files (:mod:`artifact_tools.capture`): CSV request rows
 take the baseline's feature names by position (captured CSV has no header), JSON objects their keys.
 
-Datasets are read in chunks (pyarrow's streaming CSV reader, 8 MiB blocks; JSON Lines 20,000 lines at a time) and
-every statistic is kept in bounded state (sums, sketches, capped dictionaries), so memory does not grow with the
-row count. Outputs are written whole: a new folder is filled under a temporary name and renamed into place; into an
-existing folder each file is written to a temporary name and renamed over the old one.
+Datasets are read in chunks and every statistic is kept in bounded state (sums, sketches, capped dictionaries), so
+memory does not grow with the row count. CSV: the file is cut into chunks of whole records (4 MiB; a line break ends
+a record when an even number of quotes precede it) parsed by Arrow on a thread one chunk ahead of the statistics.
+The first 1 MiB, read as texts, decides how each column is parsed: as int64 when every present text there is a
+decimal integer, as float64 when all are numbers and one is Fractional, else as texts (dictionary-encoded,
+classified once per distinct value). A later text those numbers cannot stand for (a fraction in an int64 column:
+float64; a word, '+5', 'nan', '1e400', a blank, a hexadecimal integer, which Arrow's int64 parser would read) makes
+the read start over with that column parsed differently (at most 4 times, then every column as texts), so the
+statistics are always those of the text rules above; a float64 column's values all count as Fractional (its type is
+Fractional either way). JSON Lines: 20,000 lines at a time, as texts. ``--engine spark`` (``spark_statistics``)
+reads the dataset with Spark (every CSV cell and JSON value a text), profiles each partition where it lies with the
+same text rules, and merges the partitions' profiles on the driver: counts and sums add, moments merge pairwise,
+DataSketches' KLL and frequent-items sketches merge within their error bounds, HyperLogLog registers take the
+maximum, exact value counts add while under 1,000 distinct values. Outputs are written whole: a new folder is filled
+under a temporary name and renamed into place; into an existing folder each file is written to a temporary name and
+renamed over the old one.
 """
 
 from __future__ import annotations
@@ -92,6 +105,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Iterator
@@ -114,7 +128,8 @@ DOMAIN_CAP = 120  # Deequ ColumnProfiler's histogram threshold
 UNIQUE_RATIO = 0.1  # Deequ CategoricalRangeRule
 TOP_VALUES = 20  # categorical buckets written
 C_ALPHA = 1.8  # Deequ Distance.defaultCAlpha
-CSV_BLOCK = 8 << 20
+CSV_BLOCK = 4 << 20
+KINDS_BLOCK = 1 << 20  # the first block, read as texts, decides which columns are read as numbers
 JSON_LINES_CHUNK = 20_000
 ROWS_CHUNK = 20_000
 CHECK_TYPES = ("data_type_check", "completeness_check", "baseline_drift_check", "missing_column_check",
@@ -124,7 +139,6 @@ DEFAULT_CONFIG = {
     "emit_metrics": "Enabled",
     "datatype_check_threshold": 1.0,
     "domain_content_threshold": 1.0,
-    "completeness_threshold": 1.0,
     "distribution_constraints": {
         "perform_comparison": "Enabled",
         "comparison_threshold": 0.1,
@@ -153,6 +167,15 @@ def _require():
 
 # ============================================================================================ distinct counts
 
+def _mix64(z: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser (Steele et al. 2014), modulo 2^64, on uint64 arrays."""
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
 class _HyperLogLog:
     """HyperLogLog (Flajolet et al. 2007) with 2^14 registers over a 64-bit hash; linear counting below 2.5 m."""
 
@@ -171,18 +194,42 @@ class _HyperLogLog:
         np.maximum.at(self.reg, idx, (54 - bits).astype(np.uint8))
 
     def add_numbers(self, values: np.ndarray) -> None:
-        z = (values + 0.0).view(np.uint64)  # + 0.0: -0.0 and 0.0 are one value
-        with np.errstate(over="ignore"):  # splitmix64's finaliser, modulo 2^64
-            z = z + np.uint64(0x9E3779B97F4A7C15)
-            z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-            z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-            z = z ^ (z >> np.uint64(31))
-        self.add_hashes(z)
+        self.add_hashes(_mix64((values + 0.0).view(np.uint64)))  # + 0.0: -0.0 and 0.0 are one value
 
-    def add_strings(self, values: Iterable[str]) -> None:
-        self.add_hashes(np.fromiter((int.from_bytes(hashlib.blake2b(v.encode("utf-8", "surrogatepass"),
-                                                                      digest_size=8).digest(), "little")
-                                     for v in values), dtype=np.uint64))
+    def add_texts(self, arr) -> None:
+        """The UTF-8 bytes of a pyarrow string array without nulls, hashed 8 bytes at a time (each word xor-ed into
+        the running hash, then mixed; the length seeds it), vectorised over the values; values over 64 bytes go
+        through BLAKE2b."""
+        import pyarrow as pa
+
+        n = len(arr)
+        if not n:
+            return
+        if arr.type != pa.string():
+            arr = arr.cast(pa.string())
+        _, offsets_buf, data_buf = arr.buffers()
+        offsets = np.frombuffer(offsets_buf, np.int32, n + 1, arr.offset * 4).astype(np.int64)
+        data = np.frombuffer(data_buf, np.uint8) if data_buf is not None and data_buf.size else np.zeros(1, np.uint8)
+        starts, lengths = offsets[:-1], np.diff(offsets)
+        hashes = np.empty(n, np.uint64)
+        short = np.flatnonzero(lengths <= 64)
+        for lo in range(0, len(short), 8192):
+            idx = short[lo:lo + 8192]
+            length = lengths[idx]
+            width = max(8, int(-(-int(length.max()) // 8) * 8))
+            cols = np.arange(width)
+            inside = cols < length[:, None]
+            block = np.zeros((len(idx), width), np.uint8)
+            block[inside] = data[(starts[idx][:, None] + cols)[inside]]
+            words = block.view("<u8")
+            z = _mix64(length.astype(np.uint64) + np.uint64(0x243F6A8885A308D3))
+            for j in range(words.shape[1]):
+                z = _mix64(z ^ words[:, j])
+            hashes[idx] = z
+        for i in np.flatnonzero(lengths > 64).tolist():
+            raw = data[starts[i]:starts[i] + lengths[i]].tobytes()
+            hashes[i] = int.from_bytes(hashlib.blake2b(raw, digest_size=8).digest(), "little")
+        self.add_hashes(hashes)
 
     def estimate(self) -> int:
         m = float(self.M)
@@ -220,117 +267,197 @@ class _Column:
     def present(self) -> int:
         return self.integral + self.fractional + self.boolean + self.string
 
+    # ------------------------------------------------------------------ shipping and merging (Spark partitions)
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["kll"] = self.kll.serialize()
+        state["frequent"] = self.frequent.serialize()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        from datasketches import frequent_strings_sketch, kll_doubles_sketch
+
+        self.__dict__.update(state)
+        self.kll = kll_doubles_sketch.deserialize(state["kll"])
+        self.frequent = frequent_strings_sketch.deserialize(state["frequent"])
+
+    def merge(self, other: "_Column") -> None:
+        """Add the statistics of the same column over other rows: counts and sums add, the moments merge with Chan
+        et al.'s pairwise update, the sketches merge (DataSketches' KLL and frequent-items merges keep their error
+        bounds; HyperLogLog registers take the maximum), exact value counts add while both are exact."""
+        for key in ("missing", "integral", "fractional", "boolean", "string", "in_domain"):
+            setattr(self, key, getattr(self, key) + getattr(other, key))
+        if other.n:
+            n = self.n + other.n
+            delta = other.mean - self.mean
+            self.m2 += other.m2 + delta * delta * self.n * other.n / n
+            self.mean += delta * other.n / n
+            self.n = n
+            self.total += other.total
+            self.min = min(self.min, other.min)
+            self.max = max(self.max, other.max)
+            self.kll.merge(other.kll)
+        np.maximum(self.hll.reg, other.hll.reg, out=self.hll.reg)
+        self.frequent.merge(other.frequent)
+        if self.categories is None or other.categories is None:  # a side still exact has its texts in no sketch
+            if other.categories:
+                self._give_up_categories(other.categories)
+            self._give_up_categories()
+        else:
+            for key, c in other.categories.items():
+                self.categories[key] = self.categories.get(key, 0) + c
+            if len(self.categories) > CATEGORY_CAP:
+                self._give_up_categories()
+
     def update(self, arr) -> None:
+        """Add one chunk: a pyarrow string array (texts, classified as the module notes say) or an int64 / float64
+        array (a CSV column read as numbers, see ``_csv_chunks``); nulls are missing values."""
+        import pyarrow as pa
+
+        if pa.types.is_integer(arr.type) or pa.types.is_floating(arr.type):
+            self._update_numbers(arr)
+        else:
+            self._update_texts(arr)
+
+    def _update_numbers(self, arr) -> None:
+        """A column the CSV reader parsed as numbers: int64 columns hold only Integral texts; a float64 column is
+        read so only once a Fractional text is known in it (``_csv_chunks``), so its values count as Fractional
+        (whichever text each had: the column's type is Fractional either way)."""
+        import pyarrow as pa
+
+        if arr.null_count:
+            self.missing += arr.null_count
+            arr = arr.drop_null()
+        if not len(arr):
+            return
+        values = arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        if pa.types.is_integer(arr.type):
+            self.integral += len(values)
+        else:
+            if not np.isfinite(values).all():  # 'nan', 'inf', '1e400': texts Deequ calls String
+                raise _Retype(self.name)
+            self.fractional += len(values)
+        self.categories = None  # a numeric column's type cannot be String: its values are not counted as texts
+        self._add_numbers(values)
+
+    def _update_texts(self, arr) -> None:
+        """Texts: the work is done once per distinct value of the chunk, weighted by its count."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        if arr.null_count or len(arr):
-            empty = pc.fill_null(pc.equal(arr, ""), True)
-            n_empty = pc.sum(empty).as_py() or 0
-            if n_empty:
-                arr = arr.filter(pc.invert(empty))
-                self.missing += n_empty
-        if not len(arr):
+        self.missing += arr.null_count
+        if not len(arr) or arr.null_count == len(arr):
             return
-        values = None
-        try:
-            values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
-            if not np.isfinite(values).all():  # 'nan', 'inf': Deequ's types call them strings
-                values = None
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            values = None
-        if values is not None:
-            self._count_numeric_fast(arr, values)
-            texts = arr
-            strings = None
+        if pa.types.is_dictionary(arr.type):  # the CSV reader's dictionary-encoded texts: count the indices
+            if isinstance(arr, pa.ChunkedArray):  # one dictionary for every chunk, then all indices at once
+                arr = arr.unify_dictionaries()
+                dictionary = arr.chunk(0).dictionary
+                indices = pa.chunked_array([c.indices for c in arr.chunks], arr.chunk(0).indices.type)
+            else:
+                dictionary, indices = arr.dictionary, arr.indices
+            indices = (indices.drop_null() if arr.null_count else indices).to_numpy(zero_copy_only=False)
+            weights = np.bincount(indices, minlength=len(dictionary))
+            used = weights > 0
+            keys = pc.utf8_trim_whitespace(dictionary.filter(pa.array(used)))
+            weights = weights[used]
         else:
-            arr = pc.utf8_trim_whitespace(arr)
-            blank = pc.equal(arr, "")
-            n_blank = pc.sum(blank).as_py() or 0
-            if n_blank:
-                arr = arr.filter(pc.invert(blank))
-                self.missing += n_blank
-                if not len(arr):
-                    return
-            is_int = pc.match_substring_regex(arr, _INTEGRAL)
-            is_frac = pc.and_(pc.match_substring_regex(arr, _FRACTIONAL), pc.invert(is_int))
-            is_num = pc.or_(is_int, is_frac)
-            is_bool = pc.match_substring_regex(arr, _BOOLEAN)
-            n_int, n_frac, n_bool = (pc.sum(x).as_py() or 0 for x in (is_int, is_frac, is_bool))
-            self.integral += n_int
-            self.fractional += n_frac
-            self.boolean += n_bool
-            self.string += len(arr) - n_int - n_frac - n_bool
-            texts = arr.filter(is_num)
-            numeric = pc.replace_substring(texts, " ", "")
-            values = pc.cast(numeric, pa.float64()).to_numpy(zero_copy_only=False)
-            strings = arr.filter(pc.invert(is_num))
+            if isinstance(arr, pa.ChunkedArray):
+                arr = arr.combine_chunks()
+            counts = pc.value_counts(arr.drop_null() if arr.null_count else arr)
+            keys = pc.utf8_trim_whitespace(counts.field("values"))
+            weights = counts.field("counts").to_numpy(zero_copy_only=False)
+        blank = pc.equal(keys, "").to_numpy(zero_copy_only=False)
+        if blank.any():
+            self.missing += int(weights[blank].sum())
+            keep = pa.array(~blank)
+            keys, weights = keys.filter(keep), weights[~blank]
+        if not len(keys):
+            return
+        is_int = pc.match_substring_regex(keys, _INTEGRAL).to_numpy(zero_copy_only=False)
+        is_frac = pc.match_substring_regex(keys, _FRACTIONAL).to_numpy(zero_copy_only=False) & ~is_int
+        is_num = is_int | is_frac
+        values = np.empty(0)
+        if is_num.any():
+            texts = pc.replace_substring(keys.filter(pa.array(is_num)), " ", "")
+            values = pc.cast(texts, pa.float64()).to_numpy(zero_copy_only=False)
+            finite = np.isfinite(values)
+            if not finite.all():  # '1e400' overflows: not a number Deequ could hold, so a String
+                where = np.flatnonzero(is_num)[~finite]
+                is_int[where] = is_frac[where] = is_num[where] = False
+                values = values[finite]
+        is_bool = pc.match_substring_regex(keys, _BOOLEAN).to_numpy(zero_copy_only=False) & ~is_num
+        n_int, n_frac, n_bool = (int(weights[m].sum()) for m in (is_int, is_frac, is_bool))
+        self.integral += n_int
+        self.fractional += n_frac
+        self.boolean += n_bool
+        self.string += int(weights.sum()) - n_int - n_frac - n_bool
         if len(values):
-            self._add_numbers(values)
-        if strings is not None and len(strings):
-            self._add_strings(strings, numeric=False)
-        if self.categories is not None and len(texts):
-            self._add_strings(texts, numeric=True)
+            self._add_numbers(np.repeat(values, weights[is_num]))
+            self.hll.add_numbers(values)  # by value: '1.0' and '1' are one number
+        if self.categories is not None:  # exact counts; the sketches take them over if they overflow
+            self._count_categories(keys, weights, numeric_only=bool(is_num.all()))
+        elif not is_num.all():
+            self._sketch_texts(keys.filter(pa.array(~is_num)), weights[~is_num])
         if self.domain is not None:
-            everything = arr
-            self.in_domain += pc.sum(pc.is_in(everything, value_set=pa.array(self.domain, pa.string()))).as_py() or 0
+            inside = pc.is_in(keys, value_set=pa.array(self.domain, pa.string())).to_numpy(zero_copy_only=False)
+            self.in_domain += int(weights[inside].sum())
 
-    def _count_numeric_fast(self, arr, values: np.ndarray) -> None:
-        """Integral or Fractional for texts that all parse as finite numbers: a whole number whose text has
-        exactly its digits (and sign) is integral; the others are decided by the regular expressions."""
+    def _count_categories(self, keys, weights: np.ndarray, numeric_only: bool) -> None:
+        cats = self.categories
+        if numeric_only and len(cats) + len(keys) > CATEGORY_CAP:
+            if len(keys) > CATEGORY_CAP or any(k not in cats for k in keys.to_pylist()):
+                self._give_up_categories()  # more distinct numbers than are counted exactly
+                return
+        for key, c in zip(keys.to_pylist(), weights.tolist()):
+            cats[key] = cats.get(key, 0) + c
+        if len(cats) > CATEGORY_CAP:
+            self._give_up_categories()
+
+    def _sketch_texts(self, strings, weights: np.ndarray) -> None:
+        """Non-numeric texts (a pyarrow string array) and their counts into the frequent-items sketch and the
+        HyperLogLog (numbers go to the HyperLogLog by value as they come)."""
+        for key, c in zip(strings.to_pylist(), weights.tolist()):
+            self.frequent.update(key, c)
+        self.hll.add_texts(strings)
+
+    def _give_up_categories(self, categories: dict | None = None) -> None:
+        """Stop counting values exactly: the sketches take over, seeded with the non-numeric texts counted so far
+        (``categories``, else this column's own)."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
-        whole = values == np.floor(values)
-        n = len(values)
-        if not whole.any():
-            self.fractional += n
+        cats = self.categories if categories is None else categories
+        self.categories = None
+        if not cats:
             return
-        with np.errstate(divide="ignore"):
-            digits = np.where(values == 0, 1, np.floor(np.log10(np.abs(values))) + 1) + (values < 0)
-        lengths = pc.binary_length(arr).to_numpy(zero_copy_only=False)
-        plain = whole & (np.abs(values) < 1e15) & (lengths == digits)
-        unsure = whole & ~plain
-        n_int = int(plain.sum())
-        if unsure.any():
-            n_int += pc.sum(pc.match_substring_regex(arr.filter(unsure), _INTEGRAL)).as_py() or 0
-        self.integral += n_int
-        self.fractional += n - n_int
+        keys = pa.array(list(cats), pa.string())
+        weights = np.fromiter(cats.values(), np.int64, len(cats))
+        numeric = pc.or_(pc.match_substring_regex(keys, _INTEGRAL),
+                         pc.match_substring_regex(keys, _FRACTIONAL)).to_numpy(zero_copy_only=False)
+        if numeric.any():  # as _update_texts decides: a number that overflows is a String
+            values = pc.cast(pc.replace_substring(keys.filter(pa.array(numeric)), " ", ""), pa.float64())
+            numeric[np.flatnonzero(numeric)[~np.isfinite(values.to_numpy(zero_copy_only=False))]] = False
+        if not numeric.all():
+            self._sketch_texts(keys.filter(pa.array(~numeric)), weights[~numeric])
 
     def _add_numbers(self, values: np.ndarray) -> None:
+        """Moments merged with Chan et al.'s pairwise update; the chunk goes to the KLL sketch sorted (the sketch's
+        compactions then sort presorted runs, 2-4x faster; KLL's error bound holds for any input order)."""
+        values = np.sort(values)
         k = len(values)
-        mean = float(values.mean())
-        m2 = float(((values - mean) ** 2).sum())
+        total = float(values.sum())
+        mean = total / k
+        centred = values - mean
+        m2 = float(np.dot(centred, centred))
         n = self.n + k
         delta = mean - self.mean
         self.mean += delta * k / n
         self.m2 += m2 + delta * delta * self.n * k / n
         self.n = n
-        self.total += float(values.sum())
-        self.min = min(self.min, float(values.min()))
-        self.max = max(self.max, float(values.max()))
-        self.kll.update(np.require(values, np.float64, ["C", "W"]))
-        self.hll.add_numbers(values)
-
-    def _add_strings(self, arr, numeric: bool) -> None:
-        import pyarrow.compute as pc
-
-        counts = pc.value_counts(arr)
-        if numeric and self.categories is not None and len(self.categories) + len(counts) > CATEGORY_CAP:
-            if len(counts) > CATEGORY_CAP or any(k not in self.categories for k in counts.field("values").to_pylist()):
-                self.categories = None  # more distinct numbers than are counted exactly
-                return
-        keys = counts.field("values").to_pylist()
-        numbers = counts.field("counts").to_pylist()
-        if not numeric:
-            for key, c in zip(keys, numbers):
-                self.frequent.update(key, c)
-            self.hll.add_strings(keys)
-        if self.categories is not None:
-            cats = self.categories
-            for key, c in zip(keys, numbers):
-                cats[key] = cats.get(key, 0) + c
-            if len(cats) > CATEGORY_CAP:
-                self.categories = None
+        self.total += total
+        self.min = min(self.min, float(values[0]))
+        self.max = max(self.max, float(values[-1]))
+        self.kll.update(values)
 
     # ------------------------------------------------------------------ results
     def inferred_type(self) -> str:
@@ -370,7 +497,7 @@ class _Column:
             return {"name": self.name, "inferred_type": kind, "numerical_statistics": {
                 "common": common, "mean": self.mean, "sum": self.total,
                 "std_dev": math.sqrt(self.m2 / self.n) if self.n else 0.0,
-                "min": self.min, "max": self.max, "distinct_count": self.distinct(),
+                "min": self.min, "max": self.max,
                 "distribution": {"kll": self.kll_json()}}}
         buckets = [{"value": v, "count": c} for v, c in self.top_values()]
         return {"name": self.name, "inferred_type": kind, "string_statistics": {
@@ -389,10 +516,9 @@ class _Column:
             below_lower = sketch.get_rank(lower, inclusive=False)
             buckets.append({"lower_bound": lower, "upper_bound": upper,
                             "count": float(round((below_upper - below_lower) * n))})
-        levels: dict[int, list[float]] = {}
-        for item, weight in sketch:
-            levels.setdefault(int(weight).bit_length() - 1, []).append(float(item))
-        data = [sorted(levels.get(i, [])) for i in range(max(levels) + 1)] if levels else []
+        retained = np.array(list(sketch), dtype=np.float64).reshape(-1, 2)  # (item, weight) pairs
+        level = np.frexp(retained[:, 1])[1] - 1  # weight 2^i -> level i
+        data = [np.sort(retained[level == i, 0]).tolist() for i in range(int(level.max()) + 1)] if len(level) else []
         return {"buckets": buckets, "sketch": {"parameters": {"c": KLL_C, "k": float(sketch.k)}, "data": data}}
 
     def constraint(self, rows: int) -> dict:
@@ -430,6 +556,18 @@ class _Profile:
             if name not in names:
                 col.update(pa.nulls(rows, pa.string()))
         self.rows += rows
+
+    def merge(self, other: "_Profile") -> None:
+        """Add ``other``'s rows (a column one side lacks counts the other side's rows as missing)."""
+        for name, col in other.columns.items():
+            mine = self.columns.get(name)
+            if mine is None:
+                mine = self.columns[name] = _Column(name, self.rows, self.domains.get(name))
+            mine.merge(col)
+        for name, col in self.columns.items():
+            if name not in other.columns:
+                col.missing += other.rows
+        self.rows += other.rows
 
     def statistics(self) -> dict:
         return {"version": VERSION, "dataset": {"item_count": self.rows},
@@ -480,10 +618,46 @@ def _sniff_format(head: bytes) -> str:
     return "jsonlines" if text[:1] in (b"{", b"[") else "csv"
 
 
-def _csv_chunks(path: str, header: bool | None, storage_options=None) -> Iterator[tuple[list[str], list, int]]:
-    import pyarrow as pa
-    import pyarrow.csv as pcsv
+class _Retype(Exception):
+    """Internal: a CSV column read as numbers holds a text those numbers cannot stand for; the read starts over
+    with the column read differently (``statistics``)."""
 
+    def __init__(self, name: str | None = None, index: int | None = None, value: str | None = None,
+                 hexadecimal: bool = False):
+        super().__init__(name or index)
+        self.name, self.index, self.value, self.hexadecimal = name, index, value, hexadecimal
+
+
+def _has_hex_cell(buf: bytes, at_cell_start: bool = True, end: int | None = None) -> bool:
+    """Whether ``buf`` holds ``0x`` / ``0X`` then a hexadecimal digit at the start of a cell (after an optional
+    sign); ``at_cell_start``: whether ``buf`` itself starts a cell. Without an 'x' or 'X' (memchr) there is none;
+    else numpy finds the two-byte pairs in two 16-bit views (even and odd offsets). Only ``buf[:end]`` is read."""
+    end = len(buf) if end is None else end
+    if buf.find(b"x", 0, end) < 0 and buf.find(b"X", 0, end) < 0:
+        return False
+    candidates: list[int] = []  # positions of the letter after a '0'
+    for offset in (0, 1):
+        pairs = np.frombuffer(buf, "<u2", (end - offset) // 2, offset)
+        for pair in (0x7830, 0x5830):  # b"0x", b"0X" read little-endian
+            candidates += (np.flatnonzero(pairs == pair) * 2 + offset + 1).tolist()
+    for i in candidates:
+        j = i - 2
+        if j >= 0 and buf[j] in b"+-":
+            j -= 1
+        starts_cell = buf[j] in b',"\r\n\t ' if j >= 0 else at_cell_start
+        if starts_cell and i + 1 < end and buf[i + 1] in b"0123456789abcdefABCDEF":
+            return True
+    return False
+
+
+_CONVERSION_ERROR = re.compile(r"column #(\d+): (?:Row #\d+: )?CSV conversion error to \w+: invalid value '(.*)'$",
+                               re.S)
+_ARROW_INTEGER = r"^-?\d+$"  # the integral texts Arrow's int64 parser reads (no '+', no space after the sign)
+MAX_RETYPES = 4  # then every column still read as numbers is read as text
+
+
+def _csv_layout(path: str, header: bool | None, storage_options=None) -> tuple[list[str], bool]:
+    """The column names and whether the first row is a header, from the first 64 KiB."""
     with _open(path, storage_options) as f:
         head = f.read(1 << 16)
     text = head.decode("utf-8-sig", errors="replace")
@@ -494,34 +668,238 @@ def _csv_chunks(path: str, header: bool | None, storage_options=None) -> Iterato
     if header is None:
         header = _has_header(sample)
     width = len(sample[0])
-    if header:
-        names = [c.strip() for c in sample[0]]
-        seen = set()
-        for n in names:
-            if not n:
-                raise MonitorError(f"the header of {path} has an empty column name")
-            if n in seen:
-                raise MonitorError(f"the header of {path} names the column {n!r} twice")
-            seen.add(n)
-    else:
-        names = [f"_c{i}" for i in range(width)]
+    if not header:
+        return [f"_c{i}" for i in range(width)], False
+    names = [c.strip() for c in sample[0]]
+    seen = set()
+    for n in names:
+        if not n:
+            raise MonitorError(f"the header of {path} has an empty column name")
+        if n in seen:
+            raise MonitorError(f"the header of {path} names the column {n!r} twice")
+        seen.add(n)
+    return names, True
+
+
+def _column_kind(arr) -> str:
+    """How a column is read after its first block: "int64" when every present text is an integer Arrow reads,
+    "float64" when they are all numbers and one is Fractional, else "string" (texts, classified one by one)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    texts = pc.utf8_trim_whitespace(arr)
+    present = texts.filter(pc.not_equal(texts, ""))
+    if not len(present):
+        return "string"
+    try:
+        if pc.all(pc.match_substring_regex(present, _ARROW_INTEGER)).as_py():
+            pc.cast(present, pa.int64())
+            return "int64"
+        is_int = pc.match_substring_regex(present, _INTEGRAL)
+        is_frac = pc.and_(pc.match_substring_regex(present, _FRACTIONAL), pc.invert(is_int))
+        if pc.all(pc.or_(is_int, is_frac)).as_py() and pc.any(is_frac).as_py():
+            values = pc.cast(present, pa.float64()).to_numpy(zero_copy_only=False)
+            if np.isfinite(values).all():
+                return "float64"
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    return "string"
+
+
+def _parse_csv(data, width: int, skip_header: bool, kinds: list[str]):
+    """One chunk of whole records (bytes or a memoryview) parsed by Arrow as one block."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    types = {"int64": pa.int64(), "float64": pa.float64(), "string": pa.dictionary(pa.int32(), pa.string())}
     internal = [f"f{i}" for i in range(width)]
-    with _open(path, storage_options) as f:
-        try:
-            reader = pcsv.open_csv(
-                f, read_options=pcsv.ReadOptions(column_names=internal, skip_rows=1 if header else 0,
-                                                 block_size=CSV_BLOCK, encoding="utf8"),
-                parse_options=pcsv.ParseOptions(ignore_empty_lines=True),
-                convert_options=pcsv.ConvertOptions(column_types={n: pa.string() for n in internal},
-                                                    strings_can_be_null=False, quoted_strings_can_be_null=False))
-            for batch in reader:
-                yield names, list(batch.columns), batch.num_rows
-        except pa.ArrowInvalid as e:
-            message = str(e).splitlines()[0]
+    return pcsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pcsv.ReadOptions(column_names=internal, skip_rows=1 if skip_header else 0, encoding="utf8",
+                                      block_size=max(len(data) + 1, 1 << 20), use_threads=False),
+        parse_options=pcsv.ParseOptions(ignore_empty_lines=True, newlines_in_values=True),
+        convert_options=pcsv.ConvertOptions(column_types={n: types[k] for n, k in zip(internal, kinds)},
+                                            null_values=[""], strings_can_be_null=False,
+                                            quoted_strings_can_be_null=False))
+
+
+def _record_end(buf: bytes) -> int:
+    """The end of the last whole CSV record in ``buf`` (which starts a record): after its last line break outside
+    quotes (a quoted field's quotes, doubled ones included, come in pairs, so a line break with an even number of
+    quotes before it ends a record); 0 when there is none."""
+    if b'"' not in buf:
+        return max(buf.rfind(b"\n"), buf.rfind(b"\r")) + 1
+    b = np.frombuffer(buf, np.uint8)
+    outside = np.cumsum(b == 0x22) % 2 == 0
+    breaks = np.flatnonzero(((b == 0x0A) | (b == 0x0D)) & outside)
+    return int(breaks[-1]) + 1 if len(breaks) else 0
+
+
+MAX_RECORD = 64 << 20  # a CSV record longer than this is refused (memory stays bounded)
+
+
+def _record_chunks(f, size: int) -> Iterator[tuple[bytes, int]]:
+    """``f``'s bytes in chunks of about ``size`` that end on a record boundary: ``(buffer, end)``, the chunk being
+    ``buffer[:end]`` (not copied out)."""
+    rest = b""
+    while True:
+        data = f.read(size)
+        if not data:
+            if rest.strip():
+                yield rest, len(rest)
+            return
+        buf = rest + data if rest else data
+        cut = _record_end(buf)
+        if cut == 0:
+            if len(buf) > MAX_RECORD:
+                raise MonitorError(f"a CSV record is longer than {MAX_RECORD >> 20} MiB (an unclosed quote?)")
+            rest = buf
+            continue
+        yield buf, cut
+        rest = buf[cut:]
+
+
+def _csv_errors(path: str, width: int):
+    """Arrow's CSV errors as one sentence (a conversion error of a column read as numbers: ``_Retype``)."""
+    import pyarrow as pa
+
+    class _Errors:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, kind, e, tb):
+            if kind is None or not issubclass(kind, pa.ArrowInvalid):
+                return False
+            message = str(e).splitlines()[0] if str(e) else ""
+            found = _CONVERSION_ERROR.search(str(e))
+            if found:
+                raise _Retype(index=int(found.group(1)), value=found.group(2)) from None
             if "Expected" in message and "columns" in message:
                 raise MonitorError(f"dataset {path}: the CSV rows do not all have the first row's {width} "
                                    f"columns ({message[:200]})") from None
             raise MonitorError(f"dataset {path} is not readable CSV: {message[:200]}") from None
+
+    return _Errors()
+
+
+def _csv_kinds(path: str, width: int, header: bool, storage_options=None) -> list[str]:
+    """Each column's reading (``_column_kind``) from the first ``KINDS_BLOCK`` bytes' records read as texts."""
+    import pyarrow as pa
+
+    with _open(path, storage_options) as f, _csv_errors(path, width):
+        buf, end = next(_record_chunks(f, KINDS_BLOCK), (b"", 0))
+        first = buf[:end].removeprefix(b"\xef\xbb\xbf")
+        if not first.strip():
+            return ["string"] * width
+        table = _parse_csv(first, width, header, ["string"] * width)
+    return [_column_kind(pa.concat_arrays([c.cast(pa.string()) for c in col.chunks]) if col.num_chunks
+                         else pa.array([], pa.string())) for col in table.columns]
+
+
+def _prefetched(batches: Iterator, depth: int = 2) -> Iterator:
+    """``batches`` produced on a thread (Arrow parses without the GIL, so parsing the next block overlaps the
+    statistics of this one), at most ``depth`` ahead; the thread ends when the consumer stops."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in batches:
+                while not stop.is_set():
+                    try:
+                        q.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((True, done))
+        except BaseException as e:  # handed to the consumer, raised there
+            q.put((False, e))
+
+    thread = threading.Thread(target=produce, name="monitor-csv-reader", daemon=True)
+    thread.start()
+    try:
+        while True:
+            ok, item = q.get()
+            if not ok:
+                raise item
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        thread.join()
+
+
+def _csv_chunks(path: str, names: list[str], header: bool, kinds: list[str],
+                storage_options=None) -> Iterator[tuple[list[str], list, int]]:
+    """Batches of the CSV: column names, one pyarrow array per column (int64 / float64 for the columns ``kinds``
+    reads as numbers, dictionary-encoded texts for the others; empty cells null in numeric columns), row count. The
+    file is cut into chunks of whole records (``CSV_BLOCK`` bytes), read and parsed on a thread one chunk ahead of
+    the statistics (Arrow parses without the GIL), so memory stays a few chunks whatever the size.
+    Raises ``_Retype`` when a column read as numbers holds another text (a hexadecimal integer cell included, which
+    Arrow's int64 parser would read)."""
+    width = len(names)
+    watch_hex = "int64" in kinds
+
+    def tables():
+        with _open(path, storage_options) as f:
+            for i, (buf, end) in enumerate(_record_chunks(f, CSV_BLOCK)):
+                start = 3 if i == 0 and buf.startswith(b"\xef\xbb\xbf") else 0
+                if watch_hex and _has_hex_cell(buf, end=end):
+                    raise _Retype(hexadecimal=True)
+                yield _parse_csv(memoryview(buf)[start:end], width, header and i == 0, kinds)
+
+    with _csv_errors(path, width):
+        for table in _prefetched(tables(), depth=1):
+            yield names, list(table.columns), table.num_rows
+
+
+
+def _retyped(kinds: list[str], names: list[str], e: _Retype, attempt: int) -> list[str]:
+    """The next reading after ``e``: an int64 column with a Fractional text becomes float64, any other column read
+    as numbers becomes text; after ``MAX_RETYPES`` restarts every column is read as text."""
+    kinds = list(kinds)
+    if attempt >= MAX_RETYPES:
+        return ["string"] * len(kinds)
+    if e.hexadecimal:
+        return ["string" if k == "int64" else k for k in kinds]
+    index = e.index if e.index is not None else (names.index(e.name) if e.name in names else None)
+    if index is None or not 0 <= index < len(kinds) or kinds[index] == "string":
+        return ["string"] * len(kinds)
+    value = (e.value or "").strip()
+    fractional = bool(re.match(_FRACTIONAL, value)) and not re.match(_INTEGRAL, value)
+    if kinds[index] == "int64" and fractional and math.isfinite(float(value.replace(" ", ""))):
+        kinds[index] = "float64"
+    else:
+        kinds[index] = "string"
+    return kinds
+
+
+def _csv_profile(path: str, header: bool | None, storage_options=None) -> "_Profile":
+    names, header = _csv_layout(path, header, storage_options)
+    kinds = _csv_kinds(path, len(names), header, storage_options)
+    attempt = 0
+    while True:
+        profile = _Profile()
+        try:
+            for cols, arrays, rows in _csv_chunks(path, names, header, kinds, storage_options):
+                profile.add(cols, arrays, rows)
+            return profile
+        except _Retype as e:
+            attempt += 1
+            kinds = _retyped(kinds, names, e, attempt)
+            log.info("dataset %s: reading it again with the columns read as %s", path, kinds)
 
 
 def _json_value_cells(row: Any) -> dict | list:
@@ -577,15 +955,15 @@ def _jsonl_chunks(path: str, storage_options=None) -> Iterator[tuple[list[str], 
             yield _rows_to_columns(rows, [])
 
 
-def _dataset_chunks(dataset: str, header: bool | None, dataset_format: str | None, storage_options=None):
+def _dataset_format(dataset: str, dataset_format: str | None, storage_options=None) -> str:
     if dataset_format is None:
         with _open(dataset, storage_options) as f:
             dataset_format = _sniff_format(f.read(4096))
     fmt = dataset_format.lower().replace("_", "").replace("-", "")
     if fmt == "csv":
-        return _csv_chunks(dataset, header, storage_options)
+        return "csv"
     if fmt in ("json", "jsonl", "jsonlines"):
-        return _jsonl_chunks(dataset, storage_options)
+        return "jsonlines"
     raise MonitorError(f"dataset format {dataset_format!r} is not csv or jsonlines")
 
 
@@ -593,9 +971,13 @@ def statistics(dataset: str | os.PathLike, *, header: bool | None = None, datase
                storage_options: dict | None = None) -> tuple[dict, dict]:
     """``(statistics, constraints)`` documents of a CSV (``header``: True, False, or None to detect) or JSON Lines
     dataset, streamed."""
-    profile = _Profile()
-    for names, arrays, rows in _dataset_chunks(str(dataset), header, dataset_format, storage_options):
-        profile.add(names, arrays, rows)
+    dataset = str(dataset)
+    if _dataset_format(dataset, dataset_format, storage_options) == "csv":
+        profile = _csv_profile(dataset, header, storage_options)
+    else:
+        profile = _Profile()
+        for names, arrays, rows in _jsonl_chunks(dataset, storage_options):
+            profile.add(names, arrays, rows)
     if not profile.rows:
         raise MonitorError(f"dataset {dataset} holds no rows")
     return profile.statistics(), profile.constraints()
@@ -644,14 +1026,89 @@ def _write_outputs(folder: str | os.PathLike, files: dict[str, bytes]) -> None:
 
 # ============================================================================================ baseline
 
+def _partition_profiles(batches):
+    """Spark ``mapInArrow`` function: the profile of one partition's Arrow batches (every column a text), pickled
+    into one row."""
+    import pickle
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    profile = _Profile()
+    for batch in batches:
+        names = batch.schema.names
+        profile.add(names, [pc.cast(c, pa.string()) for c in batch.columns], batch.num_rows)
+    yield pa.RecordBatch.from_pydict({"profile": [pickle.dumps(profile, protocol=5)]},
+                                     schema=pa.schema([("profile", pa.binary())]))
+
+
+def spark_statistics(spark, dataset: str, *, header: bool | None = None,
+                     dataset_format: str | None = None) -> tuple[dict, dict]:
+    """``(statistics, constraints)`` of a dataset Spark reads (a file, a folder of part files, a glob, any URI the
+    session's Hadoop file systems open), for data that does not fit one machine: every partition is profiled where it
+    lies (CSV cells and JSON values as texts, the local engine's text rules) and the partitions' profiles (counts,
+    moments, KLL / frequent-items sketches, HyperLogLog registers) merge on the driver."""
+    import pickle
+
+    fmt = (dataset_format or ("jsonlines" if str(dataset).lower().endswith((".jsonl", ".json", ".ndjson"))
+                              else "csv")).lower().replace("_", "").replace("-", "")
+    try:
+        if fmt in ("json", "jsonl", "jsonlines"):
+            df = spark.read.option("primitivesAsString", "true").json(str(dataset))
+            df = df.select([df[c].cast("string").alias(c) for c in df.columns])
+        elif fmt == "csv":
+            reader = spark.read.option("inferSchema", "false").option("mode", "FAILFAST")
+            if header is None:
+                sample = [list(r) for r in reader.option("header", "false").csv(str(dataset)).limit(200).collect()]
+                header = _has_header([[c or "" for c in row] for row in sample])
+            df = reader.option("header", "true" if header else "false").csv(str(dataset))
+        else:
+            raise MonitorError(f"dataset format {dataset_format!r} is not csv or jsonlines")
+        rows = df.mapInArrow(_partition_profiles, "profile binary").collect()
+    except MonitorError:
+        raise
+    except Exception as e:  # Spark's errors (AnalysisException, Py4JJavaError): the first line says it
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise MonitorError(f"Spark cannot profile {dataset}: {first[:300]}") from None
+    profile = _Profile()
+    for row in rows:
+        profile.merge(pickle.loads(row["profile"]))
+    if not profile.rows:
+        raise MonitorError(f"dataset {dataset} holds no rows")
+    return profile.statistics(), profile.constraints()
+
+
+def _spark_session():
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise MonitorError("the spark engine needs pyspark: pip install 'artifact-tools[spark]'") from None
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    session = SparkSession.builder.appName("artifact-tools monitor").config("spark.pyspark.python", sys.executable) \
+        .getOrCreate()
+    master = session.sparkContext.master
+    if not os.environ.get("PYSPARK_PYTHON") and str(master).startswith("local"):
+        session.sparkContext.pythonExec = sys.executable  # local workers run this interpreter (its packages)
+    return session
+
+
 def baseline(dataset: str | os.PathLike, out: str | os.PathLike, *, header: bool | None = None,
              engine: str = "local", dataset_format: str | None = None,
-             storage_options: dict | None = None) -> dict:
+             storage_options: dict | None = None, spark=None) -> dict:
     """Write ``statistics.json`` and ``constraints.json`` of ``dataset`` into the folder ``out``; returns
-    ``{"statistics": ..., "constraints": ...}``. ``engine``: only ``"local"`` (streamed, any size)."""
-    if engine != "local":
-        raise MonitorError(f"the baseline engine {engine!r} is not available; 'local' streams datasets of any size")
-    stats, cons = statistics(dataset, header=header, dataset_format=dataset_format, storage_options=storage_options)
+    ``{"statistics": ..., "constraints": ...}``. ``engine``: ``"local"`` (streamed, any size) or ``"spark"``
+    (``spark_statistics`` on ``spark``, else the active SparkSession, else a new one from ``spark-submit``'s
+    settings)."""
+    if engine == "spark":
+        stats, cons = spark_statistics(spark or _spark_session(), str(dataset), header=header,
+                                       dataset_format=dataset_format)
+    elif engine == "local":
+        stats, cons = statistics(dataset, header=header, dataset_format=dataset_format,
+                                 storage_options=storage_options)
+    else:
+        raise MonitorError(f"the baseline engine {engine!r} is not 'local' or 'spark'")
     _write_outputs(out, {"statistics.json": _dumps(stats), "constraints.json": _dumps(cons)})
     return {"statistics": stats, "constraints": cons}
 
@@ -1049,7 +1506,10 @@ def add_monitor_command(subparsers, add_opening=None, add_global=None) -> argpar
                    help="whether the CSV's first row names the columns (default: detected)")
     b.add_argument("--format", choices=["auto", "csv", "jsonlines"], default="auto", dest="dataset_format",
                    help="dataset format (default: detected from the content)")
-    b.add_argument("--engine", choices=["local"], default="local", help="local: streamed, any size")
+    b.add_argument("--engine", choices=["local", "spark"], default="local",
+                   help="local: streamed on this machine, any size; spark: profiled per partition by the active "
+                        "or a new SparkSession (run under spark-submit for a cluster), for data that does not fit "
+                        "one machine")
     b.set_defaults(func=cmd_monitor_baseline)
     r = sub.add_parser("run", help="compare captured requests with a baseline",
                        description="rebuild the requests captured under CAPTURE, compare them with a baseline and "

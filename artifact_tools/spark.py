@@ -4,8 +4,15 @@ The model is loaded once per Python worker process, never pickled per task: only
 travels with the task, and the worker opens it with :func:`loaders.load`, whose extraction cache (content-hash
 folders under ``$ARTIFACT_TOOLS_CACHE``) makes every later load on that machine read no archive bytes. The loaded
 model stays in this module's ``_LOADED`` for the life of the worker (PySpark reuses Python workers,
-``spark.python.worker.reuse``, default true). Rows travel as Arrow batches through ``DataFrame.mapInPandas``
-(PySpark >= 3.0), each batch predicted with the model's ``predict`` on its feature columns.
+``spark.python.worker.reuse``, default true). Rows travel as Arrow record batches through
+``DataFrame.mapInPandas`` (PySpark >= 3.0) -- at most ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows each
+(Spark's default 10,000; set it on the session for larger batches) -- each batch predicted with the model's
+``predict`` on its feature columns.
+
+Parallelism is Spark's: a DataFrame with fewer partitions than the session's ``defaultParallelism`` (the cores of
+``local[N]``, or of all executors) is repartitioned to that many, so that every core gets a task; and each task's
+model uses ``spark.task.cpus`` threads (default 1: XGBoost's ``nthread``, and the OpenMP/BLAS pools through
+``threadpoolctl`` for the length of each batch's ``predict``), so that N tasks do not each start a thread per core.
 
 On a cluster the same call runs unchanged when the artifact is reachable from every executor -- an ``s3://`` URI
 (with the ``s3`` extra and credentials on the executors) or a path on shared storage -- and artifact-tools is
@@ -29,6 +36,7 @@ log = logging.getLogger(__name__)
 __all__ = ["transform", "transform_files"]
 
 _LOADED: dict = {}  # per Python worker: (artifact, trust) -> LoadedModel
+_THREADS: dict = {}  # per Python worker: id of a loaded XGBoost Booster -> the nthread it was given
 _PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where this package sits, for local workers
 FORMATS = ("parquet", "csv", "json")
 
@@ -40,6 +48,22 @@ def _load(artifact: str, trust, storage_options):
 
         _LOADED[key] = loaders.load(artifact, trust=trust, storage_options=storage_options)
     return _LOADED[key]
+
+
+def _predict_limited(model, data, threads: int):
+    """``model.predict(data)`` using at most ``threads`` threads (see the module docstring)."""
+    if model.framework == "xgboost" and _THREADS.get(id(model.model)) != threads:
+        try:
+            model.model.set_param({"nthread": threads})
+        except Exception:  # noqa: BLE001 -- a booster that takes no parameters predicts as it is
+            pass
+        _THREADS[id(model.model)] = threads
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return model.predict(data)
+    with threadpool_limits(limits=threads):
+        return model.predict(data)
 
 
 def _columns(pred, n: int, name: str):
@@ -109,6 +133,11 @@ def transform(df, artifact: Any, *, features: list | None = None, prediction_col
     schema = T.StructType((list(df.schema.fields) if keep_input else []) + out_fields)
     types = {f.name: f.dataType for f in out_fields}
     project, trust_, options = _PROJECT, trust, storage_options
+    session = df.sparkSession
+    threads = max(1, int(session.conf.get("spark.task.cpus", "1") or 1))
+    cores = session.sparkContext.defaultParallelism
+    if df.rdd.getNumPartitions() < cores:
+        df = df.repartition(cores)
 
     def score(batches):  # runs in the Python worker: the model comes from the worker's own cache
         import sys
@@ -121,7 +150,8 @@ def transform(df, artifact: Any, *, features: list | None = None, prediction_col
             if pdf.empty:
                 continue
             m = here._load(artifact, trust_, options)
-            pred = here._columns(m.predict(here._features(pdf[cols])), len(pdf), prediction_col)
+            pred = here._columns(here._predict_limited(m, here._features(pdf[cols]), threads), len(pdf),
+                                 prediction_col)
             out = pdf if keep_input else pdf.iloc[:, :0]
             out = out.assign(**{k: here._cast(v, types[k]) for k, v in pred.items()})
             yield out

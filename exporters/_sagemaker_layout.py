@@ -13,10 +13,18 @@ Layouts, per framework (what each container reads from ``/opt/ml/model``):
   (dmlc/xgboost ``src/learner.cc`` at v1.0.0, v1.6.0, v1.7.4, v3.0.5). XGBoost >= 3.1 writes ``base_score`` as
   a vector (``"[5E-1]"``) that readers before 3.1 parse as a scalar with ``from_chars`` (``src/learner.cc``
   v3.0.5 ``LearnerModelParamLegacy::FromJson``), so a one-element vector is rewritten as the scalar all
-  releases read. Written as UBJSON (default, ``xgboost_format=ubj``: images 1.7-1, 3.0-5, 3.2-0) or JSON
-  (``xgboost_format=json``: the same images; 1.0-1 to 1.5-1 parse JSON too but are not claimed).
+  releases read. For ``text/csv`` the container builds a DMatrix without feature names (``encoder.py``
+  ``csv_to_dmatrix``) and predicts with ``validate_features=False`` (``serve_utils.py`` ``predict``), so models
+  saved with feature names are served plain rows in their column order. Written as UBJSON (default,
+  ``xgboost_format=ubj``: images 1.7-1, 3.0-5, 3.2-0) or JSON (``xgboost_format=json``: the same images; 1.0-1
+  to 1.5-1 parse JSON too but are not claimed).
 - scikit-learn container: ``model.joblib`` + ``code/inference.py`` (``model_fn``/``input_fn``/``predict_fn``/
-  ``output_fn``) + ``code/requirements.txt`` pinning the scikit-learn that pickled the model.
+  ``output_fn``) + ``code/requirements.txt`` pinning the scikit-learn that pickled the model. ``predict_fn`` calls
+  what :mod:`loaders.sklearn` calls: ``predict``, else ``kneighbors`` (indices), else ``transform``.
+- SageMaker's MXNet built-in algorithms (Linear Learner, k-means, PCA, NTM, Factorization Machines, image
+  classification) are refused: their ``model.tar.gz`` is served as it is by the algorithm's own image, and their
+  graphs (training graphs with label inputs, or bare NDArray lists) are not the Gluon export the MXNet framework
+  container reads; ``--to onnx`` exports Linear Learner, Factorization Machines, k-means and PCA.
 - TensorFlow Serving container: ``<version>/saved_model.pb`` + ``variables/`` (+ ``assets/``), and ``code/``
   when the source had one.
 - PyTorch container: the source's files + ``model.pt`` (TorchScript) + ``code/inference.py``.
@@ -458,9 +466,11 @@ def _xgboost(ctx: _Context, fmt: str) -> Layout:
             booster.load_model(str(path))  # the container's call, on the bare file name
         body = csv_body(ctx.samples)
         rows = np.loadtxt(io.StringIO(body.decode()), delimiter=",", ndmin=2, dtype=np.float32)
-        got = booster.predict(xgb.DMatrix(rows, missing=np.nan))
+        # the container's text/csv DMatrix has no feature names, and it predicts with validate_features=False
+        # (serve_utils.py predict, _predict_with_compat), so a model saved with feature names takes plain rows
+        got = booster.predict(xgb.DMatrix(rows, missing=np.nan), validate_features=False)
         checks.append(ctx.check("xgboost-model", got, "Booster().load_model('xgboost-model') as the built-in "
-                                "container calls it, fed the text/csv rows"))
+                                "container calls it, fed the text/csv rows with validate_features=False"))
         return checks
 
     notes = []
@@ -489,7 +499,12 @@ def predict_fn(input_data, model):
         import pandas as pd
 
         input_data = pd.DataFrame(input_data, columns=list(names))
-    return model.predict(input_data)
+    # the method artifact-tools' loader calls: predict; else kneighbors (the neighbours' indices); else transform
+    if callable(getattr(model, "predict", None)):
+        return model.predict(input_data)
+    if callable(getattr(model, "kneighbors", None)):
+        return model.kneighbors(input_data, return_distance=False)
+    return model.transform(input_data)
 '''
 
 
@@ -701,9 +716,19 @@ def predict_fn(input_data, model):
 '''
 
 
+# the built-ins the onnx target converts (exporters/onnx.py, _mxnet)
+_ONNX_BUILTINS = ("linear-learner", "factorization-machines", "kmeans", "pca")
+
+
 def _mxnet(ctx: _Context) -> Layout:
     import mxnet as mx
 
+    algorithm = ctx.loaded.info.get("algorithm")
+    if algorithm:
+        onnx = " or export it with --to onnx" if algorithm in _ONNX_BUILTINS else ""
+        raise ArtifactError(f"the {algorithm} model is a SageMaker built-in algorithm artifact, which the built-in "
+                            f"{algorithm} image serves from its original model.tar.gz and the MXNet framework "
+                            f"container cannot load; deploy the original artifact with the built-in image{onnx}")
     block = ctx.loaded.model
     if not hasattr(block, "export"):
         raise ArtifactError(f"the MXNet source is a {type(block).__name__}, not a Gluon block that can be exported")

@@ -273,8 +273,8 @@ def _flavor(loaded: LoadedModel, samples: Any, work: Path, expected: Any) -> _Fl
     if fw == "sklearn":
         method = loaded.info.get("method", "predict")
         if method in _SKLEARN_PYFUNC_METHODS:
-            return _Flavor("sklearn", _with(mlflow.sklearn.save_model, model, pyfunc_predict_fn=method),
-                           _MODULES["sklearn"])
+            return _Flavor("sklearn", _with(mlflow.sklearn.save_model, model, pyfunc_predict_fn=method,
+                                            **_skops_settings(model)), _MODULES["sklearn"])
     if fw == "xgboost":
         note = (f"the {loaded.info['era']} XGBoost model was converted to the current format (UBJSON)"
                 if loaded.info.get("converted") or str(loaded.info.get("era", "")).startswith(("legacy", "pickle"))
@@ -301,6 +301,22 @@ def _flavor(loaded: LoadedModel, samples: Any, work: Path, expected: Any) -> _Fl
     if fw == "spark" and hasattr(model, "stages"):
         return _spark(loaded, work, expected)
     return _artifact_tools(loaded, work)
+
+
+def _skops_settings(model: Any) -> dict[str, Any]:
+    """How MLflow 3 should serialise a scikit-learn model: skops (its default, no pickle) with exactly the types
+    skops does not trust by default but artifact-tools' own allowlist admits (``sklearn.tree._tree.Tree`` and the
+    like: the model was loaded under that policy), or cloudpickle when the model holds a type the allowlist does not
+    name (a class of the user's, admitted with trust=True), which skops would refuse to load."""
+    import skops.io
+
+    from artifact_tools.trust import classify
+
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    allowed = [t for t in untrusted if "." in t and classify(*t.rsplit(".", 1)) == "allowed"]
+    if len(allowed) < len(untrusted):
+        return {"serialization_format": "cloudpickle"}
+    return {"serialization_format": "skops", "skops_trusted_types": allowed} if allowed else {}
 
 
 def _with(save: Callable, model: Any, **fixed: Any) -> Callable[..., None]:

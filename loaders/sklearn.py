@@ -244,7 +244,9 @@ def unpickle(data: bytes, trust: bool | str = False, label: str = "pickle", seen
     check_pickle(data, trust, label)
     versions = seen_versions if seen_versions is not None else []
     try:
-        return _restricted_unpickler(trust, versions)(io.BytesIO(data)).load()
+        obj = _restricted_unpickler(trust, versions)(io.BytesIO(data)).load()
+        check_structures(obj, label)
+        return obj
     except pickle.UnpicklingError as e:
         hint = ("; pass trust=True (CLI: --trust) if you trust its author"
                 if not trust and "outside the allowlist" in str(e) else "")
@@ -263,6 +265,107 @@ def unpickle(data: bytes, trust: bool | str = False, label: str = "pickle", seen
     except (EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, MemoryError, RecursionError,
             OverflowError) as e:
         raise CorruptArtifact(f"{label} could not be unpickled ({type(e).__name__}: {str(e)[:200]})") from None
+
+
+_MAX_WALK = 200_000  # objects visited when looking for native structures (a forest of 10k trees is ~50k)
+
+
+def check_structures(obj: Any, label: str) -> None:
+    """Refuse native index structures that scikit-learn's compiled code would follow out of bounds.
+
+    Unpickling a fitted tree restores its node arrays as given (``sklearn/tree/_tree.pyx`` ``Tree.__setstate__``
+    checks their dtype and shape, not the indices in them), and ``predict`` then walks ``children_left`` /
+    ``children_right`` and reads ``X[:, feature]`` without bounds checks: a pickle of only allowlisted types can
+    still crash the interpreter. So, wherever they sit in the loaded object (forests, pipelines, boosting
+    stages): in every ``Tree`` an internal node's children come after it and inside the node count (the builders
+    number nodes that way: ``_tree.pyx`` ``_add_node``), leaves have both children -1 and feature -2, internal
+    features lie in ``[0, n_features)`` and ``value`` has one row per node; in every histogram-gradient-boosting
+    ``TreePredictor`` the same holds for its ``nodes`` record array (``left``/``right``/``feature_idx``,
+    ``_hist_gradient_boosting/_predictor.pyx``); in every ``KDTree``/``BallTree`` the index array is a
+    permutation of the data rows and each node's ``[idx_start, idx_end)`` lies inside it
+    (``neighbors/_binary_tree.pxi``).
+    """
+    import numpy as np
+
+    seen: set[int] = set()
+    stack = [obj]
+    while stack and len(seen) < _MAX_WALK:
+        x = stack.pop()
+        if id(x) in seen or isinstance(x, (str, bytes, int, float, bool, type(None), np.generic)):
+            continue
+        seen.add(id(x))
+        kind = f"{type(x).__module__}.{type(x).__qualname__}"
+        if kind == "sklearn.tree._tree.Tree":
+            _check_tree(x, label)
+        elif kind.endswith("_hist_gradient_boosting.predictor.TreePredictor"):
+            _check_hgb(x, label)
+        elif kind in ("sklearn.neighbors._kd_tree.KDTree", "sklearn.neighbors._ball_tree.BallTree"):
+            _check_binary_tree(x, label)
+        if isinstance(x, np.ndarray):
+            if x.dtype == object:
+                stack.extend(x.ravel().tolist())
+            continue
+        if isinstance(x, dict):
+            stack.extend(x.values())
+        elif isinstance(x, (list, tuple, set, frozenset)):
+            stack.extend(x)
+        else:
+            stack.extend(getattr(x, "__dict__", {}).values())
+
+
+def _bad(label: str, what: str) -> CorruptArtifact:
+    return CorruptArtifact(f"{label}: {what}; scikit-learn would read memory outside the model, so it is refused")
+
+
+def _check_tree(tree: Any, label: str) -> None:
+    import numpy as np
+
+    n = int(tree.node_count)
+    left, right = np.asarray(tree.children_left), np.asarray(tree.children_right)
+    feature, value = np.asarray(tree.feature), np.asarray(tree.value)
+    if not (len(left) == len(right) == len(feature) == n and value.shape[:1] == (n,)) or n < 1:
+        raise _bad(label, f"a decision tree's node arrays disagree with its node count {n}")
+    nodes = np.arange(n)
+    leaf = left == -1
+    if np.any(leaf != (right == -1)) or np.any(feature[leaf] != -2):
+        raise _bad(label, "a decision tree has a node with one child, or a leaf with a split feature")
+    inner = ~leaf
+    if np.any((left[inner] <= nodes[inner]) | (left[inner] >= n) | (right[inner] <= nodes[inner]) |
+              (right[inner] >= n)):
+        raise _bad(label, f"a decision tree names a child node outside its {n} nodes (or before its parent)")
+    n_features = int(getattr(tree, "n_features", 0))
+    if np.any((feature[inner] < 0) | (feature[inner] >= n_features)):
+        raise _bad(label, f"a decision tree splits on a feature outside its {n_features} features")
+
+
+def _check_hgb(predictor: Any, label: str) -> None:
+    import numpy as np
+
+    nodes = np.asarray(predictor.nodes)
+    n = len(nodes)
+    if n < 1 or nodes.dtype.names is None or not {"left", "right", "is_leaf", "feature_idx"} <= set(nodes.dtype.names):
+        raise _bad(label, "a histogram gradient boosting tree has no node records")
+    inner = ~nodes["is_leaf"].astype(bool)
+    idx = np.arange(n)
+    left, right = nodes["left"].astype(np.int64), nodes["right"].astype(np.int64)
+    if np.any((left[inner] <= idx[inner]) | (left[inner] >= n) | (right[inner] <= idx[inner]) | (right[inner] >= n)):
+        raise _bad(label, f"a histogram gradient boosting tree names a child node outside its {n} nodes")
+    if np.any(nodes["feature_idx"][inner].astype(np.int64) < 0):
+        raise _bad(label, "a histogram gradient boosting tree splits on a negative feature index")
+
+
+def _check_binary_tree(tree: Any, label: str) -> None:
+    import numpy as np
+
+    state = tree.__getstate__()  # (data, idx_array, node_data, node_bounds, ...): neighbors/_binary_tree.pxi
+    data, idx, node_data = np.asarray(state[0]), np.asarray(state[1]), np.asarray(state[2])
+    rows = len(data)
+    if len(idx) != rows or (rows and not np.array_equal(np.sort(idx.astype(np.int64)), np.arange(rows))):
+        raise _bad(label, "a neighbours tree's index array is not a permutation of its data rows")
+    if node_data.dtype.names and {"idx_start", "idx_end"} <= set(node_data.dtype.names):
+        start, end = node_data["idx_start"].astype(np.int64), node_data["idx_end"].astype(np.int64)
+        if np.any((start < 0) | (end > rows) | (start > end)):
+            raise _bad(label, "a neighbours tree has a node whose rows lie outside its data")
 
 
 def _first_step(model):

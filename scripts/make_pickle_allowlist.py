@@ -93,6 +93,7 @@ def fitted_estimators():
     rng = np.random.default_rng(0)
     X = rng.random((40, 4))
     y_class = np.arange(40) % 2
+    y_multi = np.array(["setosa", "versicolor", "virginica"], dtype=object)[np.arange(40) % 3]
     y_reg = rng.random(40)
     base = {"estimator": LogisticRegression(), "base_estimator": LogisticRegression(),
             "estimators": [("a", LogisticRegression()), ("b", LogisticRegression())],
@@ -113,15 +114,37 @@ def fitted_estimators():
         if obj is None:
             continue
         yield cls, obj
-        for y in (y_class, y_reg, None):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    fitted = obj.fit(X, y) if y is not None else obj.fit(X)
-                yield cls, fitted
-                break
-            except Exception:  # noqa: BLE001
-                continue
+        # every target kind the estimator takes (binary, multiclass with string labels, regression, none): each
+        # fits other helper objects (HalfBinomialLoss vs HalfMultinomialLoss, classes_ of strings...), and each
+        # option of the parameters that choose a native structure or a loss (neighbours' ball/kd trees, losses)
+        for variant in _variants(obj):
+            for y in (y_class, y_multi, y_reg, None):
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        fitted = variant.fit(X, y) if y is not None else variant.fit(X)
+                    yield cls, fitted
+                except Exception:  # noqa: BLE001
+                    continue
+
+
+def _variants(obj):
+    """``obj`` and clones of it with each string option of its ``algorithm`` and ``loss`` parameters."""
+    import copy
+
+    yield obj
+    constraints = getattr(obj, "_parameter_constraints", {}) or {}
+    params = obj.get_params(deep=False)
+    for name in ("algorithm", "loss"):
+        if name not in params:
+            continue
+        for option in constraints.get(name, []):
+            for value in sorted(getattr(option, "options", ()) or (), key=str):
+                if isinstance(value, str) and value != params[name]:
+                    try:
+                        yield copy.deepcopy(obj).set_params(**{name: value})
+                    except Exception:  # noqa: BLE001
+                        continue
 
 
 def library_objects():

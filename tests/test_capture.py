@@ -84,7 +84,8 @@ def test_files_roll_by_hour_and_modes_and_sampling(tmp_path):
     with CaptureWriter(tmp_path / "c", "ep", "v1", 50) as w:
         for _ in range(2000):
             w.capture(b"1", "text/csv", b"1", "text/csv")
-    assert 800 < w.captured < 1200 and w.captured + w.sampled_out == 2000
+    chosen = w.captured + w.dropped  # under heavy load the bounded queue may drop a few: never blocks
+    assert 800 < chosen < 1200 and chosen + w.sampled_out == 2000 and w.dropped < 100
     with pytest.raises(CaptureError, match="percentage"):
         CaptureWriter(tmp_path, percent=120)
     with pytest.raises(CaptureError, match="capture mode"):

@@ -308,6 +308,53 @@ def test_killed_export_leaves_nothing_at_the_destination(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_xgboost_model_with_feature_names_takes_plain_csv_rows(tmp_path):
+    """The built-in container feeds text/csv rows as a DMatrix without names, predicting with
+    validate_features=False (sagemaker-xgboost-container serve_utils.predict); the export must verify that way."""
+    import xgboost as xgb
+
+    X, y = make_samples.make_data()
+    names = ["age", "income", "score", "x3"]
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 2},
+                        xgb.DMatrix(X, label=y, feature_names=names), num_boost_round=4)
+    booster.save_model(str(tmp_path / "model.json"))
+    result = exporters.export(tmp_path / "model.json", "sagemaker", tmp_path / "out", sample=X[:5])
+    assert result.passed
+    assert "validate_features=False" in next(c for c in result.checks if c.name == "xgboost-model").detail
+    exported = xgb.Booster()
+    exported.load_model(bytearray(_members(tmp_path / "out" / "model.tar.gz")["xgboost-model"]))
+    assert exported.feature_names == names
+    rows = np.random.default_rng(4).normal(size=(9, 4)).astype(np.float32)
+    np.testing.assert_allclose(exported.predict(xgb.DMatrix(rows), validate_features=False),
+                               booster.predict(xgb.DMatrix(rows, feature_names=names)), rtol=1e-6)
+
+
+def test_legacy_xgboost_file_with_feature_names(tmp_path):
+    art = ROOT / "tests" / "data" / "xgboost_legacy" / "x176-binary-logistic.json"
+    if not art.is_file():
+        pytest.skip(f"{art} is not built")
+    result = exporters.export(art, "sagemaker", tmp_path / "out")
+    assert result.passed and [c.name for c in result.checks] == ["file signature", "xgboost-model"]
+
+
+@pytest.mark.parametrize("kind", ["scaler", "neighbors"])
+def test_sklearn_transformer_and_neighbors_use_the_loaders_method(tmp_path, kind):
+    from sklearn.neighbors import NearestNeighbors
+    from sklearn.preprocessing import StandardScaler
+
+    X, _ = make_samples.make_data()
+    model = StandardScaler().fit(X) if kind == "scaler" else NearestNeighbors(n_neighbors=2).fit(X)
+    import joblib
+
+    joblib.dump(model, tmp_path / "model.joblib")
+    result = exporters.export(tmp_path / "model.joblib", "sagemaker", tmp_path / "out", sample=X[:5])
+    assert result.passed, result.checks
+    rows = np.random.default_rng(6).normal(size=(5, X.shape[1]))
+    got = _serve_csv(_unpack(tmp_path / "out" / "model.tar.gz", tmp_path / "x"), rows)
+    want = model.transform(rows) if kind == "scaler" else model.kneighbors(rows, return_distance=False)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
 # ------------------------------------------------------------------------------------------ real artifacts
 
 def test_corpus_sklearn_ir(corpus, tmp_path):
@@ -395,3 +442,20 @@ def test_corpus_iris_estimator_exported_without_a_sample(corpus, tmp_path):
         sig = meta.signature_def["serving_default"]
         scores = session.run(sig.outputs["scores"].name, {sig.inputs["inputs"].name: protos})
     np.testing.assert_allclose(loaders.load(art).predict(rows)["scores"], scores, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name, algorithm, onnx", [("cookbook-ll", "linear-learner", True),
+                                                   ("movies-kmeans-a", "kmeans", True)])
+def test_corpus_builtin_algorithms_are_refused_in_one_sentence(corpus, tmp_path, capsys, name, algorithm, onnx):
+    from artifact_tools import cli
+
+    art = corpus / name / "model.tar.gz"
+    with pytest.raises(ArtifactError) as caught:
+        exporters.export(art, "sagemaker", tmp_path / "out")
+    message = str(caught.value)
+    assert f"the {algorithm} model is a SageMaker built-in algorithm artifact" in message
+    assert ("--to onnx" in message) is onnx and "\n" not in message
+    assert not (tmp_path / "out").exists()
+    assert cli.main(["export", str(art), "--to", "sagemaker", str(tmp_path / "cli")]) == 2
+    err = capsys.readouterr().err
+    assert "built-in algorithm artifact" in err and "Traceback" not in err and "internal error" not in err

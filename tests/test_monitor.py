@@ -90,7 +90,6 @@ def test_baseline_statistics_agree_with_pandas_and_numpy(training, baseline_dir)
         assert num["mean"] == pytest.approx(col.mean(), rel=1e-12)
         assert num["std_dev"] == pytest.approx(col.std(ddof=0), rel=1e-9)
         assert (num["min"], num["max"]) == (col.min(), col.max())
-        assert num["distinct_count"] == pytest.approx(df[name].nunique(), rel=0.03, abs=1)
         kll = num["distribution"]["kll"]
         assert kll["sketch"]["parameters"]["k"] == 2048
         ordered = np.sort(col)
@@ -116,7 +115,7 @@ def test_baseline_statistics_agree_with_pandas_and_numpy(training, baseline_dir)
     dc = cons["monitoring_config"]["distribution_constraints"]
     assert dc["perform_comparison"] == "Enabled" and dc["comparison_method"] in ("Robust", "Simple")
     assert {"comparison_threshold", "categorical_comparison_threshold"} <= set(dc)
-    assert {"datatype_check_threshold", "completeness_threshold", "domain_content_threshold"} <= \
+    assert {"datatype_check_threshold", "domain_content_threshold"} <= \
         set(cons["monitoring_config"])
 
 
@@ -405,3 +404,329 @@ def test_outputs_replace_whole_files(training, tmp_path):
     assert json.loads((out / "statistics.json").read_text())["version"] == 0
     assert (out / "notes.txt").read_text() == "mine"
     assert sorted(p.name for p in out.iterdir()) == ["constraints.json", "notes.txt", "statistics.json"]
+
+
+# ================================================================================================ CSV read as numbers
+
+def _late_texts_csv(path: Path, n: int = 3000) -> dict[str, list[str]]:
+    """Columns whose first rows look like one type and whose later rows hold a text that changes it."""
+    rng = np.random.default_rng(5)
+    ints = [str(v) for v in rng.integers(-50, 50, n)]
+    floats = [f"{v:.4f}" for v in rng.normal(10, 3, n)]
+    cols = {
+        "late_fraction": list(ints), "late_hex": list(ints), "late_plus": list(ints), "late_whole_float": list(ints),
+        "late_nan": list(floats), "late_word": list(floats), "late_overflow": list(floats),
+        "plain_int": list(ints), "plain_float": list(floats),
+        "blank_cells": [("" if i % 7 == 0 else v) for i, v in enumerate(floats)],
+        "words": [f"w{v}" for v in rng.integers(0, 30, n)],
+    }
+    for name, at, text in (("late_fraction", 2500, "2.5"), ("late_hex", 2600, "0x1F"), ("late_plus", 2700, "+5"),
+                           ("late_whole_float", 2750, "3.0"), ("late_nan", 2800, "nan"), ("late_word", 2900, "abc"),
+                           ("late_overflow", 2950, "1e400")):
+        cols[name][at] = text
+    names = list(cols)
+    path.write_text(",".join(names) + "\n" + "".join(",".join(cols[k][i] for k in names) + "\n" for i in range(n)),
+                    encoding="utf-8")
+    return cols
+
+
+def test_csv_columns_read_as_numbers_follow_the_text_rules(tmp_path, monkeypatch):
+    """Columns are read as numbers when the first block shows only numbers; a later text those numbers cannot stand
+    for (a fraction in an integer column, a hexadecimal integer, '+5', 'nan', '1e400', a word) makes the read start
+    over, so the statistics are those of Deequ's text rules: the types are known by construction, the numbers come
+    from numpy on the texts, and the same rows as JSON Lines (always read as texts) agree."""
+    from datasketches import kll_doubles_sketch
+
+    monkeypatch.setattr(monitor, "CSV_BLOCK", 4096)  # many blocks: the late texts are far past the first one
+    monkeypatch.setattr(monitor, "KINDS_BLOCK", 4096)
+    path = tmp_path / "late.csv"
+    cols = _late_texts_csv(path)
+    stats, _ = monitor.statistics(path)
+    types = {f["name"]: f["inferred_type"] for f in stats["features"]}
+    assert types == {"late_fraction": "Fractional", "late_hex": "String", "late_plus": "Integral",
+                     "late_whole_float": "Fractional", "late_nan": "String", "late_word": "String",
+                     "late_overflow": "String", "plain_int": "Integral", "plain_float": "Fractional",
+                     "blank_cells": "Fractional", "words": "String"}
+    for name in ("late_fraction", "late_plus", "late_whole_float", "plain_int", "plain_float", "blank_cells"):
+        values = np.array([float(v) for v in cols[name] if v])
+        num = _feature(stats, name)["numerical_statistics"]
+        assert num["common"] == {"num_present": len(values), "num_missing": len(cols[name]) - len(values)}, name
+        assert num["sum"] == pytest.approx(values.sum(), rel=1e-12) and (num["min"], num["max"]) == \
+            (values.min(), values.max()), name
+        assert num["std_dev"] == pytest.approx(values.std(), rel=1e-9), name
+    for name in ("late_hex", "late_nan", "late_word", "late_overflow", "words"):
+        common = _feature(stats, name)["string_statistics"]["common"]
+        assert common == {"num_present": 3000, "num_missing": 0}, name
+        distinct = len(set(cols[name]))  # exact up to 1,000 distinct values, then HyperLogLog's estimate
+        assert _feature(stats, name)["string_statistics"]["distinct_count"] == \
+            (distinct if distinct <= 1000 else pytest.approx(distinct, rel=0.03)), name
+    jsonl = tmp_path / "late.jsonl"
+    jsonl.write_text("".join(json.dumps({k: v for k, v in zip(cols, row) if v != ""}) + "\n"
+                             for row in zip(*cols.values())), encoding="utf-8")
+    texts, _ = monitor.statistics(jsonl)
+    assert sorted(f["name"] for f in texts["features"]) == sorted(cols)
+    for a in stats["features"]:
+        b = _feature(texts, a["name"])  # JSON Lines: a key first seen later comes later
+        assert a["inferred_type"] == b["inferred_type"]
+        key = "numerical_statistics" if "numerical_statistics" in a else "string_statistics"
+        assert a[key]["common"] == b[key]["common"], a["name"]
+        if key == "numerical_statistics":
+            assert a[key]["sum"] == pytest.approx(b[key]["sum"], rel=1e-12)
+            n = a[key]["common"]["num_present"]  # two runs of a randomised sketch: each within its error bound
+            slack = 2 * kll_doubles_sketch.get_normalized_rank_error(2048, False) * n + 1
+            for x, y in zip(a[key]["distribution"]["kll"]["buckets"], b[key]["distribution"]["kll"]["buckets"]):
+                assert (x["lower_bound"], x["upper_bound"]) == (y["lower_bound"], y["upper_bound"])
+                assert abs(x["count"] - y["count"]) <= 2 * slack, a["name"]
+
+
+def test_a_bad_row_late_in_a_csv_is_one_sentence_and_stops_the_reader(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setattr(monitor, "CSV_BLOCK", 4096)
+    path = tmp_path / "ragged.csv"
+    path.write_text("a,b\n" + "".join(f"{i},{i * 0.5}\n" for i in range(5000)) + "1,2,3\n", encoding="utf-8")
+    before = threading.active_count()
+    with pytest.raises(monitor.MonitorError, match="do not all have the first row's 2 columns"):
+        monitor.statistics(path)
+    assert threading.active_count() == before
+
+
+def test_distinct_counts_of_many_strings_are_within_hyperloglogs_error(tmp_path):
+    """Beyond 1,000 distinct values a String column's distinct count is the HyperLogLog estimate (2^14 registers:
+    1.04 / 128 = 0.8 % standard error); short and long (over 64 bytes) values alike."""
+    rng = np.random.default_rng(11)
+    values = [f"id-{v}" for v in rng.integers(0, 40_000, 60_000)]
+    values += ["x" * 80 + str(v) for v in rng.integers(0, 5_000, 10_000)]
+    path = tmp_path / "ids.csv"
+    path.write_text("id\n" + "\n".join(values) + "\n", encoding="utf-8")
+    stats, _ = monitor.statistics(path, header=True)
+    feature = _feature(stats, "id")["string_statistics"]
+    assert feature["distinct_count"] == pytest.approx(len(set(values)), rel=0.03)
+    top = {b["value"]: b["count"] for b in feature["distribution"]["categorical"]["buckets"]}
+    exact = pd.Series(values).value_counts()
+    assert all(count >= exact[value] for value, count in top.items())  # the frequent-items sketch's lower bound
+
+
+# ================================================================================================ AWS's schemas
+
+class _OneOf(tuple):
+    """A value matching one of the alternatives (a feature is numeric or categorical)."""
+
+
+NUMBER, TEXT, FLAG = "number", "string", "boolean"
+# The shapes below are written from the SageMaker developer guide's schema pages (keys and JSON types only). A key
+# ending in "?" is one the pages show for some features and not others (num_constraints for numbers,
+# string_constraints for categorical features with a small domain).
+# https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-interpreting-statistics.html (and -byoc-statistics)
+_COMMON = {"num_present": NUMBER, "num_missing": NUMBER}
+STATISTICS_SHAPE = {
+    "version": NUMBER,
+    "dataset": {"item_count": NUMBER},
+    "features": [_OneOf((
+        {"name": TEXT, "inferred_type": TEXT, "numerical_statistics": {
+            "common": _COMMON, "mean": NUMBER, "sum": NUMBER, "std_dev": NUMBER, "min": NUMBER, "max": NUMBER,
+            "distribution": {"kll": {
+                "buckets": [{"lower_bound": NUMBER, "upper_bound": NUMBER, "count": NUMBER}],
+                "sketch": {"parameters": {"c": NUMBER, "k": NUMBER}, "data": [[NUMBER]]}}}}},
+        {"name": TEXT, "inferred_type": TEXT, "string_statistics": {
+            "common": _COMMON, "distinct_count": NUMBER,
+            "distribution": {"categorical": {"buckets": [{"value": TEXT, "count": NUMBER}]}}}},
+    ))],
+}
+# https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-byoc-constraints.html
+CONSTRAINTS_SHAPE = {
+    "version": NUMBER,
+    "features": [{"name": TEXT, "inferred_type": TEXT, "completeness": NUMBER,
+                  "num_constraints?": {"is_non_negative": FLAG}, "string_constraints?": {"domains": [TEXT]},
+                  "monitoringConfigOverrides": {}}],
+    "monitoring_config": {
+        "evaluate_constraints": TEXT, "emit_metrics": TEXT, "datatype_check_threshold": NUMBER,
+        "domain_content_threshold": NUMBER,
+        "distribution_constraints": {"perform_comparison": TEXT, "comparison_threshold": NUMBER,
+                                     "comparison_method": TEXT, "categorical_comparison_threshold": NUMBER,
+                                     "categorical_drift_method": TEXT}},
+}
+# https://docs.aws.amazon.com/sagemaker/latest/dg/model-monitor-interpreting-violations.html
+VIOLATIONS_SHAPE = {"violations": [{"feature_name": TEXT, "constraint_check_type": TEXT, "description": TEXT}]}
+DOCUMENTED_CHECKS = {"data_type_check", "completeness_check", "baseline_drift_check", "missing_column_check",
+                     "extra_column_check", "categorical_values_check"}
+
+
+def _shape_errors(value, shape, path: str = "$", seen: set | None = None) -> list[str]:
+    """Where ``value`` departs from ``shape``: a missing or unknown key, a wrong JSON type. ``seen`` collects the
+    shape paths a value filled (so a test can tell that every documented key was written somewhere)."""
+    if seen is not None:
+        seen.add(path)
+    if isinstance(shape, _OneOf):
+        tries = [_shape_errors(value, alt, f"{path}|{i}", None) for i, alt in enumerate(shape)]
+        best = min(range(len(shape)), key=lambda i: len(tries[i]))
+        return _shape_errors(value, shape[best], f"{path}|{best}", seen)
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return [f"{path}: {type(value).__name__}, not an object"]
+        required = {k for k in shape if not k.endswith("?")}
+        allowed = {k.rstrip("?"): k for k in shape}
+        errors = [f"{path}: no {k!r}" for k in sorted(required - set(value))]
+        errors += [f"{path}: {k!r} is not in the schema" for k in sorted(set(value) - set(allowed))]
+        for key, sub in value.items():
+            if key in allowed:
+                errors += _shape_errors(sub, shape[allowed[key]], f"{path}.{allowed[key]}", seen)
+        return errors
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return [f"{path}: {type(value).__name__}, not an array"]
+        return [e for i, item in enumerate(value) for e in _shape_errors(item, shape[0], f"{path}[]", seen)]
+    kinds = {NUMBER: (int, float), TEXT: (str,), FLAG: (bool,)}[shape]
+    if isinstance(value, bool) and shape != FLAG or not isinstance(value, kinds):
+        return [f"{path}: {value!r} is not a JSON {shape}"]
+    return []
+
+
+def _shape_paths(shape, path: str = "$") -> set[str]:
+    out = {path}
+    if isinstance(shape, _OneOf):
+        for i, alt in enumerate(shape):
+            out |= _shape_paths(alt, f"{path}|{i}")
+    elif isinstance(shape, dict):
+        for k, sub in shape.items():
+            out |= _shape_paths(sub, f"{path}.{k}")
+    elif isinstance(shape, list):
+        out |= _shape_paths(shape[0], f"{path}[]")
+    return out
+
+
+def test_shape_check_finds_departures():
+    """The checker itself: a missing key, an unknown key and a wrong type are each reported."""
+    good = {"violations": [{"feature_name": "a", "constraint_check_type": "data_type_check", "description": "d"}]}
+    assert _shape_errors(good, VIOLATIONS_SHAPE) == []
+    assert _shape_errors({"violations": [{"feature_name": "a", "description": "d"}]}, VIOLATIONS_SHAPE)
+    assert _shape_errors({"violations": [], "extra": 1}, VIOLATIONS_SHAPE)
+    assert _shape_errors({"version": True, "features": [], "dataset": {"item_count": 1}}, STATISTICS_SHAPE)
+
+
+def test_our_files_have_the_documented_shapes(baseline_dir, capture_dir, tmp_path):
+    """statistics.json, constraints.json and constraint_violations.json side by side with the shapes of AWS's schema
+    pages: the same keys at every level and the same JSON types, and every documented key written somewhere."""
+    seen: set[str] = set()
+    stats = json.loads((baseline_dir / "statistics.json").read_text())
+    cons = json.loads((baseline_dir / "constraints.json").read_text())
+    assert _shape_errors(stats, STATISTICS_SHAPE, seen=seen) == []
+    assert seen == _shape_paths(STATISTICS_SHAPE)
+    seen = set()
+    assert _shape_errors(cons, CONSTRAINTS_SHAPE, seen=seen) == []
+    assert seen == _shape_paths(CONSTRAINTS_SHAPE)
+    checks = set()
+    for window in ("combined", "missing"):
+        _, _, report = _run(capture_dir, baseline_dir, tmp_path, window)
+        violations = json.loads((report / "constraint_violations.json").read_text())
+        seen = set()
+        assert _shape_errors(violations, VIOLATIONS_SHAPE, seen=seen) == []
+        assert seen == _shape_paths(VIOLATIONS_SHAPE)
+        checks |= {v["constraint_check_type"] for v in violations["violations"]}
+        observed = json.loads((report / "statistics.json").read_text())
+        assert _shape_errors(observed, STATISTICS_SHAPE) == []
+    assert checks <= DOCUMENTED_CHECKS and len(checks) == 3
+
+
+def test_quoted_line_breaks_across_chunks(tmp_path, monkeypatch):
+    """Chunks end on record boundaries: quoted cells holding line breaks, commas and doubled quotes straddle many
+    chunk edges and are read whole (checked against pandas)."""
+    import csv as csv_module
+    monkeypatch.setattr(monitor, "CSV_BLOCK", 300)
+    monkeypatch.setattr(monitor, "KINDS_BLOCK", 300)
+    rng = np.random.default_rng(2)
+    path = tmp_path / "notes.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv_module.writer(f)
+        w.writerow(["id", "note", "value"])
+        for i in range(2000):
+            note = f'line {i % 37}\nsecond, "quoted" part' if i % 3 == 0 else f"plain {i % 11}"
+            w.writerow([i, note, f"{rng.normal():.5f}"])
+    df = pd.read_csv(path)
+    stats, _ = monitor.statistics(path)
+    assert stats["dataset"]["item_count"] == len(df) == 2000
+    assert _feature(stats, "id")["inferred_type"] == "Integral"
+    assert _feature(stats, "id")["numerical_statistics"]["sum"] == df["id"].sum()
+    assert _feature(stats, "value")["numerical_statistics"]["sum"] == pytest.approx(df["value"].sum(), rel=1e-12)
+    note = _feature(stats, "note")["string_statistics"]
+    assert note["distinct_count"] == df["note"].nunique()
+    exact = df["note"].value_counts()
+    top = {b["value"]: b["count"] for b in note["distribution"]["categorical"]["buckets"]}
+    assert all(exact[v] == c for v, c in top.items())  # the texts whole, line breaks and quotes included
+    assert sorted(top.values()) == sorted(exact.head(20).tolist())  # the 20 most frequent (ties in any order)
+
+
+# ================================================================================================ Spark engine
+
+def test_spark_engine_matches_the_local_engine(spark, training, tmp_path):
+    """``--engine spark`` profiles each partition where it lies and merges the partitions' counts, moments and
+    sketches: the counts and sums equal the local engine's (and pandas'), the merged KLL sketches stay within
+    DataSketches' error bound of the exact quantiles, and the constraints are the same."""
+    import sys
+
+    from datasketches import kll_doubles_sketch
+
+    path, df = training
+    local = monitor.baseline(path, tmp_path / "local")
+    before = spark.conf.get("spark.sql.files.maxPartitionBytes")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "48k")  # several partitions of the one small file
+    saved, spark.sparkContext.pythonExec = spark.sparkContext.pythonExec, sys.executable  # workers: this venv
+    try:
+        assert spark.read.option("header", "true").csv(str(path)).rdd.getNumPartitions() >= 3
+        done = monitor.baseline(path, tmp_path / "spark", engine="spark", spark=spark)
+    finally:
+        spark.conf.set("spark.sql.files.maxPartitionBytes", before)
+        spark.sparkContext.pythonExec = saved
+    ours, theirs = done["statistics"], local["statistics"]
+    assert json.loads((tmp_path / "spark" / "statistics.json").read_text()) == ours
+    assert ours["dataset"] == theirs["dataset"] == {"item_count": len(df)}
+    assert [f["name"] for f in ours["features"]] == [f["name"] for f in theirs["features"]] == FEATURES
+    eps = kll_doubles_sketch.get_normalized_rank_error(2048, False)
+    for a, b in zip(ours["features"], theirs["features"]):
+        assert a["inferred_type"] == b["inferred_type"], a["name"]
+        if "string_statistics" in a:
+            assert a["string_statistics"] == b["string_statistics"]
+            continue
+        x, y = a["numerical_statistics"], b["numerical_statistics"]
+        assert x["common"] == y["common"] and (x["min"], x["max"]) == (y["min"], y["max"])
+        for key in ("sum", "mean"):
+            assert x[key] == pytest.approx(y[key], rel=1e-12)
+        assert x["std_dev"] == pytest.approx(y["std_dev"], rel=1e-9)
+        col = np.sort(df[a["name"]].dropna().to_numpy(dtype=float))
+        kll = x["distribution"]["kll"]
+        assert sum(2 ** level * len(items) for level, items in enumerate(kll["sketch"]["data"])) == len(col)
+        for q in (0.01, 0.1, 0.25, 0.5, 0.75, 0.9, 0.99):
+            value = _sketch_quantile(kll, q)
+            lo = np.searchsorted(col, value, side="left") / len(col)
+            hi = np.searchsorted(col, value, side="right") / len(col)
+            assert lo - eps <= q <= hi + eps, (a["name"], q)
+        for p, r in zip(kll["buckets"], y["distribution"]["kll"]["buckets"]):
+            assert (p["lower_bound"], p["upper_bound"]) == (r["lower_bound"], r["upper_bound"])
+            assert abs(p["count"] - r["count"]) <= 4 * eps * len(col) + 2
+    assert done["constraints"] == local["constraints"]
+
+
+def test_merged_profiles_of_parts_agree_with_the_whole(tmp_path):
+    """What the Spark engine does per partition, checked on one machine: a column past 1,000 distinct values in one
+    part and exact in the other merges into sketches holding both (distinct count within HyperLogLog's error, the
+    frequent values' counts no lower than pandas' exact counts); counts and sums add exactly."""
+    import pyarrow as pa
+
+    rng = np.random.default_rng(4)
+    words = [f"w{v}" for v in rng.zipf(1.3, 30_000) % 5000]
+    parts = [words[:25_000], words[25_000:25_300]]  # the second part alone has few distinct values
+    merged = monitor._Profile()
+    for part in parts:
+        profile = monitor._Profile()
+        profile.add(["word", "n"], [pa.array(part), pa.array([str(len(w)) for w in part])], len(part))
+        merged.merge(profile)
+    stats = merged.statistics()
+    word = _feature(stats, "word")["string_statistics"]
+    whole = pd.Series(words[:25_300])
+    assert stats["dataset"]["item_count"] == 25_300 and word["common"]["num_present"] == 25_300
+    assert word["distinct_count"] == pytest.approx(whole.nunique(), rel=0.03)
+    exact = whole.value_counts()
+    assert all(b["count"] >= exact[b["value"]] for b in word["distribution"]["categorical"]["buckets"])
+    assert [b["value"] for b in word["distribution"]["categorical"]["buckets"][:3]] == list(exact.index[:3])
+    n = _feature(stats, "n")["numerical_statistics"]
+    assert n["sum"] == sum(len(w) for w in words[:25_300])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from helpers import sklearn_reference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,19 @@ def test_sklearn_on_local2_and_files(spark, arts, tmp_path):
 
     back = pd.read_parquet(tmp_path / "out.parquet").sort_values("id")
     assert summary["format"] == "parquet" and np.array_equal(back["prediction"].to_numpy(), expected)
+
+
+def test_fewer_partitions_than_cores_are_spread_over_every_core(spark, arts):
+    """One partition on local[2] would leave a core idle: the scored DataFrame has at least defaultParallelism."""
+    from artifact_tools.spark import transform
+
+    X = make_data(n=200, seed=2)[0].astype(np.float64)
+    df = frame(spark, X).coalesce(1)
+    assert df.rdd.getNumPartitions() == 1
+    out = transform(df, arts["xgb"], features=["f0", "f1", "f2", "f3"])
+    assert out.rdd.getNumPartitions() >= spark.sparkContext.defaultParallelism >= 2
+    got = out.toPandas().sort_values("id")
+    assert np.allclose(got["prediction"].to_numpy(), booster_predict(arts["xgb"], X), atol=1e-6)
 
 
 def test_bad_columns_are_one_sentence(spark, arts):

@@ -1,0 +1,1054 @@
+"""Fleet migration off SageMaker: ``artifact-tools migrate SOURCE --to TARGET OUT`` and :func:`migrate`.
+
+Every model found under SOURCE is inspected, audited, loaded, exported to TARGET (any target of
+:func:`exporters.export`: ``mlflow``, ``onnx``, ``tf-serving``, ``git``, ``sagemaker``, ``mleap``; looked up in
+``exporters.TARGETS`` at run time) and verified by the exporter on a sample input (the artifact's own
+``sample_input()``), each into ``OUT/models/<name>/``. SOURCE is only ever read. The outcome of every model is
+written to ``OUT/migration-report.json`` (schema ``artifact-tools.migration-report/1``, JSON Schema in
+``artifact_tools/schema/migration-report-1.schema.json``, :func:`json_schema`), ``migration-report.csv`` and
+``migration-report.html`` (self-contained: counts, a chart by framework and outcome as inline SVG, one row per
+model), each written to a temporary name and renamed.
+
+What SOURCE can be
+  - one artifact file, or a folder / fsspec prefix / glob of them. A folder or prefix is walked: each file is
+    told by its first bytes (:func:`artifact_tools.sniff.sniff`): archives (tar, gzip, zip) and self-contained
+    model files (pickles, joblib, XGBoost, ONNX, LightGBM, CatBoost, PMML, HDF5, R, torch and Keras zips) are one
+    model each; any other file (a SavedModel's protobuf, an MXNet graph, configs...) belongs to a model folder:
+    the highest folder below SOURCE holding no archive nor model file, which is migrated whole. Hidden files
+    (``.name``, AppleDouble ``._name``) and the OUT folder itself are never taken; files that belong to no model
+    are listed in the report's ``ignored``.
+  - SageMaker model descriptions: JSON files holding the response of ``DescribeModel`` or the request of
+    ``CreateModel`` (a list of them is read too), told from other JSON by their ``PrimaryContainer`` or
+    ``Containers`` key. Shapes, from the SageMaker API reference (``API_DescribeModel``, ``API_CreateModel``,
+    ``API_ContainerDefinition``, ``API_InferenceExecutionConfig``): ``ModelName``; ``PrimaryContainer`` or
+    ``Containers`` (an inference pipeline: the containers in order; ``InferenceExecutionConfig.Mode`` ``Serial``,
+    the default, chains them, ``Direct`` calls each alone), each a ``ContainerDefinition`` with ``Image`` (the
+    ECR URI ``<account>.dkr.ecr.<region>.amazonaws.com/<repository>:<tag>``: the repository names the framework
+    or built-in algorithm, the tag its version), ``ModelDataUrl`` (``s3://.../model.tar.gz``) or
+    ``ModelDataSource.S3DataSource`` (``S3Uri``, ``S3DataType`` ``S3Object``/``S3Prefix``, ``CompressionType``
+    ``Gzip``/``None``: an uncompressed prefix is a model folder), ``Environment`` (``SAGEMAKER_PROGRAM``: the
+    inference script; ``SAGEMAKER_SUBMIT_DIRECTORY``: where the container fetches it from), ``Mode``
+    (``SingleModel``/``MultiModel``), ``ContainerHostname``, ``ModelPackageName``. A ``ModelDataUrl`` that is a
+    relative path is taken relative to the description file (a local mirror of the bucket). A single container
+    migrates as one model; a pipeline migrates as one unit: each container's model exported into
+    ``OUT/models/<name>/<n>-<hostname>/`` and ``pipeline.json`` listing the steps in order; the unit is migrated
+    only when every step is. Multi-model containers (``Mode: MultiModel``, a prefix of many archives) and
+    containers from a model package (``ModelPackageName``, no model data) are reported as not supported.
+
+Per model
+  inspect and audit in one streamed pass (:func:`loaders.cache.prepare`; nothing runs), the trust verdict taken
+  from the report and the policy of :mod:`artifact_tools.trust` applied (``trust=False`` refuses anything that
+  could run code), :func:`loaders.load` (from the extraction cache), :func:`exporters.export` with verification.
+  Outcomes: ``migrated`` (exported and its predictions match the source's), ``unverified`` (exported, no sample
+  input could be built), ``refused`` (the audit), ``unsupported`` (not loadable, a missing framework, a container
+  kind migration does not handle), ``failed`` (damaged input, a load, export or verification failure); ``stage``
+  says where it stopped and ``reason`` why, in one sentence. One model's failure never stops the others.
+
+Parallel and resumable
+  The models run in ``jobs`` worker processes (``forkserver``/``spawn``; each imports its frameworks once); a
+  worker that dies (a crash inside a framework) fails only its model: the others are run again, and the one
+  that kills its worker when run alone is reported failed. ``OUT/migrate-state.json`` records every finished
+  model (by its source's identity: size and modification time or ETag) after each one, so a re-run with
+  ``resume=True`` skips models already migrated (``resumed`` in the report) and retries the others.
+  ``engine="spark"`` runs the models as Spark tasks, one task per model (``sparkContext.parallelize(tasks,
+  len(tasks)).map(...)``), in waves so that the state file keeps up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import datetime
+import hashlib
+import html
+import io
+import json
+import logging
+import os
+import posixpath
+import re
+import sys
+import time
+import uuid
+import warnings
+from typing import Any, Iterator
+
+from . import __version__, progress
+from .archive import Limits
+from .errors import ArtifactError, MissingExtra, NotLoadable, TrustRequired
+
+log = logging.getLogger(__name__)
+
+__all__ = ["MigrateError", "OUTCOMES", "SCHEMA", "add_migrate_command", "cmd_migrate", "json_schema", "migrate",
+           "read_descriptions"]
+
+SCHEMA = "artifact-tools.migration-report/1"
+SCHEMA_FILE = "schema/migration-report-1.schema.json"  # inside the package
+STATE_SCHEMA = "artifact-tools.migrate-state/1"
+STATE = "migrate-state.json"
+REPORT_JSON, REPORT_CSV, REPORT_HTML = "migration-report.json", "migration-report.csv", "migration-report.html"
+MODELS = "models"
+PIPELINE_MANIFEST = "pipeline.json"
+OUTCOMES = ("migrated", "unverified", "refused", "unsupported", "failed")  # best to worst
+DONE = ("migrated", "unverified")  # what a resumed run skips
+MAX_CONTAINERS = 15  # an inference pipeline holds 2 to 15 containers (CreateModel: Containers, max 15 items)
+MAX_DESCRIPTION_BYTES = 16 << 20
+HEAD_BYTES = 64 << 10
+STANDALONE_KINDS = frozenset({
+    "tar", "gzip", "zip", "compressed", "joblib-compressed", "pickle", "torch-legacy", "torch-zip", "keras-zip",
+    "xgboost", "onnx", "lightgbm", "catboost", "pmml", "hdf5", "rds"})
+CSV_COLUMNS = ("id", "source", "kind", "model_name", "framework", "era", "layout", "algorithm", "trust_verdict",
+               "target", "outcome", "stage", "verified", "max_abs_diff", "samples", "seconds", "resumed", "output",
+               "reason")
+
+# ECR repository names of SageMaker's images -> the framework they serve (SageMaker Python SDK
+# ``image_uri_config/*.json`` names the repositories; built-in algorithms use the algorithm's name).
+_IMAGE_FRAMEWORKS = (
+    (r"(^|/)sagemaker-xgboost$|(^|/)xgboost$", "xgboost"),
+    (r"(^|/)sagemaker-scikit-learn$", "sklearn"),
+    (r"(^|/)sagemaker-sparkml-serving$", "mleap"),
+    (r"huggingface-", "huggingface"),
+    (r"(^|/)(sagemaker-)?tensorflow(-serving|-inference|-serving-eia|-inference-eia)?$", "tensorflow"),
+    (r"(^|/)(sagemaker-)?pytorch(-inference|-serving)?(-eia)?$", "pytorch"),
+    (r"(^|/)(sagemaker-)?mxnet(-inference|-serving)?(-eia)?$", "mxnet"),
+    (r"(^|/)(linear-learner|kmeans|pca|factorization-machines|ntm|image-classification|object-detection|"
+     r"knn|blazingtext|lda|randomcutforest|ipinsights|semantic-segmentation|seq2seq|forecasting-deepar|"
+     r"object2vec)$", "sagemaker-builtin"),
+    (r"djl-inference|lmi|tgi-inference|text-generation-inference", "djl-lmi"),
+)
+
+
+class MigrateError(ArtifactError):
+    """A migration that cannot start (bad SOURCE, OUT, target or options), in one sentence."""
+
+
+# ============================================================================================ tasks
+
+@dataclasses.dataclass(frozen=True)
+class _Step:
+    """One model to migrate: an artifact, or one container of a SageMaker model description."""
+
+    source: str  # what loaders open: a path or fsspec URI
+    sagemaker: dict | None = None  # model_name, description, container, hostname, image..., environment
+
+
+@dataclasses.dataclass(frozen=True)
+class _Task:
+    """One unit of migration (one model, or a pipeline of several), with everything a worker needs (picklable)."""
+
+    id: str
+    kind: str  # artifact | sagemaker-model | pipeline
+    steps: tuple
+    identity: str
+    out: str  # OUT/models/<name> (absolute)
+    rel_out: str
+    target: str
+    trust: Any
+    limits: Any
+    storage_options: Any
+    options: tuple  # target options as (key, value) pairs
+    unsupported: str | None = None  # a reason known before anything is opened
+    mode: str | None = None  # a pipeline's InferenceExecutionConfig mode
+
+
+def _sentence(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    text = lines[0].strip() if lines else ""
+    if not isinstance(e, (ArtifactError, ValueError, OSError)) or not text:
+        text = f"{type(e).__name__}: {text}" if text else type(e).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
+
+
+# ============================================================================================ discovery
+
+def _fs(url: str, storage_options):
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url, **(storage_options or {}))
+    except (ValueError, ImportError) as e:
+        raise MigrateError(f"{url} cannot be opened ({str(e).splitlines()[0][:200]})") from None
+
+
+def _url(fs, path: str) -> str:
+    """A path of ``fs`` as something loaders open: a local path as is, else ``protocol://path``."""
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if protocol in ("file", "local"):
+        return path
+    return fs.unstrip_protocol(path)
+
+
+def _identity(fs, path: str) -> str:
+    """What tells a changed source from the same one: size and modification time, or the ETag / version."""
+    try:
+        if fs.isdir(path):
+            found = sorted(p for p in fs.find(path) if not fs.isdir(p))
+            parts = [_identity(fs, p) for p in found[:10_000]]
+            return "dir:" + hashlib.sha256("\n".join(found + parts).encode()).hexdigest()[:32]
+        info = fs.info(path)
+    except (OSError, ValueError):
+        return "unknown"
+    tag = info.get("ETag") or info.get("etag") or info.get("VersionId") or info.get("mtime") \
+        or info.get("LastModified") or info.get("last_modified") or info.get("created")
+    return f"{info.get('size')}:{tag}"
+
+
+def _source_identity(source: str, storage_options) -> str:
+    try:
+        return _identity(*_fs(source, storage_options))
+    except ArtifactError:  # e.g. a protocol whose package is missing: the model's own migration will say so
+        return "unknown"
+
+
+def _head(fs, path: str, n: int = HEAD_BYTES) -> bytes:
+    try:
+        with fs.open(path, "rb") as f:
+            return f.read(n)
+    except (OSError, ValueError):
+        return b""
+
+
+def _hidden(rel: str) -> bool:
+    return any(part.startswith(".") or part in ("__MACOSX",) for part in rel.split("/") if part)
+
+
+def _description_docs(fs, path: str, head: bytes) -> list | None:
+    """The SageMaker model descriptions in a JSON file, or None when the file is no description."""
+    if head.lstrip()[:1] not in (b"{", b"["):
+        return None
+    try:
+        if fs.size(path) > MAX_DESCRIPTION_BYTES:
+            return None
+        with fs.open(path, "rb") as f:
+            doc = json.loads(f.read())
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    docs = doc if isinstance(doc, list) else [doc]
+    if docs and all(isinstance(d, dict) and ("PrimaryContainer" in d or "Containers" in d) for d in docs):
+        return docs
+    return None
+
+
+def read_descriptions(path: str, storage_options: dict | None = None) -> list[dict]:
+    """The SageMaker model descriptions (``DescribeModel`` responses / ``CreateModel`` requests) of one JSON file;
+    MigrateError when it holds none."""
+    fs, p = _fs(path, storage_options)
+    docs = _description_docs(fs, p, _head(fs, p))
+    if docs is None:
+        raise MigrateError(f"{path} is not a SageMaker model description (a DescribeModel or CreateModel JSON "
+                           "with PrimaryContainer or Containers)")
+    return docs
+
+
+def _image_facts(image: str | None) -> dict:
+    """``{"uri", "repository", "tag", "framework", "version"}`` of a container image URI (framework None when the
+    repository is not one of SageMaker's)."""
+    if not image or not isinstance(image, str):
+        return {"uri": None, "repository": None, "tag": None, "framework": None, "version": None}
+    name = image.split("@", 1)[0]
+    _, _, rest = name.partition("/") if "/" in name else ("", "", name)
+    repo, _, tag = rest.rpartition(":") if ":" in rest else (rest, "", "")
+    framework = None
+    for pattern, fw in _IMAGE_FRAMEWORKS:
+        if re.search(pattern, repo):
+            framework = fw
+            break
+    version = None
+    if tag:
+        m = re.match(r"(\d+(?:\.\d+)*(?:-\d+)?)", tag)
+        version = m.group(1) if m else tag
+    return {"uri": image, "repository": repo, "tag": tag or None, "framework": framework, "version": version}
+
+
+def _environment(env: Any) -> dict:
+    """The container environment as the report keeps it: ``SAGEMAKER_*`` values, other variables by name only
+    (their values may be secrets)."""
+    if not isinstance(env, dict):
+        return {}
+    return {str(k): (str(v)[:500] if str(k).startswith("SAGEMAKER_") else "<set>") for k, v in env.items()}
+
+
+def _get(d: Any, *keys: str) -> Any:
+    """``d[k1][k2]...`` or None where any level is missing or not an object (descriptions are user input)."""
+    for k in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(k)
+    return d
+
+
+def _container_source(c: dict, base_fs, base_dir: str) -> tuple[str | None, str | None]:
+    """``(source to open, reason it is not supported)`` of one ContainerDefinition."""
+    if c.get("ModelPackageName"):
+        return None, (f"the container comes from model package {str(c['ModelPackageName'])[:120]}, whose model data "
+                      "the description does not give; describe the package's containers instead")
+    if str(c.get("Mode", "SingleModel")) == "MultiModel":
+        return None, ("a multi-model container (Mode MultiModel) serves every archive under its prefix; migrate that "
+                      "prefix as a folder instead")
+    url = c.get("ModelDataUrl") or _get(c, "ModelDataSource", "S3DataSource", "S3Uri")
+    if not url or not isinstance(url, str):
+        return None, "the container has no model data (no ModelDataUrl nor ModelDataSource): nothing to migrate"
+    if "://" not in url and not url.startswith("/"):  # relative: a local mirror beside the description
+        return _url(base_fs, posixpath.normpath(posixpath.join(base_dir, url))), None
+    return url, None
+
+
+def _str_or_none(v: Any) -> str | None:
+    return None if v is None else str(v)[:1000]
+
+
+def _tasks_of_description(doc: dict, label: str, fs, path: str) -> tuple[str, list, str | None, str | None]:
+    """``(kind, steps, unsupported reason, mode)`` of one model description."""
+    name = str(doc.get("ModelName") or "")
+    containers = doc.get("Containers") or ([doc["PrimaryContainer"]] if doc.get("PrimaryContainer") else [])
+    mode = "Direct" if _get(doc, "InferenceExecutionConfig", "Mode") == "Direct" else "Serial"
+    if not isinstance(containers, list) or not containers or not all(isinstance(c, dict) for c in containers):
+        return "sagemaker-model", [], f"model {name or label} lists no containers", None
+    if len(containers) > MAX_CONTAINERS:
+        return "pipeline", [], (f"an inference pipeline holds at most {MAX_CONTAINERS} containers, and model "
+                                f"{name or label} lists {len(containers)}"), mode
+    base_dir = posixpath.dirname(path)
+    steps, reasons = [], []
+    for i, c in enumerate(containers):
+        source, reason = _container_source(c, fs, base_dir)
+        env = c.get("Environment") or {}
+        facts = {"model_name": name or None, "description": label, "container": i,
+                 "hostname": _str_or_none(c.get("ContainerHostname") or None), "image": _image_facts(c.get("Image")),
+                 "environment": _environment(env), "program": _str_or_none(_get(env, "SAGEMAKER_PROGRAM")),
+                 "model_data": _str_or_none(c.get("ModelDataUrl") or _get(c, "ModelDataSource", "S3DataSource",
+                                                                          "S3Uri")),
+                 "unsupported": reason}
+        steps.append(_Step(source or "", facts))
+        if reason:
+            reasons.append(f"container {i + 1}: {reason}" if len(containers) > 1 else reason)
+    kind = "pipeline" if len(containers) > 1 else "sagemaker-model"
+    return kind, steps, ("; ".join(reasons) if len(containers) == 1 and reasons else None), \
+        (mode if kind == "pipeline" else None)
+
+
+def _slug(text: str, used: set) -> str:
+    base = re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:80] or "model"
+    name = base
+    if name in used:
+        name = f"{base}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    n = 2
+    while name in used:
+        name = f"{base}-{n}"
+        n += 1
+    used.add(name)
+    return name
+
+
+def _is_glob(s: str) -> bool:
+    return any(ch in s for ch in "*?[")
+
+
+def _discover(sources: list[str], storage_options, out_abs: str | None) -> tuple[list, list]:
+    """``([(id, kind, steps, identity, unsupported, mode, name hint)], [ignored {"source", "reason"}])``."""
+    units: list = []
+    ignored: list = []
+    seen: set = set()
+
+    def add_file(fs, path: str, label: str, head: bytes | None = None) -> None:
+        head = _head(fs, path) if head is None else head
+        docs = _description_docs(fs, path, head)
+        if docs is None:
+            if label not in seen:
+                seen.add(label)
+                units.append((label, "artifact", [_Step(_url(fs, path))], _identity(fs, path), None, None,
+                              label))
+            return
+        ident = _identity(fs, path)
+        for k, doc in enumerate(docs):
+            name = str(doc.get("ModelName") or "") or (f"{k + 1}" if len(docs) > 1 else "")
+            uid = f"{label}#{name}" if name else label
+            if uid in seen:
+                continue
+            seen.add(uid)
+            kind, steps, reason, mode = _tasks_of_description(doc, label, fs, path)
+            step_ids = [_source_identity(s.source, storage_options) if s.source else "" for s in steps]
+            units.append((uid, kind, steps, ident + "|" + "|".join(step_ids), reason, mode, name or label))
+
+    def inside_out(fs, path: str) -> bool:
+        if out_abs is None:
+            return False
+        full = os.path.abspath(path) if _url(fs, path) == path else path
+        return full == out_abs or full.startswith(out_abs.rstrip("/") + "/")
+
+    def walk(fs, root: str, label_root: str) -> None:
+        root = root.rstrip("/") or "/"
+        files = sorted(p for p in fs.find(root) if not fs.isdir(p))
+        standalone_dirs: set = set()
+        kinds = {}
+        from .sniff import sniff
+
+        for p in files:
+            rel = posixpath.relpath(p, root)
+            if _hidden(rel) or inside_out(fs, p):
+                continue
+            head = _head(fs, p)
+            kind = sniff(posixpath.basename(p), head, len(head))
+            if kind == "json" and _description_docs(fs, p, head) is not None:
+                kind = "description"
+            kinds[p] = (kind, head, rel)
+            if kind in STANDALONE_KINDS or kind == "description":
+                d = posixpath.dirname(rel)
+                while d:
+                    standalone_dirs.add(d)
+                    d = posixpath.dirname(d)
+        folders: dict = {}
+        for p, (kind, head, rel) in kinds.items():
+            label = posixpath.join(label_root, rel) if label_root else rel
+            if kind in STANDALONE_KINDS or kind == "description":
+                add_file(fs, p, label, head)
+                continue
+            if kind == "empty":
+                ignored.append({"source": label, "reason": "the file is empty"})
+                continue
+            parts = rel.split("/")[:-1]
+            if not parts:  # directly in SOURCE
+                if not any(k[0] in STANDALONE_KINDS or k[0] == "description" for k in kinds.values()):
+                    folders.setdefault("", []).append(p)
+                else:
+                    ignored.append({"source": label, "reason": f"a {kind} file beside the artifacts, not a model"})
+                continue
+            top = None
+            for i in range(1, len(parts) + 1):
+                cand = "/".join(parts[:i])
+                if cand not in standalone_dirs:
+                    top = cand
+                    break
+            if top is None:
+                ignored.append({"source": label, "reason": f"a {kind} file beside the artifacts, not a model"})
+                continue
+            folders.setdefault(top, []).append(p)
+        for top in sorted(folders):
+            folder = posixpath.join(root, top) if top else root
+            label = (posixpath.join(label_root, top) if label_root else top) or label_root or posixpath.basename(root)
+            if label not in seen:
+                seen.add(label)
+                units.append((label, "artifact", [_Step(_url(fs, folder))], _identity(fs, folder), None, None, label))
+
+    for source in sources:
+        source = str(source)
+        fs, path = _fs(source, storage_options)
+        if _is_glob(path):
+            matches = sorted(fs.glob(path))
+            if not matches:
+                raise MigrateError(f"no file matches {source}")
+            for m in matches:
+                if _hidden(posixpath.basename(m)) or inside_out(fs, m):
+                    continue
+                if fs.isdir(m):
+                    walk(fs, m, posixpath.basename(m.rstrip("/")))
+                else:
+                    add_file(fs, m, posixpath.basename(m) if len(matches) == 1 else _rel_label(m, path))
+            continue
+        if not fs.exists(path):
+            raise MigrateError(f"{source} does not exist")
+        if fs.isdir(path):
+            walk(fs, path, "")
+        else:
+            add_file(fs, path, posixpath.basename(path))
+    return units, ignored
+
+
+def _rel_label(match: str, pattern: str) -> str:
+    """A glob match named relative to the glob's fixed leading folder."""
+    fixed = pattern
+    while _is_glob(fixed):
+        fixed = posixpath.dirname(fixed)
+    return posixpath.relpath(match, fixed) if fixed else match
+
+
+# ============================================================================================ one model
+
+def _era(report, info: dict) -> str | None:
+    """The framework era of a model: an XGBoost file's era (and the version it points to), the version a pickle or
+    graph was saved with, or a built-in algorithm's name."""
+    for m in getattr(report, "models", []) or []:
+        s = m.summary or {}
+        if s.get("era"):
+            hint = s.get("version_hint")
+            return f"{s['era']} ({hint})" if hint else str(s["era"])
+        for key in ("sklearn_version", "mxnet_version", "tensorflow_version", "torch_version", "transformers_version",
+                    "spark_version", "mleap_version", "keras_version", "version"):
+            if s.get(key) and isinstance(s[key], (str, int, float)):
+                return f"{key.replace('_version', '') if key != 'version' else m.format} {s[key]}"
+    for key, value in (info or {}).items():
+        if key.endswith("_version_saved") and value:
+            return f"{key[:-len('_version_saved')]} {value}"
+    if getattr(report, "algorithm", None):
+        return f"built-in {report.algorithm}"
+    return None
+
+
+def _options_for(target: str, given: dict, sagemaker: dict | None) -> dict:
+    """Target options plus what the target knows how to record (``sagemaker_model``: the model's name)."""
+    import exporters
+
+    options = dict(given)
+    if sagemaker and sagemaker.get("model_name"):
+        fields = {f.name for f in dataclasses.fields(exporters.target_module(target).OPTIONS)}
+        if "sagemaker_model" in fields and "sagemaker_model" not in options:
+            options["sagemaker_model"] = sagemaker["model_name"]
+    return options
+
+
+def _verification(result) -> dict:
+    checks = [{"name": c.name, "passed": bool(c.passed), "detail": str(c.detail)[:500],
+               "max_abs_diff": c.max_abs_diff} for c in result.checks]
+    diffs = [c["max_abs_diff"] for c in checks if c["max_abs_diff"] is not None]
+    return {"passed": bool(result.passed) if not result.unverified else all(c["passed"] for c in checks),
+            "samples": int(result.samples or 0), "max_abs_diff": max(diffs) if diffs else None,
+            "unverified": result.unverified, "checks": checks}
+
+
+def _record(step: _Step, target: str, kind: str) -> dict:
+    return {"id": "", "source": step.source, "kind": kind, "sagemaker": step.sagemaker, "framework": None,
+            "era": None, "layout": None, "algorithm": None, "trust": {"verdict": None, "findings": []},
+            "target": target, "output": None, "outcome": "failed", "stage": "inspect", "reason": None,
+            "verification": None, "seconds": {"inspect": None, "load": None, "export": None, "total": 0.0},
+            "resumed": False, "warnings": [], "steps": None}
+
+
+def _migrate_step(step: _Step, task: _Task, out: str, rel_out: str, kind: str) -> dict:
+    """Inspect, audit, load, export and verify one model into ``out``; a record, never an exception."""
+    rec = _record(step, task.target, kind)
+    started = time.perf_counter()
+    sm = step.sagemaker or {}
+    try:
+        if sm.get("unsupported"):
+            rec.update(outcome="unsupported", stage="discover", reason=sm["unsupported"])
+            return rec
+        import loaders
+        from loaders.cache import prepare
+
+        from .trust import check as check_trust
+
+        seen: dict = {}
+
+        def gate(report) -> None:  # the trust gate loaders.load applies, keeping the report when it refuses
+            seen["report"] = report
+            if not report.loadable:
+                raise NotLoadable(report.not_loadable_reason or f"{report.framework} artifacts cannot be loaded")
+            check_trust(report.trust, task.trust)
+
+        t0 = time.perf_counter()
+        try:
+            prepare(step.source, task.limits, task.storage_options, check=gate)
+        finally:
+            rec["seconds"]["inspect"] = round(time.perf_counter() - t0, 3)
+            report = seen.get("report")
+            if report is not None:
+                rec.update(framework=report.framework, layout=report.layout, algorithm=report.algorithm,
+                           era=_era(report, {}))
+                rec["trust"] = {"verdict": report.trust.get("verdict"),
+                                "findings": [str(f)[:300] for f in report.trust.get("findings", [])][:20]}
+                rec["warnings"] = [str(w)[:300] for w in report.warnings][:20]
+        image_fw = (sm.get("image") or {}).get("framework")
+        if image_fw and rec["framework"] and image_fw != rec["framework"] and not (
+                image_fw == "sagemaker-builtin" and rec["algorithm"]) and not (
+                image_fw == "xgboost" and rec["framework"] == "xgboost"):
+            rec["warnings"].append(f"the image {sm['image'].get('repository')} serves {image_fw}, but the model data "
+                                   f"holds a {rec['framework']} model")
+        rec["stage"] = "load"
+        load_options = {}
+        program = sm.get("program")
+        if program and task.trust and report is not None and report.entry_point \
+                and posixpath.basename(report.entry_point) == posixpath.basename(program):
+            load_options["entry_point"] = report.entry_point
+        elif program:
+            rec["warnings"].append(f"the container runs {program} (SAGEMAKER_PROGRAM); migrated with the framework's "
+                                   "own loader" + ("" if task.trust else " (running the script needs trust)"))
+        t0 = time.perf_counter()
+        loaded = loaders.load(step.source, trust=task.trust, limits=task.limits,
+                              storage_options=task.storage_options, **load_options)
+        rec["seconds"]["load"] = round(time.perf_counter() - t0, 3)
+        rec["era"] = _era(loaded.report, loaded.info) or rec["era"]
+        rec["stage"] = "export"
+        import exporters
+
+        t0 = time.perf_counter()
+        try:
+            result = exporters.export(loaded, task.target, out, force=True, trust=task.trust,
+                                      **_options_for(task.target, dict(task.options), sm))
+        finally:
+            rec["seconds"]["export"] = round(time.perf_counter() - t0, 3)
+        rec["verification"] = _verification(result)
+        rec["output"] = rel_out
+        rec["stage"] = "done"
+        rec["outcome"] = "unverified" if result.unverified else "migrated"
+        if result.unverified:
+            rec["reason"] = str(result.unverified)[:400]
+    except TrustRequired as e:
+        rec.update(outcome="refused", stage="audit", reason=_sentence(e))
+    except (NotLoadable, MissingExtra) as e:
+        rec.update(outcome="unsupported", reason=_sentence(e))
+    except ArtifactError as e:
+        if type(e).__name__ == "ExportVerificationFailed":
+            rec["stage"] = "verify"
+        rec.update(outcome="failed", reason=_sentence(e))
+    except Exception as e:  # noqa: BLE001 -- any failure is this model's, in one sentence
+        text = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        rec.update(outcome="failed", reason=f"internal error: {type(e).__name__}" + (f": {text}" if text else ""))
+        log.debug("migrating %s failed", step.source, exc_info=True)
+    finally:
+        rec["seconds"]["total"] = round(time.perf_counter() - started, 3)
+    return rec
+
+
+def _worst(outcomes: list[str]) -> str:
+    return max(outcomes, key=OUTCOMES.index) if outcomes else "failed"
+
+
+def _run_task(task: _Task) -> dict:
+    """Migrate one unit; the record of it (a pipeline: one record holding a record per step)."""
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # frameworks' version notices; the loaders' own warnings are recorded
+        if task.unsupported or not task.steps:
+            step = task.steps[0] if task.steps else _Step("", None)
+            rec = _record(step, task.target, task.kind)
+            rec.update(outcome="unsupported", stage="discover", reason=task.unsupported or "nothing to migrate")
+        elif task.kind != "pipeline":
+            rec = _migrate_step(task.steps[0], task, task.out, task.rel_out, task.kind)
+        else:
+            rec = _migrate_pipeline(task)
+    rec["id"] = task.id
+    rec["seconds"]["total"] = round(time.perf_counter() - started, 3)
+    return rec
+
+
+def _migrate_pipeline(task: _Task) -> dict:
+    """Each container of an inference pipeline exported into its own folder of the unit, then ``pipeline.json``."""
+    steps = []
+    used: set = set()
+    for i, step in enumerate(task.steps):
+        host = (step.sagemaker or {}).get("hostname") or f"container-{i + 1}"
+        name = _slug(f"{i + 1}-{host}", used)
+        out = os.path.join(task.out, name)
+        rec = _migrate_step(step, task, out, posixpath.join(task.rel_out, name), "sagemaker-model")
+        rec["id"] = f"{task.id}/{i + 1}"
+        steps.append(rec)
+    rec = _record(task.steps[0], task.target, "pipeline")
+    first = task.steps[0].sagemaker or {}
+    rec["sagemaker"] = {"model_name": first.get("model_name"), "description": first.get("description"),
+                        "containers": len(task.steps), "mode": task.mode}
+    rec["source"] = first.get("description") or task.id
+    rec["steps"] = steps
+    rec["framework"] = "pipeline"
+    rec["era"] = " -> ".join(s["framework"] or "?" for s in steps)
+    verdicts = [s["trust"]["verdict"] for s in steps if s["trust"]["verdict"]]
+    from .trust import worst
+
+    rec["trust"] = {"verdict": worst(verdicts) if verdicts else None,
+                    "findings": [f for s in steps for f in s["trust"]["findings"]][:20]}
+    rec["outcome"] = _worst([s["outcome"] for s in steps])
+    bad = [(i, s) for i, s in enumerate(steps) if s["outcome"] not in DONE]
+    rec["stage"] = bad[0][1]["stage"] if bad else "done"
+    rec["reason"] = "; ".join(f"container {i + 1}: {s['reason']}" for i, s in bad) or None
+    diffs = [s["verification"]["max_abs_diff"] for s in steps if s["verification"]
+             and s["verification"]["max_abs_diff"] is not None]
+    if all(s["verification"] for s in steps):
+        rec["verification"] = {"passed": all(s["verification"]["passed"] for s in steps),
+                               "samples": sum(s["verification"]["samples"] for s in steps),
+                               "max_abs_diff": max(diffs) if diffs else None, "unverified": None, "checks": []}
+    for key in ("inspect", "load", "export"):
+        vals = [s["seconds"][key] for s in steps if s["seconds"][key] is not None]
+        rec["seconds"][key] = round(sum(vals), 3) if vals else None
+    if not bad:
+        manifest = {"schema": "artifact-tools.migrated-pipeline/1", "model_name": first.get("model_name"),
+                    "mode": task.mode or "Serial", "target": task.target,
+                    "note": ("Serial: each container's response is the next container's request, in this order"
+                             if (task.mode or "Serial") == "Serial" else
+                             "Direct: each container is invoked on its own (multi-container endpoint)"),
+                    "steps": [{"index": i + 1, "hostname": (t.sagemaker or {}).get("hostname"),
+                               "image": (t.sagemaker or {}).get("image"), "framework": s["framework"],
+                               "environment": (t.sagemaker or {}).get("environment"),
+                               "output": posixpath.basename(s["output"] or "")}
+                              for i, (t, s) in enumerate(zip(task.steps, steps))]}
+        _write_text(os.path.join(task.out, PIPELINE_MANIFEST), json.dumps(manifest, indent=2) + "\n")
+        rec["output"] = task.rel_out
+    return rec
+
+
+# ============================================================================================ output files
+
+def _write_text(path: str, text: str) -> None:
+    """``text`` into ``path`` through a temporary name beside it (created with the umask's normal mode)."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
+    try:
+        with open(tmp, "x", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _read_state(out: str, target: str) -> dict:
+    path = os.path.join(out, STATE)
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            doc = json.load(f)
+    except (OSError, ValueError):
+        log.warning("%s cannot be read; every model is migrated again", path)
+        return {}
+    if not isinstance(doc, dict) or doc.get("schema") != STATE_SCHEMA or not isinstance(doc.get("models"), dict):
+        return {}
+    if doc.get("target") != target:
+        raise MigrateError(f"{out} holds a migration to {doc.get('target')}, not {target}; use another OUT folder")
+    return doc["models"]
+
+
+def _write_state(out: str, target: str, models: dict) -> None:
+    _write_text(os.path.join(out, STATE), json.dumps({"schema": STATE_SCHEMA, "target": target, "models": models},
+                                                     indent=1, default=str) + "\n")
+
+
+def _counts(records: list) -> dict:
+    counts = {o: 0 for o in OUTCOMES}
+    for r in records:
+        counts[r["outcome"]] += 1
+    counts["total"] = len(records)
+    counts["resumed"] = sum(1 for r in records if r["resumed"])
+    return counts
+
+
+def _by_framework(records: list) -> dict:
+    table: dict = {}
+    for r in records:
+        fw = r["framework"] or "unknown"
+        table.setdefault(fw, {o: 0 for o in OUTCOMES})[r["outcome"]] += 1
+    return dict(sorted(table.items()))
+
+
+def _csv(report: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in report["models"]:
+        v = r["verification"] or {}
+        w.writerow([r["id"], r["source"], r["kind"], (r["sagemaker"] or {}).get("model_name") or "", r["framework"]
+                    or "", r["era"] or "", r["layout"] or "", r["algorithm"] or "", r["trust"]["verdict"] or "",
+                    r["target"], r["outcome"], r["stage"], "" if not v else ("yes" if v.get("passed") and not
+                                                                               v.get("unverified") else "no"),
+                    "" if v.get("max_abs_diff") is None else repr(v["max_abs_diff"]), v.get("samples", ""),
+                    r["seconds"]["total"], "yes" if r["resumed"] else "no", r["output"] or "", r["reason"] or ""])
+    return buf.getvalue()
+
+
+_COLORS = {"migrated": "#2e7d32", "unverified": "#9e9d24", "refused": "#c62828", "unsupported": "#6d4c41",
+           "failed": "#ef6c00"}
+
+
+def _svg_chart(by_fw: dict) -> str:
+    """A horizontal stacked bar per framework, one segment per outcome (inline SVG)."""
+    e = html.escape
+    rows = list(by_fw.items())
+    most = max([sum(v.values()) for _, v in rows] + [1])
+    label_w, bar_w, row_h, top = 150, 420, 26, 34
+    height = top + row_h * max(len(rows), 1) + 10
+    width = label_w + bar_w + 60
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" id="chart" role="img" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" aria-label="models by framework and outcome">',
+             "<title>Models by framework and outcome</title>"]
+    x = 0
+    for o in OUTCOMES:  # legend
+        parts.append(f'<rect x="{x}" y="4" width="12" height="12" fill="{_COLORS[o]}"/>'
+                     f'<text x="{x + 16}" y="15" font-size="12">{o}</text>')
+        x += 16 + 8 * len(o) + 16
+    for i, (fw, counts) in enumerate(rows):
+        y = top + i * row_h
+        parts.append(f'<text x="{label_w - 6}" y="{y + 15}" font-size="12" text-anchor="end">{e(fw)}</text>')
+        x = float(label_w)
+        for o in OUTCOMES:
+            n = counts.get(o, 0)
+            if not n:
+                continue
+            w = bar_w * n / most
+            parts.append(f'<rect class="bar" data-framework="{e(fw)}" data-outcome="{o}" data-count="{n}" '
+                         f'x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row_h - 6}" fill="{_COLORS[o]}">'
+                         f"<title>{e(fw)}: {n} {o}</title></rect>")
+            x += w
+        parts.append(f'<text x="{x + 6:.1f}" y="{y + 15}" font-size="12">{sum(counts.values())}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _html(report: dict) -> str:
+    e = html.escape
+    c = report["counts"]
+
+    def row(r: dict, sub: bool = False) -> str:
+        v = r["verification"] or {}
+        if not v:
+            ver = "—"
+        elif v.get("unverified"):
+            ver = "not run: " + e(str(v["unverified"]))
+        else:
+            diff = v.get("max_abs_diff")
+            ver = ("passed" if v.get("passed") else "FAILED") \
+                + (f", max |diff| {diff:.3g}" if diff is not None else "") + f" ({v.get('samples', 0)} samples)"
+        sm = r["sagemaker"] or {}
+        name = f'<div class="sub">{e(str(sm["model_name"]))}</div>' if sm.get("model_name") and not sub else ""
+        image = (sm.get("image") or {}).get("repository")
+        era = e(r["era"] or "") + (f'<div class="sub">image {e(image)}:{e(str(sm["image"].get("tag") or ""))}</div>'
+                                   if image else "")
+        cls = f'model outcome-{r["outcome"]}' + (" step" if sub else "")
+        return (f'<tr class="{cls}" data-id="{e(r["id"] or r["source"])}" data-outcome="{r["outcome"]}">'
+                f'<td title="{e(r["source"])}">{"↳ " if sub else ""}{e(r["id"] or r["source"])}{name}</td>'
+                f'<td>{e(r["framework"] or "?")}</td>'
+                f'<td>{era}</td><td>{e(r["trust"]["verdict"] or "?")}</td><td>{e(r["target"])}</td>'
+                f'<td class="outcome">{r["outcome"]}</td><td>{ver}</td><td class="time">{r["seconds"]["total"]:.2f} s'
+                f'{" (resumed)" if r["resumed"] else ""}</td><td>{e(r["reason"] or "")}</td></tr>')
+
+    body = []
+    for r in report["models"]:
+        body.append(row(r))
+        for s in r["steps"] or []:
+            body.append(row(s, sub=True))
+    ignored = "".join(f"<li>{e(i['source'])}: {e(i['reason'])}</li>" for i in report["ignored"])
+    summary = "".join(f'<div class="count" data-outcome="{o}"><b>{c[o]}</b> {o}</div>' for o in OUTCOMES)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Migration report: {e(report['target'])}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; }}
+h1 {{ font-size: 20px; }} .meta {{ color: #555; font-size: 13px; }}
+.counts {{ display: flex; gap: 18px; margin: 14px 0; }} .count {{ font-size: 14px; }} .count b {{ font-size: 22px; }}
+table {{ border-collapse: collapse; width: 100%; font-size: 13px; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 5px 7px; text-align: left; vertical-align: top; }}
+th {{ background: #f3f3f3; }} .sub {{ color: #666; font-size: 11px; }} tr.step td {{ background: #fafafa; }}
+td.outcome {{ font-weight: 600; }} td.time {{ white-space: nowrap; }}
+{''.join(f'tr.outcome-{o} td.outcome {{ color: {col}; }}' for o, col in _COLORS.items())}
+</style></head><body>
+<h1>Migration to {e(report['target'])}: {c['total']} model(s)</h1>
+<p class="meta">source {e(', '.join(report['source']))} &middot; output {e(report['out'])} &middot; started
+{e(report['started'])} &middot; {report['seconds']:.1f} s &middot; jobs {report['jobs']} &middot; engine
+{e(report['engine'])} &middot; artifact-tools {e(report['tool_version'])} &middot; {c['resumed']} resumed</p>
+<div class="counts" id="counts">{summary}</div>
+{_svg_chart(report['by_framework'])}
+<table id="models"><thead><tr><th>source</th><th>framework</th><th>era</th><th>trust</th><th>target</th>
+<th>outcome</th><th>verification</th><th>time</th><th>reason</th></tr></thead>
+<tbody>
+{chr(10).join(body)}
+</tbody></table>
+{f'<h2>Ignored files</h2><ul id="ignored">{ignored}</ul>' if ignored else ''}
+</body></html>
+"""
+
+
+def json_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of ``migration-report.json``."""
+    from importlib import resources
+
+    return json.loads(resources.files("artifact_tools").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+
+
+def _write_reports(out: str, report: dict) -> None:
+    _write_text(os.path.join(out, REPORT_JSON), json.dumps(report, indent=2, default=str) + "\n")
+    _write_text(os.path.join(out, REPORT_CSV), _csv(report))
+    _write_text(os.path.join(out, REPORT_HTML), _html(report))
+
+
+# ============================================================================================ runners
+
+def _local_results(tasks: list, jobs: int) -> Iterator[dict]:
+    """Records as the tasks finish, from ``jobs`` worker processes (one with ``jobs=1``: a framework that crashes
+    takes its worker down, never this process). When a worker dies the pool's unfinished tasks run again in a new
+    pool, as long as each round finishes some; then one at a time, so that the one that kills its worker fails,
+    and only it."""
+    if not tasks:
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+    def failed(t: _Task, reason: str, stage: str = "inspect") -> dict:
+        rec = _record(t.steps[0] if t.steps else _Step(""), t.target, t.kind)
+        rec.update(id=t.id, reason=reason, stage=stage)
+        return rec
+
+    pending, workers = list(tasks), jobs
+    while pending:
+        broken: set = set()
+        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
+            futures = {pool.submit(_run_task, t): t for t in pending}
+            for fut in as_completed(futures):
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:
+                    broken.add(fut)
+                except Exception as e:  # noqa: BLE001 -- e.g. a record that cannot be pickled back
+                    yield failed(futures[fut], f"internal error: {_sentence(e)}")
+        ordered = [t for f, t in futures.items() if f in broken]  # submission order: a lone worker runs them so
+        if not ordered:
+            return
+        if len(ordered) == len(pending) and workers == 1:  # this one alone kills its worker
+            yield failed(ordered[0], "the process migrating this model died (a crash inside the framework loading "
+                         "or running it)", "load")
+            ordered = ordered[1:]
+        elif len(ordered) == len(pending):  # nothing finished this round: one at a time from now on
+            workers = 1
+        pending = ordered
+
+
+def _spark_results(tasks: list, master: str | None) -> Iterator[dict]:
+    """Records from Spark tasks, one task per model, in waves of twice the default parallelism."""
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.builder.master(master or "local[*]").appName("artifact-tools migrate") \
+        .config("spark.pyspark.python", sys.executable).getOrCreate()
+    sc = session.sparkContext
+    if not os.environ.get("PYSPARK_PYTHON") and (master is None or str(master).startswith("local")):
+        sc.pythonExec = sys.executable  # local workers run this interpreter (its packages)
+    wave = max(2 * sc.defaultParallelism, 1)
+    for i in range(0, len(tasks), wave):
+        chunk = tasks[i:i + wave]
+        for rec in sc.parallelize(chunk, len(chunk)).map(_run_task).collect():
+            yield rec
+
+
+# ============================================================================================ entry point
+
+def migrate(source, target: str, out, *, jobs: int = 1, resume: bool = True, trust: bool | str = False,
+            limits: Limits | None = None, storage_options: dict | None = None, engine: str = "local",
+            master: str | None = None, options: dict | None = None) -> dict:
+    """Migrate every model under ``source`` (a path, folder, glob, fsspec prefix or SageMaker model description;
+    or a list of them) to ``target`` into the folder ``out``; return the migration report (also written to
+    ``out/migration-report.{json,csv,html}``). ``options``: target options (``exporters.export``'s keywords), the
+    same for every model. Rules in the module docstring."""
+    import exporters
+
+    started_at = datetime.datetime.now(datetime.timezone.utc)
+    started = time.perf_counter()
+    if target not in exporters.TARGETS:
+        raise MigrateError(f"unknown target {str(target)[:40]!r}; choose one of {', '.join(exporters.TARGETS)}")
+    if trust not in (True, False, "all"):
+        raise MigrateError(f"trust must be True, False or 'all', not {trust!r}")
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= 256:
+        raise MigrateError(f"jobs must be a whole number from 1 to 256, not {jobs!r}")
+    if engine not in ("local", "spark"):
+        raise MigrateError(f"engine must be local or spark, not {str(engine)[:40]!r}")
+    options = dict(options or {})
+    if "force" in options or "trust" in options:
+        raise MigrateError("force and trust are not target options; migrate always rewrites what it has not finished")
+    from exporters._common import target_options
+
+    target_options(exporters.target_module(target).OPTIONS, options, target)  # refused before anything is read
+    sources = [str(s) for s in source] if isinstance(source, (list, tuple)) else [str(source)]
+    if not sources:
+        raise MigrateError("give at least one SOURCE")
+    out = str(out)
+    if "://" in out and not out.startswith("file://"):
+        raise MigrateError("OUT must be a local folder (the exporters write and verify there)")
+    out = os.path.abspath(out[len("file://"):] if out.startswith("file://") else out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise MigrateError(f"{out} exists and is not a folder")
+    os.makedirs(out, exist_ok=True)
+
+    units, ignored = _discover(sources, storage_options, out)
+    state = _read_state(out, target) if resume else {}
+    used: set = set()
+    for entry in state.values():
+        if entry.get("name"):
+            used.add(entry["name"])
+    tasks, records, names = [], {}, {}
+    for uid, kind, steps, ident, unsupported, mode, hint in units:
+        prior = state.get(uid)
+        name = prior["name"] if prior and prior.get("name") else _slug(hint, used)
+        names[uid] = name
+        if prior and prior.get("identity") == ident and (prior.get("record") or {}).get("outcome") in DONE \
+                and os.path.isdir(os.path.join(out, MODELS, name)):
+            rec = dict(prior["record"])
+            rec["resumed"] = True
+            records[uid] = rec
+            continue
+        tasks.append(_Task(uid, kind, tuple(steps), ident, os.path.join(out, MODELS, name),
+                           posixpath.join(MODELS, name), target, trust, limits, storage_options,
+                           tuple(sorted(options.items())), unsupported, mode))
+    new_state = {uid: entry for uid, entry in state.items()}
+    order = [u[0] for u in units]
+    log.info("migrating %d model(s) to %s (%d already done)", len(tasks), target, len(records))
+    results = _spark_results(tasks, master) if engine == "spark" and tasks else _local_results(tasks, jobs)
+    idents = {t.id: t.identity for t in tasks}
+    with progress.task(f"migrate {len(order)} model(s) to {target}", total=len(tasks), unit="models") as advance:
+        for rec in results:
+            records[rec["id"]] = rec
+            new_state[rec["id"]] = {"identity": idents.get(rec["id"]), "name": names.get(rec["id"]), "record": rec}
+            _write_state(out, target, new_state)
+            advance(1)
+    models = [records[uid] for uid in order if uid in records]
+    report = {
+        "schema": SCHEMA, "tool_version": __version__, "source": sources, "target": target, "out": out,
+        "engine": engine, "jobs": jobs, "trust": trust if trust == "all" else bool(trust),
+        "options": {k: str(v) for k, v in options.items()},
+        "started": started_at.isoformat(timespec="seconds"), "seconds": round(time.perf_counter() - started, 3),
+        "counts": _counts(models), "by_framework": _by_framework(models), "models": models, "ignored": ignored}
+    _write_reports(out, report)
+    return report
+
+
+# ============================================================================================ command line
+
+def add_migrate_command(subparsers, add_opening=None, add_global=None) -> argparse.ArgumentParser:
+    """``artifact-tools migrate``: register it on the CLI's subparsers (``add_opening``/``add_global`` are the CLI's
+    own helpers for the trust/limit and global flags)."""
+    help_ = "migrate every model of a folder, prefix, glob or SageMaker model description to another serving system"
+    s = subparsers.add_parser("migrate", help=help_, description=help_)
+    if add_global is not None:
+        add_global(s, sub=True)
+    s.add_argument("source", nargs="+", help="artifacts: a file, folder, glob or fsspec prefix, or SageMaker model "
+                                             "descriptions (DescribeModel / CreateModel JSON)")
+    s.add_argument("--to", required=True, dest="to", help="export target (mlflow, onnx, tf-serving, git, sagemaker, "
+                                                          "mleap: those installed)")
+    s.add_argument("out", help="folder receiving models/, the state file and the migration report")
+    s.add_argument("--jobs", type=int, default=1, help="models migrated at once, each in its own process")
+    s.add_argument("--no-resume", action="store_true", help="migrate every model again, even those already done")
+    s.add_argument("--engine", choices=["local", "spark"], default="local",
+                   help="spark: run the models as Spark tasks (--master URL, default local[*])")
+    s.add_argument("--master", default=None, help="Spark master URL for --engine spark")
+    s.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="target option, for every model")
+    if add_opening is not None:
+        add_opening(s)
+    else:
+        s.add_argument("--trust", action="store_true")
+        s.add_argument("--trust-all", action="store_true")
+    s.set_defaults(func=cmd_migrate)
+    return s
+
+
+def cmd_migrate(args) -> int:
+    """Run ``artifact-tools migrate``: exit 0 when the run completed, whatever each model's outcome (the report and
+    the line printed on stderr count them); 2 when it cannot start."""
+    trust = "all" if getattr(args, "trust_all", False) else bool(getattr(args, "trust", False))
+    limits = None
+    given = {"max_ratio": getattr(args, "max_ratio", None), "max_members": getattr(args, "max_members", None),
+             "max_total_bytes": getattr(args, "max_bytes", None)}
+    if any(v is not None for v in given.values()):
+        limits = dataclasses.replace(Limits.from_env(), **{k: v for k, v in given.items() if v is not None})
+    options = {}
+    for kv in getattr(args, "option", None) or []:
+        if "=" not in kv or not kv.split("=", 1)[0].strip():
+            raise MigrateError(f"option {kv!r} must look like KEY=VALUE")
+        k, v = kv.split("=", 1)
+        options[k.strip()] = v
+    report = migrate(args.source, args.to, args.out, jobs=args.jobs, resume=not args.no_resume, trust=trust,
+                     limits=limits, engine=args.engine, master=args.master, options=options)
+    c = report["counts"]
+    print(f"migrated {c['migrated']} of {c['total']} model(s) to {report['target']} ({c['unverified']} unverified, "
+          f"{c['refused']} refused, {c['unsupported']} unsupported, {c['failed']} failed, {c['resumed']} resumed) in "
+          f"{report['seconds']:.1f} s; report in {os.path.join(report['out'], REPORT_HTML)}", file=sys.stderr)
+    return 0
