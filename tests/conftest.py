@@ -52,5 +52,8 @@ def spark():
         .config("spark.driver.host", "127.0.0.1")
         .getOrCreate()
     )
+    # spark.pyspark.python is read when the context starts from spark-submit only; a session built in-process takes
+    # its workers' interpreter from SparkContext.pythonExec (PYSPARK_PYTHON or "python3" on PATH otherwise)
+    session.sparkContext.pythonExec = sys.executable
     yield session
     session.stop()
