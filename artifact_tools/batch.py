@@ -479,17 +479,9 @@ def _filter_record(job: _Job, rec: bytes, kind: str) -> tuple:
 
 
 def _predict(job: _Job, models: list, data, style):
-    out = None
-    for i, model in enumerate(models):
-        out = model.predict(data)
-        if i + 1 < len(models):  # the next model's request body: this one's response, as CSV (else JSON)
-            try:
-                body, ctype = codec.encode(out, codec.CSV)
-            except codec.NotAcceptable:
-                body, ctype = codec.encode(out, codec.JSON)
-            request = codec.decode(body, ctype, f"the response of pipeline model {i + 1}")
-            data, style = request.data, request.style
-    return out, style
+    from .endpoint import chain_predict  # the serial inference pipeline, as serve --pipeline runs it
+
+    return chain_predict(models, data, style)
 
 
 def _rows(out) -> list:
@@ -554,6 +546,19 @@ def _batch(job: _Job, records: list, models: list) -> bytes:
     if job.assemble_with == "Line" and not payload.endswith(b"\n"):
         payload += b"\n"
     return payload
+
+
+def _request_body(job: _Job, item: tuple) -> bytes:
+    """The request body of one mini-batch, as a container would have received it (for data capture)."""
+    if item[0] == "block":
+        return item[2]
+    records = item[2]
+    if job.split_type == "None":
+        return records[0]
+    if job.split_type == "Line":
+        return b"\n".join(records) + b"\n"
+    frame = recordio_frame if job.split_type == "RecordIO" else tfrecord_frame
+    return b"".join(frame(r) for r in records)
 
 
 def _width(job: _Job, record: bytes):
@@ -924,13 +929,20 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
               assemble_with: str | None = "None", input_filter: str = "$", join_source: str | None = "None",
               output_filter: str = "$", workers: int = 1, fail_fast: bool = False, resume: bool = False,
               trust: bool | str = False, limits: Limits | None = None, storage_options: dict | None = None,
-              pipeline: list | None = None, engine: str = "local", master: str | None = None) -> dict:
+              pipeline: list | None = None, engine: str = "local", master: str | None = None,
+              capture: str | None = None, capture_percent: float = 100.0, capture_modes: str = "Input,Output",
+              endpoint_name: str = "local-transform") -> dict:
     """Run a batch transform job (rules in the module docstring) and return its summary (also written to
     ``OUTPUT/transform-summary.json``). ``artifact`` is one artifact, or None with ``pipeline=[art1, art2, ...]``.
 
     ``engine="spark"`` scores a Parquet, CSV or JSON INPUT into OUTPUT of the same format on a SparkSession
     (``master``, default ``local[*]``) with :func:`artifact_tools.spark.transform_files`; the record-splitting
-    parameters do not apply there."""
+    parameters do not apply there.
+
+    ``capture``: a folder or fsspec URI receiving each mini-batch's request and response bodies as SageMaker data
+    capture records (:mod:`artifact_tools.capture`) under ``capture/endpoint_name/AllTraffic/yyyy/mm/dd/hh/``
+    (``capture_percent`` of the mini-batches, ``capture_modes`` Input, Output or both); written by this process,
+    closed when the job ends."""
     started = time.perf_counter()
     if engine == "spark":
         if pipeline:
@@ -998,6 +1010,12 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
         os.makedirs(out_root, exist_ok=True)
     max_bytes = int(max_payload_mb * 1024 * 1024) or None
     blocks = split_type == "Line" and strategy == "MultiRecord" and not processing
+    writer = None
+    if capture:
+        from .capture import CaptureWriter
+
+        writer = CaptureWriter(capture, endpoint_name, "AllTraffic", capture_percent, capture_modes,
+                               storage_options=storage_options)
 
     summary: dict[str, Any] = {
         "schema": "artifact-tools.transform/1", "artifacts": [str(a) for a in artifacts], "input": str(input),
@@ -1018,11 +1036,18 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
             raise TransformError(f"{rel}, {where}: {reason} (stopped: fail fast)")
 
     load_start = time.perf_counter()
-    runner = _Runner(job, workers)
+    try:
+        runner = _Runner(job, workers)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        raise
     try:  # load now (in every worker), so that a model that cannot load fails before any input is read
         runner.load()
-    except Exception:
+    except BaseException:
         runner.close(False)
+        if writer is not None:
+            writer.close()
         raise
     load_seconds = time.perf_counter() - load_start
     pending: collections.deque = collections.deque()
@@ -1032,13 +1057,15 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
     open_outputs: list[_Output] = []
 
     def settle(entry) -> None:
-        kind_, out, rel, payload = entry
+        kind_, out, rel, payload, item = entry
         if kind_ == "close":
             out.commit()
             open_outputs.remove(out)
             summary["inputs_done"] += 1
             return
         _, data, bad, count = runner.result(payload)
+        if writer is not None:
+            writer.capture(_request_body(job, item), content_type, data, accept)
         summary["records_in"] += count
         for number, reason in bad:
             fail(rel, number, reason)
@@ -1065,7 +1092,7 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
                                 summary["records_in"] += 1
                                 fail(rel, item[1], item[2])
                                 continue
-                            pending.append(("batch", current, rel, runner.submit(item)))
+                            pending.append(("batch", current, rel, runner.submit(item), item))
                             while len(pending) > limit:
                                 settle(pending.popleft())
                 except _Damaged as e:
@@ -1078,7 +1105,7 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
                     continue
                 except OSError as e:
                     raise TransformError(f"input {rel} cannot be read ({e.strerror or e})") from None
-                pending.append(("close", current, rel, None))
+                pending.append(("close", current, rel, None, None))
                 while len(pending) > limit:
                     settle(pending.popleft())
             while pending:
@@ -1086,6 +1113,9 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
         ok = True
     finally:
         runner.close(ok)
+        if writer is not None:
+            writer.close()
+            summary["capture"] = writer.metrics
         for out in list(open_outputs):
             out.abort()
         total = time.perf_counter() - started
@@ -1135,6 +1165,15 @@ def add_transform_command(subparsers, add_opening=None, add_global=None) -> argp
     s.add_argument("--engine", choices=["local", "spark"], default="local",
                    help="spark: score a Parquet/CSV/JSON input on Spark (--master URL, default local[*])")
     s.add_argument("--master", default=None, help="Spark master URL for --engine spark")
+    s.add_argument("--capture", metavar="DIR_OR_PREFIX", default=None,
+                   help="write each mini-batch's request and response as SageMaker data capture files under "
+                        "DIR_OR_PREFIX/ENDPOINT/AllTraffic/yyyy/mm/dd/hh/")
+    s.add_argument("--capture-percent", type=float, default=100.0, metavar="PERCENT",
+                   help="share of mini-batches captured, 0-100 (default 100)")
+    s.add_argument("--capture-modes", default="Input,Output", metavar="MODES",
+                   help="what is captured: Input, Output or both (default Input,Output)")
+    s.add_argument("--endpoint-name", default="local-transform", metavar="NAME",
+                   help="the name in the capture path (default local-transform)")
     if add_opening is not None:
         add_opening(s)
     else:
@@ -1160,7 +1199,9 @@ def cmd_transform(args) -> int:
                         assemble_with=args.assemble_with, input_filter=args.input_filter,
                         join_source=args.join_source, output_filter=args.output_filter, workers=args.workers,
                         fail_fast=args.fail_fast, resume=args.resume, trust=trust, limits=limits,
-                        pipeline=[args.artifact, *args.pipeline] if args.pipeline else None)
+                        pipeline=[args.artifact, *args.pipeline] if args.pipeline else None,
+                        capture=args.capture, capture_percent=args.capture_percent,
+                        capture_modes=args.capture_modes, endpoint_name=args.endpoint_name)
     print(f"transformed {summary['records_out']} of {summary['records_in']} records from {summary['inputs_done']} "
           f"input(s) ({summary['inputs_skipped']} skipped as complete, {summary['records_failed']} records failed) "
           f"in {summary['seconds']['total']:.1f} s; summary in {posixpath.join(str(args.output), SUMMARY)}",

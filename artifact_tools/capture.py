@@ -374,7 +374,8 @@ def _hour_of(path: str) -> _dt.datetime | None:
     if not m:
         return None
     try:
-        return _dt.datetime(*(int(g) for g in m.groups()), tzinfo=_dt.timezone.utc)
+        year, month, day, hour = (int(g) for g in m.groups())
+        return _dt.datetime(year, month, day, hour, tzinfo=_dt.timezone.utc)
     except ValueError:
         return None
 
@@ -412,6 +413,8 @@ def _parse_record(text: bytes, where: str, source: str, line: int) -> Record:
     if not isinstance(meta, dict) or "inferenceTime" not in meta:
         raise CaptureError(f"{where} has no eventMetadata.inferenceTime")
     when = parse_time(meta["inferenceTime"], f"inferenceTime of {where}")
+    if when is None:  # a JSON null
+        raise CaptureError(f"{where} has no eventMetadata.inferenceTime")
     data = doc["captureData"]
     if not isinstance(data, dict):
         raise CaptureError(f"{where} has a captureData that is not an object")

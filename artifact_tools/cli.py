@@ -249,7 +249,8 @@ def cmd_serve(args) -> int:
             return endpoint.run_from_args(args, port=port, trust=_trust(args))
     with _limits_for_library(_limits(args)):  # the workers inherit them
         return serve.run(args.artifact, host=args.host, port=port, workers=args.workers, trust=_trust(args),
-                         max_payload=args.max_payload, timeout=args.timeout)
+                         max_payload=args.max_payload, timeout=args.timeout,
+                         capture=endpoint.capture_from_args(args))
 
 
 @contextlib.contextmanager

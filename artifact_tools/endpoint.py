@@ -401,6 +401,9 @@ class _Metrics:
         self.loading_wait = prom.Histogram("ModelLoadingWaitTime", "time a request waited for its model to load",
                                            labels, unit="seconds", buckets=LOAD_BUCKETS, registry=None)
         self.cache_hits = prom.Counter("ModelCacheHit", "requests to a model already loaded", labels, registry=None)
+        self.capture_dropped = prom.Counter("CaptureDropped", "data capture records dropped (queue full or write "
+                                            "failure), counted at the next request of the worker", ["variant"],
+                                            registry=None)
 
     def exposition(self) -> tuple[str, bytes]:
         from prometheus_client import multiprocess
@@ -531,8 +534,12 @@ class EndpointApp:
     chosen, a multi-model target loaded, the config file looked at), and calls :meth:`record` with each answer."""
 
     def __init__(self, config: str, *, trust: bool | str, max_payload: int, workers: int,
-                 max_models: int | None = None, max_bytes: int | None = None):
+                 max_models: int | None = None, max_bytes: int | None = None, capture: dict | None = None):
         from concurrent.futures import ThreadPoolExecutor
+
+        self.capture = capture  # data capture settings (serve.capture_writer); one writer per variant answering
+        self.writers: dict[str, Any] = {}
+        self.counted: dict[str, int] = {}  # capture drops already added to the CaptureDropped counter
 
         self.config = config
         self.trust = trust
@@ -714,10 +721,39 @@ class EndpointApp:
             return start_response(status, [*headers, (INVOKED_HEADER, name)], exc_info)
 
         started = time.perf_counter()
+        answered: dict = {}
+
+        def seen(status: str, headers: list, exc_info: Any = None) -> Any:
+            answered["type"] = next((v for k, v in headers if k.lower() == "content-type"), "")
+            return named(status, headers, exc_info)
+
         try:
-            return route["app"](environ, named)
+            chunks = route["app"](environ, seen if self.capture else named)
         finally:
             route["seconds"] = time.perf_counter() - started
+        if self.capture:
+            chunks = list(chunks)
+            self._capture(name, environ, b"".join(chunks), answered.get("type", ""))
+        return chunks
+
+    def _capture(self, variant: str, environ: dict, body: bytes, content_type: str) -> None:
+        """Hand one answered request to the capture writer of the variant that answered (made on first use)."""
+        try:
+            writer = self.writers.get(variant)
+            if writer is None:
+                writer = self.writers[variant] = serve.capture_writer(self.capture, variant)
+            writer.capture(environ.get(serve.REQUEST_BODY, b""), environ.get("CONTENT_TYPE") or "", body,
+                           content_type)
+            dropped = self.metrics.capture_dropped.labels(variant)
+            dropped.inc(max(0, writer.dropped - self.counted.get(variant, 0)))
+            self.counted[variant] = writer.dropped
+        except Exception as e:  # noqa: BLE001 - capture never fails a request
+            log.warning("data capture for variant %s failed: %s", variant, serve._sentence(e))
+
+    def close(self) -> None:
+        """Close the capture writers (what is queued is written); called by the worker when it stops."""
+        for writer in self.writers.values():
+            writer.close()
 
     def record(self, environ: dict, status: int, seconds: float) -> None:
         """Count one answered ``/invocations`` request (called by the front end, on its loop)."""
@@ -820,12 +856,13 @@ def _state_path(port: int) -> str:
 
 def run(spec: EndpointSpec, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 2,
         trust: bool | str = False, max_payload: int = serve.DEFAULT_MAX_PAYLOAD, timeout: int | None = None,
-        max_models: int | None = None, max_model_bytes: int | None = None) -> int:
+        max_models: int | None = None, max_model_bytes: int | None = None, capture: dict | None = None) -> int:
     """Serve the endpoint ``spec`` on ``host:port`` with ``workers`` gunicorn processes until SIGTERM/SIGINT, as
     :func:`artifact_tools.serve.run` serves one model; returns the exit status. Every artifact of a fixed variant
     is loaded (and audited) once before anything listens; multi-model artifacts are audited as they load.
     ``max_models`` / ``max_model_bytes`` bound each worker's loaded models per multi-model variant (default: no
-    count bound, half the machine's memory shared among the workers)."""
+    count bound, half the machine's memory shared among the workers). ``capture``: data capture settings as
+    :func:`artifact_tools.serve.run` takes them; records go under ``dest/endpoint/<variant that answered>/``."""
     if workers < 1:
         raise ArtifactError(f"the number of workers must be at least 1, not {workers}")
     if max_payload < 1:
@@ -852,6 +889,7 @@ def run(spec: EndpointSpec, *, host: str = "127.0.0.1", port: int = 8080, worker
     for v in spec.variants:
         if v.multi_model:
             _check_prefix(v.multi_model)
+    serve.check_capture(capture)
     frameworks = _check_loadable(spec.artifacts(), trust)
     listener = serve._listen(host, port)
     bound = listener.getsockname()[1]
@@ -886,7 +924,7 @@ def run(spec: EndpointSpec, *, host: str = "127.0.0.1", port: int = 8080, worker
 
     def factory() -> EndpointApp:  # in each worker, after the fork
         return EndpointApp(config, trust=trust, max_payload=max_payload, workers=workers, max_models=max_models,
-                           max_bytes=max_model_bytes)
+                           max_bytes=max_model_bytes, capture=capture)
 
     master = os.getpid()
     status: Any = 0
@@ -991,6 +1029,16 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
                    help="multi-model: models kept loaded per worker (least recently used unloaded; default no bound)")
     g.add_argument("--max-model-memory", type=_bytes, metavar="BYTES", default=None,
                    help="multi-model: bytes of artifacts kept loaded per worker (default half the memory / workers)")
+    c = parser.add_argument_group("data capture (SageMaker's capture format, for `monitor run`)")
+    c.add_argument("--capture", metavar="DIR_OR_PREFIX", default=None,
+                   help="write every request and answer as SageMaker capture files under "
+                        "DIR_OR_PREFIX/ENDPOINT/VARIANT/yyyy/mm/dd/hh/ (a folder or fsspec URI)")
+    c.add_argument("--capture-percent", type=float, default=100.0, metavar="PERCENT",
+                   help="share of requests captured, 0-100 (default 100)")
+    c.add_argument("--capture-modes", default="Input,Output", metavar="MODES",
+                   help="what is captured: Input, Output or both (default Input,Output)")
+    c.add_argument("--endpoint-name", default=DEFAULT_ENDPOINT, metavar="NAME",
+                   help=f"the endpoint's name in the capture path (default {DEFAULT_ENDPOINT})")
 
 
 def requested(args: argparse.Namespace) -> bool:
@@ -1028,7 +1076,16 @@ def run_from_args(args: argparse.Namespace, *, port: int, trust: bool | str) -> 
     """``serve`` with endpoint flags: the spec from the flags, served by :func:`run`."""
     return run(spec_from_args(args), host=args.host, port=port, workers=args.workers, trust=trust,
                max_payload=args.max_payload, timeout=args.timeout, max_models=getattr(args, "max_models", None),
-               max_model_bytes=getattr(args, "max_model_memory", None))
+               max_model_bytes=getattr(args, "max_model_memory", None), capture=capture_from_args(args))
+
+
+def capture_from_args(args: argparse.Namespace) -> dict | None:
+    """``serve``'s data capture flags as ``run``'s ``capture`` settings (None without ``--capture``)."""
+    dest = getattr(args, "capture", None)
+    if not dest:
+        return None
+    return {"dest": dest, "endpoint": getattr(args, "endpoint_name", None) or DEFAULT_ENDPOINT,
+            "percent": getattr(args, "capture_percent", 100.0), "modes": getattr(args, "capture_modes", "Input,Output")}
 
 
 def add_endpoint_command(subparsers: Any, add_opening: Callable | None = None,

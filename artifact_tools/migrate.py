@@ -762,10 +762,10 @@ def _svg_chart(by_fw: dict) -> str:
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" id="chart" role="img" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" aria-label="models by framework and outcome">',
              "<title>Models by framework and outcome</title>"]
-    x = 0
+    x = 0.0
     for o in OUTCOMES:  # legend
-        parts.append(f'<rect x="{x}" y="4" width="12" height="12" fill="{_COLORS[o]}"/>'
-                     f'<text x="{x + 16}" y="15" font-size="12">{o}</text>')
+        parts.append(f'<rect x="{x:.0f}" y="4" width="12" height="12" fill="{_COLORS[o]}"/>'
+                     f'<text x="{x + 16:.0f}" y="15" font-size="12">{o}</text>')
         x += 16 + 8 * len(o) + 16
     for i, (fw, counts) in enumerate(rows):
         y = top + i * row_h

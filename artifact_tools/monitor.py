@@ -404,6 +404,7 @@ class _Column:
 
     def _count_categories(self, keys, weights: np.ndarray, numeric_only: bool) -> None:
         cats = self.categories
+        assert cats is not None  # called only while the counts are exact
         if numeric_only and len(cats) + len(keys) > CATEGORY_CAP:
             if len(keys) > CATEGORY_CAP or any(k not in cats for k in keys.to_pylist()):
                 self._give_up_categories()  # more distinct numbers than are counted exactly
@@ -922,6 +923,7 @@ def _rows_to_columns(rows: list[tuple[str, Any]], positional: list[str]) -> tupl
     for i, (kind, row) in enumerate(rows):
         if kind == "json":
             row = _json_value_cells(row)
+        items: Iterable[tuple[Any, Any]]
         if isinstance(row, dict):
             items = row.items()
         else:
@@ -1156,7 +1158,8 @@ def _sketch_cdf(kll: dict) -> tuple[np.ndarray, np.ndarray, float] | None:
     """Sorted items, their cumulative weights and the total weight of a ``kll`` object's ``sketch.data``."""
     try:
         data = kll["sketch"]["data"]
-        values, weights = [], []
+        values: list[float] = []
+        weights: list[float] = []
         for level, items in enumerate(data):
             values.extend(float(v) for v in items)
             weights.extend([float(2 ** level)] * len(items))

@@ -96,6 +96,7 @@ DEFAULT_MAX_PAYLOAD = 6 * MIB
 DEFAULT_TIMEOUT = 60
 READ_BLOCK = 64 * 1024
 JSON = codec.JSON
+REQUEST_BODY = "artifact_tools.request_body"  # the environ entry holding the /invocations body once read
 
 
 class _Reject(Exception):
@@ -182,10 +183,13 @@ def _own_code(invoke: Callable, body: bytes, content_type: str, accept: str, env
     return str(ctype or accept), payload
 
 
-def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, workers: int = 1) -> Callable:
+def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, workers: int = 1,
+               capture: Any = None) -> Callable:
     """A WSGI application serving ``loaded_model`` (anything with ``.predict`` and ``.framework``) with the
     SageMaker contract described in this module's docstring. ``workers`` is what ``/execution-parameters``
-    reports as ``MaxConcurrentTransforms``."""
+    reports as ``MaxConcurrentTransforms``. ``capture``: a :class:`artifact_tools.capture.CaptureWriter` given
+    every ``/invocations`` request and its answer (errors too; the body as far as it was read); the app then has a
+    ``close()`` that closes it."""
     parameters = json.dumps({"MaxConcurrentTransforms": workers, "BatchStrategy": "MULTI_RECORD",
                              "MaxPayloadInMB": max(1, max_payload // MIB)}).encode()
     ping = json.dumps({"status": "ok", "framework": getattr(loaded_model, "framework", None)}).encode()
@@ -194,6 +198,7 @@ def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, wor
 
     def invocations(environ: dict) -> tuple[str, bytes]:
         body = _read_body(environ, max_payload)
+        environ[REQUEST_BODY] = body
         content_type, accept_header = environ.get("CONTENT_TYPE") or "", environ.get("HTTP_ACCEPT") or ""
         if invoke is not None:
             return _own_code(invoke, body, content_type, accept_header, environ)
@@ -234,11 +239,35 @@ def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, wor
             traceback.print_exc(file=environ["wsgi.errors"])
             status, ctype = 500, JSON
             body = json.dumps({"error": f"prediction failed: {type(e).__name__}: {_sentence(e)}"}).encode()
+        if capture is not None and path == "/invocations" and method == "POST":
+            capture.capture(environ.get(REQUEST_BODY, b""), environ.get("CONTENT_TYPE") or "", body, ctype)
         start_response(f"{status} {HTTPStatus(status).phrase}",
                        [("Content-Type", ctype), ("Content-Length", str(len(body))), *headers])
         return [body]
 
+    if capture is not None:
+        app.close = capture.close  # type: ignore[attr-defined]
     return app
+
+
+def capture_writer(capture: dict | None, variant: str = "AllTraffic") -> Any:
+    """A :class:`artifact_tools.capture.CaptureWriter` from ``run``'s ``capture`` settings (``dest``, and
+    optionally ``endpoint``, ``percent``, ``modes``) for ``variant``, or None without settings. Made in each
+    worker process after the fork (its writer thread would not survive one)."""
+    if not capture:
+        return None
+    from .capture import CaptureWriter
+
+    return CaptureWriter(capture["dest"], capture.get("endpoint") or "local-endpoint", variant,
+                         capture.get("percent", 100.0), capture.get("modes", "Input,Output"))
+
+
+def check_capture(capture: dict | None) -> None:
+    """Refuse bad capture settings (percentage, modes, names, destination) with one sentence before anything
+    listens: a writer is made and closed at once (its thread ends before gunicorn forks; no file is written)."""
+    writer = capture_writer(capture)
+    if writer is not None:
+        writer.close()
 
 
 # ---------------------------------------------------------------------------------------------------- HTTP front end
@@ -1011,6 +1040,12 @@ def _worker_class(base: Any, h11: Any, max_payload: int) -> type:
             if tasks:  # let the aborted connections finish their coroutines
                 await asyncio.wait(set(tasks), timeout=1.0)
             model.stop()
+            close = getattr(self.wsgi, "close", None)
+            if close is not None:  # data capture: what is queued is written
+                try:
+                    close()
+                except Exception as e:  # noqa: BLE001 - a stop must finish
+                    self.log.warning("Worker %s: closing the app failed: %s", os.getpid(), _sentence(e))
             for listener in listeners:
                 listener.close()
             loop.remove_reader(wake_fd)
@@ -1086,7 +1121,7 @@ def _timeout_from_env() -> int:
 
 
 def _gunicorn_app(artifact: str | None, trust: bool | str, max_payload: int, workers: int, options: dict,
-                  factory: Callable[[], Callable] | None = None) -> Any:
+                  factory: Callable[[], Callable] | None = None, capture: dict | None = None) -> Any:
     """The gunicorn application: each worker serves ``artifact``, or the WSGI app ``factory()`` makes (an
     endpoint, :mod:`artifact_tools.endpoint`)."""
     from loaders.base import require
@@ -1104,17 +1139,21 @@ def _gunicorn_app(artifact: str | None, trust: bool | str, max_payload: int, wor
                 return factory()
             import loaders
 
-            return create_app(loaders.load(artifact, trust=trust), max_payload, workers=workers)
+            model = loaders.load(artifact, trust=trust)
+            return create_app(model, max_payload, workers=workers, capture=capture_writer(capture))
 
     return Server()
 
 
 def run(artifact: str, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 2, trust: bool | str = False,
-        max_payload: int = DEFAULT_MAX_PAYLOAD, timeout: int | None = None) -> int:
+        max_payload: int = DEFAULT_MAX_PAYLOAD, timeout: int | None = None, capture: dict | None = None) -> int:
     """Check that ``artifact`` loads, then serve it on ``host:port`` with ``workers`` gunicorn processes until
     SIGTERM/SIGINT; returns the exit status (0 after a clean stop). A bad artifact, port or setting raises
     :class:`ArtifactError` before anything listens. ``timeout``: seconds one request may take before its worker
-    is replaced (default ``$SAGEMAKER_MODEL_SERVER_TIMEOUT`` or 60)."""
+    is replaced (default ``$SAGEMAKER_MODEL_SERVER_TIMEOUT`` or 60). ``capture``: data capture settings
+    (``{"dest": folder or fsspec URI, "endpoint": name, "percent": 0-100, "modes": "Input,Output"}``): each
+    worker writes SageMaker capture files under ``dest/endpoint/AllTraffic/`` (:mod:`artifact_tools.capture`),
+    closed when it stops."""
     if workers < 1:
         raise ArtifactError(f"the number of workers must be at least 1, not {workers}")
     if max_payload < 1:
@@ -1125,6 +1164,7 @@ def run(artifact: str, *, host: str = "127.0.0.1", port: int = 8080, workers: in
     require("gunicorn", "serve")
     worker_class = _worker_class(require("gunicorn.workers.base", "serve").Worker, require("h11", "serve"), max_payload)
     artifact = str(artifact)
+    check_capture(capture)
     framework = _check_loadable(artifact, trust)
     listener = _listen(host, port)
     bound = listener.getsockname()
@@ -1139,7 +1179,7 @@ def run(artifact: str, *, host: str = "127.0.0.1", port: int = 8080, workers: in
     master = os.getpid()
     status: Any = 0
     try:
-        _gunicorn_app(artifact, trust, max_payload, workers, options).run()
+        _gunicorn_app(artifact, trust, max_payload, workers, options, capture=capture).run()
     except SystemExit as e:
         if os.getpid() != master:  # a worker leaving: gunicorn's master reads its exit status, pass it on as is
             raise
