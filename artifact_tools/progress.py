@@ -57,13 +57,25 @@ def task(description: str, total: float | None = None, unit: str = "items") -> I
         DownloadColumn,
         MofNCompleteColumn,
         Progress,
+        ProgressColumn,
         TextColumn,
         TimeElapsedColumn,
         TransferSpeedColumn,
     )
+    from rich.text import Text
 
-    columns = [TextColumn("{task.description}"), BarColumn()]
-    columns += [DownloadColumn(), TransferSpeedColumn()] if unit == "bytes" else [MofNCompleteColumn()]
+    class Rate(ProgressColumn):  # "12,345 records/s": what a long count-based job wants to see
+        def render(self, task) -> Text:
+            elapsed = task.elapsed or 0.0
+            return Text(f"{task.completed / elapsed:,.0f} {unit}/s" if elapsed > 0 else f"- {unit}/s")
+
+    columns: list = [TextColumn("{task.description}")]
+    if unit == "bytes":
+        columns += [BarColumn(), DownloadColumn(), TransferSpeedColumn()]
+    elif total is None:  # no end known (records streamed from inputs): the count and the rate
+        columns += [TextColumn("{task.completed:,.0f} " + unit), Rate()]
+    else:
+        columns += [BarColumn(), MofNCompleteColumn(), Rate()]
     columns.append(TimeElapsedColumn())
     progress = Progress(*columns, console=Console(stderr=True), transient=True)
     ident = progress.add_task(description, total=total)
