@@ -1002,6 +1002,11 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
     job = _Job(tuple(str(a) if isinstance(a, os.PathLike) else a for a in artifacts), trust, limits,
                storage_options, content_type, accept, split_type, assemble_with, input_filter, join_source,
                output_filter)
+    if capture:  # bad capture settings are refused before anything is read or written
+        from .capture import CaptureWriter
+
+        CaptureWriter(capture, endpoint_name, "AllTraffic", capture_percent, capture_modes,
+                      storage_options=storage_options).close()
     inputs = _inputs(str(input), storage_options)
     out_fs, out_root = _fs(str(output), storage_options)
     if _is_local(out_fs):

@@ -24,6 +24,10 @@ Amazon CloudWatch"):
   response is the answer. Here a model without its own inference code answers an intermediate step as CSV (JSON
   where CSV cannot carry its output), the rule :mod:`artifact_tools.batch` uses for ``transform --pipeline``
   (:func:`chain_predict` is that rule); the last step answers as the client's ``Accept`` asks.
+- **Data capture** (``--capture``): each answered request goes to the capture writer of the variant that answered,
+  under ``DEST/ENDPOINT_NAME/VARIANT/`` (one writer per variant per worker, made on first use); drops are counted
+  in ``/metrics`` as ``CaptureDropped`` (added at the worker's next request). A request refused before a variant
+  is chosen (an unknown target variant) is not captured.
 - **Metrics.** CloudWatch's endpoint invocation metrics, under their CloudWatch names in the Prometheus text format
   (``GET /metrics``), labelled by ``variant`` and ``model``: ``Invocations``, ``Invocation4XXErrors``,
   ``Invocation5XXErrors`` (counters: ``*_total``), ``ModelLatency`` ("the interval of time taken by a model to

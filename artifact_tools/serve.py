@@ -26,6 +26,10 @@ aws/sagemaker-inference-toolkit ``src/sagemaker_inference/parameters.py`` (the `
   when a worker already holds ``max(64 MiB, 4 x cap)`` of request bodies. These close the connection.
 - ``GET /execution-parameters``: ``{"MaxConcurrentTransforms": workers, "BatchStrategy": "MULTI_RECORD",
   "MaxPayloadInMB": cap in MiB}`` for Batch Transform.
+- Data capture (``run(capture=...)``, ``serve --capture``): every ``/invocations`` request and its answer, errors
+  included (the body as far as it was read), in SageMaker's capture format (:mod:`artifact_tools.capture`) under
+  ``DEST/ENDPOINT/AllTraffic/``. Each worker makes its own writer after the fork and closes it when it stops, so a
+  graceful stop leaves whole files; a record that does not fit the writer's queue is dropped, never the request.
 
 HTTP/1.1 (RFC 9110, RFC 9112): connections are kept alive (SageMaker's front end and most clients reuse them)
 until ``Connection: close``, an HTTP/1.0 request, an error answer, 65 s without a request, or a stop. Pipelined
