@@ -324,7 +324,9 @@ def _export_targets() -> list[str]:
     return list(TARGETS)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser; with ``only``, the commands of :data:`_APP_COMMANDS` other than that one are listed by name
+    and help only (their modules are not imported)."""
     p = _Parser(prog="artifact-tools",
                 description="Inspect, load and re-export trained model artifacts (SageMaker model.tar.gz and more).")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -368,45 +370,74 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_load)
     s.epilog_fn = _loader_options_help  # type: ignore[attr-defined]
 
-    s = command("export", "write the model for another serving system and verify it",
-                formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("artifact")
-    s.add_argument("--to", required=True, choices=_export_targets())
-    s.add_argument("out")
-    s.add_argument("--force", action="store_true", help="overwrite an existing output")
-    s.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="target-specific option")
-    _add_opening(s)
-    s.set_defaults(func=cmd_export)
-    s.epilog_fn = _export_options_help  # type: ignore[attr-defined]
+    def wanted(name: str) -> bool:
+        """Whether ``name``'s full parser is built: its module is imported only when it is the command run."""
+        if only is None or only == name:
+            return True
+        sub.add_parser(name, help=_APP_COMMANDS[name], description=_APP_COMMANDS[name])
+        return False
 
-    s = command("serve", "serve the model with the SageMaker container contract (/ping, /invocations)")
-    s.add_argument("artifact", nargs="?", help="the model (or with --pipeline: the first model)")
-    s.add_argument("--host", default="127.0.0.1")
-    s.add_argument("--port", type=int, default=None, help="default: $SAGEMAKER_BIND_TO_PORT or 8080")
-    s.add_argument("--workers", type=int, default=2)
-    s.add_argument("--max-payload", type=int, default=6 * 1024 * 1024, help="bytes (default 6 MB)")
-    s.add_argument("--timeout", type=int, default=None,
-                   help="seconds one request may take: its body's arrival or one prediction "
-                        "(default $SAGEMAKER_MODEL_SERVER_TIMEOUT or 60)")
-    from .endpoint import add_endpoint_command, add_serve_flags
+    if wanted("export"):
+        s = command("export", _APP_COMMANDS["export"], formatter_class=argparse.RawDescriptionHelpFormatter)
+        s.add_argument("artifact")
+        s.add_argument("--to", required=True, choices=_export_targets())
+        s.add_argument("out")
+        s.add_argument("--force", action="store_true", help="overwrite an existing output")
+        s.add_argument("-o", "--option", action="append", metavar="KEY=VALUE", help="target-specific option")
+        _add_opening(s)
+        s.set_defaults(func=cmd_export)
+        s.epilog_fn = _export_options_help  # type: ignore[attr-defined]
 
-    add_serve_flags(s)
-    _add_opening(s)
-    s.set_defaults(func=cmd_serve)
-    add_endpoint_command(sub, add_opening=_add_opening, add_global=_add_global)
+    if wanted("serve"):
+        s = command("serve", _APP_COMMANDS["serve"])
+        s.add_argument("artifact", nargs="?", help="the model (or with --pipeline: the first model)")
+        s.add_argument("--host", default="127.0.0.1")
+        s.add_argument("--port", type=int, default=None, help="default: $SAGEMAKER_BIND_TO_PORT or 8080")
+        s.add_argument("--workers", type=int, default=2)
+        s.add_argument("--max-payload", type=int, default=6 * 1024 * 1024, help="bytes (default 6 MB)")
+        s.add_argument("--timeout", type=int, default=None,
+                       help="seconds one request may take: its body's arrival or one prediction "
+                            "(default $SAGEMAKER_MODEL_SERVER_TIMEOUT or 60)")
+        from .endpoint import add_serve_flags
 
-    from .batch import add_transform_command
+        add_serve_flags(s)
+        _add_opening(s)
+        s.set_defaults(func=cmd_serve)
+    if wanted("endpoint"):
+        from .endpoint import add_endpoint_command
 
-    add_transform_command(sub, add_opening=_add_opening, add_global=_add_global)
+        add_endpoint_command(sub, add_opening=_add_opening, add_global=_add_global)
+    if wanted("transform"):
+        from .batch import add_transform_command
 
-    from .migrate import add_migrate_command
+        add_transform_command(sub, add_opening=_add_opening, add_global=_add_global)
+    if wanted("migrate"):
+        from .migrate import add_migrate_command
 
-    add_migrate_command(sub, add_opening=_add_opening, add_global=_add_global)
+        add_migrate_command(sub, add_opening=_add_opening, add_global=_add_global)
+    if wanted("monitor"):
+        from .monitor import add_monitor_command
 
-    from .monitor import add_monitor_command
-
-    add_monitor_command(sub, add_opening=_add_opening, add_global=_add_global)
+        add_monitor_command(sub, add_opening=_add_opening, add_global=_add_global)
     return p
+
+
+# The commands whose parsers come from (or need) a module of their own, with their one-line help: the module is
+# imported only when its command runs (or for the full parser), so `inspect` starts without numpy or the server.
+_APP_COMMANDS = {
+    "export": "write the model for another serving system and verify it",
+    "serve": "serve the model with the SageMaker container contract (/ping, /invocations)",
+    "endpoint": "change a running local endpoint (as UpdateEndpointWeightsAndCapacities does)",
+    "transform": "score input files offline with SageMaker Batch Transform's parameters and output layout",
+    "migrate": "migrate a fleet of models (artifacts or SageMaker model descriptions) to another target, with a report",
+    "monitor": "Model Monitor without AWS: baselines of a dataset and violation reports of captured traffic",
+}
+
+
+def _command_in(argv: Sequence[str]) -> str:
+    """The command an argument list runs ("" when none is named): the first word that names one."""
+    names = {"inspect", "convert-xgboost", "load", *_APP_COMMANDS}
+    return next((a for a in argv if a in names), "")
 
 
 # ------------------------------------------------------------------------------------------ process set-up
@@ -472,7 +503,8 @@ def _logging(verbose: int, debug: bool) -> Iterator[None]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(only=_command_in(argv))
     args = parser.parse_args(argv)
     _merge_global(args)
     try:
