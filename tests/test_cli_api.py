@@ -169,7 +169,7 @@ def test_cli_quiets_frameworks_only_for_its_own_run(monkeypatch):
         return 0
 
     parser = cli.build_parser
-    monkeypatch.setattr(cli, "build_parser", lambda: _with_probe(parser(), probe))
+    monkeypatch.setattr(cli, "build_parser", lambda only=None: _with_probe(parser(only), probe))
     filters = len(__import__("warnings").filters)
     assert cli.main(["inspect", "x"]) == 0
     assert seen["tf"] == "3" and seen["hf"] == "info" and seen["filters"] > filters
