@@ -1049,7 +1049,7 @@ def requested(args: argparse.Namespace) -> bool:
     """Whether ``serve``'s arguments ask for an endpoint (or name no artifact, which :func:`run_from_args` refuses
     with a sentence) rather than one plain model."""
     return any(getattr(args, k, None) is not None for k in ("variant", "endpoint_config", "multi_model", "pipeline")) \
-        or getattr(args, "artifact", None) is None
+        or getattr(args, "artifact", None) is None or bool(getattr(args, "capture", None))
 
 
 def spec_from_args(args: argparse.Namespace) -> EndpointSpec:
@@ -1061,6 +1061,8 @@ def spec_from_args(args: argparse.Namespace) -> EndpointSpec:
         raise EndpointError(f"{flag[given[0]]} and {flag[given[1]]} cannot be combined; an endpoint config file can "
                             "hold variants of every kind")
     if not given:
+        if artifact is not None:  # one model with --capture: the endpoint's only variant, so /metrics counts drops
+            return _check_variants(DEFAULT_ENDPOINT, [VariantSpec(DEFAULT_VARIANT, (artifact,), 1.0)])
         raise EndpointError("give the artifact to serve, or --variant, --endpoint-config, --multi-model or --pipeline")
     if artifact is not None and given[0] != "pipeline":
         raise EndpointError(f"an artifact and {flag[given[0]]} cannot be combined; name every model in the variants")
