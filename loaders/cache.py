@@ -435,11 +435,25 @@ def _record_path(root: Path, key: str) -> Path:
     return entry.with_name(entry.name + ".json")
 
 
+@functools.cache
+def inspection_code_version() -> str:
+    """The version of the code that wrote a stored report: the release plus a fingerprint (name, size, modification
+    time) of every module of the core package, which holds the detectors, the audit and the trust policy. A report
+    written by other inspection code -- an upgrade, or a development checkout edited since -- is never reused, so a
+    warm load always decides from what the installed audit says (one ``stat`` per module, once per process)."""
+    package = Path(artifact_tools.__file__).parent
+    digest = hashlib.sha1()
+    for path in sorted(package.rglob("*.py")):
+        st = path.stat()
+        digest.update(f"{path.relative_to(package).as_posix()}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return f"{artifact_tools.__version__}+{digest.hexdigest()[:16]}"
+
+
 def _record(report: Report, art: Artifact) -> dict:
     """What is stored beside an extraction: the report (as JSON) and the listing's counts, so that a later load
     re-checks its own limits without reading the archive."""
     files = [m for m in art.members() if m.is_file]
-    return {"format": RECORD_FORMAT, "artifact_tools": artifact_tools.__version__,
+    return {"format": RECORD_FORMAT, "artifact_tools": inspection_code_version(),
             "report": json.loads(report.to_json(indent=None)), "entries": len(art.members()),
             "bytes": sum(m.size * (1 + m.duplicates + m.conflicts) for m in files), "archive_bytes": art.src.size}
 
@@ -460,7 +474,7 @@ def _read_record(root: Path, key: str) -> dict | None:
     except (OSError, ValueError, RecursionError):
         return None
     ok = (isinstance(record, dict) and record.get("format") == RECORD_FORMAT
-          and record.get("artifact_tools") == artifact_tools.__version__ and isinstance(record.get("report"), dict))
+          and record.get("artifact_tools") == inspection_code_version() and isinstance(record.get("report"), dict))
     return record if ok else None
 
 

@@ -453,3 +453,29 @@ def test_uri_is_fetched_once_then_not_at_all(sklearn_models, cache):
         assert handler.sent == len(handler.data)  # warm: only the metadata request
     finally:
         server.shutdown()
+
+
+def test_a_report_stored_by_other_inspection_code_is_not_reused(tmp_path, monkeypatch):
+    """A warm load reuses the stored report only when the same inspection code wrote it: editing (or upgrading)
+    the core -- its detectors, audit or trust policy -- makes the next load inspect the artifact again."""
+    import json
+
+    import loaders
+    from loaders import cache
+
+    monkeypatch.setenv("ARTIFACT_TOOLS_CACHE", str(tmp_path / "cache"))
+    art = tmp_path / "model.tar.gz"
+    import joblib
+    from sklearn.linear_model import LinearRegression
+
+    buf = io.BytesIO()
+    joblib.dump(LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0]), buf)
+    art.write_bytes(pack_tar_gz({"model.joblib": buf.getvalue()}))
+    loaders.load(art)
+    stored = next(p for p in (tmp_path / "cache").rglob("*.json") if '"report"' in p.read_text())
+    record = json.loads(stored.read_text())
+    assert record["artifact_tools"] == cache.inspection_code_version()
+    record["artifact_tools"] = "0.0.0+an-older-inspection"
+    record["report"]["framework"] = "r"  # what that older code said: the next load must not believe it
+    stored.write_text(json.dumps(record))
+    assert loaders.load(art).framework == "sklearn"
