@@ -84,7 +84,6 @@ import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable
 
 from . import codec, serve
@@ -781,54 +780,6 @@ class EndpointApp:
 
 # ================================================================================================ server
 
-_CHECK_CODE = ("import sys; sys.path.append(sys.argv[1]); from artifact_tools.endpoint import _report_loads; "
-               "_report_loads(sys.argv[2], sys.argv[3], int(sys.argv[4]))")
-
-
-def _report_loads(artifacts_json: str, trust_json: str, fd: int) -> None:
-    """Child side of :func:`_check_loadable`: load each artifact once, write the outcomes as JSON to ``fd``."""
-    import loaders
-
-    outcome: dict = {"frameworks": {}}
-    try:
-        for artifact in json.loads(artifacts_json):
-            outcome["frameworks"][artifact] = loaders.load(artifact, trust=json.loads(trust_json)).framework
-    except ArtifactError as e:
-        outcome = {"error": str(e)}
-    except Exception as e:
-        outcome = {"internal": f"{type(e).__name__}: {serve._sentence(e)}"}
-    with os.fdopen(fd, "w") as f:
-        json.dump(outcome, f)
-
-
-def _check_loadable(artifacts: list[str], trust: bool | str) -> dict[str, str]:
-    """Load every artifact once in a fresh interpreter (audited as any load is) before anything listens: a bad
-    one fails with its loader's sentence. Returns each artifact's framework."""
-    import subprocess
-
-    if not artifacts:
-        return {}
-    project = str(Path(__file__).resolve().parent.parent)
-    read_end, write_end = os.pipe()
-    try:
-        proc = subprocess.Popen([sys.executable, "-c", _CHECK_CODE, project, json.dumps(artifacts),
-                                 json.dumps(trust), str(write_end)], pass_fds=(write_end,), stdin=subprocess.DEVNULL)
-    finally:
-        os.close(write_end)
-    with os.fdopen(read_end) as f:
-        answer = f.read()
-    code = proc.wait()
-    try:
-        outcome = json.loads(answer)
-    except ValueError:
-        raise ArtifactError(f"loading the endpoint's models crashed the loading process (exit status {code})") from None
-    if "error" in outcome:
-        raise ArtifactError(outcome["error"])
-    if "internal" in outcome:
-        raise RuntimeError(f"loading the endpoint's models failed: {outcome['internal']}")
-    return outcome["frameworks"]
-
-
 def _check_prefix(prefix: str) -> None:
     if "://" not in prefix or prefix.startswith("file://"):
         local = prefix[len("file://"):] if prefix.startswith("file://") else prefix
@@ -894,7 +845,7 @@ def run(spec: EndpointSpec, *, host: str = "127.0.0.1", port: int = 8080, worker
         if v.multi_model:
             _check_prefix(v.multi_model)
     serve.check_capture(capture)
-    frameworks = _check_loadable(spec.artifacts(), trust)
+    frameworks = serve.check_loadable(spec.artifacts(), trust)
     listener = serve._listen(host, port)
     bound = listener.getsockname()[1]
     made: list[str] = []

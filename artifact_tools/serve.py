@@ -1059,18 +1059,18 @@ def _worker_class(base: Any, h11: Any, max_payload: int) -> type:
 
 # ---------------------------------------------------------------------------------------------------- server
 
-_CHECK_CODE = ("import sys; sys.path.append(sys.argv[1]); from artifact_tools.serve import _report_load; "
-               "_report_load(sys.argv[2], sys.argv[3], int(sys.argv[4]))")
+_CHECK_CODE = ("import sys; sys.path.append(sys.argv[1]); from artifact_tools.serve import _report_loads; "
+               "_report_loads(sys.argv[2], sys.argv[3], int(sys.argv[4]))")
 
 
-def _report_load(artifact: str, trust_json: str, fd: int) -> None:
-    """Child side of :func:`_check_loadable`: load once and write the outcome as JSON to ``fd``."""
+def _report_loads(artifacts_json: str, trust_json: str, fd: int) -> None:
+    """Child side of :func:`check_loadable`: load each artifact once, write the outcomes as JSON to ``fd``."""
     import loaders
 
-    started = time.monotonic()
+    outcome: dict = {"frameworks": {}}
     try:
-        model = loaders.load(artifact, trust=json.loads(trust_json))
-        outcome = {"framework": model.framework, "seconds": time.monotonic() - started}
+        for artifact in json.loads(artifacts_json):
+            outcome["frameworks"][artifact] = loaders.load(artifact, trust=json.loads(trust_json)).framework
     except ArtifactError as e:
         outcome = {"error": str(e)}
     except Exception as e:
@@ -1079,13 +1079,17 @@ def _report_load(artifact: str, trust_json: str, fd: int) -> None:
         json.dump(outcome, f)
 
 
-def _check_loadable(artifact: str, trust: bool | str) -> str:
-    """Load the model once in a fresh interpreter; return its framework or raise with the loader's sentence."""
+def check_loadable(artifacts: list[str], trust: bool | str) -> dict[str, str]:
+    """Load every artifact once in a fresh interpreter (audited as any load is) before anything listens: a bad one
+    fails with its loader's sentence. Returns each artifact's framework (used by ``serve`` and the endpoint)."""
+    if not artifacts:
+        return {}
     project = str(Path(__file__).resolve().parent.parent)
+    what = ", ".join(artifacts)
     read_end, write_end = os.pipe()
     try:
-        proc = subprocess.Popen([sys.executable, "-c", _CHECK_CODE, project, artifact, json.dumps(trust),
-                                 str(write_end)], pass_fds=(write_end,), stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen([sys.executable, "-c", _CHECK_CODE, project, json.dumps(artifacts),
+                                 json.dumps(trust), str(write_end)], pass_fds=(write_end,), stdin=subprocess.DEVNULL)
     finally:
         os.close(write_end)
     with os.fdopen(read_end) as f:
@@ -1094,12 +1098,12 @@ def _check_loadable(artifact: str, trust: bool | str) -> str:
     try:
         outcome = json.loads(answer)
     except ValueError:
-        raise ArtifactError(f"loading {artifact} crashed the loading process (exit status {code})") from None
+        raise ArtifactError(f"loading {what} crashed the loading process (exit status {code})") from None
     if "error" in outcome:
         raise ArtifactError(outcome["error"])
     if "internal" in outcome:
-        raise RuntimeError(f"loading {artifact} failed: {outcome['internal']}")
-    return outcome["framework"]
+        raise RuntimeError(f"loading {what} failed: {outcome['internal']}")
+    return outcome["frameworks"]
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -1169,7 +1173,7 @@ def run(artifact: str, *, host: str = "127.0.0.1", port: int = 8080, workers: in
     worker_class = _worker_class(require("gunicorn.workers.base", "serve").Worker, require("h11", "serve"), max_payload)
     artifact = str(artifact)
     check_capture(capture)
-    framework = _check_loadable(artifact, trust)
+    framework = check_loadable([artifact], trust)[artifact]
     listener = _listen(host, port)
     bound = listener.getsockname()
     print(f"artifact-tools: serving {artifact} ({framework}) on http://{host}:{bound[1]} with {workers} worker(s)",

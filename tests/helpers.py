@@ -9,6 +9,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
 
 class ShortBytes(bytes):
     """Bytes with a short repr, so that Hypothesis reports stay readable."""
@@ -57,3 +59,75 @@ def sklearn_reference(artifact, member: str = "model.joblib"):
 
     with tarfile.open(artifact) as tf:
         return joblib.load(io.BytesIO(tf.extractfile(member).read()))
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
+            timeout: float = 30) -> tuple[int, dict, bytes]:
+    """One HTTP exchange with 127.0.0.1:``port``: (status, lower-cased headers, body)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
+    finally:
+        conn.close()
+
+
+class ServeProcess:
+    """``python -m artifact_tools serve ARGS`` as a subprocess, waited for until ``/ping`` answers 200; its output
+    goes to ``log_path``. Without ``port``, a free one is chosen and passed as ``--port``. As a context manager it
+    stops the server on exit and requires a clean exit."""
+
+    def __init__(self, args: list[str], env: dict, log_path: Path, *, port: int | None = None, wait: float = 120):
+        import time
+
+        self.port = port or free_port()
+        self.log_path = log_path
+        cmd = [sys.executable, "-m", "artifact_tools", "serve", *args]
+        if port is None:
+            cmd += ["--port", str(self.port)]
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"server exited early:\n{self.log()}"
+            try:
+                if request(self.port, "GET", "/ping", timeout=5)[0] == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise AssertionError(f"server did not answer /ping within {wait:.0f} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> int:
+        import signal
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(40)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        assert self.stop() == 0, self.log()

@@ -13,7 +13,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tarfile
@@ -28,9 +27,8 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 import make_samples  # noqa: E402
-from test_serve import free_port, request  # noqa: E402
 
-from helpers import pack_tar_gz, sklearn_reference  # noqa: E402
+from helpers import ServeProcess, free_port, pack_tar_gz, request, sklearn_reference  # noqa: E402
 
 pytest.importorskip("gunicorn")
 pytest.importorskip("sklearn")
@@ -96,45 +94,11 @@ def csv_body(X) -> bytes:
     return "".join(",".join(repr(float(v)) for v in row) + "\n" for row in np.atleast_2d(X)).encode()
 
 
-class Endpoint:
-    """``python -m artifact_tools serve ARGS`` as a subprocess, waited for until ``/ping`` answers 200."""
+class Endpoint(ServeProcess):
+    """``serve ARGS`` (variants, a config, multi-model, a pipeline), waited for until ``/ping`` answers 200."""
 
     def __init__(self, env: dict, log_dir: Path, *args: str):
-        self.port = free_port()
-        self.log_path = log_dir / f"endpoint-{self.port}.log"
-        cmd = [sys.executable, "-m", "artifact_tools", "serve", *args, "--port", str(self.port)]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"server exited early:\n{self.log()}"
-            try:
-                if request(self.port, "GET", "/ping", timeout=5)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"server did not answer /ping within 120 s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(40)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def __enter__(self) -> "Endpoint":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        assert self.stop() == 0, self.log()
+        super().__init__(list(args), env, log_dir / f"endpoint-{id(self)}.log")
 
 
 class Client:

@@ -8,13 +8,9 @@ Also: the variant that answered names the capture folder (``--variant``), and ``
 from __future__ import annotations
 
 import datetime as dt
-import http.client
 import io
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,7 +28,7 @@ from artifact_tools.capture import read_capture  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from helpers import pack_tar_gz  # noqa: E402
+from helpers import ServeProcess, pack_tar_gz, request  # noqa: E402
 
 FEATURES = ["crim", "rooms", "chas", "dist"]
 
@@ -76,58 +72,6 @@ def env(tmp_path_factory) -> dict:
     return {**os.environ, "ARTIFACT_TOOLS_CACHE": str(tmp_path_factory.mktemp("cache"))}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
-class _Server:
-    """``python -m artifact_tools serve ARGS`` as a subprocess, waited for until ``/ping`` answers 200."""
-
-    def __init__(self, args: list[str], env: dict, log_path: Path):
-        self.port = _free_port()
-        self.log_path = log_path
-        with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "artifact_tools", "serve", *args,
-                                          "--port", str(self.port)], cwd=PROJECT_ROOT, env=env, stdout=log,
-                                         stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"server exited early:\n{self.log()}"
-            try:
-                if _request(self.port, "GET", "/ping")[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"server did not answer /ping within 90 s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(40)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
 def _rows(n: int, seed: int, change=None) -> list[list[str]]:
     df = _frame(n, seed)
     rows = [[repr(float(r.crim)), str(int(r.rooms)), str(int(r.chas)), repr(float(r.dist))] for r in df.itertuples()]
@@ -146,7 +90,7 @@ def _send(port: int, model, rows: list[list[str]], per_request: int = 5) -> int:
     sent = 0
     for i in range(0, len(rows), per_request):
         chunk = rows[i:i + per_request]
-        status, headers, body = _request(port, "POST", "/invocations", "\n".join(",".join(r) for r in chunk).encode(),
+        status, headers, body = request(port, "POST", "/invocations", "\n".join(",".join(r) for r in chunk).encode(),
                                          {"Content-Type": "text/csv", "Accept": "application/json"})
         assert status == 200, body
         expected = model.predict(np.array([[float(v) for v in r] for r in chunk]))
@@ -173,7 +117,7 @@ def test_the_seed_scenario_on_the_local_endpoint(training, model_artifact, env, 
     baseline_dir = tmp_path / "baseline"
     monitor.baseline(training[0], baseline_dir)
     capture = tmp_path / "capture"
-    server = _Server([str(artifact), "--workers", "2", "--capture", str(capture)], env, tmp_path / "serve.log")
+    server = ServeProcess([str(artifact), "--workers", "2", "--capture", str(capture)], env, tmp_path / "serve.log")
     try:
         start = _next_second()
         good = _send(server.port, model, _rows(400, 101))
@@ -205,20 +149,20 @@ def test_the_seed_scenario_on_the_local_endpoint(training, model_artifact, env, 
 def test_the_variant_that_answered_names_the_capture_folder(model_artifact, env, tmp_path):
     artifact, model = model_artifact
     capture = tmp_path / "capture"
-    server = _Server(["--variant", f"Blue={artifact}:1", "--variant", f"Green={artifact}:1", "--workers", "1",
+    server = ServeProcess(["--variant", f"Blue={artifact}:1", "--variant", f"Green={artifact}:1", "--workers", "1",
                       "--capture", str(capture), "--endpoint-name", "housing", "--capture-modes", "Input"],
                      env, tmp_path / "serve.log")
     sent = {"Blue": 0, "Green": 0}
     try:
         for i, variant in enumerate(["Green", "Blue", "Green"]):
             body = ",".join(_rows(1, 200 + i)[0]).encode()
-            status, headers, answer = _request(server.port, "POST", "/invocations", body,
+            status, headers, answer = request(server.port, "POST", "/invocations", body,
                                                {"Content-Type": "text/csv",
                                                 "X-Amzn-SageMaker-Target-Variant": variant})
             assert status == 200, answer
             assert headers["x-amzn-invoked-production-variant"] == variant
             sent[variant] += 1
-        status, _, answer = _request(server.port, "POST", "/invocations", b"1,2", {"Content-Type": "text/csv",
+        status, _, answer = request(server.port, "POST", "/invocations", b"1,2", {"Content-Type": "text/csv",
                                                                                     "X-Amzn-SageMaker-Target-Variant":
                                                                                     "Blue"})
         assert status == 400  # errors are captured too

@@ -4,7 +4,6 @@ independently with joblib from the extracted ``model.joblib``."""
 
 from __future__ import annotations
 
-import http.client
 import io
 import json
 import os
@@ -23,6 +22,8 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 import make_samples  # noqa: E402
+
+from helpers import ServeProcess, free_port, request  # noqa: E402
 
 pytest.importorskip("gunicorn")
 pytest.importorskip("sklearn")
@@ -55,58 +56,12 @@ def cache_env(tmp_path_factory) -> dict:
     return {**os.environ, "ARTIFACT_TOOLS_CACHE": str(tmp_path_factory.mktemp("serve-cache"))}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """``python -m artifact_tools serve`` as a subprocess, waited for until ``/ping`` answers 200."""
+class Server(ServeProcess):
+    """The server of one artifact (``serve ARTIFACT ARGS``), waited for until ``/ping`` answers 200."""
 
     def __init__(self, artifact: Path, env: dict, log_dir: Path, *args: str, port: int | None = None):
-        self.port = port or free_port()
-        self.log_path = log_dir / f"serve-{self.port}.log"
-        cmd = [sys.executable, "-m", "artifact_tools", "serve", str(artifact), *args]
-        if port is None:
-            cmd += ["--port", str(self.port)]
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"server exited early:\n{self.log()}"
-            try:
-                if request(self.port, "GET", "/ping", timeout=5)[0] == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise AssertionError(f"server did not answer /ping within 90 s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(40)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-
-def request(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None,
-            timeout: float = 30) -> tuple[int, dict, bytes]:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
+        log = log_dir / f"serve-{port or 'free'}-{id(self)}.log"
+        super().__init__([str(artifact), *args], env, log, port=port, wait=90)
 
 
 def invoke(port: int, body: bytes, content_type: str | None, accept: str | None = None, **kw):

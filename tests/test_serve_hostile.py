@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_serve import MIB, Server, csv_body, invoke, request  # noqa: F401  (fixtures are defined below)
+from test_serve import MIB, Server, csv_body, invoke  # noqa: F401  (fixtures are defined below)
+
+from helpers import request
 
 TIMEOUT = 4  # SAGEMAKER_MODEL_SERVER_TIMEOUT of the server under test
 WORKERS = 2
