@@ -65,7 +65,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import csv
 import dataclasses
 import io
@@ -782,45 +781,6 @@ def _batches(records: Iterator[tuple], strategy: str, max_bytes: int | None, sep
         yield batch, numbers, None
 
 
-@contextlib.contextmanager
-def _rate_bar(description: str) -> Iterator:
-    """:func:`progress.task` for records, with a records-per-second column: the same bar (shown only on a terminal,
-    after ``progress.MIN_SECONDS``, never when quiet), counting records instead of items out of a total."""
-    if not progress.enabled():
-        with progress.task(description, total=None, unit="records") as advance:
-            yield advance
-        return
-    from rich.console import Console
-    from rich.progress import Progress, ProgressColumn, TextColumn, TimeElapsedColumn
-    from rich.text import Text
-
-    class Rate(ProgressColumn):
-        def render(self, task) -> Text:
-            elapsed = task.elapsed or 0.0
-            return Text(f"{task.completed / elapsed:,.0f} records/s" if elapsed > 0 else "- records/s")
-
-    log.info("%s ...", description)
-    start = time.perf_counter()
-    bar = Progress(TextColumn("{task.description}"), TextColumn("{task.completed:,.0f} records"), Rate(),
-                   TimeElapsedColumn(), console=Console(stderr=True), transient=True)
-    ident = bar.add_task(description, total=None)
-    shown = False
-
-    def step(n: float = 1) -> None:
-        nonlocal shown
-        bar.update(ident, advance=n)
-        if not shown and time.perf_counter() - start >= progress.MIN_SECONDS:
-            bar.start()
-            shown = True
-
-    try:
-        yield step
-    finally:
-        if shown:
-            bar.stop()
-        log.info("%s: done in %.2f s", description, time.perf_counter() - start)
-
-
 def _line_blocks(f, max_bytes: int) -> Iterator[tuple]:
     """``(first line number, block, None)`` for each block of whole lines of at most ``max_bytes`` (a last line
     without its newline counted with one), as many lines as fit; ``(line number, None, reason)`` for a line that
@@ -1080,7 +1040,7 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
         advance(done)
 
     try:
-        with _rate_bar(f"transform {len(inputs)} input(s)") as advance:
+        with progress.task(f"transform {len(inputs)} input(s)", total=None, unit="records") as advance:
             for in_fs, path, rel in inputs:
                 final = posixpath.join(out_root.rstrip("/"), rel + ".out") if out_root else rel + ".out"
                 if resume and out_fs.exists(final):
@@ -1170,15 +1130,9 @@ def add_transform_command(subparsers, add_opening=None, add_global=None) -> argp
     s.add_argument("--engine", choices=["local", "spark"], default="local",
                    help="spark: score a Parquet/CSV/JSON input on Spark (--master URL, default local[*])")
     s.add_argument("--master", default=None, help="Spark master URL for --engine spark")
-    s.add_argument("--capture", metavar="DIR_OR_PREFIX", default=None,
-                   help="write each mini-batch's request and response as SageMaker data capture files under "
-                        "DIR_OR_PREFIX/ENDPOINT/AllTraffic/yyyy/mm/dd/hh/")
-    s.add_argument("--capture-percent", type=float, default=100.0, metavar="PERCENT",
-                   help="share of mini-batches captured, 0-100 (default 100)")
-    s.add_argument("--capture-modes", default="Input,Output", metavar="MODES",
-                   help="what is captured: Input, Output or both (default Input,Output)")
-    s.add_argument("--endpoint-name", default="local-transform", metavar="NAME",
-                   help="the name in the capture path (default local-transform)")
+    from .capture import add_capture_flags
+
+    add_capture_flags(s, unit="mini-batch", variant="AllTraffic", default_endpoint="local-transform")
     if add_opening is not None:
         add_opening(s)
     else:

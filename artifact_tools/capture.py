@@ -77,6 +77,21 @@ MAX_LINE = 64 * 1024 * 1024  # bytes of one capture line read (a 6 MB payload is
 _HOUR_PATH = re.compile(r"(?:^|/)(\d{4})/(\d{2})/(\d{2})/(\d{2})/[^/]+$")
 
 
+def add_capture_flags(parser: Any, *, unit: str, variant: str, default_endpoint: str) -> None:
+    """The data-capture flags of ``serve`` and ``transform`` on ``parser`` (an argparse parser or group):
+    ``--capture``, ``--capture-percent``, ``--capture-modes``, ``--endpoint-name``. ``unit`` names what one record
+    is ("invocation", "mini-batch"), ``variant`` the variant folder in the capture path."""
+    parser.add_argument("--capture", metavar="DIR_OR_PREFIX", default=None,
+                        help=f"write the request and answer of every {unit} as SageMaker capture files under "
+                             f"DIR_OR_PREFIX/ENDPOINT/{variant}/yyyy/mm/dd/hh/ (a folder or fsspec URI)")
+    parser.add_argument("--capture-percent", type=float, default=100.0, metavar="PERCENT",
+                        help=f"share of {unit}s captured, 0-100 (default 100)")
+    parser.add_argument("--capture-modes", default="Input,Output", metavar="MODES",
+                        help="what is captured: Input, Output or both (default Input,Output)")
+    parser.add_argument("--endpoint-name", default=default_endpoint, metavar="NAME",
+                        help=f"the endpoint's name in the capture path (default {default_endpoint})")
+
+
 class CaptureError(ArtifactError):
     """Capture files that cannot be read: truncated, not JSON, another event version, fields missing."""
 

@@ -82,11 +82,11 @@ import re
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import codec, serve
+from ._write import write_text_atomic
 from .errors import ArtifactError
 
 __all__ = ["EndpointError", "EndpointSpec", "Pipeline", "VariantSpec", "add_endpoint_command", "add_serve_flags",
@@ -299,22 +299,6 @@ def parse_variant_flag(text: str) -> VariantSpec:
         else:
             artifact = head
     return VariantSpec(name, (artifact,), _weight(weight, f"the weight of variant {name}"))
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """``text`` into ``path`` through a temporary name beside it and a rename (created with the umask's mode)."""
-    folder = os.path.dirname(path) or "."
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
-    try:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # ================================================================================================ pipelines
@@ -985,15 +969,9 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--max-model-memory", type=_bytes, metavar="BYTES", default=None,
                    help="multi-model: bytes of artifacts kept loaded per worker (default half the memory / workers)")
     c = parser.add_argument_group("data capture (SageMaker's capture format, for `monitor run`)")
-    c.add_argument("--capture", metavar="DIR_OR_PREFIX", default=None,
-                   help="write every request and answer as SageMaker capture files under "
-                        "DIR_OR_PREFIX/ENDPOINT/VARIANT/yyyy/mm/dd/hh/ (a folder or fsspec URI)")
-    c.add_argument("--capture-percent", type=float, default=100.0, metavar="PERCENT",
-                   help="share of requests captured, 0-100 (default 100)")
-    c.add_argument("--capture-modes", default="Input,Output", metavar="MODES",
-                   help="what is captured: Input, Output or both (default Input,Output)")
-    c.add_argument("--endpoint-name", default=DEFAULT_ENDPOINT, metavar="NAME",
-                   help=f"the endpoint's name in the capture path (default {DEFAULT_ENDPOINT})")
+    from .capture import add_capture_flags
+
+    add_capture_flags(c, unit="invocation", variant="VARIANT", default_endpoint=DEFAULT_ENDPOINT)
 
 
 def requested(args: argparse.Namespace) -> bool:

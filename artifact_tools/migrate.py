@@ -70,11 +70,11 @@ import posixpath
 import re
 import sys
 import time
-import uuid
 import warnings
 from typing import Any, Iterator
 
 from . import __version__, progress
+from ._write import write_text_atomic
 from .archive import Limits
 from .errors import ArtifactError, MissingExtra, NotLoadable, TrustRequired
 
@@ -669,29 +669,12 @@ def _migrate_pipeline(task: _Task) -> dict:
                                "environment": (t.sagemaker or {}).get("environment"),
                                "output": posixpath.basename(s["output"] or "")}
                               for i, (t, s) in enumerate(zip(task.steps, steps))]}
-        _write_text(os.path.join(task.out, PIPELINE_MANIFEST), json.dumps(manifest, indent=2) + "\n")
+        write_text_atomic(os.path.join(task.out, PIPELINE_MANIFEST), json.dumps(manifest, indent=2) + "\n")
         rec["output"] = task.rel_out
     return rec
 
 
 # ============================================================================================ output files
-
-def _write_text(path: str, text: str) -> None:
-    """``text`` into ``path`` through a temporary name beside it (created with the umask's normal mode)."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}-{uuid.uuid4().hex[:8]}.part")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
 
 def _read_state(out: str, target: str) -> dict:
     path = os.path.join(out, STATE)
@@ -711,7 +694,7 @@ def _read_state(out: str, target: str) -> dict:
 
 
 def _write_state(out: str, target: str, models: dict) -> None:
-    _write_text(os.path.join(out, STATE), json.dumps({"schema": STATE_SCHEMA, "target": target, "models": models},
+    write_text_atomic(os.path.join(out, STATE), json.dumps({"schema": STATE_SCHEMA, "target": target, "models": models},
                                                      indent=1, default=str) + "\n")
 
 
@@ -855,9 +838,9 @@ def json_schema() -> dict:
 
 
 def _write_reports(out: str, report: dict) -> None:
-    _write_text(os.path.join(out, REPORT_JSON), json.dumps(report, indent=2, default=str) + "\n")
-    _write_text(os.path.join(out, REPORT_CSV), _csv(report))
-    _write_text(os.path.join(out, REPORT_HTML), _html(report))
+    write_text_atomic(os.path.join(out, REPORT_JSON), json.dumps(report, indent=2, default=str) + "\n")
+    write_text_atomic(os.path.join(out, REPORT_CSV), _csv(report))
+    write_text_atomic(os.path.join(out, REPORT_HTML), _html(report))
 
 
 # ============================================================================================ runners
