@@ -192,11 +192,16 @@ def _release(root: Path, key: str) -> None:
     if fd is None:
         return
     os.close(fd)
-    ex = _flock(lock, shared=False, wait=False)
-    if ex is not None:
+    _remove_orphan_lock(root, key, lock)
+
+
+def _remove_orphan_lock(root: Path, key: str, lock: Path) -> None:
+    """Remove ``key``'s lock file when its entry is gone and nobody holds the lock (taken without waiting)."""
+    fd = _flock(lock, shared=False, wait=False)
+    if fd is not None:
         if not _entry_path(root, key).exists():
             lock.unlink(missing_ok=True)
-        os.close(ex)
+        os.close(fd)
 
 
 def _touch(root: Path, key: str) -> None:
@@ -331,11 +336,7 @@ def _sweep_locks(root: Path) -> None:
         key = lock.name.removesuffix(".lock").replace("--", "/")
         if str(lock) in _PINS or _entry_path(root, key).exists():
             continue
-        fd = _flock(lock, shared=False, wait=False)
-        if fd is not None:
-            if not _entry_path(root, key).exists():
-                lock.unlink(missing_ok=True)
-            os.close(fd)
+        _remove_orphan_lock(root, key, lock)
 
 
 def _age(p: Path, now: float) -> float:
