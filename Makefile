@@ -34,7 +34,7 @@ browser:
 		echo "chromium not installed: the headless-browser checks will be skipped"; }
 
 test: env lint browser
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=25 $(PYTEST_ARGS)
 
 demo: env
 	$(BIN)/python scripts/make_samples.py build/samples

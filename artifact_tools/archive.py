@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import bz2
 import contextlib
-import dataclasses
 import io
 import logging
 import lzma
@@ -81,10 +80,10 @@ import threading
 import types
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Callable, Iterator, NamedTuple, NoReturn, Protocol, cast
 
+from ._value import Value
 from .errors import ArtifactError, CorruptArtifact, NotAnArtifact, UnsafeArtifact
 from .filetree import ZIP_ERRORS
 from .progress import task
@@ -157,31 +156,35 @@ def _as_file(reader: io.RawIOBase) -> IO[bytes]:
     return cast(IO[bytes], reader)
 
 
-@dataclass
-class Limits:
+class Limits(Value):
     """Caps applied while reading or extracting. Ratios are checked once ``ratio_floor`` bytes came out.
 
     ``max_ratio`` 0 turns the ratio checks off; the other caps stay. An :class:`Artifact` works on its own copy
-    and records in it what the current pass has spent, so passing ``art.limits`` to :func:`open_nested` makes the
-    nested archive share that budget.
+    (``limits.replace()``) and records in it what the current pass has spent, so passing ``art.limits`` to
+    :func:`open_nested` makes the nested archive share that budget.
     """
 
-    max_members: int = 100_000
-    max_total_bytes: int = 200 << 30
-    max_ratio: float = 250.0
-    ratio_floor: int = 16 << 20
-    max_nested_bytes: int = 1 << 30  # most bytes of a nested archive held in memory (and largest one opened)
-    # What the current pass has spent (set by Artifact.iter_entries; not a limit, not copied by replace()).
-    _spent: "_Spent | None" = dataclasses.field(default=None, init=False, repr=False, compare=False)
+    _fields = ("max_members", "max_total_bytes", "max_ratio", "ratio_floor", "max_nested_bytes")
 
-    def __post_init__(self):
-        for attr in ("max_members", "max_total_bytes", "max_ratio", "ratio_floor", "max_nested_bytes"):
+    def __init__(self, max_members: int = 100_000, max_total_bytes: int = 200 << 30, max_ratio: float = 250.0,
+                 ratio_floor: int = 16 << 20, max_nested_bytes: int = 1 << 30):
+        self.max_members = max_members
+        self.max_total_bytes = max_total_bytes
+        self.max_ratio = max_ratio
+        self.ratio_floor = ratio_floor
+        self.max_nested_bytes = max_nested_bytes  # most bytes of a nested archive held in memory (and opened)
+        # What the current pass has spent (set by Artifact.iter_entries; not a limit, not copied by replace()).
+        self._spent: _Spent | None = None
+        self._check()
+
+    def _check(self) -> None:
+        for attr in self._fields:
             v = getattr(self, attr)
             if not _is_real(v) or math.isnan(v) or v < 0:
                 raise ArtifactError(f"the {attr} limit must be a number of 0 or more, not {_short(repr(v), 40)}")
 
     @classmethod
-    def from_env(cls) -> "Limits":
+    def from_env(cls) -> Limits:
         lim = cls()
         for attr, var in (("max_members", "ARTIFACT_TOOLS_MAX_MEMBERS"),
                           ("max_total_bytes", "ARTIFACT_TOOLS_MAX_BYTES"), ("max_ratio", "ARTIFACT_TOOLS_MAX_RATIO")):
@@ -192,7 +195,7 @@ class Limits:
                 except (ValueError, OverflowError):
                     raise ArtifactError(f"{var} must be a number, not {_short(repr(text), 40)}") from None
                 setattr(lim, attr, value)
-        lim.__post_init__()
+        lim._check()
         return lim
 
 
@@ -255,19 +258,27 @@ class _Spent:
             self.parent.produce(n)
 
 
-@dataclass
-class Member:
-    """One entry of an artifact, as listed (names normalised to relative POSIX paths)."""
+class Member(Value):
+    """One entry of an artifact, as listed (names normalised to relative POSIX paths).
 
-    name: str
-    size: int
-    type: str = "file"  # file | dir | symlink | hardlink | device | fifo | other
-    ignored: bool = False  # AppleDouble ._* and .DS_Store junk
-    duplicates: int = 0  # extra identical copies of this name found in the archive
-    conflicts: int = 0  # extra *different* copies: listing reports them (last one wins, as with tar -x);
-    # extraction refuses
-    crc32: int | None = None
-    link: str | None = None  # a hard or symbolic link: the regular member whose bytes it stands for
+    ``type``: file | dir | symlink | hardlink | device | fifo | other; ``ignored``: AppleDouble ``._*`` and
+    ``.DS_Store`` junk; ``duplicates``: extra identical copies of this name found in the archive; ``conflicts``:
+    extra *different* copies (listing reports them, the last one wins as with ``tar -x``; extraction refuses);
+    ``link``: for a hard or symbolic link, the regular member whose bytes it stands for.
+    """
+
+    _fields = ("name", "size", "type", "ignored", "duplicates", "conflicts", "crc32", "link")
+
+    def __init__(self, name: str, size: int, type: str = "file", ignored: bool = False, duplicates: int = 0,
+                 conflicts: int = 0, crc32: int | None = None, link: str | None = None):
+        self.name = name
+        self.size = size
+        self.type = type
+        self.ignored = ignored
+        self.duplicates = duplicates
+        self.conflicts = conflicts
+        self.crc32 = crc32
+        self.link = link
 
     @property
     def is_file(self) -> bool:
@@ -848,7 +859,7 @@ class Artifact:
     def __init__(self, source: str | os.PathLike | _Source, limits: Limits | None = None,
                  storage_options: dict | None = None):
         # Our own copy of the limits: it carries the budget of the current pass (see Limits).
-        self.limits = dataclasses.replace(limits) if limits is not None else Limits.from_env()
+        self.limits = limits.replace() if limits is not None else Limits.from_env()
         self.src = source if isinstance(source, _Source) else _Source(source, storage_options)
         self.label = self.src.label
         self.container: Container

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import logging
 import os
 import sys
@@ -57,7 +56,7 @@ def _limits(args) -> Limits:
     """The limits from the environment, then the command line; 0 is a value (``--max-ratio 0``: no ratio check)."""
     given = {"max_ratio": getattr(args, "max_ratio", None), "max_members": getattr(args, "max_members", None),
              "max_total_bytes": getattr(args, "max_bytes", None)}
-    return dataclasses.replace(Limits.from_env(), **{k: v for k, v in given.items() if v is not None})
+    return Limits.from_env().replace(**{k: v for k, v in given.items() if v is not None})
 
 
 def _trust(args) -> bool | str:
@@ -325,8 +324,9 @@ def _export_targets() -> list[str]:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The CLI's parser; with ``only``, the commands of :data:`_APP_COMMANDS` other than that one are listed by name
-    and help only (their modules are not imported)."""
+    """The CLI's parser. With ``only`` naming a command, that command's parser alone: what :func:`main` needs to run
+    it (no other command's flags are built, no other command's module is imported). With ``only=""``, every command,
+    those of :data:`_APP_COMMANDS` by name and help only (their modules are not imported)."""
     p = _Parser(prog="artifact-tools",
                 description="Inspect, load and re-export trained model artifacts (SageMaker model.tar.gz and more).")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -338,46 +338,55 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         _add_global(s, sub=True)
         return s
 
-    s = command("inspect", "tell what is inside an artifact without running or importing anything")
-    s.add_argument("artifact", help="model.tar.gz, .tar, .zip, a folder, a loose model file, or an s3:// (fsspec) URI")
-    s.add_argument("--json", action="store_true", help="print the report as JSON (schema artifact-tools.inspect/1)")
-    _add_opening(s, " (inspection runs nothing, so this changes nothing here)")
-    s.set_defaults(func=cmd_inspect)
-
-    s = command("convert-xgboost", "rewrite any-era XGBoost model as a current JSON/UBJSON model file")
-    s.add_argument("artifact")
-    s.add_argument("out", help="OUT.json or OUT.ubj")
-    s.add_argument("--member", help="which model file inside the artifact, when there are several")
-    s.add_argument("--force", action="store_true", help="overwrite an existing output")
-    _add_opening(s, " (XGBoost models are read as data, so this changes nothing here)")
-    s.set_defaults(func=cmd_convert_xgboost)
-
-    s = command("load", "rebuild the live model and optionally predict",
-                formatter_class=argparse.RawDescriptionHelpFormatter)
-    s.add_argument("artifact")
-    s.add_argument("--predict", metavar="INPUT",
-                   help="predict on a .csv (with or without a header), .json, .jsonl or .npy file, told by content "
-                        "(- reads standard input)")
-    s.add_argument("--sample", action="store_true",
-                   help="build a small valid input from the artifact's own metadata, show it on stderr and predict")
-    s.add_argument("--member", metavar="NAME",
-                   help="which model file to load when the artifact holds several (loader option member=NAME)")
-    s.add_argument("--output-format", choices=sorted(_OUTPUT_TYPES), default="json",
-                   help="how predictions are printed (default json; the same rules as serve's Accept types)")
-    s.add_argument("-o", "--option", action="append", metavar="KEY=VALUE",
-                   help="loader option, e.g. backend=numpy, host=2, version=3, signature=serving_default")
-    _add_opening(s)
-    s.set_defaults(func=cmd_load)
-    s.epilog_fn = _loader_options_help  # type: ignore[attr-defined]
-
-    def wanted(name: str) -> bool:
-        """Whether ``name``'s full parser is built: its module is imported only when it is the command run."""
+    for name in ("inspect", "convert-xgboost", "load", *_APP_COMMANDS):
         if only is None or only == name:
-            return True
-        sub.add_parser(name, help=_APP_COMMANDS[name], description=_APP_COMMANDS[name])
-        return False
+            _add_command(name, sub, command)
+        elif only == "":
+            help = _APP_COMMANDS.get(name)
+            if help is None:
+                _add_command(name, sub, command)
+            else:  # listed by name for --help; its module is imported only when it runs
+                sub.add_parser(name, help=help, description=help)
+    return p
 
-    if wanted("export"):
+
+def _add_command(name: str, sub: Any, command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add the full parser of the command ``name`` (``command`` adds a parser with the global flags)."""
+    if name == "inspect":
+        s = command("inspect", "tell what is inside an artifact without running or importing anything")
+        s.add_argument("artifact",
+                       help="model.tar.gz, .tar, .zip, a folder, a loose model file, or an s3:// (fsspec) URI")
+        s.add_argument("--json", action="store_true", help="print the report as JSON (schema artifact-tools.inspect/1)")
+        _add_opening(s, " (inspection runs nothing, so this changes nothing here)")
+        s.set_defaults(func=cmd_inspect)
+    elif name == "convert-xgboost":
+        s = command("convert-xgboost", "rewrite any-era XGBoost model as a current JSON/UBJSON model file")
+        s.add_argument("artifact")
+        s.add_argument("out", help="OUT.json or OUT.ubj")
+        s.add_argument("--member", help="which model file inside the artifact, when there are several")
+        s.add_argument("--force", action="store_true", help="overwrite an existing output")
+        _add_opening(s, " (XGBoost models are read as data, so this changes nothing here)")
+        s.set_defaults(func=cmd_convert_xgboost)
+    elif name == "load":
+        s = command("load", "rebuild the live model and optionally predict",
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+        s.add_argument("artifact")
+        s.add_argument("--predict", metavar="INPUT",
+                       help="predict on a .csv (with or without a header), .json, .jsonl or .npy file, told by "
+                            "content (- reads standard input)")
+        s.add_argument("--sample", action="store_true",
+                       help="build a small valid input from the artifact's own metadata, show it on stderr and "
+                            "predict")
+        s.add_argument("--member", metavar="NAME",
+                       help="which model file to load when the artifact holds several (loader option member=NAME)")
+        s.add_argument("--output-format", choices=sorted(_OUTPUT_TYPES), default="json",
+                       help="how predictions are printed (default json; the same rules as serve's Accept types)")
+        s.add_argument("-o", "--option", action="append", metavar="KEY=VALUE",
+                       help="loader option, e.g. backend=numpy, host=2, version=3, signature=serving_default")
+        _add_opening(s)
+        s.set_defaults(func=cmd_load)
+        s.epilog_fn = _loader_options_help  # type: ignore[attr-defined]
+    elif name == "export":
         s = command("export", _APP_COMMANDS["export"], formatter_class=argparse.RawDescriptionHelpFormatter)
         s.add_argument("artifact")
         s.add_argument("--to", required=True, choices=_export_targets())
@@ -387,8 +396,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         _add_opening(s)
         s.set_defaults(func=cmd_export)
         s.epilog_fn = _export_options_help  # type: ignore[attr-defined]
-
-    if wanted("serve"):
+    elif name == "serve":
         s = command("serve", _APP_COMMANDS["serve"])
         s.add_argument("artifact", nargs="?", help="the model (or with --pipeline: the first model)")
         s.add_argument("--host", default="127.0.0.1")
@@ -403,23 +411,22 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         add_serve_flags(s)
         _add_opening(s)
         s.set_defaults(func=cmd_serve)
-    if wanted("endpoint"):
+    elif name == "endpoint":
         from .endpoint import add_endpoint_command
 
         add_endpoint_command(sub, add_opening=_add_opening, add_global=_add_global)
-    if wanted("transform"):
+    elif name == "transform":
         from .batch import add_transform_command
 
         add_transform_command(sub, add_opening=_add_opening, add_global=_add_global)
-    if wanted("migrate"):
+    elif name == "migrate":
         from .migrate import add_migrate_command
 
         add_migrate_command(sub, add_opening=_add_opening, add_global=_add_global)
-    if wanted("monitor"):
+    elif name == "monitor":
         from .monitor import add_monitor_command
 
         add_monitor_command(sub, add_opening=_add_opening, add_global=_add_global)
-    return p
 
 
 # The commands whose parsers come from (or need) a module of their own, with their one-line help: the module is
@@ -435,9 +442,10 @@ _APP_COMMANDS = {
 
 
 def _command_in(argv: Sequence[str]) -> str:
-    """The command an argument list runs ("" when none is named): the first word that names one."""
-    names = {"inspect", "convert-xgboost", "load", *_APP_COMMANDS}
-    return next((a for a in argv if a in names), "")
+    """The command an argument list runs ("" when none is named): its first word that is not a flag (the global
+    flags before a command take no value), when that word names a command."""
+    word = next((a for a in argv if not a.startswith("-")), "")
+    return word if word in ("inspect", "convert-xgboost", "load", *_APP_COMMANDS) else ""
 
 
 # ------------------------------------------------------------------------------------------ process set-up

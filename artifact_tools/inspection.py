@@ -216,12 +216,12 @@ class _Context:
     def report_requirements(self) -> None:
         """A warning naming what ``requirements.txt`` lists: the SageMaker containers pip-install
         ``code/requirements.txt`` at start-up; artifact-tools never installs anything."""
-        from .formats import python_script
-
         for name in self.names():
             if PurePosixPath(name).name != "requirements.txt" or name.count("/") > 1 \
                     or (name.count("/") == 1 and not name.startswith("code/")):
                 continue
+            from .formats import python_script
+
             listed = python_script.requirements(self.whole(name) or b"")
             if not listed:
                 continue
@@ -376,7 +376,17 @@ def _spark(ctx: _Context) -> bool:
     return True
 
 
+# What a SageMaker built-in's files are by content (sniff.py's kinds), one of which every built-in artifact holds:
+# a zip (Linear Learner, NTM, Factorization Machines), an NDArray list (k-means, PCA, image classification's
+# params), a fastText model (BlazingText) or a FAISS index (k-NN); image classification without its params file is
+# found by its ``*-symbol.json`` graph, the name ``sagemaker_builtins`` itself looks for.
+_BUILTIN_KINDS = ("zip", "torch-zip", "keras-zip", "mxnet-params", "fasttext", "faiss")
+
+
 def _builtin(ctx: _Context) -> bool:
+    if not any(k in _BUILTIN_KINDS for k in ctx.kinds.values()) and \
+            not any(n.endswith("-symbol.json") for n in ctx.kinds):
+        return False  # none of the files a built-in leaves: its readers (and MXNet's format module) stay unloaded
     from .formats import sagemaker_builtins
 
     found = sagemaker_builtins.identify(ctx.tree)
@@ -750,13 +760,14 @@ def _lightgbm(ctx: _Context) -> bool:
     """LightGBM text models, and Boosters saved with pickle (``model.pkl``), whose model text is read from the
     pickle as data (formats/lightgbm_pickle.py): the loader never unpickles them, so the audit's findings on such a
     pickle are kept in the report but do not gate loading."""
-    from dataclasses import replace
-
+    pickles = ctx.names("pickle") + ctx.names("joblib-compressed")
+    if not pickles and not ctx.names("lightgbm"):
+        return False
     from .formats import lightgbm, lightgbm_pickle
 
     names = _summarize_kind(ctx, "lightgbm", lightgbm.summarize)
     pickled = []
-    for n in ctx.names("pickle") + ctx.names("joblib-compressed"):
+    for n in pickles:
         data = ctx.whole(n)
         text = lightgbm_pickle.model_text(data, _decompress_limit(Limits())) if data is not None else None
         if text is None:
@@ -765,10 +776,10 @@ def _lightgbm(ctx: _Context) -> bool:
         pickled.append(n)
         # model_text accepted it only if it names nothing beyond a Booster and its state's containers: a Booster's
         # class is not a dangerous call, and it is never unpickled anyway
-        ctx.findings[:] = [replace(f, level="unknown-types", on_load=False,
-                                   what=f"{f.what.replace('dangerous call(s)', 'type(s)')} (loading reads the model "
-                                        "text inside as data and never unpickles it)") if f.member == n else f
-                           for f in ctx.findings]
+        ctx.findings[:] = [Finding(f.member, "unknown-types",
+                                   f"{f.what.replace('dangerous call(s)', 'type(s)')} (loading reads the model "
+                                   "text inside as data and never unpickles it)", on_load=False)
+                           if f.member == n else f for f in ctx.findings]
     if not names and not pickled:
         return False
     ctx.set("lightgbm", ctx.default_layout(True))
@@ -838,6 +849,8 @@ _TRITON_FRAMEWORKS: dict[str, Framework] = {
 
 def _triton(ctx: _Context) -> bool:
     """A Triton model repository: ``<model>/config.pbtxt`` beside numbered version folders (formats/triton.py)."""
+    if not any(PurePosixPath(n).name == "config.pbtxt" for n in ctx.kinds):
+        return False
     from .formats import triton
 
     layout = [m for m in triton.repository_layout(ctx.names()) if m["versions"]]
@@ -930,11 +943,11 @@ def _code_only(ctx: _Context) -> bool:
     """Inference code and no model file (``code/inference.py``, ``requirements.txt``...): the serving container runs
     the code, which gets its model at run time (the Hub, S3, a URL). Tried last, after every model format; what the
     code fetches is read from its string literals (formats/python_script.py), nothing is run."""
-    from .formats import python_script
-
     scripts = ctx.names("python") + [n for n in ctx.names() if n.endswith(".py") and ctx.kinds[n] != "python"]
     if not scripts or any(k not in _CODE_AND_TEXT_KINDS for k in ctx.kinds.values()):
         return False
+    from .formats import python_script
+
     entry = _entry_point(ctx.names()) or (scripts[0] if len(scripts) == 1 else None)
     ordered = ([entry] if entry in scripts else []) + [s for s in scripts if s != entry]
     sources = [ctx.whole(s) or b"" for s in ordered]

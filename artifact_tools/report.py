@@ -24,11 +24,12 @@ JSON schema ``artifact-tools.inspect/1`` (keys always present; the JSON Schema d
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, TypedDict, get_args
 
+from ._value import Value
 from .errors import ArtifactError
 
 SCHEMA = "artifact-tools.inspect/1"
@@ -78,46 +79,70 @@ def _no_findings() -> TrustSection:
     return {"verdict": "safe", "findings": [], "members": []}
 
 
-@dataclass
-class FileInfo:
-    path: str
-    size: int
-    kind: str
-    ignored: bool = False
-    duplicates: int = 0
-    conflicts: int = 0
+class FileInfo(Value):
+    _fields = ("path", "size", "kind", "ignored", "duplicates", "conflicts")
+
+    def __init__(self, path: str, size: int, kind: str, ignored: bool = False, duplicates: int = 0,
+                 conflicts: int = 0):
+        self.path = path
+        self.size = size
+        self.kind = kind
+        self.ignored = ignored
+        self.duplicates = duplicates
+        self.conflicts = conflicts
 
 
-@dataclass
-class ModelInfo:
-    path: str
-    format: str
-    summary: dict[str, Any] = field(default_factory=dict)
+class ModelInfo(Value):
+    _fields = ("path", "format", "summary")
+
+    def __init__(self, path: str, format: str, summary: dict[str, Any] | None = None):
+        self.path = path
+        self.format = format
+        self.summary: dict[str, Any] = {} if summary is None else summary
 
 
-@dataclass(repr=False)
-class Report:
-    source: str
-    container: Container
-    root_prefix: str = ""
-    framework: Framework = "unknown"
-    layout: Layout = "unknown"
-    algorithm: Algorithm | None = None
-    loadable: bool = False
-    not_loadable_reason: str | None = None
-    entry_point: str | None = None
-    trust: TrustSection = field(default_factory=_no_findings)
-    files: list[FileInfo] = field(default_factory=list)
-    models: list[ModelInfo] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+class Report(Value):
+    """What inspection found; ``_fields`` are the keys of schema ``artifact-tools.inspect/1`` after ``schema``."""
+
+    _fields = ("source", "container", "root_prefix", "framework", "layout", "algorithm", "loadable",
+               "not_loadable_reason", "entry_point", "trust", "files", "models", "warnings")
+
+    def __init__(self, source: str, container: Container, root_prefix: str = "", framework: Framework = "unknown",
+                 layout: Layout = "unknown", algorithm: Algorithm | None = None, loadable: bool = False,
+                 not_loadable_reason: str | None = None, entry_point: str | None = None,
+                 trust: TrustSection | None = None, files: list[FileInfo] | None = None,
+                 models: list[ModelInfo] | None = None, warnings: list[str] | None = None):
+        self.source = source
+        self.container = container
+        self.root_prefix = root_prefix
+        self.framework = framework
+        self.layout = layout
+        self.algorithm = algorithm
+        self.loadable = loadable
+        self.not_loadable_reason = not_loadable_reason
+        self.entry_point = entry_point
+        self.trust: TrustSection = _no_findings() if trust is None else trust
+        self.files: list[FileInfo] = [] if files is None else files
+        self.models: list[ModelInfo] = [] if models is None else models
+        self.warnings: list[str] = [] if warnings is None else warnings
 
     # ------------------------------------------------------------------ data views
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        return {"schema": SCHEMA, **d}
+        """The report as schema ``artifact-tools.inspect/1``: plain dicts and lists, copied (changing them does
+        not change the report)."""
+        return copy.deepcopy(self._plain())
+
+    def _plain(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the copy: it shares the report's own lists and dicts."""
+        d: dict[str, Any] = {"schema": SCHEMA}
+        for k in self._fields:
+            d[k] = getattr(self, k)
+        d["files"] = [{k: getattr(f, k) for k in f._fields} for f in self.files]
+        d["models"] = [{"path": m.path, "format": m.format, "summary": m.summary} for m in self.models]
+        return d
 
     def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent, default=_jsonable)
+        return json.dumps(self._plain(), indent=indent, default=_jsonable)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Report:

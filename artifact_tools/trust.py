@@ -37,10 +37,10 @@ resolving no attribute path through modules; at ``trust=True`` it admits classes
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ._pickle_allowlist import ALLOWED
+from ._value import FrozenValue
 
 if TYPE_CHECKING:
     from .report import FindingLevel, TrustMember, TrustSection, Verdict
@@ -131,14 +131,19 @@ def callable_directly(module: str, name: str) -> bool:
     return ALLOWED.get(normalize(module, name)) == "call"
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One thing the audit found in one member: its level, a sentence naming it, and whether loading acts on it."""
+class Finding(FrozenValue):
+    """One thing the audit found in one member: its level, a sentence naming it, and whether loading acts on it
+    (``on_load`` False: informational, a script only a serving container would run)."""
 
+    __slots__ = _fields = ("member", "level", "what", "on_load")
     member: str
     level: FindingLevel
     what: str
-    on_load: bool = True  # False: informational (a script only a serving container would run)
+    on_load: bool
+
+    def __init__(self, member: str, level: FindingLevel, what: str, on_load: bool = True):
+        for k, v in (("member", member), ("level", level), ("what", what), ("on_load", on_load)):
+            object.__setattr__(self, k, v)
 
     def sentence(self) -> str:
         return f"{self.member}: {self.what}"

@@ -27,50 +27,13 @@ import struct
 import zlib
 from typing import Any
 
+from .._value import FrozenValue as _FrozenValue
+from .._value import Value as _Value
 from ..errors import CorruptArtifact
 
 MAX_OPS = 24_000_000  # a pickle of this many opcodes holds ~1-2 GiB of Python values while being read
 MAX_DECOMPRESSED = 4 << 30
 MAX_NESTING = 16  # joblib object arrays hold nested pickles; deeper nesting than this is refused
-
-
-class _Value:
-    """A small value type, as ``@dataclass`` would make it: ``__repr__`` and ``__eq__`` over ``_fields`` (same
-    class only); frozen subclasses are hashable and refuse assignment. Written out because building a dataclass
-    costs about 0.3 ms at import, and every inspection imports this module."""
-
-    __slots__ = ()
-    _fields: tuple[str, ...] = ()
-
-    def _values(self) -> tuple:
-        return tuple(getattr(self, k) for k in self._fields)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self._fields)})"
-
-    def __eq__(self, other: object) -> bool:
-        if other.__class__ is not self.__class__:
-            return NotImplemented
-        return self._values() == other._values()
-
-    __hash__ = None  # type: ignore[assignment]  # mutable values are unhashable, as a dataclass's are
-
-
-class _FrozenValue(_Value):
-    __slots__ = ()
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"cannot assign to field {name!r} of a {type(self).__name__}")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r} of a {type(self).__name__}")
-
-    def __hash__(self) -> int:  # type: ignore[override]
-        return hash(self._values())
-
-    def __reduce__(self):  # copy, deepcopy and pickle rebuild it through __init__ (assignment is refused)
-        return type(self), self._values()
-
 
 _set = object.__setattr__
 
