@@ -38,8 +38,23 @@ Amazon CloudWatch"):
   number of loads) and ``ModelCacheHit_total``. Each gunicorn worker writes its figures to files in a private
   temporary folder (``prometheus_client``'s multiprocess mode) and ``/metrics``, answered by any worker, sums them
   over all workers, so the counts are the endpoint's, not one worker's; the loaded-model gauge counts live workers
-  only (``livesum``). Requests refused by the HTTP layer before they reach an endpoint (a malformed head, 413 on
-  ``Content-Length``, 503 at the body budget) are not counted, as SageMaker's front end refuses those itself.
+  only (``livesum``). Every answered request is counted except the operational ones (``/ping``, ``/metrics``,
+  ``/execution-parameters`` answered 200), refusals included wherever they are made: by the HTTP layer before the
+  request reaches a model (400 malformed request, 408, 413, 417, 431, 501, 503), by routing (404, 405, an unknown
+  variant) or by the codec (406, 415). A request refused before a variant was chosen is counted under the variant
+  it names (``X-Amzn-SageMaker-Target-Variant``), else the endpoint's only variant, else ``variant=""``; its
+  ``model`` label is the variant's model (empty for a multi-model variant, whose target model is not known to
+  exist: arbitrary target names never become labels).
+- **Access log** (``--access-log PATH``, ``-`` for standard output; off by default, and then nothing is done per
+  request): one JSON object a line per answered request, through the ``artifact_tools.access`` logger (the object
+  is the record's message, and its fields are the record's ``access`` attribute for other handlers): ``time``
+  (ISO 8601 UTC, the request's arrival), ``client`` (address and port), ``method``, ``path`` (with the query, at
+  most 1024 characters), ``status``, ``bytes_in`` (request body bytes read), ``bytes_out`` (response body bytes),
+  ``variant``, ``model`` (the target model asked for, else the variant's model), ``model_latency_us``,
+  ``overhead_latency_us`` (CloudWatch's ``ModelLatency`` and ``OverheadLatency``, in microseconds as CloudWatch
+  reports them) and ``pid`` (the worker). Every worker opens the file with ``O_APPEND`` and writes each line with
+  one ``write``: the kernel appends each whole at the end of the file, so the workers' lines never interleave
+  (a line stays under ``PIPE_BUF``, 4096 bytes, so that holds for a pipe too).
 
 How a running endpoint changes (the choice made here): **the endpoint config file is watched.** ``serve
 --endpoint-config FILE`` watches FILE; the other forms (``--variant``, ``--multi-model``, ``--pipeline``) write
@@ -90,9 +105,10 @@ from ._write import write_text_atomic
 from .errors import ArtifactError
 
 __all__ = ["EndpointError", "EndpointSpec", "Pipeline", "VariantSpec", "add_endpoint_command", "add_serve_flags",
-           "chain_predict", "read_config", "requested", "run", "run_from_args", "update_weights"]
+           "chain_predict", "read_config", "requested", "run", "run_from_args", "single_model", "update_weights"]
 
 log = logging.getLogger(__name__)
+access_log = logging.getLogger("artifact_tools.access")  # one JSON line per request, with --access-log
 
 MAX_PIPELINE = 5  # containers in one inference pipeline (CreateModel: Containers, at most 5 items)
 MAX_VARIANTS = 10  # CreateEndpointConfig: ProductionVariants, 1 to 10 items
@@ -106,6 +122,9 @@ TARGET_MODEL = "HTTP_X_AMZN_SAGEMAKER_TARGET_MODEL"  # X-Amzn-SageMaker-Target-M
 _KEY = "artifact_tools.endpoint"  # the environ entry where prepare() leaves its routing for the WSGI app
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                    10.0, 30.0, 60.0)
+OPERATIONS = ("/ping", "/metrics", "/execution-parameters")  # not invocations: not counted when answered 200
+MAX_LOGGED = 1024  # characters of a path or target model in an access log line
+LINE_LIMIT = 4000  # bytes of an access log line: under PIPE_BUF (4096), so that one write is atomic on a pipe too
 LOAD_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
@@ -283,6 +302,11 @@ def config_document(spec: EndpointSpec) -> dict:
     return {"EndpointConfigName": spec.name, "ProductionVariants": variants, "Models": models}
 
 
+def single_model(artifact: str) -> EndpointSpec:
+    """One model as an endpoint: its only variant, ``AllTraffic``, takes every request (``serve ARTIFACT``)."""
+    return _check_variants(DEFAULT_ENDPOINT, [VariantSpec(DEFAULT_VARIANT, (artifact,), 1.0)])
+
+
 def parse_variant_flag(text: str) -> VariantSpec:
     """``NAME=ARTIFACT[:WEIGHT]`` (``serve --variant``); the weight is the part after the last colon when it is a
     number, so ``s3://b/m.tar.gz`` keeps its colon."""
@@ -398,6 +422,47 @@ class _Metrics:
         registry = self.prom.CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
         return self.prom.CONTENT_TYPE_LATEST, self.prom.generate_latest(registry)
+
+
+class _LineHandler(logging.Handler):
+    """Writes each record's message as one line with one ``write`` to a file descriptor opened with ``O_APPEND``
+    (whole lines from every worker, never interleaved)."""
+
+    def __init__(self, fd: int):
+        super().__init__()
+        self.fd = fd
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            data = (record.getMessage() + "\n").encode("utf-8", "backslashreplace")
+            while data:
+                data = data[os.write(self.fd, data):]
+        except Exception:  # noqa: BLE001 - logging's own convention: report, never fail the request
+            self.handleError(record)
+
+    def close(self) -> None:
+        if self.fd > 2:
+            try:
+                os.close(self.fd)
+            except OSError:
+                pass
+        super().close()
+
+
+def _open_access_log(path: str) -> int:
+    """A descriptor appending to ``path`` (created 0644 less the umask), or a duplicate of standard output for
+    ``-``; :class:`EndpointError` with one sentence when it cannot be opened."""
+    if path == "-":
+        return os.dup(1)
+    try:
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+    except OSError as e:
+        raise EndpointError(f"cannot write the access log {path} ({e.strerror or e})") from None
+
+
+def _iso_time(seconds: float) -> str:
+    t = time.gmtime(seconds)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{int(seconds % 1 * 1e6):06d}Z"
 
 
 class _NotFound(Exception):
@@ -521,8 +586,19 @@ class EndpointApp:
     chosen, a multi-model target loaded, the config file looked at), and calls :meth:`record` with each answer."""
 
     def __init__(self, config: str, *, trust: bool | str, max_payload: int, workers: int,
-                 max_models: int | None = None, max_bytes: int | None = None, capture: dict | None = None):
+                 max_models: int | None = None, max_bytes: int | None = None, capture: dict | None = None,
+                 access: str | None = None):
         from concurrent.futures import ThreadPoolExecutor
+
+        self.access: logging.Logger | None = None  # the access logger, when --access-log is given
+        self.handler: _LineHandler | None = None
+        if access:  # this worker's own descriptor, opened after the fork
+            self.handler = _LineHandler(_open_access_log(access))
+            access_log.addHandler(self.handler)
+            access_log.setLevel(logging.INFO)
+            access_log.propagate = False  # the lines go to the access log, not to the server's error log
+            self.access = access_log
+        self.pid = os.getpid()
 
         self.capture = capture  # data capture settings (serve.capture_writer); one writer per variant answering
         self.writers: dict[str, Any] = {}
@@ -536,6 +612,7 @@ class EndpointApp:
         self.max_bytes = max_bytes
         self.rng = random.Random()
         self.metrics = _Metrics()
+        self.series: dict[tuple[str, str], tuple] = {}  # (variant, model) -> its labelled metrics (see record)
         threads = serve._thread_budget(workers)
         self.loader = ThreadPoolExecutor(1, thread_name_prefix="load", initializer=serve._limit_threads,
                                          initargs=(threads,))
@@ -656,12 +733,18 @@ class EndpointApp:
                 raise serve._Reject(400, "a multi-model endpoint needs the X-Amzn-SageMaker-Target-Model header "
                                          "naming the model's path under its prefix")
             target = target.strip()
-            route["model"] = target
+            route["model"] = ""  # until the target is known to exist (see the module docstring)
             if len(target) > MAX_TARGET_MODEL or "\x00" in target or target.startswith("/") or \
                     any(part in ("", ".", "..") for part in target.split("/")):
                 raise serve._Reject(400, f"the target model {target[:100]!r} is not a relative path under the "
                                          "endpoint's model prefix")
-            route["app"] = await variant.cache.get(target)
+            route["model"] = target
+            try:
+                route["app"] = await variant.cache.get(target)
+            except serve._Reject as r:
+                if r.status == 404:  # no such model: its name is no label (see the module docstring)
+                    route["model"] = ""
+                raise
         except serve._Reject as r:
             route["error"] = r
 
@@ -689,8 +772,12 @@ class EndpointApp:
 
     def _ping(self) -> tuple[str, bytes]:
         variants = [{"name": v.name, "weight": v.weight, "model": v.spec.label,
-                     **({"loaded_models": len(v.cache.loaded)} if v.cache else {})} for v in self.routes.variants]
-        return serve.JSON, json.dumps({"status": "ok", "endpoint": self.name, "variants": variants}).encode()
+                     **({"loaded_models": len(v.cache.loaded)} if v.cache else
+                        {"framework": getattr(v.app, "framework", None)})} for v in self.routes.variants]
+        answer: dict = {"status": "ok", "endpoint": self.name}
+        if len(variants) == 1 and "framework" in variants[0]:  # one model: as `serve` has always answered
+            answer["framework"] = variants[0]["framework"]
+        return serve.JSON, json.dumps({**answer, "variants": variants}).encode()
 
     def _invoke(self, environ: dict, start_response: Callable) -> list[bytes]:
         route = environ.get(_KEY)
@@ -741,25 +828,71 @@ class EndpointApp:
         """Close the capture writers (what is queued is written); called by the worker when it stops."""
         for writer in self.writers.values():
             writer.close()
+        if self.handler is not None:
+            access_log.removeHandler(self.handler)
+            self.handler.close()
 
-    def record(self, environ: dict, status: int, seconds: float) -> None:
-        """Count one answered ``/invocations`` request (called by the front end, on its loop)."""
+    def _unrouted(self, environ: dict) -> tuple[str, str]:
+        """The labels of a request refused before it was routed: the variant it names, else the only one."""
+        routes = self.routes
+        forced = environ.get(TARGET_VARIANT)
+        variant = routes.by_name.get(forced.strip()) if forced is not None else \
+            (routes.variants[0] if len(routes.variants) == 1 else None)
+        if variant is None:
+            return "", ""
+        return variant.name, ("" if variant.cache is not None else variant.spec.label)
+
+    def record(self, environ: dict, status: int, seconds: float, bytes_in: int = 0, bytes_out: int = 0) -> None:
+        """Count one answered request and write its access log line (called by the front end, on its loop, for
+        every request it answers, refusals of its own included; see the module docstring)."""
         route = environ.get(_KEY)
-        if route is None:
-            return
-        labels = (route.get("variant", ""), route.get("model", ""))
-        m = self.metrics
-        m.invocations.labels(*labels).inc()
-        if 400 <= status < 500:
-            m.errors_4xx.labels(*labels).inc()
-        elif status >= 500:
-            m.errors_5xx.labels(*labels).inc()
-        model_seconds = route.get("seconds")
-        if model_seconds is not None:
-            m.model_latency.labels(*labels).observe(model_seconds)
-            m.overhead_latency.labels(*labels).observe(max(0.0, seconds - model_seconds))
+        if route is not None:
+            labels = (route.get("variant", ""), route.get("model", ""))
+            model_seconds = route.get("seconds")
+        elif status < 400 and environ.get("PATH_INFO") in OPERATIONS:
+            labels, model_seconds = None, None
         else:
-            m.overhead_latency.labels(*labels).observe(seconds)
+            labels, model_seconds = self._unrouted(environ), None
+        if labels is not None:
+            series = self.series.get(labels)
+            if series is None:  # the labelled children once per label pair (labels() checks and locks each time)
+                m = self.metrics
+                series = self.series[labels] = tuple(metric.labels(*labels) for metric in (
+                    m.invocations, m.errors_4xx, m.errors_5xx, m.model_latency, m.overhead_latency))
+            invocations, errors_4xx, errors_5xx, model_latency, overhead_latency = series
+            invocations.inc()
+            if 400 <= status < 500:
+                errors_4xx.inc()
+            elif status >= 500:
+                errors_5xx.inc()
+            if model_seconds is not None:
+                model_latency.observe(model_seconds)
+                overhead_latency.observe(max(0.0, seconds - model_seconds))
+            else:
+                overhead_latency.observe(seconds)
+        if self.access is not None:
+            self._log(environ, status, seconds, bytes_in, bytes_out, labels, model_seconds)
+
+    def _log(self, environ: dict, status: int, seconds: float, bytes_in: int, bytes_out: int,
+             labels: tuple[str, str] | None, model_seconds: float | None) -> None:
+        path = environ.get("PATH_INFO", "")
+        if environ.get("QUERY_STRING"):
+            path += "?" + environ["QUERY_STRING"]
+        host, port = environ.get("REMOTE_ADDR", ""), environ.get("REMOTE_PORT", "")
+        variant, model = labels if labels is not None else ("", "")
+        model = (environ.get(TARGET_MODEL) or "").strip() or model  # what was asked for, known or not
+        model_us = round(model_seconds * 1e6) if model_seconds is not None else 0
+        fields = {"time": _iso_time(time.time() - seconds),
+                  "client": (f"[{host}]:{port}" if ":" in host else f"{host}:{port}") if port else host,
+                  "method": environ.get("REQUEST_METHOD", ""), "path": path[:MAX_LOGGED], "status": status,
+                  "bytes_in": bytes_in, "bytes_out": bytes_out, "variant": variant, "model": model[:MAX_LOGGED],
+                  "model_latency_us": model_us, "overhead_latency_us": max(0, round(seconds * 1e6) - model_us),
+                  "pid": self.pid}
+        line = json.dumps(fields)
+        if len(line) > LINE_LIMIT:  # escaped characters (up to 6 each): shorter fields keep the line whole
+            fields["path"], fields["model"] = fields["path"][:200], fields["model"][:200]
+            line = json.dumps(fields)
+        self.access.info(line, extra={"access": fields})  # type: ignore[union-attr]
 
 
 # ================================================================================================ server
@@ -795,13 +928,15 @@ def _state_path(port: int) -> str:
 
 def run(spec: EndpointSpec, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 2,
         trust: bool | str = False, max_payload: int = serve.DEFAULT_MAX_PAYLOAD, timeout: int | None = None,
-        max_models: int | None = None, max_model_bytes: int | None = None, capture: dict | None = None) -> int:
+        max_models: int | None = None, max_model_bytes: int | None = None, capture: dict | None = None,
+        access_log: str | None = None) -> int:
     """Serve the endpoint ``spec`` on ``host:port`` with ``workers`` gunicorn processes until SIGTERM/SIGINT, as
     :func:`artifact_tools.serve.run` serves one model; returns the exit status. Every artifact of a fixed variant
     is loaded (and audited) once before anything listens; multi-model artifacts are audited as they load.
     ``max_models`` / ``max_model_bytes`` bound each worker's loaded models per multi-model variant (default: no
     count bound, half the machine's memory shared among the workers). ``capture``: data capture settings as
-    :func:`artifact_tools.serve.run` takes them; records go under ``dest/endpoint/<variant that answered>/``."""
+    :func:`artifact_tools.serve.run` takes them; records go under ``dest/endpoint/<variant that answered>/``.
+    ``access_log``: a file (``-``: standard output) getting one JSON line per request (see the module docstring)."""
     if workers < 1:
         raise ArtifactError(f"the number of workers must be at least 1, not {workers}")
     if max_payload < 1:
@@ -829,6 +964,8 @@ def run(spec: EndpointSpec, *, host: str = "127.0.0.1", port: int = 8080, worker
         if v.multi_model:
             _check_prefix(v.multi_model)
     serve.check_capture(capture)
+    if access_log:  # a log that cannot be written is one sentence before anything loads or listens
+        os.close(_open_access_log(access_log))
     frameworks = serve.check_loadable(spec.artifacts(), trust)
     listener = serve._listen(host, port)
     bound = listener.getsockname()[1]
@@ -863,14 +1000,14 @@ def run(spec: EndpointSpec, *, host: str = "127.0.0.1", port: int = 8080, worker
 
     def factory() -> EndpointApp:  # in each worker, after the fork
         return EndpointApp(config, trust=trust, max_payload=max_payload, workers=workers, max_models=max_models,
-                           max_bytes=max_model_bytes, capture=capture)
+                           max_bytes=max_model_bytes, capture=capture, access=access_log)
 
     master = os.getpid()
     status: Any = 0
     previous = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # read by prometheus_client when a worker imports it
     try:
-        serve._gunicorn_app(None, trust, max_payload, workers, options, factory=factory).run()
+        serve._gunicorn_app(options, factory).run()
     except SystemExit as e:
         if os.getpid() != master:
             raise
@@ -968,6 +1105,9 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
                    help="multi-model: models kept loaded per worker (least recently used unloaded; default no bound)")
     g.add_argument("--max-model-memory", type=_bytes, metavar="BYTES", default=None,
                    help="multi-model: bytes of artifacts kept loaded per worker (default half the memory / workers)")
+    g.add_argument("--access-log", metavar="PATH", default=None,
+                   help="write one JSON line per request (time, client, method, path, status, bytes, variant, model, "
+                        "latencies) to PATH, or to standard output with '-' (default: no access log)")
     c = parser.add_argument_group("data capture (SageMaker's capture format, for `monitor run`)")
     from .capture import add_capture_flags
 
@@ -978,7 +1118,8 @@ def requested(args: argparse.Namespace) -> bool:
     """Whether ``serve``'s arguments ask for an endpoint (or name no artifact, which :func:`run_from_args` refuses
     with a sentence) rather than one plain model."""
     return any(getattr(args, k, None) is not None for k in ("variant", "endpoint_config", "multi_model", "pipeline")) \
-        or getattr(args, "artifact", None) is None or bool(getattr(args, "capture", None))
+        or getattr(args, "artifact", None) is None or bool(getattr(args, "capture", None)) \
+        or bool(getattr(args, "access_log", None))
 
 
 def spec_from_args(args: argparse.Namespace) -> EndpointSpec:
@@ -990,8 +1131,8 @@ def spec_from_args(args: argparse.Namespace) -> EndpointSpec:
         raise EndpointError(f"{flag[given[0]]} and {flag[given[1]]} cannot be combined; an endpoint config file can "
                             "hold variants of every kind")
     if not given:
-        if artifact is not None:  # one model with --capture: the endpoint's only variant, so /metrics counts drops
-            return _check_variants(DEFAULT_ENDPOINT, [VariantSpec(DEFAULT_VARIANT, (artifact,), 1.0)])
+        if artifact is not None:
+            return single_model(artifact)
         raise EndpointError("give the artifact to serve, or --variant, --endpoint-config, --multi-model or --pipeline")
     if artifact is not None and given[0] != "pipeline":
         raise EndpointError(f"an artifact and {flag[given[0]]} cannot be combined; name every model in the variants")
@@ -1011,7 +1152,8 @@ def run_from_args(args: argparse.Namespace, *, port: int, trust: bool | str) -> 
     """``serve`` with endpoint flags: the spec from the flags, served by :func:`run`."""
     return run(spec_from_args(args), host=args.host, port=port, workers=args.workers, trust=trust,
                max_payload=args.max_payload, timeout=args.timeout, max_models=getattr(args, "max_models", None),
-               max_model_bytes=getattr(args, "max_model_memory", None), capture=capture_from_args(args))
+               max_model_bytes=getattr(args, "max_model_memory", None), capture=capture_from_args(args),
+               access_log=getattr(args, "access_log", None))
 
 
 def capture_from_args(args: argparse.Namespace) -> dict | None:

@@ -6,7 +6,10 @@ containers — aws/sagemaker-xgboost-container ``src/sagemaker_xgboost_container
 aws/sagemaker-inference-toolkit ``src/sagemaker_inference/parameters.py`` (the ``SAGEMAKER_BIND_TO_PORT`` and
 ``SAGEMAKER_MODEL_SERVER_TIMEOUT`` variables):
 
-- ``GET /ping``: 200 with ``{"status": "ok", "framework": ...}`` once a worker holding the model answers.
+- ``GET /ping``: 200 with ``{"status": "ok", "framework": ..., ...}`` once a worker holding the model answers.
+- The model is served as an endpoint of one production variant (``AllTraffic``, :mod:`artifact_tools.endpoint`):
+  ``GET /metrics`` (Prometheus: invocations, 4xx/5xx, model and overhead latency, every refusal below included)
+  and, with ``--access-log``, one JSON line per request, are the endpoint's.
 - ``POST /invocations``: the body read by ``Content-Type`` and the predictions written as ``Accept`` asks, with the
   rules of :mod:`artifact_tools.codec` (shared with ``load --predict`` and the exported handlers): ``text/csv``
   (with or without a header, told by content; an empty cell is NaN), ``application/json`` (a list of rows,
@@ -249,6 +252,7 @@ def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, wor
                        [("Content-Type", ctype), ("Content-Length", str(len(body))), *headers])
         return [body]
 
+    app.framework = getattr(loaded_model, "framework", None)  # type: ignore[attr-defined]
     if capture is not None:
         app.close = capture.close  # type: ignore[attr-defined]
     return app
@@ -320,6 +324,9 @@ def _call_wsgi(app: Callable, environ: dict) -> tuple[int, list[tuple[str, str]]
             chunks.close()
     status, headers = answer
     return int(status[:3]), headers, body
+
+
+_NO_BODY = io.BytesIO(b"")  # wsgi.input until the body is read (only the read body replaces it)
 
 
 def _error_body(message: str) -> bytes:
@@ -456,6 +463,9 @@ class _FrontEnd:
         self.held = 0
         self.log = log
         self.server_name = server_name
+        # the app's record(environ, status, seconds, bytes_in, bytes_out), called once for every answered request
+        # (an endpoint's metrics and access log), refusals of the HTTP layer included
+        self.record: Callable | None = getattr(app, "record", None)
         self.connections: set[_Connection] = set()
         self.stopping = False
         self.closed = asyncio.Event()
@@ -507,6 +517,9 @@ class _Connection:
         self.phase = "idle"
         self.phase_since = time.monotonic()
         self.method = b""
+        self.environ: dict | None = None  # the request being answered (its head), for the record of its answer
+        self.began = 0.0  # when it arrived (perf_counter): its whole head, or its first byte for a bad head
+        self.got = 0  # bytes of its body read
         sock.setblocking(False)
         front.connections.add(self)
         front.closed.clear()
@@ -681,6 +694,9 @@ class _Connection:
         """The next request's head, or None when the client closes (or stays idle) between requests."""
         h11, loop = self.h11mod, self.front.loop
         self.method = b""
+        self.environ = None
+        self.got = 0
+        self.began = time.perf_counter()  # for a bad head already buffered (pipelined); else its first byte's time
         self.set_phase("idle")
         deadline = loop.time() + KEEPALIVE_TIMEOUT
         while True:
@@ -700,6 +716,7 @@ class _Connection:
                                        "seconds") from None
                 if self.phase == "idle":  # the first bytes of a request: its whole head must follow in time
                     self.set_phase("head")
+                    self.began = time.perf_counter()
                     deadline = loop.time() + self.front.read_timeout
                 continue
             if isinstance(event, h11.Request):
@@ -709,11 +726,12 @@ class _Connection:
     async def _exchange(self, request: Any) -> bool:
         """Answer one request; False when an error answer ended the connection."""
         h11, front = self.h11mod, self.front
-        began = time.perf_counter()  # the request's arrival, for an endpoint's OverheadLatency
+        began = self.began = time.perf_counter()  # the request's arrival, for OverheadLatency and the access log
         self.method = request.method
         headers: dict[bytes, bytes] = {}
         for name, value in request.headers:
             headers[name] = headers[name] + b"," + value if name in headers else value
+        environ = self.environ = self._environ(request, headers)
         try:
             if b"transfer-encoding" in headers and b"content-length" in headers:
                 raise _Reject(400, "a request must not carry both Transfer-Encoding and Content-Length")
@@ -735,7 +753,8 @@ class _Connection:
         except _Reject as r:
             await self._answer_error(r)
             return False
-        environ = self._environ(request, headers, body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        environ["wsgi.input"] = io.BytesIO(body)
         if environ["PATH_INFO"] == INVOCATIONS and environ["REQUEST_METHOD"] == "POST":
             self.set_phase("model")
             if hasattr(front.app, "prepare"):  # an endpoint routes (and may load a model) on the loop first
@@ -761,8 +780,9 @@ class _Connection:
         self._release()
         if self.lost:
             raise _Gone()
-        if hasattr(front.app, "record"):  # an endpoint's metrics
-            front.app.record(environ, status, time.perf_counter() - began)
+        if front.record is not None:  # an endpoint's metrics and access log
+            front.record(environ, status, time.perf_counter() - began, len(body), len(out))
+        self.environ = None
         self.set_phase("write")
         await self._respond(request.method, status, response_headers, out, close=front.stopping)
         return True
@@ -787,6 +807,7 @@ class _Connection:
                 continue
             if isinstance(event, h11.Data):
                 got += len(event.data)
+                self.got = got
                 if got > front.max_payload:
                     raise _Reject(413, f"the body is over the {front.max_payload}-byte limit")
                 self.held += len(event.data)
@@ -808,8 +829,9 @@ class _Connection:
         self.front.held -= self.held
         self.held = 0
 
-    def _environ(self, request: Any, headers: dict[bytes, bytes], body: bytes) -> dict:
-        """The WSGI environ (PEP 3333) of a fully read request."""
+    def _environ(self, request: Any, headers: dict[bytes, bytes]) -> dict:
+        """The WSGI environ (PEP 3333) of a request head; its body (``wsgi.input``, ``CONTENT_LENGTH``) is set
+        once read."""
         from urllib.parse import unquote_to_bytes
 
         target = request.target
@@ -825,10 +847,11 @@ class _Connection:
             "SERVER_PORT": str(self.front.server_name[1]),
             "SERVER_PROTOCOL": "HTTP/" + request.http_version.decode("latin-1"),
             "REMOTE_ADDR": self.peer[0] if self.peer else "",
-            "CONTENT_LENGTH": str(len(body)),
+            "REMOTE_PORT": str(self.peer[1]) if self.peer and len(self.peer) > 1 else "",
+            "CONTENT_LENGTH": "0",
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(body),
+            "wsgi.input": _NO_BODY,
             "wsgi.errors": sys.stderr,
             "wsgi.multithread": True,
             "wsgi.multiprocess": True,
@@ -864,6 +887,14 @@ class _Connection:
             return False
         body = _error_body(r.message)
         headers = [("Content-Type", JSON), ("Content-Length", str(len(body))), *r.headers]
+        if self.front.record is not None:  # refused before (or instead of) the app: counted all the same
+            environ = self.environ
+            if environ is None:  # a malformed or late head: what is known of it
+                environ = {"REQUEST_METHOD": self.method.decode("latin-1"), "PATH_INFO": "",
+                           "REMOTE_ADDR": self.peer[0] if self.peer else "",
+                           "REMOTE_PORT": str(self.peer[1]) if self.peer and len(self.peer) > 1 else ""}
+            self.environ = None
+            self.front.record(environ, r.status, time.perf_counter() - self.began, self.got, len(body))
         try:
             await self._respond(self.method, r.status, headers, body, close=True)
         except (_Gone, _Timeout, ConnectionError):
@@ -1128,10 +1159,9 @@ def _timeout_from_env() -> int:
     return value
 
 
-def _gunicorn_app(artifact: str | None, trust: bool | str, max_payload: int, workers: int, options: dict,
-                  factory: Callable[[], Callable] | None = None, capture: dict | None = None) -> Any:
-    """The gunicorn application: each worker serves ``artifact``, or the WSGI app ``factory()`` makes (an
-    endpoint, :mod:`artifact_tools.endpoint`)."""
+def _gunicorn_app(options: dict, factory: Callable[[], Callable]) -> Any:
+    """The gunicorn application: each worker serves the WSGI app ``factory()`` makes (an endpoint,
+    :mod:`artifact_tools.endpoint`), after the fork."""
     from loaders.base import require
 
     application: Any = require("gunicorn.app.base", "serve").BaseApplication
@@ -1143,53 +1173,27 @@ def _gunicorn_app(artifact: str | None, trust: bool | str, max_payload: int, wor
                     self.cfg.set(key, value)
 
         def load(self) -> Callable:  # in each worker process, after the fork
-            if factory is not None:
-                return factory()
-            import loaders
-
-            model = loaders.load(artifact, trust=trust)
-            return create_app(model, max_payload, workers=workers, capture=capture_writer(capture))
+            return factory()
 
     return Server()
 
 
 def run(artifact: str, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 2, trust: bool | str = False,
-        max_payload: int = DEFAULT_MAX_PAYLOAD, timeout: int | None = None, capture: dict | None = None) -> int:
+        max_payload: int = DEFAULT_MAX_PAYLOAD, timeout: int | None = None, capture: dict | None = None,
+        access_log: str | None = None) -> int:
     """Check that ``artifact`` loads, then serve it on ``host:port`` with ``workers`` gunicorn processes until
     SIGTERM/SIGINT; returns the exit status (0 after a clean stop). A bad artifact, port or setting raises
     :class:`ArtifactError` before anything listens. ``timeout``: seconds one request may take before its worker
     is replaced (default ``$SAGEMAKER_MODEL_SERVER_TIMEOUT`` or 60). ``capture``: data capture settings
     (``{"dest": folder or fsspec URI, "endpoint": name, "percent": 0-100, "modes": "Input,Output"}``): each
     worker writes SageMaker capture files under ``dest/endpoint/AllTraffic/`` (:mod:`artifact_tools.capture`),
-    closed when it stops."""
-    if workers < 1:
-        raise ArtifactError(f"the number of workers must be at least 1, not {workers}")
-    if max_payload < 1:
-        raise ArtifactError(f"the payload limit must be at least 1 byte, not {max_payload}")
-    timeout = timeout or _timeout_from_env()
-    from loaders.base import require
+    closed when it stops. ``access_log``: a file (or ``-``, standard output) that gets one JSON line per request.
 
-    require("gunicorn", "serve")
-    worker_class = _worker_class(require("gunicorn.workers.base", "serve").Worker, require("h11", "serve"), max_payload)
-    artifact = str(artifact)
-    check_capture(capture)
-    framework = check_loadable([artifact], trust)[artifact]
-    listener = _listen(host, port)
-    bound = listener.getsockname()
-    print(f"artifact-tools: serving {artifact} ({framework}) on http://{host}:{bound[1]} with {workers} worker(s)",
-          file=sys.stderr, flush=True)
-    options = {
-        "bind": [f"fd://{listener.detach()}"],  # gunicorn takes ownership of the bound socket
-        "workers": workers, "worker_class": worker_class, "timeout": timeout, "graceful_timeout": 30,
-        "proc_name": "artifact-tools-serve", "accesslog": None, "errorlog": "-", "loglevel": "info",
-        "control_socket_disable": True,
-    }
-    master = os.getpid()
-    status: Any = 0
-    try:
-        _gunicorn_app(artifact, trust, max_payload, workers, options, capture=capture).run()
-    except SystemExit as e:
-        if os.getpid() != master:  # a worker leaving: gunicorn's master reads its exit status, pass it on as is
-            raise
-        status = e.code
-    return 0 if status in (0, None) else 1
+    The model is served as an endpoint of one production variant, ``AllTraffic`` (what the SageMaker Python SDK
+    names a single model's variant), so ``/metrics`` and the access log are those of
+    :func:`artifact_tools.endpoint.run`."""
+    from . import endpoint
+
+    spec = endpoint.single_model(str(artifact))
+    return endpoint.run(spec, host=host, port=port, workers=workers, trust=trust, max_payload=max_payload,
+                        timeout=timeout, capture=capture, access_log=access_log)
