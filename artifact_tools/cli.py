@@ -302,14 +302,12 @@ def _loader_options_help() -> str:
 
 def _export_options_help() -> str:
     """The ``-o`` options of every export target, from their option dataclasses."""
-    import importlib
-
+    from exporters import TARGETS, target_module
     from loaders.base import describe_options
 
     lines = ["target options (-o KEY=VALUE):"]
-    for target, name in (("sagemaker", "sagemaker"), ("tf-serving", "tf_serving"), ("git", "git_container"),
-                         ("mleap", "mleap")):
-        cls = getattr(importlib.import_module(f"exporters.{name}"), "OPTIONS", None)
+    for target in TARGETS:
+        cls = getattr(target_module(target), "OPTIONS", None)
         if cls is not None:
             lines += textwrap.wrap(f"{target}: {describe_options(cls) or 'none'}", 100, initial_indent="  ",
                                    subsequent_indent="      ")

@@ -10,6 +10,7 @@ What is read (``artifact_tools/formats/mxnet.py`` reads the NDArray lists and sy
   The outputs then follow the built-in's response, as ``loaders/mxnet.py`` documents it: ``score`` (the output's
   first column, or the softmax row of a multiclass model) and, for classifiers, ``predicted_label``
   (``score > threshold`` of ``additional-params.json`` — 0.5 for Factorization Machines —, argmax for multiclass).
+- Neural Topic Model: the same zip; the encoder up to its ``mean`` layer, output ``mean``.
 - k-means: the one (k x dim) centroid array of ``model_algo-<host>``; outputs ``closest_cluster`` (int64) and
   ``distance_to_cluster`` (Euclidean), computed in float64 as the loader does (``|x|² - 2 x·c + |c|²``, clamped at
   0; float32 would lose the small distances to cancellation).
@@ -480,6 +481,20 @@ def _builtin_head(symbol: bytes, params: bytes, feature_dim: int, predictor: str
     label = t.add("Cast", [above], "predicted_label", 1, to=TP.INT64)
     return Built(t.model([("score", score, TP.FLOAT, ["batch"]), ("predicted_label", label, TP.INT64, ["batch"])],
                          producer), ["score", "predicted_label"])
+
+
+def ntm(symbol: bytes, params: bytes, vocab_size: int, producer: str) -> Built:
+    """Neural Topic Model: the encoder up to its ``mean`` layer (the topic representation the loader predicts,
+    ``loaders/mxnet.py`` ``_ntm_encoder``); the training-only rest of the graph (sampling, losses) is left out."""
+    onnx = _onnx()
+    graph = _graph(symbol)
+    index = next((i for i, n in enumerate(graph["nodes"]) if n.get("name") == "mean" and n.get("op") != "null"), None)
+    if index is None:
+        raise NotLoadable("this NTM graph has no 'mean' encoder layer to export")
+    graph = dict(graph, heads=[[index, 0, 0]])
+    t = Translator(graph, _weights(params), {"data": [None, int(vocab_size)]})
+    (head,) = t.translate()
+    return Built(t.model([("mean", head, onnx.TensorProto.FLOAT, ["batch", None])], producer), ["mean"])
 
 
 def kmeans(centroids: np.ndarray, producer: str) -> Built:

@@ -139,6 +139,8 @@ def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options: An
             work = Path(scratch)
             flavor = _flavor(loaded, samples, work, expected)
             want = expected if flavor.expected is None else flavor.expected
+            if flavor.name == "artifact-tools":
+                want = _named_outputs(want)
             from mlflow.models import infer_signature
 
             signature = infer_signature(samples, _signature_output(want))
@@ -199,7 +201,7 @@ def _verify(mlflow: Any, folder: Path, flavor: _Flavor, samples: Any, expected: 
         checks.append(Check("scoring server", False, f"/invocations answered {answer.status}: "
                             f"{str(answer.response)[:300]}"))
         return checks
-    served = _decoded_predictions(json.loads(answer.response))
+    served = _binary_as_sent(expected, _decoded_predictions(json.loads(answer.response)))
     ok, diff, why = _matches(expected, served, rtol, atol)
     checks.append(Check("scoring server", ok, f"serving_input_example.json through mlflow.pyfunc.scoring_server."
                         f"invocations (what `mlflow models serve` runs); {why}", diff))
@@ -218,6 +220,41 @@ def _decoded_predictions(body: Any) -> Any:
     if isinstance(value, dict):
         return {k: np.asarray(v) for k, v in value.items()}
     return np.asarray(value)
+
+
+def _binary_as_sent(expected: Any, served: Any) -> Any:
+    """``served`` with the base64 text of binary values decoded where the source answered bytes: the scoring
+    server's JSON encoder writes a numpy bytes array as ``base64.encodebytes`` text (mlflow
+    ``mlflow/utils/proto_json_utils.py``, ``NumpyEncoder``), e.g. the ``classes`` of a TensorFlow estimator."""
+    import base64
+    import binascii
+
+    import numpy as np
+
+    def decoded(want: Any, got: Any) -> Any:
+        want_arr = np.asarray(want)
+        if want_arr.dtype.kind != "S" and not (want_arr.dtype == object and want_arr.size
+                                                and isinstance(want_arr.flat[0], bytes)):
+            return got
+        got_arr = np.asarray(got)
+        if got_arr.dtype.kind not in "UO":
+            return got
+        try:
+            return np.vectorize(lambda t: base64.decodebytes(str(t).encode("ascii")), otypes=[object])(got_arr)
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            return got
+
+    if isinstance(expected, dict) and isinstance(served, dict):
+        return {k: decoded(expected[k], v) if k in expected else v for k, v in served.items()}
+    if hasattr(expected, "columns") and hasattr(served, "columns"):
+        served = served.copy()
+        for col in expected.columns:
+            if col in served.columns:
+                served[col] = list(decoded(expected[col].to_numpy(), served[col].to_numpy()))
+        return served
+    if isinstance(expected, dict) or hasattr(expected, "columns") or isinstance(served, dict):
+        return served
+    return decoded(expected, served)
 
 
 def _matches(expected: Any, got: Any, rtol: float, atol: float) -> tuple[bool, float | None, str]:
@@ -438,7 +475,7 @@ def _artifact_tools(loaded: LoadedModel, work: Path) -> _Flavor:
     else:  # a remote URI: its extracted files (already in the loaders' cache)
         name = PurePosixPath(source.rstrip("/")).name or "artifact"
         _copy_tree(_artifact_root(loaded), data / SOURCE_DIR / name)
-    config = {"source": f"{SOURCE_DIR}/{name}", "trust": _trust_of(loaded),
+    config = {"source": f"{SOURCE_DIR}/{name}", "trust": _trust_of(loaded), "options": _load_options(loaded),
               "framework": loaded.framework, "input": _input_kind(loaded), "original": source}
     (data / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
@@ -451,9 +488,45 @@ def _artifact_tools(loaded: LoadedModel, work: Path) -> _Flavor:
 
 
 def _trust_of(loaded: LoadedModel) -> bool | str:
-    """The trust the artifact needs to load again: what its audit found (``safe`` needs none)."""
-    verdict = loaded.report.trust.get("verdict") if loaded.report is not None else "safe"
-    return {"safe": False, "unknown-types": True, "code": True}.get(verdict, "all")
+    """The trust the artifact needs to load again *the way it was loaded*: what loading acts on
+    (:func:`artifact_tools.trust.required_level`: a dangerous finding anywhere, code that loading runs), and
+    ``True`` when the member the loader read holds types outside the allowlist (the loader's own check, which
+    ``required_level`` leaves to it). Not the audit verdict alone: a ``code`` verdict from an inference script that
+    loading did not run would, with ``trust=True``, route the reload through that script instead of the model file
+    the source was loaded from."""
+    from artifact_tools.trust import required_level
+
+    if loaded.report is None:
+        return False
+    trust = loaded.report.trust
+    need = required_level(trust)
+    if need == "all":
+        return "all"
+    if need == "true":
+        return True
+    file = str(loaded.info.get("file") or "")
+    prefix = f"{loaded.report.root_prefix}/" if loaded.report.root_prefix else ""
+    for member in trust.get("members", []):
+        if any(f.get("level") == "unknown-types" for f in member.get("findings", [])):
+            path = str(member.get("path", ""))
+            if not file or path in (file, prefix + file) or path.endswith("/" + file):
+                return True
+    return False
+
+
+def _load_options(loaded: LoadedModel) -> dict:
+    """The loader options that choose what the source loaded where the artifact holds several candidates: the
+    SavedModel signature (and version folder, when there are several), the training host of a built-in."""
+    info, report = loaded.info, loaded.report
+    options: dict[str, Any] = {}
+    if loaded.framework == "tensorflow" and info.get("signature"):
+        options["signature"] = info["signature"]
+        saved = [m for m in report.models if m.format == "tensorflow-savedmodel"] if report is not None else []
+        if len(saved) > 1 and info.get("model_dir"):
+            options["version"] = info["model_dir"]
+    if loaded.framework == "mxnet" and info.get("algorithm") and info.get("host"):
+        options["host"] = info["host"]
+    return options
 
 
 def _input_kind(loaded: LoadedModel) -> str:
@@ -484,7 +557,15 @@ class ArtifactToolsModel:
 
     def predict(self, data: Any, params: dict | None = None) -> Any:
         del params
-        return self.loaded.predict(_model_input(data, self.config.get("input", "auto")))
+        return _named_outputs(self.loaded.predict(_model_input(data, self.config.get("input", "auto"))))
+
+
+def _named_outputs(predictions: Any) -> Any:
+    """A list of output arrays (an MXNet graph with several heads) as ``{"output_<i>": array}``: MLflow's
+    signatures and scoring server take named outputs (a dict of arrays), not a list of differently shaped ones."""
+    if isinstance(predictions, (list, tuple)) and predictions and all(hasattr(p, "shape") for p in predictions):
+        return {f"output_{i}": p for i, p in enumerate(predictions)}
+    return predictions
 
 
 def _model_input(data: Any, kind: str) -> Any:
@@ -506,7 +587,8 @@ def _load_pyfunc(data_path: str) -> ArtifactToolsModel:
 
     folder = Path(data_path)
     config = json.loads((folder / CONFIG).read_text())
-    return ArtifactToolsModel(loaders.load(str(folder / config["source"]), trust=config["trust"]), config)
+    options = config.get("options") or {}
+    return ArtifactToolsModel(loaders.load(str(folder / config["source"]), trust=config["trust"], **options), config)
 
 
 # ------------------------------------------------------------------------------------------------ requirements

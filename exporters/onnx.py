@@ -22,7 +22,8 @@ Converters, by the source's framework:
   Keras model through ``tf2onnx.convert.from_function`` on a signature shaped like the sample).
 - Hugging Face text classification and PyTorch modules: ``torch.onnx.export`` (the TorchScript-based exporter,
   ``dynamo=False``: the dynamo exporter needs onnxscript), batch and sequence axes dynamic.
-- MXNet (no MXNet needed): Linear Learner, Factorization Machines, k-means, PCA and Gluon/Module symbol graphs,
+- MXNet (no MXNet needed): Linear Learner, Factorization Machines, Neural Topic Model (its encoder), k-means, PCA
+  and Gluon/Module symbol graphs,
   built from the project's MXNet readers with ``onnx.helper`` (:mod:`exporters._onnx_mxnet`, whose notes give the
   outputs and the operator semantics followed).
 
@@ -99,7 +100,7 @@ def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options: An
     out = Path(out)
     convert = _CONVERTERS.get(loaded.framework)
     if convert is None:
-        raise ArtifactError(f"artifact-tools does not convert {loaded.framework} models to ONNX")
+        raise NotLoadable(_no_converter(loaded))
     refuse_existing(out, force)
     samples, missing = verification_sample(loaded, opts.sample)
     converted = convert(loaded, samples, opts)
@@ -137,6 +138,22 @@ def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options: An
 
 
 # ------------------------------------------------------------------------------------------------ shared
+
+def _no_converter(loaded: LoadedModel) -> str:
+    """The sentence refusing a framework no ONNX converter covers, naming what is missing."""
+    algorithm = loaded.info.get("algorithm")
+    if loaded.framework == "mleap":
+        return ("no converter turns an MLeap bundle into ONNX (onnxmltools converts live Spark ML pipelines, not "
+                "MLeap bundles); export the Spark PipelineModel it was serialized from instead")
+    if algorithm == "knn":
+        return ("the SageMaker k-NN built-in holds a FAISS index, for which no ONNX converter exists (artifact-tools "
+                "builds ONNX graphs for Linear Learner, Factorization Machines, NTM, k-means and PCA)")
+    if algorithm == "blazingtext":
+        return ("the BlazingText artifact holds word vectors (a fastText model), for which no ONNX converter "
+                "exists")
+    what = f"the {algorithm} built-in" if algorithm else f"{loaded.framework} models"
+    return f"artifact-tools has no ONNX converter for {what}"
+
 
 def _onnx():
     return require("onnx", "onnx")
@@ -325,7 +342,18 @@ def _xgboost(loaded: LoadedModel, samples: Any, opts: OnnxOptions) -> Converted:
     booster = loaded.model
     if booster.feature_types and "c" in booster.feature_types:
         raise NotLoadable("the XGBoost model has categorical features, which onnxmltools does not convert")
-    objective = json.loads(booster.save_config())["learner"]["objective"]["name"]
+    learner = json.loads(booster.save_config())["learner"]
+    objective = learner["objective"]["name"]
+    kind_of_booster = learner.get("gradient_booster", {}).get("name", "gbtree")
+    if kind_of_booster != "gbtree":  # onnxmltools reads gbtree_model_param and the trees' dump
+        raise NotLoadable(f"onnxmltools {onnxmltools.__version__} converts XGBoost tree boosters (gbtree) only; this "
+                          f"model uses the {kind_of_booster} booster")
+    # the objectives onnxmltools' XGBoost converter builds outputs for (onnxmltools convert/xgboost/_parse.py and
+    # operator_converters/XGBoost.py): regression ("reg:*", count:poisson) and classification
+    if not (objective.startswith("reg:") or objective in ("count:poisson", "binary:logistic", "binary:hinge",
+                                                          "multi:softprob", "multi:softmax")):
+        raise NotLoadable(f"onnxmltools {onnxmltools.__version__} has no XGBoost conversion for the {objective} "
+                          "objective")
     names = list(booster.feature_names or [])
     plain = booster.copy()  # onnxmltools reads the features of the dump as f<index>
     plain.feature_names, plain.feature_types = None, None
@@ -337,7 +365,10 @@ def _xgboost(loaded: LoadedModel, samples: Any, opts: OnnxOptions) -> Converted:
         raise NotLoadable(f"onnxmltools {onnxmltools.__version__} cannot convert the XGBoost {objective} model: "
                           f"{_first_line(e)}") from None
     kind = ("binary" if objective == "binary:logistic" else "multiclass" if objective == "multi:softprob"
-            else "label" if objective == "multi:softmax" else "variable")
+            else "label" if objective in ("multi:softmax", "binary:hinge") else "variable")
+    if kind == "variable" and "variable" not in {o.name for o in proto.graph.output}:
+        raise NotLoadable(f"onnxmltools {onnxmltools.__version__} converted the XGBoost {objective} model into a "
+                          "graph without the regression output 'variable'")
     select, prediction = _class_outputs(kind)
     era = loaded.info.get("era")
     notes = [f"the {era} model was converted to the current Booster format first (artifact_tools.formats.xgboost)"
@@ -402,40 +433,88 @@ def _catboost(loaded: LoadedModel, samples: Any, opts: OnnxOptions) -> Converted
 # ------------------------------------------------------------------------------------------------ Spark
 
 def _spark(loaded: LoadedModel, samples: Any, opts: OnnxOptions) -> Converted:
+    """A Spark ML model through onnxmltools' sparkml converters (:mod:`exporters._onnx_spark` says which stages
+    convert, the graph inputs, and the converters replaced). Compared: ``prediction`` and, when the graph has it,
+    ``probability``, against the Spark model's own ``transform``."""
     onnxmltools = require("onnxmltools", "onnx")
-    from onnxmltools.convert.sparkml.ops_names import sparkml_operator_name_map
+    from loaders.spark import frame_for, input_columns, spark_session
+
+    from . import _onnx_spark
 
     model = loaded.model
-    stages = list(getattr(model, "stages", None) or [model])
-    covered = {cls.__name__ for cls in sparkml_operator_name_map}
-    for stage in stages:
-        if type(stage).__name__ not in covered:
-            raise NotLoadable(f"onnxmltools {onnxmltools.__version__} has no ONNX converter for the Spark stage "
-                              f"{type(stage).__name__} ({stage.uid})")
-    from onnxmltools.convert.sparkml.utils import buildInitialTypesSimple
+    _onnx_spark.check_stages(model, onnxmltools.__version__)
+    from onnxmltools.convert.common.data_types import FloatTensorType, StringTensorType
 
-    frame = _need(samples, "Spark pipeline")
-    spark = require("pyspark.sql", "spark").SparkSession.getActiveSession()
-    if spark is None:
-        raise ArtifactError("converting a Spark pipeline to ONNX needs the active SparkSession it was loaded in")
-    sdf = spark.createDataFrame(frame)
-    initial = buildInitialTypesSimple(sdf)
+    columns = input_columns(model)
+    frame = frame_for(_need(samples, "Spark pipeline"), columns)
+    initial: list[tuple[str, Any]] = []
+    for col in columns:
+        values = frame[col.name].tolist() if col.name in frame.columns else []
+        if col.kind == "text" or (values and isinstance(values[0], str)):
+            initial.append((col.name, StringTensorType([None, 1])))
+        elif col.kind == "vector" or (values and hasattr(values[0], "__len__")):
+            size = col.size or (len(values[0]) if values else None)
+            if size is None:
+                raise ArtifactError(f"the size of the vector column {col.name} is not recorded; pass sample= rows")
+            initial.append((col.name, FloatTensorType([None, int(size)])))
+        else:
+            initial.append((col.name, FloatTensorType([None, 1])))
+    functions, shapes = _onnx_spark.custom_converters()
+    import contextlib
+    import io
+
     try:
-        proto = onnxmltools.convert_sparkml(model, "spark-pipeline", initial, spark_session=spark,
-                                            target_opset=opts.opset)
-    except (RuntimeError, ValueError, TypeError, KeyError, NotImplementedError, AttributeError) as e:
+        with contextlib.redirect_stdout(io.StringIO()):  # onnxmltools' linear classifier pprints its attributes
+            proto = onnxmltools.convert_sparkml(model, "spark-pipeline", initial, spark_session=spark_session(),
+                                                target_opset=opts.opset, custom_conversion_functions=functions,
+                                                custom_shape_calculators=shapes)
+    except NotLoadable:
+        raise
+    except Exception as e:  # onnxmltools raises many types for one cause: a stage it cannot convert as set
         raise NotLoadable(f"onnxmltools {onnxmltools.__version__} cannot convert the Spark pipeline: "
                           f"{_first_line(e)}") from None
+    kinds = {name: type(tp).__name__ for name, tp in initial}
+
     def feeds(data: Any) -> dict:
+        rows = frame_for(data, columns)
         out = {}
-        for name, tp in initial:
-            col = data[name].to_numpy().reshape(-1, 1)
-            out[name] = col.astype(str).astype(object) if type(tp).__name__ == "StringTensorType" else col.astype(
-                np.float32)
+        for name, kind in kinds.items():
+            cells = rows[name].tolist()
+            if kind == "StringTensorType":
+                out[name] = np.asarray([str(c) for c in cells], dtype=object).reshape(-1, 1)
+            elif cells and hasattr(cells[0], "__len__"):
+                out[name] = np.stack([np.asarray(c.toArray() if hasattr(c, "toArray") else c, dtype=np.float32)
+                                      for c in cells])
+            else:
+                out[name] = np.asarray(cells, dtype=np.float32).reshape(-1, 1)
         return out
 
-    return Converted(proto, _version(onnxmltools), feeds, lambda r: {"prediction": r["prediction"]},
-                     "output 'prediction'", expected=lambda d: loaded.predict(d)[["prediction"]])
+    graph_outputs = {o.name for o in proto.graph.output}
+    if "prediction" not in graph_outputs:
+        raise NotLoadable(f"the ONNX graph onnxmltools wrote has no prediction output (outputs: "
+                          f"{', '.join(sorted(graph_outputs))})")
+    compared = [c for c in ("prediction", "probability") if c in graph_outputs]
+
+    def expected(data: Any) -> dict:
+        answer = loaded.predict(data)
+        return {c: _stack(answer[c]) for c in compared}
+
+    def select(results: dict) -> dict:
+        return {c: np.asarray(results[c]) for c in compared}
+
+    notes = [f"the StringIndexer {s.uid} drops rows with unseen labels (handleInvalid='skip'); the ONNX model "
+             "gives them the index -1 instead" for s in _onnx_spark.flat_stages(model)
+             if type(s).__name__ == "StringIndexerModel" and s.getHandleInvalid() == "skip"]
+    return Converted(proto, _version(onnxmltools), feeds, select, "outputs " + ", ".join(repr(c) for c in compared),
+                     expected=expected, notes=notes)
+
+
+def _stack(column: Any) -> np.ndarray:
+    """A pandas column as an array: a column of vectors (arrays) as a 2-D array."""
+    values = column.tolist()
+    if values and hasattr(values[0], "__len__"):
+        return np.stack([np.asarray(v, dtype=np.float64) for v in values])
+    return np.asarray(values)
 
 
 # ------------------------------------------------------------------------------------------------ TensorFlow
@@ -443,9 +522,8 @@ def _spark(loaded: LoadedModel, samples: Any, opts: OnnxOptions) -> Converted:
 def _tensorflow(loaded: LoadedModel, samples: Any, opts: OnnxOptions) -> Converted:
     tf2onnx = require("tf2onnx", "onnx")
     onnx = _onnx()
-    if loaded.info.get("example_features"):
-        raise NotLoadable("the SavedModel's signature parses serialized tf.Example protos, which ONNX cannot take")
     model_dir = loaded.info.get("model_dir")
+    notes = []
     with tempfile.TemporaryDirectory(prefix="artifact-tools-tf2onnx-") as work:
         path = Path(work) / MODEL_FILE
         if loaded.report is not None and model_dir is not None:
@@ -454,7 +532,14 @@ def _tensorflow(loaded: LoadedModel, samples: Any, opts: OnnxOptions) -> Convert
             _, root = prepare(loaded.report.source)
             folder = root / (loaded.report.root_prefix or "") / model_dir
             signature = loaded.info.get("signature") or "serving_default"
-            _tf2onnx_cli(folder, signature, path, opts.opset)
+            if loaded.info.get("api") == "tf.compat.v1 Session":
+                _tf1_graph(folder, loaded.info.get("tags") or ["serve"], signature, path, opts.opset,
+                           bool(loaded.info.get("example_features")))
+                if loaded.info.get("example_features"):
+                    notes.append("the signature parses serialized tf.Example protos, which ONNX has no operator "
+                                 "for: model.onnx takes the parsed feature values, one input per feature")
+            else:
+                _tf2onnx_cli(folder, signature, path, opts.opset)
         else:
             samples = _need(samples, "Keras model")
             tf = require("tensorflow", "tensorflow")
@@ -468,16 +553,27 @@ def _tensorflow(loaded: LoadedModel, samples: Any, opts: OnnxOptions) -> Convert
                                   f"{_first_line(e)}") from None
             path.write_bytes(proto.SerializeToString())
         proto = onnx.load(str(path))
-    input_names = [i.name for i in proto.graph.input
-                   if i.name not in {init.name for init in proto.graph.initializer}]
+    initialized = {init.name for init in proto.graph.initializer}
+    graph_inputs = [i for i in proto.graph.input if i.name not in initialized]
+    input_names = [i.name for i in graph_inputs]
+    input_types = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type) for i in graph_inputs}
     output_names = [o.name for o in proto.graph.output]
+
+    def typed(name: str, value: Any) -> np.ndarray:
+        want = input_types[name]
+        return np.asarray(value).astype(want if want.kind != "U" else object)
 
     def feeds(data: Any) -> dict:
         if isinstance(data, dict):
-            return {n: np.asarray(data[_plain(n, data)]) for n in input_names}
+            return {n: typed(n, data[_plain(n, data)]) for n in input_names}
+        if hasattr(data, "columns") and len(input_names) > 1:
+            return {n: typed(n, data[_plain(n, {str(c): None for c in data.columns})].to_numpy())
+                    for n in input_names}
         if len(input_names) != 1:
             raise ArtifactError(f"the ONNX model takes {len(input_names)} inputs ({', '.join(input_names)})")
-        return {input_names[0]: _numeric(data)}
+        if input_types[input_names[0]].kind == "f":
+            return {input_names[0]: typed(input_names[0], _numeric(data))}
+        return {input_names[0]: typed(input_names[0], data)}
 
     def select(results: dict) -> Any:
         if len(output_names) == 1:
@@ -485,7 +581,7 @@ def _tensorflow(loaded: LoadedModel, samples: Any, opts: OnnxOptions) -> Convert
         return {_strip(n): v for n, v in results.items()}
 
     return Converted(proto, _version(tf2onnx), feeds, select,
-                     "output " + ", ".join(repr(n) for n in output_names))
+                     "output " + ", ".join(repr(n) for n in output_names), notes=notes)
 
 
 def _strip(name: str) -> str:
@@ -499,6 +595,30 @@ def _plain(onnx_name: str, data: dict) -> str:
         if base in (key, f"serving_default_{key}"):
             return key
     raise ArtifactError(f"the sample has no value for the ONNX input {onnx_name}")
+
+
+def _tf1_graph(folder: Path, tags: list[str], signature: str, path: Path, opset: int | None,
+               examples: bool) -> None:
+    """A TensorFlow 1 SavedModel through :mod:`exporters._tf1_onnx` in a child process (why not the tf2onnx CLI,
+    and how the graph is cut at the signature's inputs: that module's notes)."""
+    from . import _tf1_onnx
+
+    request = path.parent / "request.json"
+    request.write_text(json.dumps({"folder": str(folder), "tags": list(tags), "signature": signature,
+                                   "output": str(path), "opset": opset, "examples": examples}))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    # run by path from a scratch folder: the script's own folder first on sys.path would shadow the onnx package
+    # with exporters/onnx.py
+    run = "import runpy, sys; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+    done = subprocess.run([sys.executable, "-c", run, str(Path(_tf1_onnx.__file__)), str(request)],
+                          capture_output=True, text=True, env=env, timeout=1800, cwd=str(path.parent))
+    lines = done.stdout.splitlines()
+    if done.returncode != 0 or not path.is_file():
+        error = next((line[len("ERROR: "):] for line in lines if line.startswith("ERROR: ")), None)
+        if error is None:
+            tail = [line for line in done.stderr.splitlines() if "Error" in line or "error" in line]
+            error = f"tf2onnx cannot convert the SavedModel: {(tail or ['the converter process failed'])[-1].strip()}"
+        raise NotLoadable(error[:400])
 
 
 def _tf2onnx_cli(folder: Path, signature: str, path: Path, opset: int | None) -> None:
@@ -638,6 +758,11 @@ def _mxnet(loaded: LoadedModel, samples: Any, opts: OnnxOptions) -> Converted:
                                           summary.get("threshold"), producer)
         else:
             built = mxonnx.factorization_machines(symbol, params, dim, summary.get("predictor_type"), producer)
+    elif algorithm == "ntm":
+        host = loaded.info["host"]
+        inner = ZipTree((base / host).read_bytes(), label=host)
+        built = mxonnx.ntm(inner.read(loaded.info["symbol"]), inner.read(loaded.info["params"]),
+                           mxonnx.require_dims(loaded.info.get("feature_dim"), algorithm), producer)
     elif algorithm == "kmeans":
         arrays = mxformat.load_arrays((base / loaded.info["host"]).read_bytes())
         built = mxonnx.kmeans(next(iter(arrays.values())), producer)
@@ -645,7 +770,7 @@ def _mxnet(loaded: LoadedModel, samples: Any, opts: OnnxOptions) -> Converted:
         arrays = mxformat.load_arrays((base / loaded.info["host"]).read_bytes())
         mean = arrays["mean"].reshape(-1) if "mean" in arrays else None
         built = mxonnx.pca(arrays["v"], mean, producer)
-    elif algorithm is None and loaded.info.get("symbol"):
+    elif algorithm in (None, "image-classification") and loaded.info.get("symbol"):  # Gluon / Module graphs
         inputs = loaded.info.get("inputs") or []
         samples = _need(samples, "MXNet graph")
         by_name = samples if isinstance(samples, dict) else {inputs[0]: samples} if len(inputs) == 1 else None
@@ -693,7 +818,55 @@ def _producer() -> str:
         return "dev"
 
 
+# ------------------------------------------------------------------------------------------------ ONNX
+
+def _onnx_artifact(loaded: LoadedModel, samples: Any, opts: OnnxOptions) -> Converted:
+    """An artifact that already holds an ONNX model: the model itself (external data files read into it), checked
+    and verified as any conversion; ``opset=`` is refused (artifact-tools does not convert between opsets)."""
+    onnx = _onnx()
+    if opts.opset is not None:
+        raise ArtifactError("the artifact already holds an ONNX model; artifact-tools writes it as it is, so "
+                            "opset= does not apply")
+    if loaded.report is None or not loaded.info.get("file"):
+        raise ArtifactError("the ONNX model's file is not known; pass the artifact that holds it")
+    from loaders.cache import prepare
+
+    _, root = prepare(loaded.report.source)
+    path = root / (loaded.report.root_prefix or "") / loaded.info["file"]
+    try:
+        proto = onnx.load(str(path))  # external data is read from the model's folder
+    except (OSError, ValueError) as e:
+        raise NotLoadable(f"onnx {onnx.__version__} cannot read {loaded.info['file']}: {_first_line(e)}") from None
+    initialized = {i.name for i in proto.graph.initializer}
+    inputs = [i for i in proto.graph.input if i.name not in initialized]
+    types = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type)
+             if i.type.HasField("tensor_type") else None for i in inputs}
+    outputs = [o.name for o in proto.graph.output]
+
+    def cast(name: str, value: Any) -> Any:
+        want = types[name]
+        if want is None:
+            return value
+        arr = np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value)
+        return arr.astype(want if want.kind != "U" else object)
+
+    def feeds(data: Any) -> dict:
+        if isinstance(data, dict):
+            return {n: cast(n, data[n]) for n in types}
+        if hasattr(data, "columns") and len(types) > 1:
+            return {n: cast(n, data[n].to_numpy().reshape(-1, 1)) for n in types}
+        (name,) = types
+        return {name: cast(name, data)}
+
+    def select(results: dict) -> Any:
+        return results[outputs[0]] if len(outputs) == 1 else {n: results[n] for n in outputs}
+
+    return Converted(proto, f"the artifact's own ONNX model ({loaded.info['file']})", feeds, select,
+                     "output " + ", ".join(repr(n) for n in outputs))
+
+
 _CONVERTERS: dict[str, Callable[[LoadedModel, Any, OnnxOptions], Converted]] = {
+    "onnx": _onnx_artifact,
     "sklearn": _sklearn, "xgboost": _xgboost, "lightgbm": _lightgbm, "catboost": _catboost, "spark": _spark,
     "tensorflow": _tensorflow, "huggingface": _huggingface, "pytorch": _pytorch, "mxnet": _mxnet,
 }

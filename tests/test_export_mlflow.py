@@ -349,6 +349,8 @@ def _stop(proc: subprocess.Popen) -> None:
 def _start(args: list[str], cwd: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PATH"] = f"{MLFLOW_BIN.parent}{os.pathsep}{env.get('PATH', '')}"  # an activated venv: uvicorn is found
+    # the served model's loader_module (exporters.mlflow) from this checkout, whatever the install points at
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     return subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 

@@ -21,6 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import make_samples  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "tests"))
+from helpers import untar  # noqa: E402
+
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
@@ -45,11 +48,14 @@ BUILTINS = {
     "movies-kmeans-a": "movies-kmeans-a/model.tar.gz",
     "plagiarism-pca": "plagiarism-pca/model.tar.gz",
     "sm-fm-recsys": "sm-fm-recsys/model.tar.gz",
+    "covid-ntm": "covid-ntm/downloaded_model.tar.gz",
 }
 
 
 def _builtin_rows(name: str, width: int) -> np.ndarray:
     rng = np.random.default_rng(7)
+    if name == "covid-ntm":  # word counts of a bag of words
+        return rng.poisson(0.05, size=(6, width)).astype(np.float32)
     if name == "sm-fm-recsys":  # one-hot user and item, as Factorization Machines are trained
         x = np.zeros((6, width), dtype=np.float32)
         for i in range(6):
@@ -68,8 +74,9 @@ def test_mxnet_builtins_match_mxnet(corpus, tmp_path, name):
     result = onnx_target.export(model, tmp_path / "out", sample=x)
     assert result.passed and (tmp_path / "out" / "model.onnx").is_file()
     got = _run(tmp_path / "out", {"data": x})
-    if isinstance(expected, np.ndarray):  # PCA
-        np.testing.assert_allclose(got["projection"], expected, rtol=1e-4, atol=1e-5)
+    if isinstance(expected, np.ndarray):  # PCA's projection, NTM's encoder mean
+        np.testing.assert_allclose(got["mean" if name == "covid-ntm" else "projection"], expected, rtol=1e-4,
+                                   atol=1e-5)
         return
     for column in expected.columns:
         want = expected[column].to_numpy()
@@ -212,6 +219,44 @@ def test_tensorflow_savedmodel_artifact_through_the_tf2onnx_cli(tmp_path):
     np.testing.assert_allclose(next(iter(_run(tmp_path / "out", feeds).values())), want, rtol=1e-4, atol=1e-5)
 
 
+def _tf1_session_run(folder: Path, feeds: dict) -> dict:
+    """TensorFlow's own answer: the SavedModel's serving_default signature in a TF 1 session."""
+    tf = pytest.importorskip("tensorflow")
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as sess:
+        sig = tf.compat.v1.saved_model.loader.load(sess, ["serve"], str(folder)).signature_def["serving_default"]
+        return sess.run({k: v.name for k, v in sig.outputs.items()},
+                        {sig.inputs[k].name: v for k, v in feeds.items()})
+
+
+def test_tf1_savedmodel_whose_input_is_computed_from_a_proto_parser(corpus, tmp_path):
+    """TF Serving's half_plus_two (TF 1.0): x is an Identity of a ParseExample output, and a second signature parses a
+    scalar string, on which the tf2onnx CLI (TF 2's v1 loader) fails; the graph is cut at x instead."""
+    pytest.importorskip("tf2onnx")
+    art = corpus / "sdk-tfs-test-model" / "tensorflow-serving-test-model.tar.gz"
+    result = onnx_target.export(loaders.load(art), tmp_path / "out")
+    assert [i["name"] for i in result.facts["inputs"]] == ["x"]
+    x = np.linspace(-3, 5, 9, dtype=np.float32).reshape(-1, 1)
+    want = _tf1_session_run(next(untar(art, tmp_path / "files").rglob("00000123")), {"x": x})["y"]
+    np.testing.assert_allclose(_run(tmp_path / "out", {"x": x})["y"], want, rtol=1e-6)
+
+
+def test_tf1_estimator_taking_tf_examples_takes_the_features(corpus, tmp_path):
+    pytest.importorskip("tf2onnx")
+    tf = pytest.importorskip("tensorflow")
+    art = corpus / "sdk-tf-iris" / "tf-iris-model.tar.gz"
+    result = onnx_target.export(loaders.load(art), tmp_path / "out")
+    assert [i["name"] for i in result.facts["inputs"]] == ["inputs"] and any("tf.Example" in n for n in result.notes)
+    rows = np.random.default_rng(4).normal(loc=3.0, scale=2.0, size=(12, 4)).astype(np.float32)
+    protos = np.asarray([tf.train.Example(features=tf.train.Features(feature={"inputs": tf.train.Feature(
+        float_list=tf.train.FloatList(value=r.tolist()))})).SerializeToString() for r in rows], dtype=object)
+    folder = next(p.parent for p in untar(art, tmp_path / "files").rglob("saved_model.pb"))
+    want = _tf1_session_run(folder, {"inputs": protos})
+    got = _run(tmp_path / "out", {"inputs": rows})
+    np.testing.assert_allclose(got["scores"], want["scores"], rtol=1e-4, atol=1e-6)
+    assert got["classes"].astype(bytes).tolist() == want["classes"].tolist()
+    assert len(set(want["scores"].argmax(axis=1).tolist())) > 1  # the rows reach more than one class
+
+
 def test_huggingface_text_classifier_with_its_tokenizer(tmp_path):
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
@@ -259,5 +304,63 @@ def test_unknown_option_and_unsupported_framework_are_one_sentence(tmp_path):
 
     with pytest.raises(ArtifactError, match="unknown option"):
         onnx_target.export(LoadedModel(None, "sklearn", lambda d: d), tmp_path / "a", colour="red")
-    with pytest.raises(ArtifactError, match="does not convert mleap models"):
+    with pytest.raises(ArtifactError, match="no converter turns an MLeap bundle into ONNX"):
         onnx_target.export(LoadedModel(None, "mleap", lambda d: d), tmp_path / "b")
+    with pytest.raises(ArtifactError, match="k-NN built-in holds a FAISS index, for which no ONNX converter"):
+        onnx_target.export(LoadedModel(None, "sagemaker-builtin", lambda d: d, info={"algorithm": "knn"}),
+                           tmp_path / "c")
+
+
+def test_onnx_artifact_with_external_data_is_written_whole(tmp_path):
+    import make_wild_fixtures
+
+    (tmp_path / "src").mkdir()
+    case = make_wild_fixtures.onnx_external_data(tmp_path / "src")
+    result = onnx_target.export(loaders.load(case.path), tmp_path / "out", sample=case.X)
+    assert result.passed and sorted(p.name for p in (tmp_path / "out").iterdir()) == ["model.onnx",
+                                                                                      "verification.json"]
+    got = _run(tmp_path / "out", {"x": np.asarray(case.X, dtype=np.float32)})["y"]
+    np.testing.assert_allclose(got, case.expected, rtol=1e-5, atol=1e-6)  # numpy's x @ W + b
+
+
+def test_image_classification_builtin_resnet_graph(corpus, tmp_path):
+    """The image classification built-in's real ResNet-50 graph (tempe-graffiti-ic ships no params: seeded random
+    ones of the shapes MXNet infers, aux statistics positive), translated and compared with MXNet's forward."""
+    mx = pytest.importorskip("mxnet")
+    src = corpus / "tempe-graffiti-ic"
+    folder = tmp_path / "ic"
+    folder.mkdir()
+    for name in ("image-classification-symbol.json", "model-shapes.json"):
+        (folder / name).write_bytes((src / name).read_bytes())
+    sym = mx.sym.load(str(folder / "image-classification-symbol.json"))
+    arg_shapes, _, aux_shapes = sym.infer_shape(data=(1, 3, 224, 224))
+    rng = np.random.default_rng(0)
+    params = {f"arg:{n}": mx.nd.array(rng.normal(scale=0.05, size=s).astype(np.float32))
+              for n, s in zip(sym.list_arguments(), arg_shapes) if n not in ("data", "softmax_label")}
+    params.update({f"aux:{n}": mx.nd.array(rng.uniform(0.5, 1.5, size=s).astype(np.float32))
+                   for n, s in zip(sym.list_auxiliary_states(), aux_shapes)})
+    mx.nd.save(str(folder / "image-classification-0000.params"), params)
+    model = loaders.load(folder)
+    assert model.info["algorithm"] == "image-classification"
+    x = rng.normal(size=(2, 3, 224, 224)).astype(np.float32)
+    result = onnx_target.export(model, tmp_path / "out", sample=x)
+    assert result.passed
+    exe = sym.bind(mx.cpu(), {"data": mx.nd.array(x), "softmax_label": mx.nd.zeros((2,)),
+                              **{k[4:]: v for k, v in params.items() if k.startswith("arg:")}},
+                   aux_states={k[4:]: v for k, v in params.items() if k.startswith("aux:")})
+    want = exe.forward(is_train=False)[0].asnumpy()
+    (got,) = _run(tmp_path / "out", {"data": x}).values()
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, words", [
+    ("x176-gblinear.model", "tree boosters (gbtree) only; this model uses the gblinear booster"),
+    ("x090-dart.model", "this model uses the dart booster"),
+    ("x176-rank-pairwise.model", "no XGBoost conversion for the rank:pairwise objective"),
+    ("x176-survival-aft.model", "no XGBoost conversion for the survival:aft objective")])
+def test_xgboost_models_onnxmltools_cannot_convert_are_refused_by_name(tmp_path, name, words):
+    pytest.importorskip("xgboost")
+    model = loaders.load(ROOT / "tests" / "data" / "xgboost_legacy" / name)
+    with pytest.raises(ArtifactError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        onnx_target.export(model, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
