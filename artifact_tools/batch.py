@@ -46,19 +46,25 @@ Request bodies are decoded and predictions encoded by :mod:`artifact_tools.codec
 record of a RecordIO or TFRecord object is one body of ``content_type``; a mini-batch of them is the rows of all.
 With ``Line`` and ``MultiRecord`` (and no data processing) an object is cut into byte blocks of whole lines, each at
 most ``max_payload_mb`` -- the mini-batch bodies -- without looking at single lines; an all-number CSV block is read
-by one call of numpy's C text reader (the codec's values: both read numbers as Python's ``float`` does), any other
-block by the codec. Only a block that fails is taken apart into its lines to find and report the bad records.
+by one call of pyarrow's CSV reader when pyarrow is installed, else of numpy's C text reader (both read numbers as
+Python's ``float`` does, so as the codec does), any other block by the codec. Consecutive blocks of one object (about
+16 MB of them, ``GROUP_BYTES``) of a row-wise model (XGBoost, scikit-learn, LightGBM, CatBoost: each row's
+prediction ignores the other rows) are predicted in one call and the predictions cut back into each block's, so that
+each mini-batch still gets the response it would get alone (and is one response in the output and the capture);
+when that call fails each block is sent alone, and only a block that fails alone is taken apart into its lines to
+find and report the bad records. Number predictions are written as CSV by pyarrow's cast to text where it gives
+``repr``'s text (:func:`_csv_numbers`), else by the codec.
 
-Behaviour: streamed (at most ``2 x workers`` mini-batches in flight, so memory does not grow with the input; with
-one worker the next blocks are parsed on a thread while the model predicts, which most frameworks do outside
-Python's global interpreter lock),
-records written in input order, a bad record (undecodable, a wrong column count, rejected by the model) is
-reported in the summary with its file, line (or record number) and reason and left out while the job goes on
-(``fail_fast`` stops at the first instead), each ``.out`` written to a temporary name and renamed when complete,
-so a killed job leaves none partial and ``resume`` skips the inputs whose ``.out`` exists. ``workers`` > 1 runs
-that many processes (``forkserver``/``spawn``), each loading the model(s) once through :func:`loaders.load` and
-its extraction cache. ``pipeline`` (at most 5 artifacts, as a SageMaker inference pipeline): each model's
-predictions, encoded as CSV (JSON when CSV cannot carry them), are the next one's request body.
+Behaviour: streamed (at most two work items per worker -- one mini-batch, or one group of blocks -- in flight, so
+memory does not grow with the input; with one worker the next blocks are parsed on a thread while the model
+predicts, which most frameworks do outside Python's global interpreter lock), records written in input order, a bad
+record (undecodable, a wrong column count, rejected by the model) is reported in the summary with its file, line (or
+record number) and reason and left out while the job goes on (``fail_fast`` stops at the first instead), each
+``.out`` written to a temporary name and renamed when complete, so a killed job leaves none partial and ``resume``
+skips the inputs whose ``.out`` exists. ``workers`` > 1 runs that many processes (``forkserver``/``spawn``), each
+loading the model(s) once through :func:`loaders.load` and its extraction cache. ``pipeline`` (at most 5 artifacts,
+as a SageMaker inference pipeline): each model's predictions, encoded as CSV (JSON when CSV cannot carry them), are
+the next one's request body.
 """
 
 from __future__ import annotations
@@ -95,6 +101,8 @@ MAX_PIPELINE = 5  # models in one SageMaker inference pipeline
 MAX_PAYLOAD_MB = 100  # MaxPayloadInMB's upper bound
 SUMMARY = "transform-summary.json"
 MAX_FAILURES_KEPT = 10_000  # failed records listed in the summary (all are counted)
+GROUP_BYTES = 16 << 20  # consecutive mini-batches of one object read and predicted together, up to about this size
+ROW_WISE = ("xgboost", "sklearn", "lightgbm", "catboost")  # frameworks predicting each row on its own
 RECORDIO_MAGIC = 0xCED7230A
 
 
@@ -398,6 +406,7 @@ def _models(job: _Job) -> list:
         import loaders
 
         _MODELS.clear()
+        _NOT_ROW_WISE.clear()
         _MODELS[key] = [loaders.load(a, trust=job.trust, limits=job.limits, storage_options=job.storage_options)
                         for a in job.artifacts]
     return _MODELS[key]
@@ -417,20 +426,103 @@ def _plain_csv(content_type: str) -> bool:
     return kind == codec.CSV and params.get("charset", "utf-8").lower() in ("utf-8", "utf8", "us-ascii", "ascii")
 
 
+_ARROW: list = []  # [pyarrow modules or None], decided once per process by _arrow()
+
+
+def _arrow():
+    """``(pyarrow, pyarrow.compute, pyarrow.csv)`` when pyarrow >= 12 is installed and its float-to-text cast gives
+    Python's ``repr`` for the probe values :func:`_arrow_texts` relies on; else None (numpy's reader and the codec's
+    writer are used instead). pyarrow is optional: the ``spark``, ``mleap`` and ``monitor`` extras bring it."""
+    if not _ARROW:
+        found = None
+        try:
+            import numpy as np
+            import pyarrow as pa
+            import pyarrow.compute as pc
+            import pyarrow.csv as pcsv
+
+            if int(pa.__version__.split(".")[0]) >= 12:
+                found = (pa, pc, pcsv)
+                probe = np.array([0.1, 1 / 3, -2 / 3 * 1e-3, 123456.789, 0.30000000000000004, 1e-4, 9999999999.5,
+                                  -1234567.125, 1.0000000000000002, float(np.float32(0.1)),
+                                  float(np.float32(-7.3e-4)), 0.5, 1.5e-4])
+                if _arrow_texts(found, probe) != [repr(v) for v in probe.tolist()]:
+                    log.debug("pyarrow %s writes floats unlike repr; its fast paths are not used", pa.__version__)
+                    found = None
+        except Exception:  # noqa: BLE001 -- not installed, or unusable: the numpy/codec paths
+            found = None
+        _ARROW.append(found)
+    return _ARROW[0]
+
+
+def _arrow_texts(arrow, values) -> list:
+    pa = arrow[0]
+    return pa.array(values).cast(pa.string()).to_pylist()
+
+
 def _numbers(body: bytes):
-    """The float64 rows of an all-number CSV body, read by one call of numpy's C text reader, or None when the body
-    is anything else -- a header, a text or empty cell, ragged rows, quotes, a byte order mark -- for the codec to
-    read by its rules. Where numpy reads a body, the codec reads it as the same array: both parse each cell as
-    Python's ``float`` does (numpy >= 1.23 ``loadtxt`` converts with ``PyOS_string_to_double``, correctly rounded;
-    the codec calls ``float``), skip empty lines, and make a table of one row per non-blank line."""
+    """The float64 rows of an all-number CSV body, or None when the body is anything else -- a header, a text or
+    empty cell, ragged rows, a byte order mark -- for the codec to read by its rules. Where a body is read here, the
+    codec reads it as the same array: each cell parsed as Python's ``float`` does (correctly rounded), empty lines
+    skipped, one row per non-blank line.
+
+    Read by pyarrow's CSV reader when installed (:func:`_arrow_columns`), else by numpy's C text reader
+    (numpy >= 1.23 ``loadtxt`` converts with ``PyOS_string_to_double``, correctly rounded, as ``float`` does)."""
     import numpy as np
 
-    if not body.strip():
+    if not body or body.isspace():
         return None
+    cols = _arrow_columns(body)
+    if cols is not None:
+        return np.column_stack(cols)
+    return _loadtxt(body)
+
+
+def _loadtxt(body: bytes):
+    import numpy as np
+
     try:
         return np.loadtxt(io.BytesIO(body), delimiter=",", comments=None, dtype=np.float64, ndmin=2)
     except Exception:  # noqa: BLE001 -- not all numbers (or not one table): the codec's rules and sentences
         return None
+
+
+def _arrow_columns(body: bytes):
+    """The columns (float64 arrays, one per CSV column) of an all-number CSV body read by pyarrow's CSV reader, or
+    None when pyarrow is not available or the body is not one it reads exactly as :func:`codec.decode` would.
+
+    Exactly: every column is forced to float64 (``ConvertOptions.column_types``; no null values, so an empty or
+    ``NA`` cell fails) and Arrow converts each cell with a correctly rounded decimal-to-binary conversion (its
+    ``StringToFloat``, fast_float), as Python's ``float`` is; the column count is the first line's (another count
+    fails: "Expected N columns"); quoting is left to the codec (a body holding ``"`` is not read here); a
+    non-finite value is left to numpy's reader (Arrow also takes ``nan(...)``, which ``float`` refuses). Arrow skips
+    empty lines and a UTF-8 byte order mark and trims spaces and tabs around a cell, as the codec does (``csv``
+    cells stripped before ``float``)."""
+    arrow = _arrow()
+    if arrow is None or b'"' in body:
+        return None
+    import numpy as np
+
+    pa, _, pcsv = arrow
+    start = 3 if body.startswith(b"\xef\xbb\xbf") else 0
+    end = body.find(b"\n", start)
+    width = body.count(b",", start, end if end >= 0 else len(body)) + 1
+    names = [str(i) for i in range(width)]
+    try:
+        table = pcsv.read_csv(
+            pa.py_buffer(body),
+            read_options=pcsv.ReadOptions(column_names=names, use_threads=False, block_size=len(body) + 1),
+            parse_options=pcsv.ParseOptions(delimiter=",", quote_char=False, newlines_in_values=False,
+                                            ignore_empty_lines=True),
+            convert_options=pcsv.ConvertOptions(column_types={n: pa.float64() for n in names}, null_values=[],
+                                                strings_can_be_null=False, quoted_strings_can_be_null=False),
+            memory_pool=pa.system_memory_pool())  # malloc's: freed with the block, not kept by Arrow's own pool
+    except Exception:  # noqa: BLE001 -- ArrowInvalid: not a table of numbers; numpy's reader or the codec decide
+        return None
+    cols = [col.to_numpy() for col in table.columns]
+    if not table.num_rows or any(not np.isfinite(c).all() for c in cols):
+        return None
+    return cols
 
 
 def _decode(body: bytes, content_type: str, label: str):
@@ -481,6 +573,63 @@ def _predict(job: _Job, models: list, data, style):
     from .endpoint import chain_predict  # the serial inference pipeline, as serve --pipeline runs it
 
     return chain_predict(models, data, style)
+
+
+def _encode(out, accept: str, style) -> bytes:
+    """The response body for predictions ``out``: :func:`codec.encode`'s bytes, a number array as CSV written by
+    :func:`_csv_numbers` when it can."""
+    if codec.negotiate(accept) == codec.CSV:
+        fast = _csv_numbers(out)
+        if fast is not None:
+            return fast
+    return codec.encode(out, accept, style)[0]
+
+
+def _csv_numbers(arr):
+    """The bytes :func:`codec.encode` writes as ``text/csv`` for a 1-D or 2-D integer or float array -- each cell
+    ``str`` of the Python number ``tolist`` gives (``repr`` for a float: the shortest text that reads back as the
+    same double, CPython ``Objects/floatobject.c`` ``float_repr``), cells joined by ``,``, rows ended by ``\\n`` --
+    written by pyarrow's cast to text and joins (C++ loops) instead of one ``str`` call per value; None when pyarrow
+    is not available or the array is anything else (booleans, objects, 3-D), for the codec to write.
+
+    Arrow's cast of a double writes its shortest round-trip digits too (the double-conversion ``ToShortest``
+    algorithm), in positional notation for decimal exponents -6 to 9 (``arrow/util/formatting.cc``), as ``repr`` does
+    for -4 to 15 (Python's ``'r'`` format), so the two agree on magnitudes from 1e-4 up to 1e10 that are not whole
+    numbers; every other value (zero, whole numbers, smaller or larger magnitudes, NaN and infinities, which ``repr``
+    writes as ``1.0``, ``1e-05``, ``1e+16``, ``nan``) takes ``repr`` itself. Integers are cast to decimal text as
+    ``str`` writes them. :func:`_arrow` checks the notation on probe values
+    once per process before this is used."""
+    import numpy as np
+
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "iuf" or arr.ndim not in (1, 2) \
+            or not 0 < arr.size < 1 << 28:
+        return None
+    arrow = _arrow()
+    if arrow is None:
+        return None
+    pa, pc, _ = arrow
+    flat = arr.reshape(-1)
+    try:
+        if arr.dtype.kind == "f":
+            values = flat.astype(np.float64, copy=False)  # float16/32 to double is exact, as tolist() does
+            size = np.abs(values)
+            other = ~((size >= 1e-4) & (size < 1e10) & (np.floor(size) != size))  # NaN compares False: other
+            texts = pa.array(values).cast(pa.string())
+            count = int(np.count_nonzero(other))
+            if count * 8 > len(values):
+                return None  # mostly whole numbers or far magnitudes: the codec's repr loop
+            if count:
+                texts = pc.replace_with_mask(texts, pa.array(other),
+                                             pa.array([repr(v) for v in values[other].tolist()], pa.string()))
+        else:
+            texts = pa.array(flat).cast(pa.string())
+        if arr.ndim == 2 and arr.shape[1] > 1:
+            offsets = pa.array(np.arange(0, len(texts) + 1, arr.shape[1], dtype=np.int32))
+            texts = pc.binary_join(pa.ListArray.from_arrays(offsets, texts), ",")
+        whole = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(texts)], pa.int32()), texts), "\n")
+        return whole[0].as_buffer().to_pybytes() + b"\n"
+    except Exception:  # noqa: BLE001 -- e.g. more text than Arrow's 32-bit offsets hold: the codec writes it
+        return None
 
 
 def _rows(out) -> list:
@@ -541,23 +690,30 @@ def _batch(job: _Job, records: list, models: list) -> bytes:
     out, style = _predict(job, models, data, style)
     if processing:
         return _joined_lines(job, kind, values if values is not None else [], out)
-    payload, _ = codec.encode(out, job.accept, style)
+    return _payload(job, out, style)
+
+
+def _payload(job: _Job, out, style) -> bytes:
+    """The response body of one mini-batch: the predictions encoded as ``accept`` asks (:func:`_encode`), ended by a
+    newline when ``assemble_with`` is ``Line``."""
+    payload = _encode(out, job.accept, style)
     if job.assemble_with == "Line" and not payload.endswith(b"\n"):
         payload += b"\n"
     return payload
 
 
-def _request_body(job: _Job, item: tuple) -> bytes:
-    """The request body of one mini-batch, as a container would have received it (for data capture)."""
-    if item[0] == "block":
-        return item[2]
+def _request_bodies(job: _Job, item: tuple) -> list:
+    """The request body of each mini-batch of a work item, as a container would have received it (for data
+    capture)."""
+    if item[0] == "blocks":
+        return [block for _, block in item[1]]
     records = item[2]
     if job.split_type == "None":
-        return records[0]
+        return [records[0]]
     if job.split_type == "Line":
-        return b"\n".join(records) + b"\n"
+        return [b"\n".join(records) + b"\n"]
     frame = recordio_frame if job.split_type == "RecordIO" else tfrecord_frame
-    return b"".join(frame(r) for r in records)
+    return [b"".join(frame(r) for r in records)]
 
 
 def _width(job: _Job, record: bytes):
@@ -628,9 +784,7 @@ def _run_block(job: _Job, models: list, first: int, block: bytes, rows) -> tuple
             request = codec.decode(block, job.content_type, "the mini-batch")
             data, style, count = request.data, request.style, None
         out, style = _predict(job, models, data, style)
-        payload, _ = codec.encode(out, job.accept, style)
-        if job.assemble_with == "Line" and not payload.endswith(b"\n"):
-            payload += b"\n"
+        payload = _payload(job, out, style)
         if count is None:
             count = sum(1 for line in block.split(b"\n") if line.strip())
         return ("ok", payload, [], count)
@@ -647,27 +801,137 @@ def _run_block(job: _Job, models: list, first: int, block: bytes, rows) -> tuple
     return _run(job, models, numbers, records)
 
 
+def _row_wise(models: list) -> bool:
+    """Whether consecutive mini-batches may be predicted in one call: one model (no pipeline) of a framework whose
+    prediction for a row does not depend on the other rows sent with it (tree ensembles and scikit-learn
+    estimators), called through its own ``predict`` (no ``inference.py`` handlers, which may not be row-wise), and
+    not found to answer otherwise (:func:`_run_combined`)."""
+    return (len(models) == 1 and getattr(models[0], "framework", None) in ROW_WISE
+            and getattr(models[0], "invoke_fn", None) is None and id(models[0]) not in _NOT_ROW_WISE)
+
+
+_NOT_ROW_WISE: set = set()  # per process: ids of loaded models that did not give one prediction per row
+
+
+def _read_block(block: bytes):
+    """An all-number CSV block as columns (:func:`_arrow_columns`) or a 2-D array (numpy's reader), or None."""
+    if not block or block.isspace():
+        return None
+    cols = _arrow_columns(block)
+    return cols if cols is not None else _loadtxt(block)
+
+
+def _runs(blocks: list) -> list:
+    """Consecutive all-number CSV blocks of the same width read into one float64 array:
+    ``[(first block, end block, rows, [rows of each block])]``; a block that is not all numbers is a run of its own
+    with rows None (the codec decides). Each block is read alone, so that one that is not all numbers leaves the
+    others to the fast readers."""
+    import numpy as np
+
+    runs: list = []
+    current: list = []  # [(block index, columns or 2-D array)] of the run being gathered
+
+    def shape(p) -> tuple:
+        return (len(p[0]), len(p)) if isinstance(p, list) else p.shape
+
+    def flush() -> None:
+        if not current:
+            return
+        counts = [shape(p)[0] for _, p in current]
+        rows = np.empty((sum(counts), shape(current[0][1])[1]), dtype=np.float64)
+        at = 0
+        for (_, p), n in zip(current, counts):
+            if isinstance(p, list):
+                for j, col in enumerate(p):
+                    rows[at:at + n, j] = col
+            else:
+                rows[at:at + n] = p
+            at += n
+        runs.append((current[0][0], current[-1][0] + 1, rows, counts))
+        current.clear()
+
+    for i, block in enumerate(blocks):
+        parsed = _read_block(block)
+        if parsed is None:
+            flush()
+            runs.append((i, i + 1, None, [None]))
+            continue
+        if current and shape(parsed)[1] != shape(current[0][1])[1]:
+            flush()
+        current.append((i, parsed))
+    flush()
+    return runs
+
+
 def _prepare(job: _Job, item: tuple):
-    """The part of a mini-batch's work that needs no model: an all-number CSV block read by :func:`_numbers`."""
-    if item[0] == "block" and _plain_csv(job.content_type):
-        return _numbers(item[2])
+    """The part of a work item that needs no model: the all-number CSV blocks of a ``blocks`` item read into runs
+    (:func:`_runs`), or None."""
+    if item[0] == "blocks" and _plain_csv(job.content_type):
+        return _runs([block for _, block in item[1]])
     return None
 
 
-def _complete(job: _Job, item: tuple, prepared) -> tuple:
-    """The result of one mini-batch (:func:`_run_block` or :func:`_run`), or ``("load-error", sentence, [], 0)``
-    when the model cannot be loaded."""
+def _run_blocks(job: _Job, models: list, blocks: list, runs) -> list:
+    """The results of a ``blocks`` item, one :func:`_run_block` result per block (mini-batch), in order. The blocks
+    of a run are predicted in one call when the model is row-wise (:func:`_run_combined`), else (or when that call
+    fails) each alone."""
+    if runs is None:
+        runs = [(i, i + 1, None, [None]) for i in range(len(blocks))]
+    results: list = []
+    for start, end, rows, counts in runs:
+        if rows is not None and end - start > 1 and _row_wise(models):
+            done = _run_combined(job, models, rows, counts)
+            if done is not None:
+                results += done
+                continue
+        at = 0
+        for (first, block), n in zip(blocks[start:end], counts):
+            results.append(_run_block(job, models, first, block, None if rows is None else rows[at:at + n]))
+            at += n or 0
+    return results
+
+
+def _run_combined(job: _Job, models: list, rows, counts: list):
+    """The results of consecutive blocks predicted in one call on all their ``rows`` and the predictions cut back
+    into each block's (``counts`` rows each): each block's response is the one it gets alone, since the model's
+    rows are independent (:func:`_row_wise`), and each is still one mini-batch of at most the max payload in the
+    output and the data capture. None when the call fails (then each block is sent alone, and the bad lines of a
+    failing one are found as ever) or does not give one prediction per row (then the model is not combined again
+    in this process)."""
+    import numpy as np
+
+    try:
+        out, style = _predict(job, models, rows, None)
+    except Exception:  # noqa: BLE001 -- a bad block among them: each block alone, by the usual rules
+        return None
+    if not isinstance(out, np.ndarray) or out.ndim < 1 or len(out) != len(rows):
+        _NOT_ROW_WISE.add(id(models[0]))
+        return None
+    results: list = []
+    at = 0
+    try:
+        for n in counts:
+            results.append(("ok", _payload(job, out[at:at + n], style), [], n))
+            at += n
+    except Exception:  # noqa: BLE001 -- predictions the accept type cannot carry: each block alone says so
+        return None
+    return results
+
+
+def _complete(job: _Job, item: tuple, prepared) -> list:
+    """The results of one work item, one per mini-batch (:func:`_run_blocks` or :func:`_run`), or
+    ``[("load-error", sentence, [], 0)]`` when the model cannot be loaded."""
     try:
         models = _models(job)
     except Exception as e:  # noqa: BLE001 -- reported to the parent as one sentence
-        return ("load-error", _sentence(e), [], 0)
-    if item[0] == "block":
-        return _run_block(job, models, item[1], item[2], prepared)
-    return _run(job, models, item[1], item[2])
+        return [("load-error", _sentence(e), [], 0)]
+    if item[0] == "blocks":
+        return _run_blocks(job, models, item[1], prepared)
+    return [_run(job, models, item[1], item[2])]
 
 
-def _work(job: _Job, item: tuple) -> tuple:
-    """One mini-batch in a worker process: read, predicted, encoded."""
+def _work(job: _Job, item: tuple) -> list:
+    """One work item in a worker process: read, predicted, encoded."""
     return _complete(job, item, _prepare(job, item))
 
 
@@ -687,6 +951,8 @@ def _start_worker(job: _Job, threads: int) -> None:
         pass
     try:
         _models(job)
+        if _plain_csv(job.content_type):
+            _arrow()
     except Exception as e:  # noqa: BLE001
         _LOAD_ERROR.append(_sentence(e))
 
@@ -818,11 +1084,26 @@ def _line_blocks(f, max_bytes: int) -> Iterator[tuple]:
 
 
 def _items(f, job: _Job, strategy: str, max_bytes: int | None, blocks: bool) -> Iterator[tuple]:
-    """The mini-batches of one open object: ``("block", first line, bytes)``, ``("records", numbers, records)``
-    or ``("failed", number, reason)``."""
+    """The work items of one open object: ``("blocks", [(first line, bytes), ...])`` (consecutive mini-batches
+    of whole lines, together at most about ``GROUP_BYTES``), ``("records", numbers, records)`` (one mini-batch) or
+    ``("failed", number, reason)``."""
     if blocks:
+        group: list = []
+        size = 0
         for first, block, reason in _line_blocks(f, max_bytes or MAX_PAYLOAD_MB << 20):
-            yield ("failed", first, reason) if reason is not None else ("block", first, block)
+            if reason is not None:
+                if group:
+                    yield ("blocks", group)
+                    group, size = [], 0
+                yield ("failed", first, reason)
+                continue
+            group.append((first, block))
+            size += len(block)
+            if size >= GROUP_BYTES:
+                yield ("blocks", group)
+                group, size = [], 0
+        if group:
+            yield ("blocks", group)
         return
     sep = 1 if job.split_type == "Line" else 0
     for batch, numbers, reason in _batches(_records(f, job.split_type, max_bytes), strategy, max_bytes, sep):
@@ -852,6 +1133,8 @@ class _Runner:
         """Load the model(s) in this process, or wait for the workers to have loaded them; raise if one cannot."""
         if self.pool is None:
             _models(self.job)
+            if _plain_csv(self.job.content_type):
+                _arrow()  # imported now, with the model, rather than while the first blocks are read
             return
         for error in self.pool.map(_loaded, range(self.workers), chunksize=1):
             if error:
@@ -863,14 +1146,14 @@ class _Runner:
             return item, self.thread.submit(_prepare, self.job, item)
         return self.pool.apply_async(_work, (self.job, item))
 
-    def result(self, handle) -> tuple:
+    def result(self, handle) -> list:
         if self.pool is None:
             item, future = handle
             out = _complete(self.job, item, future.result())
         else:
             out = handle.get()
-        if out[0] == "load-error":
-            raise TransformError(out[1])
+        if out and out[0][0] == "load-error":
+            raise TransformError(out[0][1])
         return out
 
     def close(self, ok: bool) -> None:
@@ -1016,7 +1299,8 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
         raise
     load_seconds = time.perf_counter() - load_start
     pending: collections.deque = collections.deque()
-    limit = 2 * workers  # mini-batches in flight (one worker: the ones being read on its thread)
+    limit = 2 * workers if workers > 1 else 1  # work items in flight beyond the one settled (one worker: the
+    # next one, read on its thread while this one is predicted)
     ok = False
     current: _Output | None = None
     open_outputs: list[_Output] = []
@@ -1028,16 +1312,18 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
             open_outputs.remove(out)
             summary["inputs_done"] += 1
             return
-        _, data, bad, count = runner.result(payload)
-        if writer is not None:
-            writer.capture(_request_body(job, item), content_type, data, accept)
-        summary["records_in"] += count
-        for number, reason in bad:
-            fail(rel, number, reason)
-        out.write(data)
-        done = count - len(bad)
-        summary["records_out"] += done
-        advance(done)
+        results = runner.result(payload)
+        bodies = _request_bodies(job, item) if writer is not None else None
+        for k, (_, data, bad, count) in enumerate(results):
+            if writer is not None and bodies is not None:
+                writer.capture(bodies[k], content_type, data, accept)
+            summary["records_in"] += count
+            for number, reason in bad:
+                fail(rel, number, reason)
+            out.write(data)
+            done = count - len(bad)
+            summary["records_out"] += done
+            advance(done)
 
     try:
         with progress.task(f"transform {len(inputs)} input(s)", total=None, unit="records") as advance:
@@ -1148,7 +1434,7 @@ def cmd_transform(args) -> int:
     given = {"max_ratio": getattr(args, "max_ratio", None), "max_members": getattr(args, "max_members", None),
              "max_total_bytes": getattr(args, "max_bytes", None)}
     if any(v is not None for v in given.values()):
-        limits = dataclasses.replace(Limits.from_env(), **{k: v for k, v in given.items() if v is not None})
+        limits = Limits.from_env().replace(**{k: v for k, v in given.items() if v is not None})
     if args.engine == "spark":
         summary = transform(args.artifact, args.input, args.output, trust=trust, engine="spark", master=args.master)
         print(f"scored {args.input} on Spark into {summary['output']} in {summary['seconds']:.1f} s", file=sys.stderr)

@@ -163,6 +163,10 @@ def one_machine(arts: dict, n: int, folder: Path) -> None:
 
 
 def spark_rates(arts: dict, n: int, folder: Path) -> None:
+    """Records/s of ``artifact_tools.spark.transform`` and of ``mlflow.pyfunc.spark_udf`` (the second of two runs
+    each, the same session and cached DataFrame, both written to the ``noop`` sink), and records per CPU-second of
+    the whole Spark side (the JVM, every Python worker and this driver; /proc, children reaped by their parent
+    included): on a shared machine the wall-clock rates follow the other load, the CPU figures much less."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -172,11 +176,37 @@ def spark_rates(arts: dict, n: int, folder: Path) -> None:
 
     from artifact_tools.spark import transform as spark_transform
 
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def cpu() -> float:
+        """CPU seconds of this process and every process below it (utime, stime and their reaped children's)."""
+        kids: dict = {}
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            kids.setdefault(int(fields[1]), []).append((int(pid), sum(map(int, fields[11:15])) / tick))
+        total, stack = time.process_time(), list(kids.get(os.getpid(), []))
+        while stack:
+            pid, used = stack.pop()
+            total += used
+            stack.extend(kids.get(pid, []))
+        return total
+
+    def timed(fn) -> tuple[float, float]:
+        """(records/s, records per CPU-second) of the second of two runs of ``fn``."""
+        fn()  # warm: every worker has loaded the model, the JIT has compiled the hot paths
+        c, t = cpu(), time.perf_counter()
+        fn()
+        return n / (time.perf_counter() - t), n / max(cpu() - c, 1e-9)
+
     parquet = folder / f"rows-{n}.parquet"
     if not parquet.exists():
         X = np.loadtxt(rows_csv(folder, n), delimiter=",", dtype=np.float64)
         pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])]).to_parquet(parquet)
-    print(f"Spark, {n:,} rows (Parquet, cached, 4 partitions):", flush=True)
+    print(f"Spark, {n:,} rows (Parquet, cached, 4 partitions), load average {os.getloadavg()[0]:.1f}:", flush=True)
     results = {}
     for master in ("local[2]", "local[1]"):
         spark = (SparkSession.builder.master(master).appName("bench-transform")
@@ -192,15 +222,14 @@ def spark_rates(arts: dict, n: int, folder: Path) -> None:
                 def run(df=df, art=art):
                     spark_transform(df, art).write.format("noop").mode("overwrite").save()
 
-                run()  # warm: every worker has loaded the model
-                t = _timed(run)
-                results[(master, name)] = n / t
-                line = f"  {master} {name:11s} artifact_tools.spark {n / t:10,.0f} rec/s"
+                rate, per_cpu = timed(run)
+                results[(master, name)] = rate
+                line = f"  {master} {name:11s} artifact_tools.spark {rate:10,.0f} rec/s ({per_cpu:8,.0f} per CPU-s)"
                 if master == "local[2]":
-                    anchor = _mlflow_rate(spark, df, name, art, n)
-                    line += (f" | mlflow.pyfunc.spark_udf {anchor:10,.0f} rec/s | ratio {n / t / anchor:.2f} "
-                             "(target >= 1.5)" if anchor else " | mlflow.pyfunc.spark_udf: unavailable "
-                             "(import mlflow failed)")
+                    anchor = _mlflow_rate(spark, df, name, art, timed)
+                    line += (f" | mlflow.pyfunc.spark_udf {anchor[0]:10,.0f} rec/s ({anchor[1]:8,.0f} per CPU-s) | "
+                             f"ratio {rate / anchor[0]:.2f} (target >= 1.5), per CPU-s {per_cpu / anchor[1]:.2f}"
+                             if anchor else " | mlflow.pyfunc.spark_udf: unavailable (import mlflow failed)")
                 print(line, flush=True)
         finally:
             spark.stop()
@@ -209,7 +238,9 @@ def spark_rates(arts: dict, n: int, folder: Path) -> None:
         print(f"  {name:11s} local[2] / local[1] = {r:.2f} (target >= 1.6)")
 
 
-def _mlflow_rate(spark, df, name: str, art: Path, n: int) -> float | None:
+def _mlflow_rate(spark, df, name: str, art: Path, timed) -> tuple[float, float] | None:
+    """``timed`` (records/s, records per CPU-second) of ``mlflow.pyfunc.spark_udf`` of the same model saved with
+    MLflow's own flavor, every column in, one double out; None without MLflow."""
     try:
         import mlflow.pyfunc
     except ImportError:
@@ -228,10 +259,7 @@ def _mlflow_rate(spark, df, name: str, art: Path, n: int) -> float | None:
             mlflow.sklearn.save_model(model, path, serialization_format="pickle")
         udf = mlflow.pyfunc.spark_udf(spark, path, result_type="double", env_manager="local")
         cols = [df[c] for c in df.columns]
-        run = lambda: df.withColumn("prediction", udf(*cols)).write.format("noop").mode("overwrite").save()  # noqa
-        run()
-        t = _timed(run)
-    return n / t
+        return timed(lambda: df.withColumn("prediction", udf(*cols)).write.format("noop").mode("overwrite").save())
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,163 @@
+"""Batch transform's fast paths give what the plain rules give: several mini-batches of an object predicted in one
+call (a bad record among them still reported at its line, every other prediction the framework's own, in order, each
+mini-batch still one response), CSV read with pyarrow as Python's ``float`` reads each cell, predictions written as
+Python's ``repr`` writes them.
+
+Oracles: XGBoost's Booster and the joblib-loaded estimator read straight from the archives, Python's ``float`` and
+``repr`` (and ``csv.writer``) for the texts.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import sklearn_reference
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from make_samples import make_data  # noqa: E402
+from make_transform_fixtures import build_joblib, build_xgboost  # noqa: E402
+
+from artifact_tools import batch  # noqa: E402
+from artifact_tools.batch import transform  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """An XGBoost model and a scikit-learn RandomForest on 6 features (both row-wise: combined calls apply)."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    d = tmp_path_factory.mktemp("fast-models")
+    X, y = make_data(n=400, d=6, seed=5)
+    return {"xgb": build_xgboost(X, y, d / "xgb.tar.gz", rounds=20),
+            "rf": build_joblib(RandomForestClassifier(n_estimators=15, max_depth=6, random_state=0).fit(X, y),
+                               d / "rf.tar.gz")}
+
+
+def booster_predict(artifact, X):
+    import xgboost as xgb
+
+    with tarfile.open(artifact) as tf:
+        raw = tf.extractfile("xgboost-model").read()
+    booster = xgb.Booster()
+    booster.load_model(bytearray(raw))
+    return booster.predict(xgb.DMatrix(X))
+
+
+def oracle_predict(name, artifact, X):
+    return booster_predict(artifact, X) if name == "xgb" else sklearn_reference(artifact).predict(X)
+
+
+def csv_text(values) -> bytes:
+    """What csv.writer writes for one prediction per row (``str`` of each Python value)."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([v] for v in np.asarray(values).tolist())
+    return buf.getvalue().encode()
+
+
+@pytest.mark.parametrize("name", ["xgb", "rf"])
+def test_combined_mini_batches_with_bad_lines_in_the_middle(models, name, tmp_path):
+    """Many small mini-batches of one file read and predicted together: a text cell, a short row and a value the
+    model refuses (infinity: numbers everywhere, so the combined call itself fails) in the middle -- each reported at
+    its line, all other rows predicted in order, the bytes those of the framework's own predictions."""
+    X = make_data(n=3000, d=6, seed=9)[0].astype(np.float64)
+    lines = [",".join(repr(float(v)) for v in row) for row in X]
+    bad = {700: "1.5,x,2,3,4,5", 1500: "1.0,2.0", 2300: "1,2,3,inf,5,6"}
+    if name == "xgb":
+        bad.pop(2300)  # XGBoost takes infinity as a value
+    text, expected_lines, line_no = [], [], 0
+    for i, line in enumerate(lines):
+        if i in bad:
+            text.append(bad[i])
+            line_no += 1
+            expected_lines.append(line_no)
+        text.append(line)
+        line_no += 1
+    src = tmp_path / "rows.csv"
+    src.write_bytes(("\n".join(text) + "\n").encode())
+    s = transform(models[name], src, tmp_path / "out", split_type="Line", max_payload_mb=0.01)
+    assert (s["records_in"], s["records_out"], s["records_failed"]) == (len(X) + len(bad), len(X), len(bad))
+    assert [(f["file"], f["line"]) for f in s["failed"]] == [("rows.csv", n) for n in expected_lines]
+    assert all(f["reason"] for f in s["failed"])
+    got = (tmp_path / "out" / "rows.csv.out").read_bytes()
+    assert got == csv_text(oracle_predict(name, models[name], X))
+    # each mini-batch (<= 0.01 MB of lines) is still one response: one JSON array per block with AssembleWith Line
+    transform(models[name], src, tmp_path / "json", split_type="Line", max_payload_mb=0.01,
+              accept="application/json", assemble_with="Line")
+    arrays = [json.loads(x) for x in (tmp_path / "json" / "rows.csv.out").read_text().splitlines()]
+    assert len(arrays) > 20 and sum(map(len, arrays)) == len(X)
+    assert max(len(a) for a in arrays) * min(len(x) for x in lines) < 0.01 * 1024 * 1024
+    assert np.array_equal(np.concatenate(arrays), oracle_predict(name, models[name], X))
+
+
+def test_combined_and_separate_calls_write_the_same_bytes(models, tmp_path):
+    """Two worker processes (groups sent whole to a worker), one process, and mini-batches too large to be grouped
+    all give the same output."""
+    X = make_data(n=2000, d=6, seed=2)[0].astype(np.float64)
+    src = tmp_path / "in" / "rows.csv"
+    src.parent.mkdir()
+    src.write_text("\n".join(",".join(repr(float(v)) for v in row) for row in X) + "\n")
+    one = transform(models["xgb"], src.parent, tmp_path / "one", split_type="Line", max_payload_mb=0.005)
+    two = transform(models["xgb"], src.parent, tmp_path / "two", split_type="Line", max_payload_mb=0.005, workers=2)
+    whole = transform(models["xgb"], src.parent, tmp_path / "whole", split_type="Line", max_payload_mb=6)
+    assert one["records_out"] == two["records_out"] == whole["records_out"] == len(X)
+    expected = csv_text(booster_predict(models["xgb"], X))
+    for folder in ("one", "two", "whole"):
+        assert (tmp_path / folder / "rows.csv.out").read_bytes() == expected
+
+
+def test_fast_csv_writer_writes_what_repr_writes():
+    """pyarrow's cast to text, where it is used, gives the bytes csv.writer writes for ``tolist``'s values."""
+    if batch._arrow() is None:
+        pytest.skip("pyarrow is not installed: the codec's writer is used")
+    rng = np.random.default_rng(3)
+    exps = rng.integers(-8, 18, 20000)
+    vals = rng.normal(size=20000) * 10.0 ** exps
+    vals[::7] = np.round(vals[::7])  # whole numbers
+    edges = np.array([1e-4, np.nextafter(1e-4, 0), 1e10, np.nextafter(1e10, 0), 9999999999.5, 0.0, -0.0, 5e-324,
+                      np.nan, np.inf, -np.inf, 0.1, 1 / 3, 2 / 3, 1e16, 123.456, -0.00015])
+    cases = [np.concatenate([vals, edges]), rng.random(5000), rng.random(5000).astype(np.float32),
+             (rng.random(3000) * 1000).astype(np.float16), rng.integers(-2 ** 63, 2 ** 63 - 1, 3000),
+             rng.integers(0, 2 ** 64 - 1, 3000, dtype=np.uint64), rng.random((1000, 3)), np.arange(12).reshape(4, 3)]
+    written = 0
+    for arr in cases:
+        rows = arr.tolist() if arr.ndim == 2 else [[v] for v in arr.tolist()]
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        got = batch._csv_numbers(arr)
+        if got is not None:
+            written += 1
+            assert got == buf.getvalue().encode(), arr.dtype
+    assert written >= 6  # the fast path ran for the plain cases
+    assert batch._csv_numbers(np.array([True, False])) is None  # booleans: the codec writes True/False
+
+
+def test_fast_csv_reader_reads_what_float_reads():
+    """An all-number CSV body read by the fast readers is the array of Python's ``float`` of each cell (blank lines
+    skipped); bodies the codec reads otherwise are left to it (None)."""
+    def floats(text):
+        return np.array([[float(c) for c in line.split(",")] for line in text.splitlines() if line.strip()])
+
+    rng = np.random.default_rng(4)
+    digits = "\n".join(",".join(repr(float(v)) for v in row) for row in rng.normal(size=(300, 5)) * 1e3)
+    long = "0.1000000000000000055511151231257827021181583404541015625,1e-320,1.7976931348623157e308,-0.0,7e22"
+    for text in (digits, long, "1,2\r\n\r\n3,4\r\n", " 1.5 ,\t2\n+3,-4e-2\n", "\ufeff1,2\n3,4", "1.,.5\n", "5\n6\n",
+                 "nan,1\ninf,2\n"):
+        got = batch._numbers(text.encode())
+        assert got is not None and got.shape == floats(text.lstrip("\ufeff")).shape, text[:40]
+        assert np.array_equal(got, floats(text.lstrip("\ufeff")), equal_nan=True), text[:40]
+    for text in ("a,b\n1,2\n", "1,2\n3\n", "1,,2\n", '"1",2\n3,4\n', "1_0,2\n", "nan(1),2\n", "0x10,1\n", ""):
+        got = batch._numbers(text.encode())
+        if got is not None:  # numpy's reader took it: then as float does
+            assert np.array_equal(got, floats(text), equal_nan=True), text
+    assert batch._numbers(b"nan(1),2\n") is None  # Arrow takes nan(...), float does not
+    assert batch._numbers(b"1,2\n3\n") is None
