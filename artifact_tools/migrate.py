@@ -45,13 +45,18 @@ Per model
   says where it stopped and ``reason`` why, in one sentence. One model's failure never stops the others.
 
 Parallel and resumable
-  The models run in ``jobs`` worker processes (``forkserver``/``spawn``; each imports its frameworks once); a
-  worker that dies (a crash inside a framework) fails only its model: the others are run again, and the one
-  that kills its worker when run alone is reported failed. ``OUT/migrate-state.json`` records every finished
-  model (by its source's identity: size and modification time or ETag) after each one, so a re-run with
-  ``resume=True`` skips models already migrated (``resumed`` in the report) and retries the others.
-  ``engine="spark"`` runs the models as Spark tasks, one task per model (``sparkContext.parallelize(tasks,
-  len(tasks)).map(...)``), in waves so that the state file keeps up.
+  The models run in ``jobs`` long-lived worker processes (``forkserver``, else ``spawn``; also with ``jobs=1``, so
+  that a crash never takes this process down), each migrating one model at a time and importing its frameworks
+  once; each worker sizes the native thread pools (OpenMP, OpenBLAS/MKL, TensorFlow's intra-op pool) to
+  ``cores // jobs`` before any framework loads, so that the jobs share the cores instead of each starting a thread
+  per core. A worker that dies (a crash inside a framework) is replaced and its model run once more in a new worker;
+  a model that kills its worker twice is reported failed, and only it. ``OUT/migrate-state.json`` records every
+  finished model (by its source's identity: size and modification time or ETag), where and when it ran (worker
+  process id, start and end time, CPU seconds), written whole when a run starts and ends and meanwhile appended to
+  ``OUT/migrate-state.jsonl`` one line per finished model, so a re-run with ``resume=True`` (even after a killed
+  run) skips models already migrated (``resumed`` in the report) and retries the others. ``engine="spark"`` runs
+  the models as Spark tasks, one task per model (``sparkContext.parallelize(tasks, len(tasks)).map(...)``), in
+  waves so that the state file keeps up.
 """
 
 from __future__ import annotations
@@ -87,6 +92,12 @@ SCHEMA = "artifact-tools.migration-report/1"
 SCHEMA_FILE = "schema/migration-report-1.schema.json"  # inside the package
 STATE_SCHEMA = "artifact-tools.migrate-state/1"
 STATE = "migrate-state.json"
+STATE_JOURNAL = "migrate-state.jsonl"
+_RUN = "_run"  # key of a worker's record holding where and when it ran (kept in the state file, not the report)
+MAX_TASKS_PER_WORKER = 250  # then the worker is replaced: bounded memory, and the cache entries it pinned released
+_WORKER_THREADS: list = []  # in a worker process: the native threads it was given
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
+                    "NUMEXPR_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 REPORT_JSON, REPORT_CSV, REPORT_HTML = "migration-report.json", "migration-report.csv", "migration-report.html"
 MODELS = "models"
 PIPELINE_MANIFEST = "pipeline.json"
@@ -605,7 +616,7 @@ def _worst(outcomes: list[str]) -> str:
 
 def _run_task(task: _Task) -> dict:
     """Migrate one unit; the record of it (a pipeline: one record holding a record per step)."""
-    started = time.perf_counter()
+    started, wall0, cpu0 = time.perf_counter(), time.time(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # frameworks' version notices; the loaders' own warnings are recorded
         if task.unsupported or not task.steps:
@@ -618,6 +629,9 @@ def _run_task(task: _Task) -> dict:
             rec = _migrate_pipeline(task)
     rec["id"] = task.id
     rec["seconds"]["total"] = round(time.perf_counter() - started, 3)
+    rec[_RUN] = {"pid": os.getpid(), "started": round(wall0, 4), "ended": round(time.time(), 4),
+                 "cpu": round(time.process_time() - cpu0, 3), "process_cpu": round(time.process_time(), 3),
+                 "threads": _WORKER_THREADS[0] if _WORKER_THREADS else None}
     return rec
 
 
@@ -677,25 +691,87 @@ def _migrate_pipeline(task: _Task) -> dict:
 # ============================================================================================ output files
 
 def _read_state(out: str, target: str) -> dict:
+    """The models of an earlier run: the snapshot ``migrate-state.json``, then the journal of a run that did not
+    finish (``migrate-state.jsonl``: a header line, then one line per finished model; a torn last line is
+    skipped)."""
+    models: dict = {}
     path = os.path.join(out, STATE)
-    if not os.path.isfile(path):
-        return {}
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = json.load(f)
+        except (OSError, ValueError):
+            log.warning("%s cannot be read; every model is migrated again", path)
+            doc = None
+        if isinstance(doc, dict) and doc.get("schema") == STATE_SCHEMA and isinstance(doc.get("models"), dict):
+            _check_target(out, doc, target)
+            models = dict(doc["models"])
+    path = os.path.join(out, STATE_JOURNAL)
+    if os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            lines = []
+        header = _json_line(lines[0]) if lines else None
+        if header is not None and header.get("schema") == STATE_SCHEMA:
+            _check_target(out, header, target)
+            for line in lines[1:]:
+                entry = _json_line(line)
+                if entry is not None and isinstance(entry.get("id"), str) and isinstance(entry.get("record"), dict):
+                    models[entry.pop("id")] = entry
+    return models
+
+
+def _json_line(line: str) -> dict | None:
     try:
-        with open(path, encoding="utf-8") as f:
-            doc = json.load(f)
-    except (OSError, ValueError):
-        log.warning("%s cannot be read; every model is migrated again", path)
-        return {}
-    if not isinstance(doc, dict) or doc.get("schema") != STATE_SCHEMA or not isinstance(doc.get("models"), dict):
-        return {}
+        doc = json.loads(line)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _check_target(out: str, doc: dict, target: str) -> None:
     if doc.get("target") != target:
         raise MigrateError(f"{out} holds a migration to {doc.get('target')}, not {target}; use another OUT folder")
-    return doc["models"]
 
 
 def _write_state(out: str, target: str, models: dict) -> None:
     write_text_atomic(os.path.join(out, STATE), json.dumps({"schema": STATE_SCHEMA, "target": target, "models": models},
                                                      indent=1, default=str) + "\n")
+
+
+class _Journal:
+    """The state file kept as models finish: ``migrate-state.json`` written whole when the run starts and when it
+    ends, and meanwhile one line appended to ``migrate-state.jsonl`` per finished model (constant work per model,
+    where rewriting the whole state each time grows with the fleet); :func:`_read_state` replays the journal of a
+    run that was killed."""
+
+    def __init__(self, out: str, target: str, models: dict):
+        self.out, self.target = out, target
+        _write_state(out, target, models)
+        self.path = os.path.join(out, STATE_JOURNAL)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o666)
+        self._append({"schema": STATE_SCHEMA, "target": target})
+
+    def _append(self, doc: dict) -> None:
+        data = (json.dumps(doc, default=str) + "\n").encode()
+        while data:  # one write per line in practice (a regular file); looped for a short write
+            data = data[os.write(self.fd, data):]
+
+    def add(self, uid: str, entry: dict) -> None:
+        self._append({"id": uid, **entry})
+
+    def close(self, models: dict | None) -> None:
+        """Stop appending; with ``models``, write the snapshot and drop the journal (else the journal stays, to be
+        replayed by the next run)."""
+        os.close(self.fd)
+        if models is not None:
+            _write_state(self.out, self.target, models)
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
 
 
 def _counts(records: list) -> dict:
@@ -845,47 +921,159 @@ def _write_reports(out: str, report: dict) -> None:
 
 # ============================================================================================ runners
 
+def _threads_per_job(jobs: int) -> int:
+    """Native threads for each worker: the usable cores shared among the jobs (at least 1)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, jobs))
+
+
+def _worker_main(conn, threads: int) -> None:
+    """A worker process: migrate the tasks received on ``conn`` one at a time, sending each record back, until
+    None or the parent goes away. The native thread pools are sized first, before any framework loads: OpenMP
+    (XGBoost, LightGBM, scikit-learn, PyTorch), OpenBLAS/MKL (numpy) and TensorFlow read these variables when they
+    start (a variable the user set is kept); pools already started in this process (numpy imported by the parent's
+    main module) are limited with threadpoolctl. This process is the migration's own and ends with it."""
+    for var in THREAD_VARIABLES:
+        os.environ.setdefault(var, str(threads))
+    _WORKER_THREADS[:] = [int(os.environ["OMP_NUM_THREADS"]) if os.environ["OMP_NUM_THREADS"].isdigit() else threads]
+    if "numpy" in sys.modules:
+        try:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(limits=threads)
+        except ImportError:
+            pass
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        try:
+            rec = _run_task(task)
+        except BaseException as e:  # noqa: BLE001 -- e.g. SystemExit from a framework: this model's failure
+            rec = _record(task.steps[0] if task.steps else _Step(""), task.target, task.kind)
+            rec.update(id=task.id, reason=f"internal error: {_sentence(e)}", stage="load")
+        try:
+            conn.send(rec)
+        except (EOFError, OSError):
+            return
+        except Exception as e:  # noqa: BLE001 -- a record that cannot be pickled
+            rec = _record(task.steps[0] if task.steps else _Step(""), task.target, task.kind)
+            rec.update(id=task.id, reason=f"internal error: {_sentence(e)}")
+            conn.send(rec)
+
+
+def _death(exitcode: int | None) -> str:
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
+class _Worker:
+    """One long-lived worker process and the task it is running (None: idle)."""
+
+    def __init__(self, ctx, threads: int):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_main, args=(child, threads), name="artifact-tools-migrate")
+        self.proc.start()
+        child.close()
+        self.task: _Task | None = None
+        self.done = 0
+
+    def stop(self, wait: float) -> None:
+        try:
+            self.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        self.proc.join(wait)
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(5)
+        if self.proc.is_alive():
+            self.proc.kill()
+            self.proc.join()
+        self.conn.close()
+
+
 def _local_results(tasks: list, jobs: int) -> Iterator[dict]:
-    """Records as the tasks finish, from ``jobs`` worker processes (one with ``jobs=1``: a framework that crashes
-    takes its worker down, never this process). When a worker dies the pool's unfinished tasks run again in a new
-    pool, as long as each round finishes some; then one at a time, so that the one that kills its worker fails,
-    and only it."""
+    """Records as the tasks finish, from ``jobs`` long-lived worker processes (``forkserver``, else ``spawn``), each
+    running one task at a time and importing its frameworks once: with ``jobs=1`` too, so that a framework that
+    crashes takes a worker down, never this process. A worker that dies is replaced and its task run again once; a
+    task that kills its worker twice is reported failed, alone. A worker is also replaced after
+    ``MAX_TASKS_PER_WORKER`` tasks. Each worker gets ``cores // jobs`` native threads (:func:`_worker_main`)."""
     if not tasks:
         return
+    import collections
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-    from concurrent.futures.process import BrokenProcessPool
+    from multiprocessing.connection import wait
 
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-
-    def failed(t: _Task, reason: str, stage: str = "inspect") -> dict:
-        rec = _record(t.steps[0] if t.steps else _Step(""), t.target, t.kind)
-        rec.update(id=t.id, reason=reason, stage=stage)
-        return rec
-
-    pending, workers = list(tasks), jobs
-    while pending:
-        broken: set = set()
-        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx) as pool:
-            futures = {pool.submit(_run_task, t): t for t in pending}
-            for fut in as_completed(futures):
-                try:
-                    yield fut.result()
-                except BrokenProcessPool:
-                    broken.add(fut)
-                except Exception as e:  # noqa: BLE001 -- e.g. a record that cannot be pickled back
-                    yield failed(futures[fut], f"internal error: {_sentence(e)}")
-        ordered = [t for f, t in futures.items() if f in broken]  # submission order: a lone worker runs them so
-        if not ordered:
-            return
-        if len(ordered) == len(pending) and workers == 1:  # this one alone kills its worker
-            yield failed(ordered[0], "the process migrating this model died (a crash inside the framework loading "
-                         "or running it)", "load")
-            ordered = ordered[1:]
-        elif len(ordered) == len(pending):  # nothing finished this round: one at a time from now on
-            workers = 1
-        pending = ordered
+    threads = _threads_per_job(jobs)
+    pending = collections.deque(tasks)
+    deaths: dict = {}
+    workers: list[_Worker] = []
+    try:
+        while pending or any(w.task is not None for w in workers):
+            while pending and len(workers) < jobs:
+                workers.append(_Worker(ctx, threads))
+            for w in workers:
+                if w.task is None and pending:
+                    w.task = pending.popleft()
+                    try:
+                        w.conn.send(w.task)
+                    except (OSError, ValueError):  # died idle: found below through its sentinel
+                        pass
+            busy = [w for w in workers if w.task is not None]
+            ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy]))
+            for w in busy:
+                if w.conn not in ready and w.proc.sentinel not in ready:
+                    continue
+                task = w.task
+                assert task is not None
+                rec = None
+                if w.conn in ready:
+                    try:
+                        rec = w.conn.recv()
+                    except (EOFError, OSError):
+                        rec = None
+                    except Exception as e:  # noqa: BLE001 -- a record that cannot be unpickled here
+                        rec = _record(task.steps[0] if task.steps else _Step(""), task.target, task.kind)
+                        rec.update(id=task.id, reason=f"internal error: {_sentence(e)}")
+                if rec is not None:
+                    w.task = None
+                    w.done += 1
+                    if w.done >= MAX_TASKS_PER_WORKER:
+                        w.stop(30)
+                        workers.remove(w)
+                    yield rec
+                    continue
+                w.proc.join(5)
+                why = _death(w.proc.exitcode)
+                w.stop(0)
+                workers.remove(w)
+                deaths[task.id] = deaths.get(task.id, 0) + 1
+                log.warning("the worker migrating %s died (%s)", task.id, why)
+                if deaths[task.id] < 2:
+                    pending.appendleft(task)  # once more, in a new worker: a second death is this model's own
+                    continue
+                rec = _record(task.steps[0] if task.steps else _Step(""), task.target, task.kind)
+                rec.update(id=task.id, stage="load", reason=f"the process migrating this model died twice ({why}): "
+                           "a crash inside the framework loading or running it")
+                yield rec
+    finally:
+        for w in workers:
+            w.stop(30 if w.task is None else 0)
 
 
 def _spark_results(tasks: list, master: str | None) -> Iterator[dict]:
@@ -967,12 +1155,21 @@ def migrate(source, target: str, out, *, jobs: int = 1, resume: bool = True, tru
     log.info("migrating %d model(s) to %s (%d already done)", len(tasks), target, len(records))
     results = _spark_results(tasks, master) if engine == "spark" and tasks else _local_results(tasks, jobs)
     idents = {t.id: t.identity for t in tasks}
-    with progress.task(f"migrate {len(order)} model(s) to {target}", total=len(tasks), unit="models") as advance:
-        for rec in results:
-            records[rec["id"]] = rec
-            new_state[rec["id"]] = {"identity": idents.get(rec["id"]), "name": names.get(rec["id"]), "record": rec}
-            _write_state(out, target, new_state)
-            advance(1)
+    journal = _Journal(out, target, new_state)
+    finished = False
+    try:
+        with progress.task(f"migrate {len(order)} model(s) to {target}", total=len(tasks), unit="models") as advance:
+            for rec in results:
+                entry = {"identity": idents.get(rec["id"]), "name": names.get(rec["id"]), "record": rec,
+                         "run": rec.pop(_RUN, None)}
+                records[rec["id"]] = rec
+                new_state[rec["id"]] = entry
+                journal.add(rec["id"], entry)
+                advance(1)
+        finished = True
+    finally:
+        getattr(results, "close", lambda: None)()  # an interrupted run stops its workers now
+        journal.close(new_state if finished else None)
     models = [records[uid] for uid in order if uid in records]
     report = {
         "schema": SCHEMA, "tool_version": __version__, "source": sources, "target": target, "out": out,
@@ -1021,7 +1218,7 @@ def cmd_migrate(args) -> int:
     given = {"max_ratio": getattr(args, "max_ratio", None), "max_members": getattr(args, "max_members", None),
              "max_total_bytes": getattr(args, "max_bytes", None)}
     if any(v is not None for v in given.values()):
-        limits = dataclasses.replace(Limits.from_env(), **{k: v for k, v in given.items() if v is not None})
+        limits = Limits.from_env().replace(**{k: v for k, v in given.items() if v is not None})
     options = {}
     for kv in getattr(args, "option", None) or []:
         if "=" not in kv or not kv.split("=", 1)[0].strip():

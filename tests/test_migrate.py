@@ -277,6 +277,109 @@ def test_a_model_that_crashes_its_worker_fails_alone(tmp_path):
                 ((0, "sklearn"), (1, "xgboost"), (2, "sklearn"))] == ["migrated"] * 3
 
 
+def _runs(out: Path) -> dict:
+    """Where and when each model of the last run ran, from the state file: id -> {"pid", "started", "ended", ...}."""
+    state = json.loads((out / mig.STATE).read_text())
+    return {uid: e["run"] for uid, e in state["models"].items() if e.get("run")}
+
+
+def _pickle_calling(module: str, name: str, *args: bytes) -> bytes:
+    import make_hostile as mh
+
+    return mh.whole_pickle(mh.p_call(mh.p_global(module, name), *args))
+
+
+def test_two_jobs_run_two_models_at_the_same_time(tmp_path):
+    src = tmp_path / "src"
+    make_fleet.build_small(src, 6)
+    out = tmp_path / "out"
+    report = mig.migrate(src, "sagemaker", out, jobs=2)
+    assert report["counts"]["migrated"] == 6
+    runs = _runs(out)
+    assert set(runs) == {m["id"] for m in report["models"]}
+    by_worker: dict = {}
+    for run in runs.values():
+        assert run["started"] <= run["ended"] and run["cpu"] >= 0
+        by_worker.setdefault(run["pid"], []).append(run)
+    assert len(by_worker) == 2 and os.getpid() not in by_worker, "two worker processes, neither this one"
+    a, b = by_worker.values()
+    assert any(x["started"] < y["ended"] and y["started"] < x["ended"] for x in a for y in b), \
+        "no model of one worker ran while a model of the other did"
+    for worker in by_worker.values():  # one model at a time within a worker: its intervals never overlap
+        worker.sort(key=lambda r: r["started"])
+        assert all(p["ended"] <= n["started"] for p, n in zip(worker, worker[1:]))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    want = int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS", "").isdigit() \
+        else max(1, cores // 2)
+    assert {r["threads"] for r in runs.values()} == {want}
+    assert not (out / mig.STATE_JOURNAL).exists(), "the journal is folded into the state file when the run ends"
+
+
+def test_a_model_that_kills_its_worker_fails_alone_and_the_worker_is_replaced(tmp_path):
+    """A pickle whose load calls ``os._exit(3)`` (loaded only under trust="all"): its worker process dies without a
+    word; the model is tried once more in a new worker, dies again and is reported failed; the models before and
+    after it are migrated by other workers."""
+    src = tmp_path / "src"
+    make_fleet.build_small(src, 3)
+    import make_hostile as mh
+
+    make_fleet.tar_gz(src / "m0001-exit" / "model.tar.gz",
+                      {"model.pkl": _pickle_calling("os", "_exit", mh.p_int(3))})
+    for jobs in (1, 2):
+        out = tmp_path / f"out{jobs}"
+        report = mig.migrate(src, "sagemaker", out, jobs=jobs, trust="all")
+        records = _by_id(report)
+        dead = records["m0001-exit/model.tar.gz"]
+        assert dead["outcome"] == "failed" and "died twice" in dead["reason"] and "exit status 3" in dead["reason"]
+        others = [f"m000{i}-{fw}/model.tar.gz" for i, fw in ((0, "sklearn"), (1, "xgboost"), (2, "sklearn"))]
+        assert [records[k]["outcome"] for k in others] == ["migrated"] * 3
+        runs = _runs(out)
+        assert "m0001-exit/model.tar.gz" not in runs  # no worker lived to tell
+        if jobs == 1:  # one worker at a time: the models after the crash ran in a replacement
+            assert runs[others[0]]["pid"] != runs[others[2]]["pid"]
+
+
+def test_a_killed_run_resumes_from_its_journal(tmp_path):
+    """The migration process is killed (SIGKILL, the whole process group) while its last model hangs: the models
+    it finished are in the journal only (the state snapshot is the one written at the start), and the next run
+    resumes them all without migrating any again."""
+    import signal
+    import time
+
+    src = tmp_path / "src"
+    make_fleet.build_small(src, 4)
+    import make_hostile as mh
+
+    hang = src / "m0009-hang" / "model.tar.gz"  # last in the order: every other model finishes first
+    make_fleet.tar_gz(hang, {"model.pkl": _pickle_calling("time", "sleep", mh.p_int(3600))})
+    out = tmp_path / "out"
+    code = ("import sys; from artifact_tools.migrate import migrate; "
+            "migrate(sys.argv[1], 'sagemaker', sys.argv[2], jobs=1, trust='all')")
+    child = subprocess.Popen([sys.executable, "-c", code, str(src), str(out)], cwd=ROOT, start_new_session=True,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    journal = out / mig.STATE_JOURNAL
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            lines = journal.read_text().splitlines() if journal.exists() else []
+            if len(lines) >= 5:  # the header and the four models
+                break
+            assert child.poll() is None, child.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the four models did not finish"
+            time.sleep(0.1)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    assert json.loads((out / mig.STATE).read_text())["models"] == {}
+    finished = {json.loads(line)["id"] for line in lines[1:]}
+    assert len(finished) == 4 and "m0009-hang/model.tar.gz" not in finished
+    shutil.rmtree(hang.parent)
+    again = mig.migrate(src, "sagemaker", out)
+    assert again["counts"]["resumed"] == 4 and again["counts"]["migrated"] == 4
+    assert {m["id"] for m in again["models"] if m["resumed"]} == finished
+    assert not journal.exists() and set(json.loads((out / mig.STATE).read_text())["models"]) == finished
+
+
 # ------------------------------------------------------------------------------------------ the HTML report
 
 def _chromium() -> str:
