@@ -23,6 +23,9 @@ Flavors, written by MLflow's own ``mlflow.<flavor>.save_model`` (each adds ``pyt
   :func:`loaders.load`, with the trust its audit verdict needs, recorded in ``artifact-tools/artifact-tools.json``;
   the requirements name ``artifact-tools[<extra>]``. A live model of such a framework (no artifact) is refused,
   and so is a model loaded through the artifact's own SageMaker inference script.
+- An XGBoost model with categorical features, which MLflow's xgboost flavor cannot take: the same
+  python_function, holding the booster (UBJSON) and turning the category columns back into pandas categories
+  (``_xgboost_categorical`` says why and how).
 
 Signature and example: ``mlflow.models.infer_signature`` of the sample input (``sample=``, else
 ``LoadedModel.sample_input()``) and the source model's predictions on it; the sample is the input example.
@@ -47,6 +50,7 @@ when known, and the verification result. A failed registration publishes nothing
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -115,6 +119,7 @@ class _Flavor:
     expected: Any = None
     native_checks: list[Callable[[Path], Check]] | None = None
     note: str | None = None
+    inputs: Any = None  # the sample as MLflow takes it (signature, input example, verification); default: as is
 
 
 # ------------------------------------------------------------------------------------------------ export
@@ -141,19 +146,20 @@ def export(loaded: LoadedModel, out: Path, *, force: bool = False, **options: An
             want = expected if flavor.expected is None else flavor.expected
             if flavor.name == "artifact-tools":
                 want = _named_outputs(want)
+            inputs = samples if flavor.inputs is None else flavor.inputs
             from mlflow.models import infer_signature
 
-            signature = infer_signature(samples, _signature_output(want))
+            signature = infer_signature(inputs, _signature_output(want))
             from mlflow.exceptions import MlflowException
 
             pins = requirements_for(flavor.modules, loaded if flavor.name == "artifact-tools" else None)
             try:
-                flavor.save(str(tmp), signature=signature, input_example=samples, pip_requirements=pins,
+                flavor.save(str(tmp), signature=signature, input_example=inputs, pip_requirements=pins,
                             metadata={"artifact_tools": _provenance(loaded, opts)})
             except MlflowException as e:
                 raise ArtifactError(f"MLflow {mlflow.__version__} cannot save this {loaded.framework} model with its "
                                     f"{flavor.name} flavor: {_first_line(e)}") from None
-        result.checks = _verify(mlflow, tmp, flavor, samples, want, opts.rtol, opts.atol)
+        result.checks = _verify(mlflow, tmp, flavor, inputs, want, opts.rtol, opts.atol)
         result.checks += [c(tmp) for c in flavor.native_checks or []]
         result.files = sorted(p.name + ("/" if p.is_dir() else "") for p in tmp.iterdir())
         result.facts.update({"flavor": flavor.name, "mlflow_version": mlflow.__version__,
@@ -312,6 +318,8 @@ def _flavor(loaded: LoadedModel, samples: Any, work: Path, expected: Any) -> _Fl
         if method in _SKLEARN_PYFUNC_METHODS:
             return _Flavor("sklearn", _with(mlflow.sklearn.save_model, model, pyfunc_predict_fn=method,
                                             **_skops_settings(model)), _MODULES["sklearn"])
+    if fw == "xgboost" and "c" in (getattr(model, "feature_types", None) or []):
+        return _xgboost_categorical(loaded, samples, work)
     if fw == "xgboost":
         note = (f"the {loaded.info['era']} XGBoost model was converted to the current format (UBJSON)"
                 if loaded.info.get("converted") or str(loaded.info.get("era", "")).startswith(("legacy", "pickle"))
@@ -487,6 +495,86 @@ def _artifact_tools(loaded: LoadedModel, work: Path) -> _Flavor:
                         "original artifact with artifact-tools")
 
 
+def _xgboost_categorical(loaded: LoadedModel, samples: Any, work: Path) -> _Flavor:
+    """An XGBoost model with categorical features (``feature_types`` ``c``) as the artifact-tools python_function,
+    because MLflow's xgboost flavor cannot take them (mlflow 3.17): schema enforcement has no type for a pandas
+    ``category`` column and refuses to convert one (``mlflow/models/utils.py``, ``_enforce_mlflow_datatype``:
+    "Can not safely convert category to int64" for the ``long`` ``infer_signature`` gives it), and the flavor's
+    python_function hands the frame to ``xgb.DMatrix(data)`` without ``enable_categorical``
+    (``mlflow/xgboost/__init__.py``, ``_wrapped_xgboost_model_predict_fn``), which XGBoost refuses for category
+    and text columns alike.
+
+    Here the signature declares each categorical column by value: its category values (``string`` for text)
+    when the booster records its training categories (XGBoost 3.1+, ``Booster.get_categories``), else the
+    category code as a ``double`` (NaN: missing), what a model without recorded categories was trained on. The
+    python_function turns those columns back into pandas categories with exactly the training categories before
+    XGBoost predicts; a value outside them becomes missing, which is what XGBoost makes of an unseen category.
+    The booster is written in the current format (UBJSON) to ``artifact-tools/source/xgboost/`` (an artifact of a
+    legacy era is thereby converted) and loaded again with :func:`loaders.load`, which needs no trust."""
+    import mlflow
+    import numpy as np
+    import pandas as pd
+
+    from loaders.xgboost import recorded_categories
+
+    xgb = require("xgboost", "xgboost")
+    booster = loaded.model
+    recorded = recorded_categories(xgb, booster)
+    kinds = dict(zip(booster.feature_names or [], booster.feature_types or []))
+    categories = {name: recorded.get(name) for name, kind in kinds.items() if kind == "c"}
+    inputs = samples
+    if hasattr(samples, "columns"):
+        inputs = samples.copy()
+        for name, values in categories.items():
+            if name in inputs.columns and isinstance(inputs[name].dtype, pd.CategoricalDtype):
+                col = inputs[name]
+                if values is None:  # the codes XGBoost predicts from
+                    inputs[name] = col.cat.codes.to_numpy(np.float64)
+                    inputs.loc[col.isna().to_numpy(), name] = np.nan
+                else:
+                    inputs[name] = np.asarray(col.astype(object).where(col.notna(), None), dtype=object)
+    data = work / "artifact-tools"
+    # a folder, which loaders.load reads in place (a loose file would go through the extraction cache)
+    (data / SOURCE_DIR / "xgboost").mkdir(parents=True)
+    (data / SOURCE_DIR / "xgboost" / "xgboost-model.ubj").write_bytes(bytes(booster.save_raw("ubj")))
+    config = {"source": f"{SOURCE_DIR}/xgboost", "trust": False, "options": {}, "framework": "xgboost",
+              "input": "auto", "categories": categories,
+              "original": loaded.report.source if loaded.report is not None else None}
+    (data / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+
+    def write(path: str, **common: Any) -> None:
+        mlflow.pyfunc.save_model(path, loader_module=LOADER_MODULE, data_path=str(data), **common)
+
+    return _Flavor("artifact-tools", write, _MODULES["xgboost"], inputs=inputs,
+                   note="MLflow's xgboost flavor cannot take categorical features: the python_function loads the "
+                        "booster (UBJSON) with artifact-tools and turns the categorical columns ("
+                        + ", ".join(categories) + ") back into the training categories")
+
+
+def _as_categories(data: Any, categories: dict[str, list | None] | None) -> Any:
+    """``data`` with the categorical features as pandas categories again (see :func:`_xgboost_categorical`):
+    values become categories of the training categories (another value: missing); codes (``None``: the model
+    records no categories) become categories whose codes they are."""
+    if not categories or not hasattr(data, "columns"):
+        return data
+    import numpy as np
+    import pandas as pd
+
+    data = data.copy()
+    for name, values in categories.items():
+        if name not in data.columns:
+            continue
+        if values is not None:
+            data[name] = pd.Categorical(data[name], categories=values)
+            continue
+        codes = pd.to_numeric(data[name], errors="coerce").to_numpy(np.float64)
+        valid = np.isfinite(codes) & (codes >= 0) & (codes == np.floor(codes))
+        ints = np.where(valid, codes, -1).astype(np.int64)
+        width = max(int(ints.max(initial=-1)) + 1, 1)
+        data[name] = pd.Categorical.from_codes(ints.tolist(), categories=pd.RangeIndex(width))
+    return data
+
+
 def _trust_of(loaded: LoadedModel) -> bool | str:
     """The trust the artifact needs to load again *the way it was loaded*: what loading acts on
     (:func:`artifact_tools.trust.required_level`: a dangerous finding anywhere, code that loading runs), and
@@ -557,6 +645,7 @@ class ArtifactToolsModel:
 
     def predict(self, data: Any, params: dict | None = None) -> Any:
         del params
+        data = _as_categories(data, self.config.get("categories"))
         return _named_outputs(self.loaded.predict(_model_input(data, self.config.get("input", "auto"))))
 
 
@@ -596,7 +685,7 @@ def _load_pyfunc(data_path: str) -> ArtifactToolsModel:
 def requirements_for(modules: list[str], artifact_tools: LoadedModel | None = None) -> list[str]:
     """``dist==version`` of the installed distributions providing ``modules`` (and mlflow), in that order; with
     ``artifact_tools`` (the source of an artifact-tools python_function) first ``artifact-tools[extra]``."""
-    providers = importlib.metadata.packages_distributions()
+    providers = _providers()
     found: list[str] = []
     if artifact_tools is not None:
         extra = _EXTRAS.get(artifact_tools.framework)
@@ -610,6 +699,13 @@ def requirements_for(modules: list[str], artifact_tools: LoadedModel | None = No
             if pin and pin not in found:
                 found.append(pin)
     return [p for p in found if p]
+
+
+@functools.lru_cache(maxsize=1)
+def _providers() -> dict[str, list[str]]:
+    """Top-level module -> the installed distributions providing it, read once per process: scanning every
+    installed distribution's file list costs about 0.15 s, a third of a small model's export in a migration."""
+    return dict(importlib.metadata.packages_distributions())
 
 
 def _version(dist: str) -> str | None:

@@ -134,6 +134,74 @@ def test_legacy_xgboost_is_saved_as_the_current_booster(corpus, tmp_path):
     np.testing.assert_allclose(np.asarray(_pyfunc(out, rows)).ravel(), want.ravel(), rtol=0, atol=1e-5)
 
 
+def test_xgboost_with_categorical_features_exports_and_predicts_categories(tmp_path, capsys):
+    """`artifact-tools export --to mlflow` of a booster trained on a pandas category column (MLflow's xgboost
+    flavor refuses its category dtype): MLflow's python_function takes the category values and predicts what
+    XGBoost itself predicts on the categorical frame, every category and a missing one included."""
+    xgb = pytest.importorskip("xgboost")
+    pd = pytest.importorskip("pandas")
+    from mlflow.pyfunc.scoring_server import invocations
+
+    from artifact_tools.cli import main
+
+    rng = np.random.default_rng(5)
+    colours = np.array(["red", "green", "blue"])
+    names = colours[rng.integers(0, 3, 240)]
+    x = rng.normal(size=240).astype(np.float32)
+    y = x + np.select([names == "red", names == "green"], [2.0, -1.5], 0.5)
+    frame = pd.DataFrame({"x": x, "colour": pd.Categorical(names)})
+    booster = xgb.train({"max_depth": 3, "max_cat_to_onehot": 1, "seed": 1},
+                        xgb.DMatrix(frame, label=y, enable_categorical=True), 8)
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "xgboost-model").write_bytes(bytes(booster.save_raw("json")))
+    art = _tar(folder, tmp_path / "model.tar.gz")
+    out = tmp_path / "mlflow"
+
+    assert main(["-q", "export", str(art), "--to", "mlflow", str(out)]) == 0, capsys.readouterr().err
+    inputs = {c["name"]: c["type"] for c in json.loads(_mlmodel(out)["signature"]["inputs"])}
+    assert inputs == {"x": "float", "colour": "string"}
+
+    rows = ["blue", "red", "green", "red", None]
+    xs = np.float32([0.3, -1.2, 0.8, 1.5, 0.1])
+    # XGBoost's own predictions on the categorical frame (categories listed in another order: it re-codes them)
+    source = pd.DataFrame({"x": xs, "colour": pd.Categorical(rows, categories=["red", "blue", "green"])})
+    want = booster.predict(xgb.DMatrix(source, enable_categorical=True))
+    assert len(set(np.round(want[:3], 4))) == 3  # the three categories do predict differently
+    got = _pyfunc(out, pd.DataFrame({"x": xs, "colour": rows}))
+    np.testing.assert_allclose(np.asarray(got).ravel(), want, rtol=1e-6)
+
+    pyfunc = mlflow.pyfunc.load_model(str(out))  # the JSON request `mlflow models serve` handles
+    body = json.dumps({"dataframe_split": {"columns": ["x", "colour"], "data": [[float(a), b] for a, b in
+                                                                               zip(xs, rows)]}})
+    answer = invocations(body, "application/json", pyfunc, pyfunc.metadata.get_input_schema())
+    assert answer.status == 200, answer.response
+    np.testing.assert_allclose(np.ravel(json.loads(answer.response)["predictions"]), want, rtol=1e-6)
+
+
+def test_legacy_xgboost_with_categorical_features_takes_category_codes(tmp_path):
+    """An XGBoost 1.7.6 pickle trained on a categorical column records no categories: it predicts from category
+    codes, which the MLflow model takes as numbers (NaN: missing); expected: XGBoost 1.7.6's own predictions."""
+    pytest.importorskip("xgboost")
+    pd = pytest.importorskip("pandas")
+    data = ROOT / "tests" / "data" / "xgboost_legacy"
+    rows = np.loadtxt(data / "x176-categorical.inputs.csv", delimiter=",", ndmin=2)
+    want = np.loadtxt(data / "x176-categorical.pred.csv", delimiter=",", ndmin=1)
+    assert np.isnan(rows[:, 1]).any() and len(set(rows[~np.isnan(rows[:, 1]), 1])) > 2
+    loaded = loaders.load(data / "x176-categorical.p4.pkl")
+
+    frame_out = tmp_path / "frame"  # verified on the loader's own sample: a categorical frame
+    result = target.export(loaded, frame_out)
+    assert result.passed and result.facts["flavor"] == "artifact-tools", result.summary()
+    frame = pd.DataFrame({"num": rows[:, 0].astype(np.float32), "colour": rows[:, 1]})
+    np.testing.assert_allclose(np.asarray(_pyfunc(frame_out, frame)).ravel(), want, rtol=0, atol=1e-5)
+
+    array_out = tmp_path / "array"  # verified on an array of rows, codes in the categorical column
+    assert target.export(loaded, array_out, sample=rows.astype(np.float32)).passed
+    np.testing.assert_allclose(np.asarray(_pyfunc(array_out, rows.astype(np.float32))).ravel(), want, rtol=0,
+                               atol=1e-5)
+
+
 def test_lightgbm_booster(tmp_path):
     lgb = pytest.importorskip("lightgbm")
     X, y = make_samples.make_data()
