@@ -598,8 +598,8 @@ def _extract_once(art: Artifact, root: Path, key: str | None, max_bytes: int | N
         if art.extract_error is not None:  # listing and inspection were fine; extraction was refused
             check(final)
             raise art.extract_error
-        digest = art.digest
-        assert digest is not None  # inspect_opened(digest=True) hashed the artifact
+        assert art.digest is not None  # inspect_opened(digest=True) hashed the artifact
+        digest = _entry_name(art.digest, report)
         _pin(root, digest)
         dest = root / digest
         if dest.is_dir():  # the same bytes under another name (or another process was faster): reuse them
@@ -620,6 +620,16 @@ def _extract_once(art: Artifact, root: Path, key: str | None, max_bytes: int | N
     if out == root / digest:
         _remember_identity(art.src, key, digest)
     return final, out
+
+
+def _entry_name(digest: str, report: Report) -> str:
+    """The cache entry of an artifact: its SHA-256, except for a loose (or gzipped) single file, whose extracted
+    folder holds it under its own name: there the name is part of the entry, so the same bytes saved under two names
+    (``m.ubj`` and ``xgboost-model.ubj``) get two entries, each holding the file its report names."""
+    if report.container not in ("file", "gzip-file"):
+        return digest
+    names = "\0".join(f.path for f in report.files)
+    return hashlib.sha256(f"{digest}\0{names}".encode()).hexdigest()
 
 
 def materialize(art: Artifact, max_bytes: int | None = None) -> Path:

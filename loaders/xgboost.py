@@ -10,9 +10,11 @@ file is the one inspection reported, or else the one file whose bytes are an XGB
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -177,7 +179,7 @@ def sample_rows(booster: Any) -> Any:
     import pandas as pd
 
     types = booster.feature_types or []
-    recorded = _recorded_categories(xgb, booster) if "c" in types else {}
+    recorded = recorded_categories(xgb, booster) if "c" in types else {}
     columns: dict[str, Any] = {}
     for j, name in enumerate(names):
         if j < len(types) and types[j] == "c":
@@ -188,7 +190,7 @@ def sample_rows(booster: Any) -> Any:
     return pd.DataFrame(columns)
 
 
-def _recorded_categories(xgb: Any, booster: Any) -> dict[str, list]:
+def recorded_categories(xgb: Any, booster: Any) -> dict[str, list]:
     """The training categories of each categorical feature, as XGBoost 3.1+ keeps them; {} when the model
     records none or they cannot be read (older XGBoost, no pyarrow)."""
     try:
@@ -198,6 +200,22 @@ def _recorded_categories(xgb: Any, booster: Any) -> dict[str, list]:
         return {name: values.to_pylist() for name, values in found.to_arrow() if values is not None}
     except (AttributeError, TypeError, ValueError, ImportError, xgb.core.XGBoostError):
         return {}
+
+
+_GBTREE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _is_gbtree(booster: Any) -> bool:
+    """Whether ``booster`` is a ``gbtree`` booster (its saved config's ``learner.gradient_booster.name``), asked
+    once per booster."""
+    known = _GBTREE.get(booster)
+    if known is None:
+        try:
+            name = json.loads(booster.save_config())["learner"]["gradient_booster"]["name"]
+        except (ValueError, KeyError, TypeError):
+            name = None
+        known = _GBTREE[booster] = name == "gbtree"
+    return known
 
 
 def _predict(xgb: Any, booster: Any, data: Any) -> np.ndarray:
@@ -210,10 +228,17 @@ def _predict(xgb: Any, booster: Any, data: Any) -> np.ndarray:
             data = data[names]
         matrix = xgb.DMatrix(data, missing=np.nan, enable_categorical=True)
     else:
-        rows = np.asarray(data, dtype=np.float32)
+        rows = np.asarray(data)
+        if rows.dtype.kind not in "fiub":
+            rows = rows.astype(np.float32)
         if rows.ndim == 1:
             rows = rows.reshape(1, -1)
         types = booster.feature_types
+        if not (types and "c" in types) and _is_gbtree(booster):
+            # numbers through a tree booster: XGBoost reads the array in place (each value as float32, as a DMatrix
+            # stores it), without a DMatrix or a float32 copy, and gives the DMatrix path's predictions bit for bit
+            # (dart's differ in the last bit, gblinear has no in-place predict)
+            return np.asarray(booster.inplace_predict(rows, missing=np.nan))
         matrix = xgb.DMatrix(rows, missing=np.nan, feature_names=booster.feature_names,
-                             feature_types=types, enable_categorical=bool(types and "c" in types))
+                             feature_types=types, enable_categorical=True)
     return np.asarray(booster.predict(matrix))

@@ -360,6 +360,29 @@ def test_changed_file_is_read_again(sklearn_models, cache, tmp_path):
     assert (loaders.load(path).predict(x) == first).all()
 
 
+def test_same_loose_file_under_two_names_loads_under_each(cache, tmp_path):
+    """A loose model file's extraction holds it under its own name: the same bytes saved under another name (a
+    loose ``m.ubj``, then ``xgboost-model.ubj`` elsewhere) must load from a folder that has the second name too."""
+    xgb = pytest.importorskip("xgboost")
+    import numpy as np
+
+    import loaders
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 4))
+    booster = xgb.train({"max_depth": 3}, xgb.DMatrix(x, label=x[:, 0] * 2 + x[:, 1]), 8)
+    first, second = tmp_path / "a" / "m.ubj", tmp_path / "b" / "xgboost-model.ubj"
+    for path in (first, second):
+        path.parent.mkdir()
+        booster.save_model(str(path))
+    assert first.read_bytes() == second.read_bytes()
+    expected = booster.predict(xgb.DMatrix(x))
+    for path in (first, second, first):
+        loaded = loaders.load(path)
+        assert [f.path for f in loaded.report.files] == [path.name]
+        np.testing.assert_array_equal(loaded.predict(x), expected)
+
+
 class _Evil:
     """Pickles as ``os.system(command)``: ``__reduce__`` only returns the tuple; nothing runs while pickling."""
 
