@@ -4,21 +4,46 @@ The model is loaded once per Python worker process, never pickled per task: only
 travels with the task, and the worker opens it with :func:`loaders.load`, whose extraction cache (content-hash
 folders under ``$ARTIFACT_TOOLS_CACHE``) makes every later load on that machine read no archive bytes. The loaded
 model stays in this module's ``_LOADED`` for the life of the worker (PySpark reuses Python workers,
-``spark.python.worker.reuse``, default true). Rows travel as Arrow record batches through
-``DataFrame.mapInPandas`` (PySpark >= 3.0) -- at most ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows each
-(Spark's default 10,000; set it on the session for larger batches) -- each batch predicted with the model's
-``predict`` on its feature columns.
+``spark.python.worker.reuse``, default true), keyed by the artifact's path and its identity as the driver saw it
+(size and modification time, or the object's ETag), so that an artifact rewritten in place is loaded again.
+
+Only the feature columns travel to Python, as Arrow record batches of at most
+``spark.sql.execution.arrow.maxRecordsPerBatch`` rows (Spark's default 10,000), through an iterator pandas UDF
+(``pandas_udf`` with ``Iterator[Tuple[pd.Series, ...]] -> Iterator[pd.Series]``, PySpark >= 3.0; several
+prediction columns come back as one struct, then flattened); the other columns never leave the JVM, whatever
+their type. Consecutive batches are joined into one predict call of up to :data:`CHUNK_ROWS` rows (the UDF may
+return rows in other batches than it got them, as long as their count and order are kept); numeric features
+are copied straight into one float64 matrix, other types go to the model as a pandas DataFrame.
 
 Parallelism is Spark's: a DataFrame with fewer partitions than the session's ``defaultParallelism`` (the cores of
 ``local[N]``, or of all executors) is repartitioned to that many, so that every core gets a task; and each task's
 model uses ``spark.task.cpus`` threads (default 1: XGBoost's ``nthread``, and the OpenMP/BLAS pools through
 ``threadpoolctl`` for the length of each batch's ``predict``), so that N tasks do not each start a thread per core.
+(PySpark itself starts the workers with ``OMP_NUM_THREADS`` set to ``spark.executor.cores`` when that is set, which
+on an executor running several tasks at once is still too many.)
 
-On a cluster the same call runs unchanged when the artifact is reachable from every executor -- an ``s3://`` URI
-(with the ``s3`` extra and credentials on the executors) or a path on shared storage -- and artifact-tools is
-installed on the executors (``pip install`` in the image, or ``spark-submit --py-files artifact_tools.zip``)::
+A Spark ML model (a saved ``PipelineModel`` or fitted stage, inspection's ``spark`` framework) is not scored in
+Python at all: it is opened on the driver by :func:`loaders.load` (the extraction cache, the trust gate on the
+audit's verdict, the JVM class check) in the driver's own session, and :func:`transform` returns the model's own
+``transform(df)`` -- the input columns plus every column the stages add (``prediction``, ``probability``...,
+named by the pipeline, so ``prediction_col`` does not apply), planned and run in the JVM.
 
-    spark-submit --master yarn score.py   # score.py: artifact_tools.spark.transform(df, "s3://b/model.tar.gz")
+On a cluster the same call runs unchanged, provided artifact-tools is installed on the executors (``pip install``
+in the image, or ``spark-submit --py-files artifact_tools.zip``) and the executors can reach the artifact:
+
+- an fsspec URI (``s3://``..., with the ``s3`` extra and credentials on the executors) or a path on storage every
+  node mounts: each executor reads it through its own extraction cache::
+
+      spark-submit --master yarn score.py   # score.py: artifact_tools.spark.transform(df, "s3://b/model.tar.gz")
+
+- a file on the driver (``spark-submit --deploy-mode client``, the default): :func:`transform` registers it with
+  ``SparkContext.addFile`` once per path, size and modification time, under a name unique to them (two
+  ``model.tar.gz`` never clash, and Spark does not unpack it), and a worker that does not see the original path
+  opens the copy Spark fetched for it, ``pyspark.SparkFiles.get(name)``. In local mode the workers see the
+  original path and open it (``addFile`` still copies the file once into the context's temporary folder). Do not
+  add it with ``--files`` yourself: Spark unpacks the ``.tar.gz`` files it fetches. With ``--deploy-mode cluster``
+  the driver runs on the cluster too, so give it a URI. A folder artifact is not shipped: put it on shared
+  storage or pack it as a ``.tar.gz``.
 
 :func:`transform_files` is ``artifact-tools transform --engine spark``: Parquet, CSV or JSON in, the same format out.
 """
@@ -27,6 +52,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 from .errors import ArtifactError
@@ -35,19 +61,130 @@ log = logging.getLogger(__name__)
 
 __all__ = ["transform", "transform_files"]
 
-_LOADED: dict = {}  # per Python worker: (artifact, trust) -> LoadedModel
+_LOADED: dict = {}  # per Python worker: (artifact, trust, identity) -> LoadedModel
 _THREADS: dict = {}  # per Python worker: id of a loaded XGBoost Booster -> the nthread it was given
+_POOLS: dict = {}  # per Python worker: id of a LoadedModel -> its threadpoolctl.ThreadpoolController (or None)
+_SCHEMAS: dict = {}  # per driver: (artifact, trust, identity, features, their types, prediction_col) -> out fields
+_SHIPPED: dict = {}  # per driver: (application id, absolute path, identity) -> the name addFile registered it under
 _PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where this package sits, for local workers
 FORMATS = ("parquet", "csv", "json")
+CHUNK_ROWS = 100_000  # rows per predict call at most (Arrow batches are joined up to this)
+CHUNK_BYTES = 32 << 20  # and at most this many bytes of float64 features
 
 
-def _load(artifact: str, trust, storage_options):
-    key = (artifact, str(trust))
+def _identity(artifact: str, storage_options) -> tuple:
+    """What tells a rewritten artifact from the one loaded before under the same path: (size, mtime) of a local
+    file, the object's ETag / size / modification time from fsspec for a URI; () when none can be read."""
+    try:
+        if "://" not in artifact:
+            st = os.stat(artifact)
+            return (st.st_size, st.st_mtime_ns)
+        import fsspec
+
+        fs, path = fsspec.core.url_to_fs(artifact, **(storage_options or {}))
+        info = fs.info(path)
+        return tuple(str(info.get(k)) for k in ("ETag", "etag", "size", "mtime", "LastModified", "last_modified"))
+    except Exception:  # noqa: BLE001 -- no identity: the path alone keys the cache, as loaders.load would read it
+        return ()
+
+
+def _load(artifact: str, trust, storage_options, identity: tuple = (), shipped: str | None = None):
+    key = (artifact, str(trust), identity)
     if key not in _LOADED:
         import loaders
 
-        _LOADED[key] = loaders.load(artifact, trust=trust, storage_options=storage_options)
+        for old in [k for k in _LOADED if k[:2] == key[:2]]:  # the same path rewritten: drop the old model
+            _POOLS.pop(id(_LOADED.pop(old)), None)
+        _LOADED[key] = loaders.load(_worker_path(artifact, shipped), trust=trust, storage_options=storage_options)
     return _LOADED[key]
+
+
+def _ship(sc, artifact: str, identity: tuple) -> str | None:
+    """Register the local file ``artifact`` with ``sc.addFile`` (once per application, path and identity) and return
+    the name the workers find it under with ``SparkFiles.get``; None for a URI or a folder (not shipped).
+
+    Spark's file server knows a file by its base name only and never replaces one it has registered, and Spark
+    unpacks a fetched file whose name ends in ``.tar``, ``.tar.gz`` or ``.tgz`` into the workers' ``SparkFiles``
+    folder, which is on their ``sys.path`` (``Utils.fetchFile``, ``worker.py``). So the file is registered through
+    a hard link (a copy across file systems; a symbolic link would be resolved back to the original name) named
+    ``<digest of path and identity>-<name>.artifact``, made in a folder of the context's own ``SparkFiles`` root
+    (removed with the context): two artifacts called ``model.tar.gz``, or one rewritten in place, each get their own
+    name, and none is unpacked. The artifact is opened by content, so the name changes nothing else."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    if "://" in artifact or not os.path.isfile(artifact):
+        return None
+    path = os.path.abspath(artifact)
+    key = (sc.applicationId, path, identity)
+    if key not in _SHIPPED:
+        from pyspark import SparkFiles
+
+        digest = hashlib.sha256(repr((path, identity)).encode()).hexdigest()[:16]
+        name = f"{digest}-{os.path.basename(path)}.artifact"
+        folder = os.path.join(SparkFiles.getRootDirectory(), "artifact-tools-shipped")
+        link = os.path.join(folder, name)
+        os.makedirs(folder, exist_ok=True)
+        if not os.path.exists(link):
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+            os.close(fd)
+            try:
+                os.unlink(tmp)
+                try:
+                    os.link(path, tmp)
+                except OSError:  # another file system (or no hard links): a copy
+                    shutil.copyfile(path, tmp)
+                os.replace(tmp, link)
+            finally:
+                if os.path.lexists(tmp):
+                    os.unlink(tmp)
+        sc.addFile(link)
+        log.info("shipped %s to the executors as %s", path, name)
+        _SHIPPED[key] = name
+    return _SHIPPED[key]
+
+
+def _worker_path(artifact: str, shipped: str | None) -> str:
+    """Where a worker opens the artifact: its own path when the worker sees it (local mode, shared storage, a URI),
+    else the copy Spark fetched for the worker, ``SparkFiles.get(shipped)``."""
+    if shipped is None or os.path.exists(artifact):
+        return artifact
+    from pyspark import SparkFiles
+
+    copy = SparkFiles.get(shipped)
+    if not os.path.isfile(copy):
+        raise ArtifactError(f"{artifact} is not on this executor and Spark has no copy of it ({shipped}); put the "
+                            "artifact on storage every executor reads (s3://...)")
+    return copy
+
+
+def _spark_ml_transform(df, model, keep_input: bool):
+    """A Spark ML model's own ``transform(df)``, run in the JVM (see the module docstring); Spark's refusals (a
+    missing input column, an output column that exists already) as one sentence."""
+    from py4j.protocol import Py4JError
+    from pyspark.errors import PySparkException
+
+    try:
+        out = model.model.transform(df)
+    except (PySparkException, Py4JError) as e:
+        text = str(e).strip().splitlines()
+        raise ArtifactError(f"the Spark ML model cannot transform this DataFrame: "
+                            f"{text[0][:300] if text else type(e).__name__}") from None
+    return out if keep_input else out.select(*[c for c in out.columns if c not in df.columns])
+
+
+def _pools(model):
+    """A ``threadpoolctl.ThreadpoolController`` of the worker's native thread pools (OpenMP, BLAS), made once per
+    model (made per batch, its scan of the loaded libraries costs milliseconds); None without threadpoolctl."""
+    if id(model) not in _POOLS:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            _POOLS[id(model)] = None
+        else:
+            _POOLS[id(model)] = ThreadpoolController()
+    return _POOLS[id(model)]
 
 
 def _predict_limited(model, data, threads: int):
@@ -58,11 +195,10 @@ def _predict_limited(model, data, threads: int):
         except Exception:  # noqa: BLE001 -- a booster that takes no parameters predicts as it is
             pass
         _THREADS[id(model.model)] = threads
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
+    pools = _pools(model)
+    if pools is None:
         return model.predict(data)
-    with threadpool_limits(limits=threads):
+    with pools.limit(limits=threads):
         return model.predict(data)
 
 
@@ -107,11 +243,29 @@ def _cast(values, spark_type):
     return [v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v) for v in values]
 
 
+def _out_fields(df, model, artifact: str, cols: list, prediction_col: str, key: tuple):
+    """The output columns' StructFields, from a prediction on the DataFrame's first rows (made on the driver, once
+    per artifact version, features and their types)."""
+    from pyspark.sql import types as T
+
+    if key not in _SCHEMAS:
+        head = df.select(*cols).limit(8).toPandas()
+        if head.empty:
+            raise ArtifactError("the DataFrame has no rows")
+        sample = _columns(model.predict(_features(head)), len(head), prediction_col)
+        _SCHEMAS[key] = [T.StructField(name, _spark_type(values), True) for name, values in sample.items()]
+    return _SCHEMAS[key]
+
+
 def transform(df, artifact: Any, *, features: list | None = None, prediction_col: str = "prediction",
               trust: bool | str = False, storage_options: dict | None = None, keep_input: bool = True):
     """``df`` with prediction column(s) appended: ``prediction_col`` for one value per row, ``<col>_<i>`` for
     several. ``features``: the columns the model reads, in order (default: every column). The output schema is
-    taken from a prediction on the first rows, made on the driver."""
+    taken from a prediction on the first rows, made on the driver. Only the feature columns travel to Python and
+    only the predictions come back (a pandas UDF over Arrow batches); the other columns stay in the JVM, whatever
+    their type. A Spark ML artifact gives its model's own ``transform(df)`` instead (no Python on the rows); a local
+    file is shipped to the executors with ``addFile`` (see the module docstring)."""
+    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     artifact = os.fspath(artifact) if isinstance(artifact, os.PathLike) else str(artifact)
@@ -121,42 +275,106 @@ def transform(df, artifact: Any, *, features: list | None = None, prediction_col
         raise ArtifactError(f"the DataFrame has no column(s) {', '.join(missing[:8])}")
     if not cols:
         raise ArtifactError("the DataFrame has no columns to predict from")
-    head = df.select(*cols).limit(8).toPandas()
-    if head.empty:
-        raise ArtifactError("the DataFrame has no rows")
-    model = _load(artifact, trust, storage_options)
-    sample = _columns(model.predict(_features(head)), len(head), prediction_col)
-    out_fields = [T.StructField(name, _spark_type(values), True) for name, values in sample.items()]
+    identity = _identity(artifact, storage_options)
+    model = _load(artifact, trust, storage_options, identity)
+    if model.framework == "spark" and hasattr(model.model, "transform"):
+        return _spark_ml_transform(df, model, keep_input)
+    types_in = tuple(df.schema[c].dataType.simpleString() for c in cols)
+    out_fields = _out_fields(df, model, artifact, cols, prediction_col,
+                             (artifact, str(trust), identity, tuple(cols), types_in, prediction_col))
     clash = [f.name for f in out_fields if keep_input and f.name in df.columns]
     if clash:
         raise ArtifactError(f"the DataFrame already has a column {clash[0]}; choose another prediction_col")
-    schema = T.StructType((list(df.schema.fields) if keep_input else []) + out_fields)
-    types = {f.name: f.dataType for f in out_fields}
-    project, trust_, options = _PROJECT, trust, storage_options
+    types = [f.dataType for f in out_fields]
+    names = [f.name for f in out_fields]
+    numeric = all(isinstance(df.schema[c].dataType, T.NumericType) for c in cols)
     session = df.sparkSession
     threads = max(1, int(session.conf.get("spark.task.cpus", "1") or 1))
     cores = session.sparkContext.defaultParallelism
     if df.rdd.getNumPartitions() < cores:
         df = df.repartition(cores)
+    shipped = _ship(session.sparkContext, artifact, identity)
+    score = _scorer(artifact, trust, storage_options, identity, shipped, cols, names, types, numeric, threads)
+    one = len(out_fields) == 1
+    returns: Any = out_fields[0].dataType if one else T.StructType(out_fields)
+    call: Any = F.pandas_udf(score, returns)(*[df[c] for c in cols])
+    if one:
+        return df.select(*([df[c] for c in df.columns] if keep_input else []), call.alias(names[0]))
+    inner = "__artifact_tools_prediction"
+    while inner in df.columns:
+        inner += "_"
+    scored = df.select(*([df[c] for c in df.columns] if keep_input else []), call.alias(inner))
+    return scored.select(*([scored[c] for c in df.columns] if keep_input else []),
+                         *[scored[inner].getField(n).alias(n) for n in names])
 
-    def score(batches):  # runs in the Python worker: the model comes from the worker's own cache
+
+def _scorer(artifact, trust, options, identity, shipped, cols, names, types, numeric, threads):
+    """The pandas UDF body (Iterator[tuple of Series] -> Iterator[Series or DataFrame]): it runs in the Python
+    worker, where the model comes from the worker's own cache, and predicts on Arrow batches joined up to
+    :data:`CHUNK_ROWS` rows (a forest's predict costs a quarter more on batches of Spark's default 10,000 rows)."""
+    project = _PROJECT
+
+    def score(batches):
         import sys
 
         if project not in sys.path:
             sys.path.append(project)
         from artifact_tools import spark as here
 
-        for pdf in batches:
-            if pdf.empty:
-                continue
-            m = here._load(artifact, trust_, options)
-            pred = here._columns(here._predict_limited(m, here._features(pdf[cols]), threads), len(pdf),
-                                 prediction_col)
-            out = pdf if keep_input else pdf.iloc[:, :0]
-            out = out.assign(**{k: here._cast(v, types[k]) for k, v in pred.items()})
-            yield out
+        model = here._load(artifact, trust, options, identity, shipped)
+        limit = max(1, min(here.CHUNK_ROWS, here.CHUNK_BYTES // (8 * len(cols))))
+        for parts in here._chunks(batches, limit):
+            yield here._score_chunk(model, parts, cols, names, types, numeric, threads)
 
-    return df.mapInPandas(score, schema)
+    import pandas as pd
+
+    # the type hints that make it a SCALAR_ITER pandas UDF, as objects (this module's annotations are strings)
+    score.__annotations__ = {"batches": Iterator[tuple[pd.Series, ...]],
+                             "return": Iterator[pd.Series if len(names) == 1 else pd.DataFrame]}
+    return score
+
+
+def _chunks(batches, limit: int):
+    """Lists of consecutive batches (tuples of pandas Series) holding about ``limit`` rows each."""
+    parts: list = []
+    rows = 0
+    for batch in batches:
+        parts.append(batch)
+        rows += len(batch[0])
+        if rows >= limit:
+            yield parts
+            parts, rows = [], 0
+    if parts:
+        yield parts
+
+
+def _score_chunk(model, parts: list, cols: list, names: list, types: list, numeric: bool, threads: int):
+    import numpy as np
+    import pandas as pd
+
+    n = sum(len(p[0]) for p in parts)
+    if n == 0:
+        empty = {name: pd.Series(_cast(np.empty(0), t)) for name, t in zip(names, types)}
+        return empty[names[0]] if len(names) == 1 else pd.DataFrame(empty)
+    if numeric:  # one float64 matrix filled straight from the columns, no DataFrame in between
+        data: Any = np.empty((n, len(cols)), dtype=np.float64)
+        at = 0
+        for p in parts:
+            m = len(p[0])
+            for j, s in enumerate(p):
+                data[at:at + m, j] = s.to_numpy() if s.dtype.kind == "f" else s.to_numpy(np.float64, na_value=np.nan)
+            at += m
+    else:
+        frames = [pd.DataFrame(dict(zip(cols, (s.reset_index(drop=True) for s in p)))) for p in parts]
+        data = _features(frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True))
+    pred = _columns(_predict_limited(model, data, threads), n, "p")
+    if len(pred) != len(names):
+        raise ArtifactError(f"the model gave {len(pred)} prediction columns, not the {len(names)} of its first "
+                            "rows")
+    values = [_cast(v, t) for v, t in zip(pred.values(), types)]
+    if len(names) == 1:
+        return pd.Series(values[0])
+    return pd.DataFrame(dict(zip(names, values)))
 
 
 def _features(pdf):

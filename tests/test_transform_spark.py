@@ -15,7 +15,7 @@ from helpers import sklearn_reference
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from make_samples import build_sklearn, build_xgboost, make_data  # noqa: E402
+from make_samples import build_sklearn, build_xgboost, make_data, tar_folder  # noqa: E402
 
 from artifact_tools.errors import ArtifactError  # noqa: E402
 
@@ -105,3 +105,203 @@ def test_bad_columns_are_one_sentence(spark, arts):
         transform(df, arts["xgb"], features=["nope"])
     with pytest.raises(ArtifactError, match="already has a column"):
         transform(df, arts["xgb"], features=["f0", "f1", "f2", "f3"], prediction_col="id")
+
+
+def multiclass_xgboost(out: Path) -> Path:
+    """An XGBoost ``multi:softprob`` model (three probabilities a row) in the built-in algorithm's layout."""
+    import tempfile
+
+    import xgboost as xgb
+
+    X, y = make_data(n=300, classes=3, seed=4)
+    booster = xgb.train({"objective": "multi:softprob", "num_class": 3, "max_depth": 3}, xgb.DMatrix(X, label=y), 8)
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "xgboost-model").write_bytes(bytes(booster.save_raw("ubj")))
+        return tar_folder(Path(d), out / "multiclass.tar.gz")
+
+
+def test_several_outputs_become_columns_and_other_columns_stay_in_the_jvm(spark, tmp_path):
+    """Three probabilities a row: prediction_0..2, each equal to XGBoost's own; a vector column (a Spark ML type
+    Arrow cannot carry) is kept as it was since only the features go to Python; keep_input=False gives only the
+    predictions."""
+    from pyspark.ml.linalg import Vectors, VectorUDT
+    from pyspark.sql import types as T
+
+    from artifact_tools.spark import transform
+
+    art = multiclass_xgboost(tmp_path)
+    X = make_data(n=400, seed=8)[0].astype(np.float64)
+    schema = T.StructType([T.StructField("id", T.LongType()), T.StructField("v", VectorUDT())]
+                          + [T.StructField(f"f{j}", T.DoubleType()) for j in range(4)])
+    rows = [(i, Vectors.dense([float(i), -1.0]), *map(float, X[i])) for i in range(len(X))]
+    df = spark.createDataFrame(rows, schema).repartition(3)
+    expected = booster_predict(art, X)
+    assert expected.shape == (400, 3)
+    out = transform(df, art, features=["f0", "f1", "f2", "f3"])
+    assert out.columns == ["id", "v", "f0", "f1", "f2", "f3", "prediction_0", "prediction_1", "prediction_2"]
+    got = out.toPandas().sort_values("id")
+    assert np.allclose(got[["prediction_0", "prediction_1", "prediction_2"]].to_numpy(), expected, atol=1e-6)
+    assert [list(v) for v in got["v"]] == [[float(i), -1.0] for i in range(len(X))]
+    only = transform(df, art, features=["f0", "f1", "f2", "f3"], keep_input=False)
+    assert only.columns == ["prediction_0", "prediction_1", "prediction_2"]
+    assert np.allclose(np.sort(only.toPandas().to_numpy(), axis=0), np.sort(expected, axis=0), atol=1e-6)
+
+
+def test_an_artifact_rewritten_in_place_is_loaded_again(spark, arts, tmp_path):
+    """The Python workers outlive a call: after the file at the same path holds another model, the next transform
+    predicts with the new one (the workers' cache is keyed by the file's size and modification time too)."""
+    import os
+    import shutil
+
+    from artifact_tools.spark import transform
+
+    X = make_data(n=200, seed=3)[0].astype(np.float64)
+    df = frame(spark, X)
+    path = tmp_path / "model.tar.gz"
+    shutil.copyfile(arts["xgb"], path)
+    first = transform(df, path, features=["f0", "f1", "f2", "f3"]).toPandas().sort_values("id")
+    assert np.allclose(first["prediction"].to_numpy(), booster_predict(arts["xgb"], X), atol=1e-6)
+    other = multiclass_xgboost(tmp_path / "other")
+    shutil.copyfile(other, path)
+    os.utime(path, ns=(os.stat(path).st_atime_ns, os.stat(path).st_mtime_ns + 10**9))
+    second = transform(df, path, features=["f0", "f1", "f2", "f3"]).toPandas().sort_values("id")
+    assert np.allclose(second[["prediction_0", "prediction_1", "prediction_2"]].to_numpy(), booster_predict(other, X),
+                       atol=1e-6)
+
+
+# --- Spark ML pipelines run their own transform; local artifacts shipped with addFile (issue 12) ---------------
+
+PYTHON_EVAL = ("ArrowEvalPython", "BatchEvalPython", "MapInPandas", "PythonMapInArrow", "FlatMapGroupsInPandas")
+
+
+def python_in_plan(df) -> list[str]:
+    """The Python-evaluation nodes in the DataFrame's query plan (physical plan included)."""
+    plan = df._jdf.queryExecution().toString()
+    return [node for node in PYTHON_EVAL if node in plan]
+
+
+@pytest.fixture(scope="module")
+def spark_pipeline(spark, tmp_path_factory):
+    """A fitted Spark ML pipeline (StringIndexer, VectorAssembler, LogisticRegression) saved by Spark, its
+    model.tar.gz, and rows with an id column the pipeline does not read."""
+    from pyspark.ml import Pipeline
+    from pyspark.ml.classification import LogisticRegression
+    from pyspark.ml.feature import StringIndexer, VectorAssembler
+
+    rng = np.random.default_rng(12)
+    n = 400
+    a, b, cat = rng.normal(size=n), rng.normal(size=n), rng.choice(["x", "y", "z"], n)
+    rows = [(i, float(a[i]), float(b[i]), str(cat[i]), float(int(a[i] - b[i] + (cat[i] == "x") > 0)))
+            for i in range(n)]
+    df = spark.createDataFrame(rows, ["id", "a", "b", "cat", "label"])
+    model = Pipeline(stages=[StringIndexer(inputCol="cat", outputCol="cat_i", handleInvalid="keep"),
+                             VectorAssembler(inputCols=["a", "b", "cat_i"], outputCol="features"),
+                             LogisticRegression(maxIter=20)]).fit(df)
+    d = tmp_path_factory.mktemp("spark-pipeline")
+    model.write().save(str(d / "model"))
+    return d / "model", tar_folder(d / "model", d / "model.tar.gz"), df.drop("label").repartition(3)
+
+
+def test_spark_pipeline_runs_its_own_transform_in_the_jvm(spark, spark_pipeline, arts):
+    """A Spark ML artifact gives exactly what PipelineModel.load(folder).transform gives, planned with no Python
+    evaluation node (a Python model's transform, scored the other way, has one)."""
+    from pyspark.ml import PipelineModel
+
+    import artifact_tools
+    from artifact_tools.spark import transform
+
+    folder, art, df = spark_pipeline
+    assert artifact_tools.inspect(art).framework == "spark"
+    out = transform(df, art)
+    assert python_in_plan(out) == []
+    want = PipelineModel.load(str(folder)).transform(df)
+    assert out.columns == want.columns and out.columns[:4] == ["id", "a", "b", "cat"]
+    got, want_pd = out.toPandas().sort_values("id"), want.toPandas().sort_values("id")
+    assert len(got) == 400
+    np.testing.assert_array_equal(got["prediction"].to_numpy(), want_pd["prediction"].to_numpy())
+    np.testing.assert_array_equal(np.stack([v.toArray() for v in got["probability"]]),
+                                  np.stack([v.toArray() for v in want_pd["probability"]]))
+    assert set(want_pd["prediction"]) == {0.0, 1.0}
+    only = transform(df, art, keep_input=False)
+    assert only.columns == [c for c in want.columns if c not in df.columns] and "prediction" in only.columns
+    assert python_in_plan(transform(frame(spark, np.zeros((4, 4))), arts["xgb"], features=["f0", "f1", "f2", "f3"]))
+
+
+def test_spark_pipeline_passes_the_trust_gate_first(spark, spark_pipeline, tmp_path):
+    """A stage class outside Spark ML (user code on the JVM class path) is refused by the audit's verdict, the
+    same gate loaders.load applies, before anything is loaded; a Spark refusal of the rows is one sentence."""
+    import shutil
+
+    from artifact_tools.errors import TrustRequired
+    from artifact_tools.spark import transform
+
+    folder, art, df = spark_pipeline
+    work = tmp_path / "model"
+    shutil.copytree(folder, work)
+    metadata = [m for m in (work / "stages").glob("*/metadata") if "LogisticRegression" in m.parent.name]
+    assert len(metadata) == 1
+    for part in metadata[0].glob("part-*"):
+        text = part.read_text()
+        assert "org.apache.spark.ml.classification.LogisticRegressionModel" in text
+        part.write_text(text.replace("org.apache.spark.ml.classification.LogisticRegressionModel",
+                                     "com.example.EvilModel"))
+    for crc in metadata[0].glob(".*crc"):
+        crc.unlink()
+    evil = tar_folder(work, tmp_path / "evil.tar.gz")
+    with pytest.raises(TrustRequired, match="com.example.EvilModel"):
+        transform(df, evil)
+    with pytest.raises(ArtifactError, match="cannot transform this DataFrame"):
+        transform(df.drop("cat"), art)
+
+
+def test_a_local_artifact_is_shipped_with_addfile_under_its_own_name(spark, arts, tmp_path):
+    """The driver registers a local file once per path and version, under a name no other model.tar.gz takes and
+    that Spark does not unpack; a worker that does not see the original path opens the SparkFiles copy, one that
+    does opens the original."""
+    import os
+    import shutil
+
+    from pyspark import SparkFiles
+
+    from artifact_tools.spark import _identity, _ship, _worker_path
+
+    sc = spark.sparkContext
+    one, two = tmp_path / "one" / "model.tar.gz", tmp_path / "two" / "model.tar.gz"
+    for path, src in ((one, arts["xgb"]), (two, arts["sk"])):
+        path.parent.mkdir()
+        shutil.copyfile(src, path)
+    name1 = _ship(sc, str(one), _identity(str(one), None))
+    name2 = _ship(sc, str(two), _identity(str(two), None))
+    assert name1 != name2 and name1.endswith("-model.tar.gz.artifact") and name2.endswith("-model.tar.gz.artifact")
+    assert _ship(sc, str(one), _identity(str(one), None)) == name1
+    registered = [f for f in sc.listFiles if f.endswith(name1)]
+    assert len(registered) == 1
+    copy1, copy2 = SparkFiles.get(name1), SparkFiles.get(name2)
+    assert not (Path(SparkFiles.getRootDirectory()) / "xgboost-model").exists()  # shipped whole, never unpacked
+    assert Path(copy1).read_bytes() == Path(arts["xgb"]).read_bytes()
+    assert Path(copy2).read_bytes() == Path(arts["sk"]).read_bytes()
+    assert _worker_path(str(one), name1) == str(one)
+    os.rename(one, tmp_path / "moved.tar.gz")
+    assert _worker_path(str(one), name1) == copy1
+    assert _worker_path(str(one), None) == str(one)  # not shipped: the path as given (a URI, shared storage)
+    assert _ship(sc, "s3://bucket/model.tar.gz", ("etag",)) is None
+    with pytest.raises(ArtifactError, match="not on this executor"):
+        _worker_path(str(one), "0000000000000000-absent.tar.gz")
+
+
+def test_workers_open_the_shipped_copy_when_the_original_is_gone(spark, arts, tmp_path):
+    """End to end on local[2]: the DataFrame is planned while the artifact is at its path, the file is then moved
+    away, and the Python workers (which have not loaded this path before) score from the SparkFiles copy."""
+    import os
+    import shutil
+
+    from artifact_tools.spark import transform
+
+    X = make_data(n=300, seed=21)[0].astype(np.float64)
+    path = tmp_path / "shipped" / "model.tar.gz"
+    path.parent.mkdir()
+    shutil.copyfile(arts["xgb"], path)
+    out = transform(frame(spark, X), path, features=["f0", "f1", "f2", "f3"])
+    os.rename(path, tmp_path / "elsewhere.tar.gz")
+    got = out.toPandas().sort_values("id")
+    assert np.allclose(got["prediction"].to_numpy(), booster_predict(arts["xgb"], X), atol=1e-6)
