@@ -61,6 +61,17 @@ def sklearn_reference(artifact, member: str = "model.joblib"):
         return joblib.load(io.BytesIO(tf.extractfile(member).read()))
 
 
+def booster_predict(artifact, X):
+    """XGBoost's own prediction, the model read from the archive's ``xgboost-model`` member by XGBoost."""
+    import xgboost as xgb
+
+    with tarfile.open(artifact) as tf:
+        raw = tf.extractfile("xgboost-model").read()
+    booster = xgb.Booster()
+    booster.load_model(bytearray(raw))
+    return booster.predict(xgb.DMatrix(X))
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 right now."""
     import socket

@@ -13,7 +13,6 @@ import signal
 import struct
 import subprocess
 import sys
-import tarfile
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import sklearn_reference
+from helpers import booster_predict, sklearn_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -48,17 +47,6 @@ def by_line(artifact, input, output, **kw):
     kw.setdefault("split_type", "Line")
     kw.setdefault("assemble_with", "Line")
     return transform(artifact, input, output, **kw)
-
-
-def booster_predict(artifact, X):
-    """XGBoost's own prediction, the model read from the archive member with XGBoost."""
-    import xgboost as xgb
-
-    with tarfile.open(artifact) as tf:
-        raw = tf.extractfile("xgboost-model").read()
-    booster = xgb.Booster()
-    booster.load_model(bytearray(raw))
-    return booster.predict(xgb.DMatrix(X))
 
 
 def csv_values(path: Path) -> np.ndarray:

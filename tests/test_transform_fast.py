@@ -13,13 +13,12 @@ import csv
 import io
 import json
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import sklearn_reference
+from helpers import booster_predict, sklearn_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -41,16 +40,6 @@ def models(tmp_path_factory):
     return {"xgb": build_xgboost(X, y, d / "xgb.tar.gz", rounds=20),
             "rf": build_joblib(RandomForestClassifier(n_estimators=15, max_depth=6, random_state=0).fit(X, y),
                                d / "rf.tar.gz")}
-
-
-def booster_predict(artifact, X):
-    import xgboost as xgb
-
-    with tarfile.open(artifact) as tf:
-        raw = tf.extractfile("xgboost-model").read()
-    booster = xgb.Booster()
-    booster.load_model(bytearray(raw))
-    return booster.predict(xgb.DMatrix(X))
 
 
 def oracle_predict(name, artifact, X):

@@ -4,13 +4,12 @@ scikit-learn, the model loaded in the Python workers from the artifact path (nev
 from __future__ import annotations
 
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import sklearn_reference
+from helpers import booster_predict, sklearn_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -35,16 +34,6 @@ def workers_use_this_python(spark):
     sc.pythonExec = sys.executable
     yield
     sc.pythonExec = saved
-
-
-def booster_predict(artifact, X):
-    import xgboost as xgb
-
-    with tarfile.open(artifact) as tf:
-        raw = tf.extractfile("xgboost-model").read()
-    booster = xgb.Booster()
-    booster.load_model(bytearray(raw))
-    return booster.predict(xgb.DMatrix(X))
 
 
 def frame(spark, X, ids=True):
