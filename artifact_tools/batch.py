@@ -86,6 +86,7 @@ import uuid
 from typing import Any, Iterator
 
 from . import codec, progress
+from ._threads import size_worker_process, threads_per_worker
 from .archive import Limits
 from .errors import ArtifactError
 
@@ -939,16 +940,11 @@ _LOAD_ERROR: list = []  # per worker process: the sentence of a model that could
 
 
 def _start_worker(job: _Job, threads: int) -> None:
-    """Pool initializer: at most ``threads`` OpenMP/BLAS threads in this worker process (``cores // workers``, so
-    that the workers together use the cores without each starting a thread per core; ``threadpoolctl``, when
-    installed), then the model(s) loaded once. A load failure is kept for :func:`_loaded` to report (an
-    initializer that raises would be restarted by the pool forever)."""
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=threads)  # this process is the job's own worker, ended with the job
-    except ImportError:
-        pass
+    """Pool initializer: at most ``threads`` OpenMP/BLAS threads in this worker process (the cores shared among the
+    workers, :mod:`artifact_tools._threads`; the process is the job's own and ends with it), then the model(s)
+    loaded once. A load failure is kept for :func:`_loaded` to report (an initializer that raises would be
+    restarted by the pool forever)."""
+    size_worker_process(threads)
     try:
         _models(job)
         if _plain_csv(job.content_type):
@@ -1122,7 +1118,7 @@ class _Runner:
 
             methods = multiprocessing.get_all_start_methods()
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-            threads = max(1, (os.cpu_count() or 1) // workers)
+            threads = threads_per_worker(workers)
             self.pool = ctx.Pool(workers, initializer=_start_worker, initargs=(job, threads))
         else:
             from concurrent.futures import ThreadPoolExecutor

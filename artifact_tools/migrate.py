@@ -79,6 +79,7 @@ import warnings
 from typing import Any, Iterator
 
 from . import __version__, progress
+from ._threads import size_worker_process, threads_per_worker
 from ._write import write_text_atomic
 from .archive import Limits
 from .errors import ArtifactError, MissingExtra, NotLoadable, TrustRequired
@@ -96,8 +97,6 @@ STATE_JOURNAL = "migrate-state.jsonl"
 _RUN = "_run"  # key of a worker's record holding where and when it ran (kept in the state file, not the report)
 MAX_TASKS_PER_WORKER = 250  # then the worker is replaced: bounded memory, and the cache entries it pinned released
 _WORKER_THREADS: list = []  # in a worker process: the native threads it was given
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
-                    "NUMEXPR_NUM_THREADS", "TF_NUM_INTRAOP_THREADS")
 REPORT_JSON, REPORT_CSV, REPORT_HTML = "migration-report.json", "migration-report.csv", "migration-report.html"
 MODELS = "models"
 PIPELINE_MANIFEST = "pipeline.json"
@@ -921,31 +920,13 @@ def _write_reports(out: str, report: dict) -> None:
 
 # ============================================================================================ runners
 
-def _threads_per_job(jobs: int) -> int:
-    """Native threads for each worker: the usable cores shared among the jobs (at least 1)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, jobs))
-
-
 def _worker_main(conn, threads: int) -> None:
     """A worker process: migrate the tasks received on ``conn`` one at a time, sending each record back, until
-    None or the parent goes away. The native thread pools are sized first, before any framework loads: OpenMP
-    (XGBoost, LightGBM, scikit-learn, PyTorch), OpenBLAS/MKL (numpy) and TensorFlow read these variables when they
-    start (a variable the user set is kept); pools already started in this process (numpy imported by the parent's
-    main module) are limited with threadpoolctl. This process is the migration's own and ends with it."""
-    for var in THREAD_VARIABLES:
-        os.environ.setdefault(var, str(threads))
-    _WORKER_THREADS[:] = [int(os.environ["OMP_NUM_THREADS"]) if os.environ["OMP_NUM_THREADS"].isdigit() else threads]
-    if "numpy" in sys.modules:
-        try:
-            from threadpoolctl import threadpool_limits
-
-            threadpool_limits(limits=threads)
-        except ImportError:
-            pass
+    None or the parent goes away. Its native thread pools are sized first, before any framework loads
+    (:func:`artifact_tools._threads.size_worker_process`: a variable the user set is kept). This process is the
+    migration's own and ends with it."""
+    size_worker_process(threads)
+    _WORKER_THREADS[:] = [threads]
     while True:
         try:
             task = conn.recv()
@@ -1019,7 +1000,7 @@ def _local_results(tasks: list, jobs: int) -> Iterator[dict]:
 
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    threads = _threads_per_job(jobs)
+    threads = threads_per_worker(jobs)
     pending = collections.deque(tasks)
     deaths: dict = {}
     workers: list[_Worker] = []
