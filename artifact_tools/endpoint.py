@@ -101,6 +101,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from . import codec, serve
+from ._threads import limit_pools, threads_per_worker
 from ._write import write_text_atomic
 from .errors import ArtifactError
 
@@ -613,8 +614,8 @@ class EndpointApp:
         self.rng = random.Random()
         self.metrics = _Metrics()
         self.series: dict[tuple[str, str], tuple] = {}  # (variant, model) -> its labelled metrics (see record)
-        threads = serve._thread_budget(workers)
-        self.loader = ThreadPoolExecutor(1, thread_name_prefix="load", initializer=serve._limit_threads,
+        threads = threads_per_worker(workers)
+        self.loader = ThreadPoolExecutor(1, thread_name_prefix="load", initializer=limit_pools,
                                          initargs=(threads,))
         self.apps: dict[tuple, Any] = {}  # VariantSpec.key -> WSGI app or _ModelCache
         self.seen: tuple | None = None

@@ -64,10 +64,13 @@ Process model (a deliberate choice):
    switches (see :class:`_ModelThread` for the bound this keeps). Measured with the sklearn sample model, 1 row per
    request, 2 workers on a shared 2-core machine, against the sync workers: one client opening a connection per
    request within 10%, 16 such clients 1.4x the requests/s, kept-alive clients 1.3x (1) and 1.7x (16); and
-   ``/ping`` answers in milliseconds with hundreds of slow clients connected.
-5. Native thread pools are sized per worker: before the model loads, a worker sets ``OMP_NUM_THREADS``,
-   ``OPENBLAS_NUM_THREADS`` and ``MKL_NUM_THREADS`` (unless already set) to its share of the usable cores
-   (cores // workers, at least 1), and its model thread applies the same limit with threadpoolctl (OpenMP's
+   ``/ping`` answers in milliseconds with hundreds of slow clients connected. All workers wait on the one
+   listening socket; a worker that holds its share of the server's connections leaves new ones to the others for
+   a moment (:class:`_Share`), so kept-alive clients spread evenly over the workers (without it one worker took 15
+   or 16 of 16 connections opened at once, and the server ran at one worker's speed).
+5. Native thread pools are sized per worker (:mod:`artifact_tools._threads`): before the model loads, a worker
+   sets ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS`` and the other pools' variables (unless
+   already set) to its share of the usable cores (cores // workers, at least 1), and its model thread applies the same limit with threadpoolctl (OpenMP's
    thread count is per calling thread, and numpy's OpenBLAS started in the master before any variable could be
    set). The master's environment is left as it is.
 6. The worker timeout (``SAGEMAKER_MODEL_SERVER_TIMEOUT``, default 60 s): a worker stops its heartbeat while one
@@ -83,6 +86,7 @@ import asyncio
 import io
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -94,6 +98,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import codec
+from ._threads import limit_pools, size_worker_process, threads_per_worker
 from .errors import ArtifactError
 
 __all__ = ["DEFAULT_MAX_PAYLOAD", "create_app", "run"]
@@ -287,6 +292,10 @@ MAX_HEAD = 64 * 1024  # bytes of request line and headers (h11 checks while the 
 MAX_CONNECTIONS = 1000  # open connections per worker
 HIGH_WATER = 256 * 1024  # unparsed bytes buffered per connection before reading from it pauses
 ACCEPT_BATCH = 8  # connections accepted per wake-up at most
+SHARE_SLOTS = 64  # workers (of one server) whose connection counts are shared; later ones accept unbalanced
+SHARE_STALE = 3.0  # seconds without a heartbeat after which a worker's count no longer counts
+SHARE_RETRY = 0.001  # seconds a worker over its share waits before it looks again
+SHARE_WAIT = 0.1  # seconds a worker over its share leaves waiting connections to the others, at most
 INLINE_BUDGET = 0.002  # a prediction this fast may run on the event loop itself (see _ModelThread.can_inline)
 INLINE_WALL = 0.1  # ... and this fast in wall-clock time (which catches predictions that wait, not compute)
 INLINE_BODY = 64 * 1024  # ... when its body is at most this big
@@ -402,7 +411,7 @@ class _ModelThread:
         return future
 
     def _main(self, threads: int) -> None:
-        _limit_threads(threads)
+        limit_pools(threads)
         while True:
             fn, future = self.jobs.get()
             if fn is None:
@@ -425,26 +434,72 @@ class _ModelThread:
         self.jobs.put((None, None))
 
 
-def _thread_budget(workers: int) -> int:
-    """Compute threads per worker: ``$OMP_NUM_THREADS`` when set, else the usable cores shared among the workers."""
-    raw = os.environ.get("OMP_NUM_THREADS", "")
-    if raw.isdigit() and int(raw) > 0:
-        return int(raw)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
+class _Share:
+    """How many connections each serving worker of one server holds, so that they spread evenly.
+
+    All workers wait on the one listening socket, and whichever wakes first accepts: on a busy machine one worker
+    took 15 or 16 of 16 connections opened at once, and as kept-alive connections never move, the server then ran at
+    one worker's speed. So each worker publishes its count of open connections, and one that holds its share
+    (total / serving workers, rounded up, counting the connection it would accept) or more leaves the waiting
+    connections to the others: it stops watching the listening socket for ``SHARE_RETRY`` and looks again; when
+    connections have waited ``SHARE_WAIT`` without the others accepting them, it accepts them all (a worker that
+    is slow to wake or stuck holds no client back for longer).
+
+    The counts live in anonymous shared memory (``mmap``) made in the gunicorn master, which the workers inherit
+    at the fork: two doubles a slot, the count and the time (``time.monotonic``, one clock for every process) of
+    the worker's last heartbeat, 0 when it does not serve. The master gives each new worker a slot no living
+    worker holds (:meth:`assign`, when gunicorn makes the worker object, before the fork); a worker that died or
+    stopped serving drops out of the sums ``SHARE_STALE`` seconds after its last heartbeat at the latest, so a
+    dead or still-loading worker never holds connections back."""
+
+    def __init__(self, slots: int = SHARE_SLOTS):
+        import mmap
+
+        self.memory = mmap.mmap(-1, 16 * slots)  # MAP_SHARED | MAP_ANONYMOUS: one copy for the forked workers
+        self.cells = memoryview(self.memory).cast("d")
+        self.owners: dict[int, Any] = {}  # in the master: slot -> the worker object given it
+        self.slot: int | None = None  # in a worker: its own slot
+
+    def assign(self, worker: Any) -> int | None:
+        """In the master: a slot for a new worker (None when all are held), zeroed."""
+        for slot in range(len(self.cells) // 2):
+            owner = self.owners.get(slot)
+            if owner is None or not _alive(getattr(owner, "pid", None)):
+                self.owners[slot] = worker
+                self.cells[2 * slot] = self.cells[2 * slot + 1] = 0.0
+                return slot
+        return None
+
+    def publish(self, count: int, serving: bool = True) -> None:
+        """In a worker: its count of open connections, and a heartbeat (or that it no longer serves)."""
+        if self.slot is not None:
+            self.cells[2 * self.slot] = float(count)
+            self.cells[2 * self.slot + 1] = time.monotonic() if serving else 0.0
+
+    def over(self, count: int) -> bool:
+        """In a worker holding ``count`` connections: whether accepting one more would exceed its share."""
+        if self.slot is None:
+            return False
+        cells, fresh = self.cells, time.monotonic() - SHARE_STALE
+        live = total = 0
+        for slot in range(len(cells) // 2):
+            if slot == self.slot:
+                live, total = live + 1, total + count
+            elif cells[2 * slot + 1] > fresh:
+                live, total = live + 1, total + int(cells[2 * slot])
+        return count * live >= total + 1  # count + 1 > ceil((total + 1) / live)
 
 
-def _limit_threads(threads: int) -> None:
-    """Cap the native thread pools for the calling thread: OpenMP's thread count is a per-thread setting, and
-    OpenBLAS (loaded with numpy, in the master already) ignores environment variables set after it started."""
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
     try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    threadpool_limits(limits=threads)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else (a reused pid): taken to be alive, another slot is used
+        pass
+    return True
 
 
 class _FrontEnd:
@@ -467,6 +522,7 @@ class _FrontEnd:
         # (an endpoint's metrics and access log), refusals of the HTTP layer included
         self.record: Callable | None = getattr(app, "record", None)
         self.connections: set[_Connection] = set()
+        self.share: _Share | None = None  # the server's shared connection counts, told of each change
         self.stopping = False
         self.closed = asyncio.Event()
 
@@ -489,6 +545,8 @@ class _FrontEnd:
 
     def forget(self, conn: "_Connection") -> None:
         self.connections.discard(conn)
+        if self.share is not None:
+            self.share.publish(len(self.connections), not self.stopping)
         if not self.connections:
             self.closed.set()
 
@@ -934,19 +992,25 @@ def _protocol_sentence(e: Exception) -> str:
 def _worker_class(base: Any, h11: Any, max_payload: int) -> type:
     """A gunicorn worker class (``base`` is ``gunicorn.workers.base.Worker``) that runs :class:`_FrontEnd`."""
 
+    share = _Share()  # made in the master, inherited by every worker
+
     class EventLoopWorker(base):
         """Loads the model once (per process), then serves with one event loop and one model thread.
 
         gunicorn's master still does what it did for the sync workers: it forks the workers, replaces one that
         dies or stops sending heartbeats for ``timeout`` seconds (this worker stops sending them while a single
-        prediction has run longer than that), and stops them gracefully on SIGTERM."""
+        prediction has run longer than that), and stops them gracefully on SIGTERM. The workers spread the
+        connections among themselves (:class:`_Share`)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:  # in the master, before the fork
+            super().__init__(*args, **kwargs)
+            self.share_slot = share.assign(self)
 
         def init_process(self) -> None:
             # before anything loads a framework in this process (the master never does): OpenMP runtimes
             # (libgomp/libomp under XGBoost, scikit-learn, PyTorch) read these when they start
-            self.threads = _thread_budget(self.cfg.workers)
-            for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-                os.environ.setdefault(var, str(self.threads))
+            self.threads = threads_per_worker(self.cfg.workers)
+            size_worker_process(self.threads)
             super().init_process()
 
         def load_wsgi(self) -> None:
@@ -971,12 +1035,15 @@ def _worker_class(base: Any, h11: Any, max_payload: int) -> type:
                 loop.close()
 
         async def _serve(self, loop: Any) -> None:
-            _limit_threads(self.threads)  # for predictions run on the loop (OpenMP's limit is per thread)
+            limit_pools(self.threads)  # for predictions run on the loop (OpenMP's limit is per thread)
             model = _ModelThread(loop, self.threads)
             timeout = self.cfg.timeout  # (self.timeout is half of it: gunicorn's hint for how often to notify)
             front = _FrontEnd(self.wsgi, loop, model, max_payload=max_payload, timeout=timeout,
                               log=self.log, server_name=self.sockets[0].getsockname()[:2])
             self.log.info("Worker %s: model loaded; predictions use %d thread(s)", os.getpid(), self.threads)
+            share.slot = self.share_slot
+            front.share = share
+            share.publish(0)
             listeners = [s.sock for s in self.sockets]
             limit = MAX_CONNECTIONS
             try:
@@ -988,6 +1055,7 @@ def _worker_class(base: Any, h11: Any, max_payload: int) -> type:
             watching: set[int] = set()
             tasks: set[Any] = set()
             stop = asyncio.Event()
+            deferring: dict[int, float] = {}  # listener -> since when it has been left to the other workers
 
             def watch(listener: socket.socket) -> None:
                 if not front.stopping and listener.fileno() not in watching:
@@ -999,10 +1067,26 @@ def _worker_class(base: Any, h11: Any, max_payload: int) -> type:
                     watching.discard(listener.fileno())
                     loop.remove_reader(listener.fileno())
 
+            def look_again(listener: socket.socket) -> None:
+                waiting = select.poll()
+                waiting.register(listener.fileno(), select.POLLIN)
+                if not waiting.poll(0):  # another worker took them: that wait is over
+                    deferring.pop(listener.fileno(), None)
+                watch(listener)
+
             def accept(listener: socket.socket) -> None:
                 for _ in range(ACCEPT_BATCH):
                     if front.stopping:
                         return
+                    if share.over(len(front.connections)):  # let a worker with fewer connections take it
+                        since = deferring.setdefault(listener.fileno(), time.monotonic())
+                        if time.monotonic() - since < SHARE_WAIT:
+                            unwatch(listener)
+                            loop.call_later(SHARE_RETRY, look_again, listener)
+                            return
+                        # the others left them waiting too long: accept until none waits
+                    else:
+                        deferring.pop(listener.fileno(), None)
                     if len(front.connections) >= limit and not front.evict_one():
                         unwatch(listener)  # every connection is busy with the model: accept when one ends
                         loop.call_later(0.05, accept, listener)
@@ -1010,6 +1094,7 @@ def _worker_class(base: Any, h11: Any, max_payload: int) -> type:
                     try:
                         sock, peer = listener.accept()
                     except (BlockingIOError, InterruptedError):
+                        deferring.pop(listener.fileno(), None)
                         break
                     except OSError as e:  # out of file descriptors or buffers: back off, the other worker serves
                         self.log.warning("Worker %s: accept failed (%s); pausing for 0.5 s", os.getpid(), e)
@@ -1019,6 +1104,7 @@ def _worker_class(base: Any, h11: Any, max_payload: int) -> type:
                     if sock.family in (socket.AF_INET, socket.AF_INET6):
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     task = loop.create_task(_Connection(front, h11, sock, peer).serve())
+                    share.publish(len(front.connections))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 watch(listener)
@@ -1045,6 +1131,7 @@ def _worker_class(base: Any, h11: Any, max_payload: int) -> type:
                 # heartbeat while the model is idle or has finished a prediction since the last tick: a single
                 # prediction running longer than the timeout gets this worker replaced, as a sync worker would be
                 busy_since = model.busy_since
+                share.publish(len(front.connections))
                 if busy_since is None or model.finished != finished:
                     self.notify()
                 elif busy_since != reported and time.monotonic() - busy_since > timeout / 2:
@@ -1063,6 +1150,7 @@ def _worker_class(base: Any, h11: Any, max_payload: int) -> type:
             for listener in listeners:
                 unwatch(listener)
             front.stop()
+            share.publish(len(front.connections), serving=False)
             deadline = time.monotonic() + self.cfg.graceful_timeout
             while front.connections and time.monotonic() < deadline:
                 self.notify()

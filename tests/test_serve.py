@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -316,6 +317,100 @@ def test_load_2000_requests_concurrency_16(server, reference):
     assert elapsed < 180
     assert server.proc.poll() is None
     assert request(server.port, "GET", "/ping")[0] == 200
+
+
+def _read_answer(sock: socket.socket) -> bytes:
+    """One whole response (with ``Content-Length``) from a kept-alive connection: its body."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        block = sock.recv(65536)
+        assert block, data
+        data += block
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        block = sock.recv(65536)
+        assert block, data
+        body += block
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return body
+
+
+def _connections_per_worker(port: int, log: Path, message: bytes, expected: list) -> dict[int, int]:
+    """Open 16 connections at once, send two requests on each, and count how many each worker (the access log's
+    ``pid``, matched by the client's port) answered."""
+    start = log.stat().st_size if log.exists() else 0
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in range(16)]
+    try:
+        for _ in range(2):
+            for s in socks:
+                s.sendall(message)
+            for s in socks:
+                assert json.loads(_read_answer(s)) == expected
+        ports = {s.getsockname()[1] for s in socks}
+        lines: list[dict] = []
+        deadline = time.monotonic() + 10
+        while len(lines) < 32 and time.monotonic() < deadline:  # written after each answer is sent
+            time.sleep(0.05)
+            lines = [json.loads(line) for line in log.read_bytes()[start:].decode().splitlines()]
+            lines = [f for f in lines if int(f["client"].rsplit(":", 1)[1]) in ports]
+    finally:
+        for s in socks:
+            s.close()
+    assert len(lines) == 32
+    by_port: dict[int, set] = {}
+    for f in lines:
+        by_port.setdefault(int(f["client"].rsplit(":", 1)[1]), set()).add(f["pid"])
+    assert all(len(pids) == 1 for pids in by_port.values())  # a connection stays with its worker
+    held: dict[int, int] = {}
+    for pids in by_port.values():
+        held[next(iter(pids))] = held.get(next(iter(pids)), 0) + 1
+    time.sleep(0.3)  # the closed connections leave the workers' counts
+    return held
+
+
+def test_kept_alive_connections_spread_evenly_over_the_workers(artifact, cache_env, reference, rows, tmp_path):
+    """16 kept-alive connections opened at once, as a load generator opens them, are shared by both workers
+    (all workers wait on one listening socket, and on a busy machine the one woken first used to take 15 or 16 of
+    them, so the server ran at one worker's speed); six rounds, with processes keeping every core busy as a
+    loaded machine is. A worker killed: its replacement takes its part once it serves, and meanwhile the other
+    worker takes every connection without delay."""
+    log = tmp_path / "access.log"
+    srv = Server(artifact, cache_env, tmp_path, "--workers", "2", "--access-log", str(log))
+
+    def serving(count: int) -> list[int]:  # pids of the workers that have loaded the model, once there are count
+        deadline = time.monotonic() + 90
+        while srv.log().count("model loaded") < count:  # /ping answers once one worker serves: wait for all
+            assert time.monotonic() < deadline, srv.log()
+            time.sleep(0.1)
+        return [int(pid) for pid in re.findall(r"Worker (\d+): model loaded", srv.log())]
+
+    try:
+        workers = serving(2)
+        body = csv_body(rows[:1])
+        message = (b"POST /invocations HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        expected = reference.predict(rows[:1]).tolist()
+        burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                   for _ in range(len(os.sched_getaffinity(0)) + 1)]
+        try:
+            for _ in range(6):
+                held = _connections_per_worker(srv.port, log, message, expected)
+                assert set(held) == set(workers) and max(held.values()) <= 12, held
+        finally:
+            for burner in burners:
+                burner.kill()
+                burner.wait()
+        os.kill(workers[0], signal.SIGKILL)
+        started = time.monotonic()
+        held = _connections_per_worker(srv.port, log, message, expected)
+        assert workers[0] not in held and time.monotonic() - started < 5, held
+        replacement = serving(3)[2]
+        held = _connections_per_worker(srv.port, log, message, expected)
+        assert set(held) == {replacement, workers[1]} and max(held.values()) <= 12, held
+    finally:
+        assert srv.stop() == 0
 
 
 def test_bind_port_from_env_payload_option_and_timeout(artifact, cache_env, reference, rows, tmp_path):
