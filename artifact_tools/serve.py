@@ -70,9 +70,9 @@ Process model (a deliberate choice):
    or 16 of 16 connections opened at once, and the server ran at one worker's speed).
 5. Native thread pools are sized per worker (:mod:`artifact_tools._threads`): before the model loads, a worker
    sets ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS`` and the other pools' variables (unless
-   already set) to its share of the usable cores (cores // workers, at least 1), and its model thread applies the same limit with threadpoolctl (OpenMP's
-   thread count is per calling thread, and numpy's OpenBLAS started in the master before any variable could be
-   set). The master's environment is left as it is.
+   already set) to its share of the usable cores (cores // workers, at least 1), and its model thread applies the
+   same limit with threadpoolctl (OpenMP's thread count is per calling thread, and numpy's OpenBLAS started in the
+   master before any variable could be set). The master's environment is left as it is.
 6. The worker timeout (``SAGEMAKER_MODEL_SERVER_TIMEOUT``, default 60 s): a worker stops its heartbeat while one
    prediction runs longer, so the master replaces it, as it did a stuck sync worker; while a worker loads the
    model a heartbeat thread keeps the master from taking the load time for a hang.
