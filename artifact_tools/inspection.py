@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import zlib
 from pathlib import PurePosixPath
 from typing import Callable
 
@@ -928,10 +929,28 @@ def _nested_archive(ctx: _Context) -> bool:
         return False
     first = sorted(inner, key=lambda n: (n.count("/"), n))[0]
     ctx.add_model(first, "nested-archive", {"archives": sorted(inner)})
-    ctx.set("unknown", ctx.default_layout(False), loadable=False,
-            reason=f"the artifact holds another archive ({first}) and no model file; SageMaker unpacks the artifact "
-                   f"only once, so extract {first} from it and inspect or load that archive instead")
+    if ctx.container == "gzip-file":  # the artifact itself is one gzip-compressed file, not a tar archive
+        reason = (f"{first} is one gzip-compressed file ({_gunzipped_kind(ctx, first)} inside), not a tar archive, "
+                  f"so SageMaker cannot unpack it; decompress it (gunzip) and inspect or load that file, or pack it "
+                  f"with tar czf model.tar.gz")
+    else:
+        reason = (f"the artifact holds another archive ({first}) and no model file; SageMaker unpacks the artifact "
+                  f"only once, so extract {first} from it and inspect or load that archive instead")
+    ctx.set("unknown", ctx.default_layout(False), loadable=False, reason=reason)
     return True
+
+
+def _gunzipped_kind(ctx: _Context, name: str) -> str:
+    """What a kept gzip member holds, sniffed from the first 64 KiB it decompresses to (gzip: RFC 1952); nothing
+    is written or run."""
+    data = ctx.whole(name)
+    if data is None:
+        return "content not read"
+    try:
+        head = zlib.decompressobj(31).decompress(data[:1 << 20], 64 * 1024)
+    except zlib.error:
+        return "damaged data"
+    return sniff(name.removesuffix(".gz"), head, len(head))
 
 
 # Kinds of member that are code, configuration or notes, never a model's weights (sniff.py's text kinds).

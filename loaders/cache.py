@@ -78,13 +78,35 @@ _LEFTOVER = re.compile(r"^\.(tmp|trash|private)-(\d+)-([0-9a-f]{8})-")
 _OLD_TMP = re.compile(r"^\.tmp-[a-z0-9_]{8}$")  # publish folders of earlier versions (tempfile.mkdtemp names)
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _PINS: dict[str, int] = {}  # lock file -> descriptor holding its shared lock for the life of this process
-_PRIVATE: list[Path] = []
+_PRIVATE: list[Path] = []  # folders of this process only, removed when it exits
+_FALLBACK: dict[str, Path] = {}  # an unusable cache folder -> the private folder standing in for it
+_OWNER = os.getpid()  # forked children (server workers) inherit _PRIVATE and atexit; only this process removes
 
 log = logging.getLogger(__name__)
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("ARTIFACT_TOOLS_CACHE", Path.home() / ".cache" / "artifact-tools" / "extracted"))
+    """The cache folder: ``$ARTIFACT_TOOLS_CACHE`` (default ``~/.cache/artifact-tools/extracted``), created if
+    missing. When it cannot be used (under a regular file, on a read-only file system, not a folder...), loads
+    still work: a private temporary folder stands in for it in this process, with one warning, and is removed when
+    the process exits."""
+    configured = Path(os.environ.get("ARTIFACT_TOOLS_CACHE") or Path.home() / ".cache" / "artifact-tools" / "extracted")
+    fallback = _FALLBACK.get(str(configured))
+    if fallback is not None:
+        return fallback
+    try:
+        configured.mkdir(parents=True, exist_ok=True)
+        if not os.access(configured, os.W_OK | os.X_OK):  # also False on a read-only file system (EROFS)
+            raise PermissionError("not writable")
+    except OSError as e:
+        why = "it is not a folder" if isinstance(e, FileExistsError) else e.strerror or str(e)
+        fallback = Path(tempfile.mkdtemp(prefix="artifact-tools-cache-"))
+        _FALLBACK[str(configured)] = fallback
+        _PRIVATE.append(fallback)
+        log.warning("the cache folder %s (ARTIFACT_TOOLS_CACHE) cannot be used (%s): this process extracts to %s "
+                    "instead, removed when it exits", configured, why, fallback)
+        return fallback
+    return configured
 
 
 def cache_max_bytes() -> int:
@@ -108,11 +130,16 @@ def _index_path() -> Path:
     return cache_dir() / "index.json"
 
 
-def _read_index() -> dict:
+def _read_index() -> dict[str, str]:
+    """Identity -> SHA-256 entry name; an unreadable or malformed index, or any value that is not an entry name,
+    counts as absent (a cache miss: the artifact is read again)."""
     try:
-        return json.loads(_index_path().read_text())
-    except (OSError, ValueError):
+        index = json.loads(_index_path().read_text())
+    except (OSError, ValueError, RecursionError):
         return {}
+    if not isinstance(index, dict):
+        return {}
+    return {k: v for k, v in index.items() if isinstance(v, str) and _DIGEST.fullmatch(v)}
 
 
 def _remember(key: str, digest: str) -> None:
@@ -347,6 +374,8 @@ def _age(p: Path, now: float) -> float:
 
 
 def _remove_private() -> None:
+    if os.getpid() != _OWNER:
+        return
     for p in _PRIVATE:
         shutil.rmtree(p, ignore_errors=True)
     _PRIVATE.clear()
@@ -469,14 +498,18 @@ def _write_record(root: Path, key: str, record: dict) -> None:
         tmp.unlink(missing_ok=True)
 
 
+_COUNTS = ("entries", "bytes", "archive_bytes")
+
+
 def _read_record(root: Path, key: str) -> dict | None:
     try:
         record = json.loads(_record_path(root, key).read_text())
     except (OSError, ValueError, RecursionError):
         return None
     ok = (isinstance(record, dict) and record.get("format") == RECORD_FORMAT
-          and record.get("artifact_tools") == inspection_code_version() and isinstance(record.get("report"), dict))
-    return record if ok else None
+          and record.get("artifact_tools") == inspection_code_version() and isinstance(record.get("report"), dict)
+          and all(type(record.get(k)) is int and record[k] >= 0 for k in _COUNTS))
+    return record if ok else None  # anything else is a cache miss: the artifact is inspected again
 
 
 def report_from_dict(data: dict) -> Report:
@@ -502,7 +535,7 @@ def _report_of(record: dict, label: str) -> Report | None:
 def _check_limits(record: dict, limits: Limits, label: str) -> None:
     """The caps of ``limits`` against what the listing counted when the artifact was extracted: a cached artifact
     is refused by stricter limits exactly as reading it again would refuse it."""
-    entries, total, size = (int(record.get(k) or 0) for k in ("entries", "bytes", "archive_bytes"))
+    entries, total, size = (record[k] for k in _COUNTS)  # non-negative ints (checked by _read_record)
     if entries > limits.max_members:
         raise UnsafeArtifact(f"{_short(label)} has more than {limits.max_members} entries")
     if total > limits.max_total_bytes:
@@ -550,7 +583,7 @@ def prepare(source, limits: Limits | None = None, storage_options: dict | None =
     root.mkdir(parents=True, exist_ok=True)
     key = src.identity()
     digest = _read_index().get(key) if key else None
-    if digest and _DIGEST.fullmatch(digest):
+    if digest:
         _pin(root, digest)
         entry = root / digest
         if entry.is_dir():

@@ -502,3 +502,32 @@ def test_a_report_stored_by_other_inspection_code_is_not_reused(tmp_path, monkey
     record["report"]["framework"] = "r"  # what that older code said: the next load must not believe it
     stored.write_text(json.dumps(record))
     assert loaders.load(art).framework == "sklearn"
+
+
+def test_gzipped_loose_model_file_is_named_as_such(tmp_path, cache):
+    """``gzip -c xgboost-model > m.gz``: one gzip-compressed file, not a tar archive (SageMaker would fail to
+    unpack it). The refusal says so and names what is inside (sniffed from the decompressed head); the
+    decompressed file itself loads and predicts as the booster does."""
+    import gzip
+
+    xgb = pytest.importorskip("xgboost")
+    import numpy as np
+
+    import loaders
+    from artifact_tools import inspect
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(40, 3))
+    booster = xgb.train({"max_depth": 2}, xgb.DMatrix(x, label=x[:, 0]), 4)
+    raw = bytes(booster.save_raw("ubj"))
+    path = tmp_path / "m.gz"
+    path.write_bytes(gzip.compress(raw))
+    report = inspect(path)
+    assert report.container == "gzip-file" and not report.loadable
+    reason = report.not_loadable_reason or ""
+    assert "m.gz is one gzip-compressed file (xgboost inside)" in reason and "another archive" not in reason
+    with pytest.raises(ArtifactError, match="gzip-compressed file"):
+        loaders.load(path)
+    plain = tmp_path / "xgboost-model"
+    plain.write_bytes(gzip.decompress(path.read_bytes()))
+    np.testing.assert_allclose(loaders.load(plain).predict(x), booster.predict(xgb.DMatrix(x)), rtol=1e-6)
