@@ -19,9 +19,9 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.
   then asks the container's optional ``GET /execution-parameters``); ours is ``MultiRecord``, the strategy the API
   reference describes for splitting input "into whatever payload size is specified".
 - ``max_payload_mb`` (``MaxPayloadInMB``, 0 to 100, default 6: "The default value is 6 MB. The value of
-  MaxPayloadInMB cannot be greater than 100 MB", ``CreateTransformJob``): a request never exceeds it; a record
-  larger than it is a failed record. 0 means no limit, which SageMaker allows only for whole objects (HTTP chunked
-  encoding; ``split_type=None``).
+  MaxPayloadInMB cannot be greater than 100 MB", ``CreateTransformJob``): a request never exceeds it (a line of
+  exactly that size is sent with its newline); a record larger than it is a failed record. 0 means no limit,
+  which SageMaker allows only for whole objects (HTTP chunked encoding; ``split_type=None``).
 - ``assemble_with`` (``TransformOutput.AssembleWith``, default ``None``: the API reference lists ``None | Line``,
   "Required: No", and the SDK's ``Transformer(assemble_with=None)`` sends none): ``None`` concatenates the
   responses as they are ("to concatenate the results in binary format, specify None"); ``Line`` ends each response
@@ -51,8 +51,12 @@ Python's ``float`` does, so as the codec does), any other block by the codec. Co
 16 MB of them, ``GROUP_BYTES``) of a row-wise model (XGBoost, scikit-learn, LightGBM, CatBoost: each row's
 prediction ignores the other rows) are predicted in one call and the predictions cut back into each block's, so that
 each mini-batch still gets the response it would get alone (and is one response in the output and the capture);
-when that call fails each block is sent alone, and only a block that fails alone is taken apart into its lines to
-find and report the bad records. Number predictions are written as CSV by pyarrow's cast to text where it gives
+when that call fails each block is sent alone, and only a block that fails alone -- or gives a number of predictions
+other than its number of lines, as when the codec takes its first line for a CSV header -- is taken apart into its
+lines to find and report the bad records: the lines that cannot be decoded or have another number of values, then
+the rest sent in halves, and halves of those, so that every line that succeeds alone is predicted. A body holding a
+carriage return that does not end a line is read by the codec, never by the fast readers (which take it as a row
+break). Number predictions are written as CSV by pyarrow's cast to text where it gives
 ``repr``'s text (:func:`_csv_numbers`), else by the codec.
 
 Behaviour: streamed (at most two work items per worker -- one mini-batch, or one group of blocks -- in flight, so
@@ -471,12 +475,19 @@ def _numbers(body: bytes):
     (numpy >= 1.23 ``loadtxt`` converts with ``PyOS_string_to_double``, correctly rounded, as ``float`` does)."""
     import numpy as np
 
-    if not body or body.isspace():
+    if not body or body.isspace() or _bare_cr(body):
         return None
     cols = _arrow_columns(body)
     if cols is not None:
         return np.column_stack(cols)
     return _loadtxt(body)
+
+
+def _bare_cr(body: bytes) -> bool:
+    """Whether ``body`` holds a carriage return that does not end a line (not before a newline): the fast readers
+    take it as a row break, the codec as a character of its line, so such a body is left to the codec."""
+    count = body.count(b"\r")
+    return bool(count) and count != body.count(b"\r\n")
 
 
 def _loadtxt(body: bytes):
@@ -691,7 +702,20 @@ def _batch(job: _Job, records: list, models: list) -> bytes:
     out, style = _predict(job, models, data, style)
     if processing:
         return _joined_lines(job, kind, values if values is not None else [], out)
+    if job.split_type == "Line":
+        _check_count(out, len(records))
     return _payload(job, out, style)
+
+
+def _check_count(out, records: int) -> None:
+    """Raise unless the model gave one prediction per record of a mini-batch of several lines (a table's rows,
+    a list's items; other outputs are not checked): a line taken as a CSV header by the codec, or a model that
+    does not answer row by row, would otherwise shift or drop predictions."""
+    if records < 2:
+        return
+    count = len(out) if isinstance(out, list) or getattr(out, "ndim", 0) >= 1 else None
+    if count is not None and count != records:
+        raise ValueError(f"the model gave {count} predictions for {records} records")
 
 
 def _payload(job: _Job, out, style) -> bytes:
@@ -733,7 +757,7 @@ def _width(job: _Job, record: bytes):
 def _run(job: _Job, models: list, numbers: list, records: list) -> tuple:
     """``("ok", output bytes, [(record number, reason)], records)`` for one mini-batch of records. A failing batch
     is taken apart to find its bad records -- undecodable alone, a number of values other than most records of the
-    batch, or failing alone in the model -- and the rest sent again as one batch."""
+    batch, or failing alone in the model (found by :func:`_bisect`) -- and the others predicted."""
     out, bad = _run_records(job, models, records)
     return ("ok", out, [(numbers[i], reason) for i, reason in bad], len(records))
 
@@ -743,7 +767,7 @@ def _run_records(job: _Job, models: list, records: list) -> tuple:
         return _batch(job, records, models), []
     except Exception as e:  # noqa: BLE001 -- any model or codec failure is this batch's
         if len(records) == 1:
-            return b"", [(0, _sentence(e))]
+            return b"", [(0, _model_reason(job, records[0], e))]
     bad, widths = {}, {}
     for i, rec in enumerate(records):
         try:
@@ -757,21 +781,52 @@ def _run_records(job: _Job, models: list, records: list) -> tuple:
             if w is not None and w != usual:
                 bad[i] = f"the record has {w} values where the other records have {usual}"
     good = [i for i in range(len(records)) if i not in bad]
+    parts: list = []
+    _bisect(job, models, records, good, parts, bad)
+    return b"".join(parts), sorted(bad.items())
+
+
+def _bisect(job: _Job, models: list, records: list, chosen: list, parts: list, bad: dict) -> None:
+    """Predict the records at indexes ``chosen`` as one request, else each half of them the same way, so that
+    every record that succeeds alone is predicted (``parts``: the responses, in order) and only those that fail
+    alone are reported (``bad``)."""
+    if not chosen:
+        return
     try:
-        out = _batch(job, [records[i] for i in good], models) if good else b""
-    except Exception:  # noqa: BLE001 -- some records fail in the model: find them one by one
-        for i in good:
-            try:
-                _batch(job, [records[i]], models)
-            except Exception as e:  # noqa: BLE001
-                bad[i] = _sentence(e)
-        good = [i for i in range(len(records)) if i not in bad]
+        parts.append(_batch(job, [records[i] for i in chosen], models))
+        return
+    except Exception as e:  # noqa: BLE001 -- some records fail in the model (or only together): halve
+        if len(chosen) == 1:
+            bad[chosen[0]] = _model_reason(job, records[chosen[0]], e)
+            return
+    half = len(chosen) // 2
+    _bisect(job, models, records, chosen[:half], parts, bad)
+    _bisect(job, models, records, chosen[half:], parts, bad)
+
+
+_NA_CELLS = {"", "na", "nan", "n/a", "null", "none", "-nan", "#n/a", "<na>", "-1.#ind", "1.#ind", "1.#qnan",
+             "#n/a n/a", "-1.#qnan", "#na"}  # read as missing values (pandas read_csv's defaults)
+
+
+def _model_reason(job: _Job, record: bytes, e: BaseException) -> str:
+    """The reason one record failed: for a CSV record with a cell that is not a number, where the model complains
+    about types, a sentence naming that cell; else the error's own sentence."""
+    text = _sentence(e)
+    if codec.media_type(job.content_type)[0] != codec.CSV or not re.search(r"dtype|could not convert|float", text):
+        return text
+    try:
+        cells = next(csv.reader([record.decode("utf-8")]), [])
+    except (UnicodeDecodeError, csv.Error):
+        return text
+    for j, cell in enumerate(cells, 1):
+        value = cell.strip()
+        if value.lower() in _NA_CELLS:
+            continue
         try:
-            out = _batch(job, [records[i] for i in good], models) if good else b""
-        except Exception as e:  # noqa: BLE001 -- each record alone is fine but not together
-            reason = f"the records fail together though each succeeds alone ({_sentence(e)})"
-            return b"", [(i, reason) for i in range(len(records))]
-    return out, sorted(bad.items())
+            float(value)
+        except ValueError:
+            return f"column {j} holds {value[:40]!r}, which is not a number (the model takes numbers)"
+    return text
 
 
 def _run_block(job: _Job, models: list, first: int, block: bytes, rows) -> tuple:
@@ -783,12 +838,11 @@ def _run_block(job: _Job, models: list, first: int, block: bytes, rows) -> tuple
             data, style, count = rows, None, len(rows)
         else:
             request = codec.decode(block, job.content_type, "the mini-batch")
-            data, style, count = request.data, request.style, None
-        out, style = _predict(job, models, data, style)
-        payload = _payload(job, out, style)
-        if count is None:
+            data, style = request.data, request.style
             count = sum(1 for line in block.split(b"\n") if line.strip())
-        return ("ok", payload, [], count)
+        out, style = _predict(job, models, data, style)
+        _check_count(out, count)  # a line the codec took as a header: each line by itself instead
+        return ("ok", _payload(job, out, style), [], count)
     except Exception:  # noqa: BLE001 -- find the bad lines
         pass
     numbers, records = [], []
@@ -816,7 +870,7 @@ _NOT_ROW_WISE: set = set()  # per process: ids of loaded models that did not giv
 
 def _read_block(block: bytes):
     """An all-number CSV block as columns (:func:`_arrow_columns`) or a 2-D array (numpy's reader), or None."""
-    if not block or block.isspace():
+    if not block or block.isspace() or _bare_cr(block):
         return None
     cols = _arrow_columns(block)
     return cols if cols is not None else _loadtxt(block)
@@ -1024,7 +1078,7 @@ def _batches(records: Iterator[tuple], strategy: str, max_bytes: int | None, sep
     numbers: list = []
     size = 0
     for number, data, reason in records:
-        if reason is None and max_bytes and len(data) + sep > max_bytes:
+        if reason is None and max_bytes and len(data) > max_bytes:  # MaxPayloadInMB: at most, newline aside
             reason = (f"the record has {len(data)} bytes, more than the {max_bytes} bytes of max payload "
                       "(raise max_payload_mb)")
         if reason is not None:
@@ -1049,8 +1103,8 @@ def _line_blocks(f, max_bytes: int) -> Iterator[tuple]:
     alone is larger (read past, never held whole)."""
     buf, eof, line = b"", False, 1
     while True:
-        while not eof and len(buf) < max_bytes:
-            more = f.read(max_bytes - len(buf))
+        while not eof and len(buf) <= max_bytes:
+            more = f.read(max_bytes + 1 - len(buf))
             if not more:
                 eof = True
             buf += more
@@ -1060,6 +1114,10 @@ def _line_blocks(f, max_bytes: int) -> Iterator[tuple]:
             cut = len(buf)
         else:
             cut = buf.rfind(b"\n", 0, max_bytes) + 1
+            if not cut and buf[max_bytes:max_bytes + 1] == b"\n":
+                cut = max_bytes + 1  # one line of exactly max_bytes (MaxPayloadInMB is a maximum), its newline
+            elif not cut and eof and len(buf) == max_bytes:
+                cut = max_bytes  # the last line, of exactly max_bytes, without a newline
         if cut:
             block, buf = buf[:cut], buf[cut:]
             yield line, block, None

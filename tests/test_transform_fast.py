@@ -150,3 +150,71 @@ def test_fast_csv_reader_reads_what_float_reads():
             assert np.array_equal(got, floats(text), equal_nan=True), text
     assert batch._numbers(b"nan(1),2\n") is None  # Arrow takes nan(...), float does not
     assert batch._numbers(b"1,2\n3\n") is None
+
+
+def _rows_text(X) -> list:
+    return [",".join(repr(float(v)) for v in row) for row in X]
+
+
+@pytest.mark.parametrize("strategy", ["MultiRecord", "SingleRecord"])
+def test_lines_are_records_never_a_header(models, strategy, tmp_path):
+    """With split type Line each line is a record: a first line the codec could take as a CSV header (``NA`` cells,
+    a real header) is one record, predicted or reported at its line; a block with ``1_0`` and ``NA`` lines (each fine
+    alone) loses none of its good lines. Oracle: XGBoost on each line's values as Python's ``float`` reads them
+    (``NA``: a missing value), without the lines that fail."""
+    X = make_data(n=300, d=6, seed=11)[0].astype(np.float64)
+    lines = _rows_text(X)
+    lines[0] = "NA,1,2,3,4,5"
+    lines[40] = "1_0,2,3,4,5,6"
+    lines[41] = "NA,1,2,3,4,5"
+    text = ["f0,f1,f2,f3,f4,f5"] + lines + ["1,abc,3,4,5,6"]
+    src = tmp_path / "rows.csv"
+    src.write_text("\n".join(text) + "\n")
+    s = transform(models["xgb"], src, tmp_path / "out", split_type="Line", strategy=strategy)
+    assert (s["records_in"], s["records_out"], s["records_failed"]) == (302, 300, 2)
+    assert [f["line"] for f in s["failed"]] == [1, 302]
+    assert "column 1 holds 'f0'" in s["failed"][0]["reason"]
+    assert "column 2 holds 'abc'" in s["failed"][1]["reason"]
+    oracle = np.array([[float("nan") if c == "NA" else float(c) for c in line.split(",")] for line in lines])
+    got = (tmp_path / "out" / "rows.csv.out").read_bytes()
+    assert got == csv_text(booster_predict(models["xgb"], oracle))
+
+
+def test_bare_carriage_return_is_not_a_row_break(models, tmp_path):
+    """A CR inside a line (not before its newline) keeps the line one record: reported at its line as the codec
+    reads it, never read by the fast readers as two rows that shift every later prediction."""
+    X = make_data(n=300, d=6, seed=12)[0].astype(np.float64)
+    lines = _rows_text(X)
+    text = lines[:50] + [lines[50] + "\r" + lines[51]] + lines[52:]
+    src = tmp_path / "rows.csv"
+    src.write_bytes(("\n".join(text) + "\n").encode())
+    s = transform(models["xgb"], src, tmp_path / "out", split_type="Line")
+    assert (s["records_in"], s["records_out"], s["records_failed"]) == (299, 298, 1)
+    assert s["failed"][0]["line"] == 51
+    kept = np.delete(X, [50, 51], axis=0)
+    assert (tmp_path / "out" / "rows.csv.out").read_bytes() == csv_text(booster_predict(models["xgb"], kept))
+
+
+@pytest.mark.parametrize("strategy", ["MultiRecord", "SingleRecord"])
+def test_a_record_of_exactly_the_max_payload_is_accepted(models, strategy, tmp_path):
+    """MaxPayloadInMB is a maximum: a line of exactly that many bytes is sent; one byte more is refused, and the
+    message says by how much."""
+    X = make_data(n=5, d=6, seed=13)[0].astype(np.float64)
+    lines = _rows_text(X)
+    limit = 1024  # max_payload_mb = 1/1024
+
+    def padded(line: str, size: int) -> str:  # leading zeros after the sign: the same number, longer text
+        sign = "-" if line.startswith("-") else ""
+        return sign + "0" * (size - len(line)) + line[len(sign):]
+
+    lines[2], lines[4] = padded(lines[2], limit), padded(lines[4], limit + 1)
+    assert (len(lines[2]), len(lines[4])) == (limit, limit + 1)
+    src = tmp_path / "rows.csv"
+    src.write_text("\n".join(lines) + "\n")
+    s = transform(models["xgb"], src, tmp_path / "out", split_type="Line", strategy=strategy,
+                  max_payload_mb=1 / 1024)
+    assert (s["records_in"], s["records_out"], s["records_failed"]) == (5, 4, 1)
+    assert s["failed"][0]["line"] == 5
+    assert f"has {limit + 1} bytes, more than the {limit} bytes" in s["failed"][0]["reason"]
+    expected = csv_text(booster_predict(models["xgb"], X[:4]))
+    assert (tmp_path / "out" / "rows.csv.out").read_bytes() == expected
