@@ -21,8 +21,10 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import textwrap
+import threading
 import warnings
 from typing import Any, Callable, Iterator, NoReturn, Sequence
 
@@ -513,9 +515,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(only=_command_in(argv))
     args = parser.parse_args(argv)
     _merge_global(args)
+    previous = _on_sigterm_raise()
     try:
         with _logging(args.verbose, args.debug), progress.quiet(args.quiet):
             return int(args.func(args) or 0)
+    except Terminated:
+        print("artifact-tools: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except ArtifactError as e:
         print(f"artifact-tools: {_first_line(e, MAX_MESSAGE)}", file=sys.stderr)
         return e.exit_code
@@ -534,6 +540,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"artifact-tools: internal error: {type(e).__name__}: {_first_line(e, MAX_MESSAGE)} "
               "(run with --debug for details)", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every ``with``/``finally`` runs: outputs staged beside their
+    destination and scratch folders are removed (the default action of SIGTERM ends the process on the spot)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+def _on_sigterm_raise():
+    """Install the SIGTERM handler raising :class:`Terminated` (main thread only); returns the previous one."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 if __name__ == "__main__":  # pragma: no cover

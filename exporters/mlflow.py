@@ -8,7 +8,9 @@ signature and the input example), the flavor's files, ``requirements.txt`` / ``p
 
 Flavors, written by MLflow's own ``mlflow.<flavor>.save_model`` (each adds ``python_function``):
 
-- ``sklearn`` (the loader's prediction method becomes ``pyfunc_predict_fn``: predict, predict_proba...),
+- ``sklearn`` (the loader's prediction method becomes ``pyfunc_predict_fn``: predict, predict_proba...; skops
+  writes every shared reference in full, so a state whose full tree would pass 10M nodes, 100 nodes per distinct
+  object, 100 levels or a cycle is refused before skops sees it: ``_check_skops_size``),
   ``xgboost`` (the current Booster as UBJSON; an artifact of any legacy era was converted by
   :mod:`loaders.xgboost` when it was loaded, so the MLflow model holds the converted booster), ``lightgbm``,
   ``catboost`` (MLflow's ``python_function`` of a classifier returns ``predict``'s class labels, artifact-tools'
@@ -57,6 +59,7 @@ import json
 import logging
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -316,6 +319,7 @@ def _flavor(loaded: LoadedModel, samples: Any, work: Path, expected: Any) -> _Fl
     if fw == "sklearn":
         method = loaded.info.get("method", "predict")
         if method in _SKLEARN_PYFUNC_METHODS:
+            _check_skops_size(model)
             return _Flavor("sklearn", _with(mlflow.sklearn.save_model, model, pyfunc_predict_fn=method,
                                             **_skops_settings(model)), _MODULES["sklearn"])
     if fw == "xgboost" and "c" in (getattr(model, "feature_types", None) or []):
@@ -362,6 +366,88 @@ def _skops_settings(model: Any) -> dict[str, Any]:
     if len(allowed) < len(untrusted):
         return {"serialization_format": "cloudpickle"}
     return {"serialization_format": "skops", "skops_trusted_types": allowed} if allowed else {}
+
+
+# skops (skops/io/_utils.py ``get_state``) writes every reference in full, recursing once per level: a state
+# sharing its parts (x = (x, x) 150 times: a few hundred bytes of pickle) would be written as 2**150 nodes
+_SKOPS_MAX_NODES = 10_000_000  # a TF-IDF vocabulary of 1M words is about 2M nodes (~7 us each in skops 0.16)
+_SKOPS_MAX_EXPANSION = 100  # nodes written per distinct object, past _SKOPS_EXPANSION_FLOOR nodes
+_SKOPS_EXPANSION_FLOOR = 100_000
+_SKOPS_MAX_DEPTH = 100  # levels of nesting (skops recurses ~4 frames per level; real estimators nest ~20)
+_LEAVES = (str, bytes, bytearray, int, float, complex, bool, type(None), type, range, slice)
+
+
+def _state_children(obj: Any) -> list:
+    """What skops serialises under ``obj``: items of containers, the elements of an object array, an object's
+    ``__getstate__`` (skops/io/_general.py ``object_get_state``, ``reduce_get_state``); nothing under atoms,
+    numeric arrays, functions and types."""
+    import types
+
+    if isinstance(obj, _LEAVES) or isinstance(obj, (types.FunctionType, types.BuiltinFunctionType,
+                                                    types.MethodType, types.ModuleType)):
+        return []
+    if isinstance(obj, dict):
+        return [*obj.keys(), *obj.values()]
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return list(obj)
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(obj, np.ndarray):
+            return list(obj.ravel()) if obj.dtype == object else []
+        if isinstance(obj, (np.generic, np.dtype)):
+            return []
+    try:
+        state = obj.__getstate__()
+    except Exception:  # skops reports an object it cannot read itself
+        return []
+    if isinstance(state, dict):
+        return [*state.keys(), *state.values()]
+    if isinstance(state, tuple):
+        return list(state)
+    return [] if state is None else [state]
+
+
+def _check_skops_size(model: Any) -> None:
+    """Refuse (one sentence) a scikit-learn model skops would write forever: its state's tree (shared references
+    written out in full, as skops does) is counted on the object graph, each distinct object visited once."""
+    size: dict[int, int] = {}  # id -> nodes skops writes for it
+    keep: list = []  # every walked object stays alive, so that no id is reused during the walk
+    on_path: set[int] = set()
+    stack: list[tuple[Any, list | None, int]] = [(model, None, 1)]
+    why = None
+    while stack and why is None:
+        obj, kids, level = stack[-1]
+        oid = id(obj)
+        if kids is None:
+            if oid in size:
+                stack.pop()
+                continue
+            if oid in on_path:
+                why = "refers to itself (skops would recurse without end)"
+                break
+            if level > _SKOPS_MAX_DEPTH:
+                why = f"nests more than {_SKOPS_MAX_DEPTH} levels deep"
+                break
+            kids = _state_children(obj)
+            keep.append(kids)
+            on_path.add(oid)
+            stack[-1] = (obj, kids, level)
+            stack.extend((k, None, level + 1) for k in kids if id(k) not in size)
+            if len(size) + len(stack) > _SKOPS_MAX_NODES:
+                why = f"holds more than {_SKOPS_MAX_NODES:,} objects"
+            continue
+        stack.pop()
+        on_path.discard(oid)
+        size[oid] = 1 + sum(size[id(k)] for k in kids)
+        if size[oid] > _SKOPS_MAX_NODES:
+            why = (f"expands to more than {_SKOPS_MAX_NODES:,} nodes once its shared references are written out "
+                   f"in full, from {len(size):,} distinct objects")
+    if why is None and size[id(model)] > max(_SKOPS_EXPANSION_FLOOR, _SKOPS_MAX_EXPANSION * len(size)):
+        why = (f"expands to {size[id(model)]:,} nodes once its shared references are written out in full, from "
+               f"{len(size):,} distinct objects")
+    if why is not None:
+        raise ArtifactError(f"this scikit-learn model cannot be written in skops, MLflow's scikit-learn format, "
+                            f"without unbounded work: its state {why}")
 
 
 def _with(save: Callable, model: Any, **fixed: Any) -> Callable[..., None]:

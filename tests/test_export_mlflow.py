@@ -486,3 +486,77 @@ def test_registration_in_a_real_mlflow_server(samples, tmp_path):
     finally:
         _stop(proc)
     assert not (tmp_path / "mlruns").exists() and not Path("mlruns").exists()
+
+
+# ------------------------------------------------------------------------------------------------ hostile input
+
+def _cli_env(tmp: Path) -> dict:
+    """The checkout's own code, a private TMPDIR (for the exporter's scratch folder)."""
+    tmp.mkdir(exist_ok=True)
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(tmp), "OMP_NUM_THREADS": "1"}
+
+
+def test_state_sharing_references_is_refused_in_one_sentence_and_leaves_nothing(tmp_path):
+    """make_hostile.py's c7-repr-bomb-in-model, built with that script's own helpers: a working LogisticRegression
+    whose state holds 150 levels of (x, x) tuples, which skops would write as 2**150 nodes."""
+    import make_hostile
+
+    ctx = make_hostile.Ctx(tmp_path / "hostile", tmp_path / "canaries")
+    bomb = make_hostile.Raw(b"]" + b"2\x86" * 150)  # EMPTY_LIST, then (DUP, TUPLE2) 150 times
+    art = ctx.out / ctx.sklearn_tar("c7-repr-bomb-in-model",
+                                    make_hostile.joblib_bytes(make_hostile.with_hidden(ctx.logistic(), "_tree", bomb)))
+    work = tmp_path / "work"
+    work.mkdir()
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "artifact_tools", "export", str(art), "--to", "mlflow",
+                           str(work / "out")], capture_output=True, text=True, timeout=120, cwd=work,
+                          env=_cli_env(tmp_path / "tmp"))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert time.monotonic() - start < 60
+    assert len(proc.stderr.strip().splitlines()) == 1 and "skops" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(work.iterdir()) == [] and list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_state_expanding_past_the_bound_is_refused_before_skops(samples, tmp_path):
+    """20 levels of shared tuples (2**20 leaves, within skops' recursion depth): refused by size; the same
+    model without them exports."""
+    loaded = loaders.load(samples("sklearn"))
+    x: object = ()
+    for _ in range(20):
+        x = (x, x)
+    loaded.model.__dict__["_shared"] = x
+    with pytest.raises(ArtifactError, match="expands to") as refused:
+        target.export(loaded, tmp_path / "model", sample=ROWS[:3])
+    nodes = int(str(refused.value).split("expands to ")[1].split(" ")[0].replace(",", ""))
+    assert 2**21 - 1 < nodes < 2**21 + 200  # the tuples' full tree (2**21 - 1 nodes) and the estimator's state
+    assert list(tmp_path.iterdir()) == []
+    del loaded.model.__dict__["_shared"]
+    assert target.export(loaded, tmp_path / "model", sample=ROWS[:3]).passed
+
+
+def test_sigterm_through_the_cli_leaves_no_temp_behind(samples, tmp_path):
+    art = samples("sklearn")
+    work, tmp = tmp_path / "work", tmp_path / "tmp"
+    work.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "artifact_tools", "export", str(art), "--to", "mlflow",
+                             str(work / "out"), "-o", "sample=" + str(_sample_csv(tmp_path))], cwd=tmp_path,
+                            env=_cli_env(tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    try:
+        # both temps exist from the moment the exporter starts writing until it publishes
+        while not (list(work.glob(".out.partial-*")) and list(tmp.glob("artifact-tools-mlflow-*"))):
+            assert proc.poll() is None and time.monotonic() < deadline, "the export ended before it was stopped"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0, err
+    assert list(work.iterdir()) == [] and list(tmp.iterdir()) == [], err
+
+
+def _sample_csv(folder: Path) -> Path:
+    path = folder / "sample.csv"
+    np.savetxt(path, ROWS[:3], delimiter=",")
+    return path
