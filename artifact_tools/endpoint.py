@@ -38,10 +38,16 @@ Amazon CloudWatch"):
   number of loads) and ``ModelCacheHit_total``. Each gunicorn worker writes its figures to files in a private
   temporary folder (``prometheus_client``'s multiprocess mode) and ``/metrics``, answered by any worker, sums them
   over all workers, so the counts are the endpoint's, not one worker's; the loaded-model gauge counts live workers
-  only (``livesum``). Every answered request is counted except the operational ones (``/ping``, ``/metrics``,
-  ``/execution-parameters`` answered 200), refusals included wherever they are made: by the HTTP layer before the
-  request reaches a model (400 malformed request, 408, 413, 417, 431, 501, 503), by routing (404, 405, an unknown
-  variant) or by the codec (406, 415). A request refused before a variant was chosen is counted under the variant
+  only (``livesum``). What is counted follows CloudWatch's definitions ("Invocations: the number of
+  InvokeEndpoint requests sent to a model endpoint"; "Invocation4XXErrors: the number of InvokeEndpoint requests
+  where the model returned a 4xx HTTP response code", 5XX likewise): an invocation is a ``POST /invocations``
+  (what ``InvokeEndpoint`` sends), or a request whose head could not be read (malformed, too large or cut short:
+  it may have been one); the error counters count the 4xx / 5xx answers of those only, so they never exceed
+  ``Invocations``. Requests for other paths or methods (``/ping``, ``/metrics``, ``/execution-parameters``, a
+  404 for an unknown path, a 405 for ``GET /invocations``) are not invocations: they are in the access log only.
+  Invocations are counted with their refusals wherever these are made: by the HTTP layer before the request
+  reaches a model (400 malformed request, 408, 413, 417, 431, 501, 503), by routing (an unknown variant or target
+  model) or by the codec (406, 415). A request refused before a variant was chosen is counted under the variant
   it names (``X-Amzn-SageMaker-Target-Variant``), else the endpoint's only variant, else ``variant=""``; its
   ``model`` label is the variant's model (empty for a multi-model variant, whose target model is not known to
   exist: arbitrary target names never become labels).
@@ -50,19 +56,24 @@ Amazon CloudWatch"):
   is the record's message, and its fields are the record's ``access`` attribute for other handlers): ``time``
   (ISO 8601 UTC, the request's arrival), ``client`` (address and port), ``method``, ``path`` (with the query, at
   most 1024 characters), ``status``, ``bytes_in`` (request body bytes read), ``bytes_out`` (response body bytes),
-  ``variant``, ``model`` (the target model asked for, else the variant's model), ``model_latency_us``,
+  ``variant`` (empty for a request that is no invocation, see Metrics), ``model`` (the target model asked for,
+  else the variant's model), ``model_latency_us``,
   ``overhead_latency_us`` (CloudWatch's ``ModelLatency`` and ``OverheadLatency``, in microseconds as CloudWatch
   reports them) and ``pid`` (the worker). Every worker opens the file with ``O_APPEND`` and writes each line with
   one ``write``: the kernel appends each whole at the end of the file, so the workers' lines never interleave
-  (a line stays under ``PIPE_BUF``, 4096 bytes, so that holds for a pipe too).
+  (a line stays under ``PIPE_BUF``, 4096 bytes, so that holds for a pipe too). The file is opened non-blocking:
+  a FIFO that no process reads is refused at startup (one sentence), and a line that cannot be written (a full
+  disk, a pipe whose reader lags) is dropped with one warning in the server's log, never failing or delaying a
+  request.
 
 How a running endpoint changes (the choice made here): **the endpoint config file is watched.** ``serve
---endpoint-config FILE`` watches FILE; the other forms (``--variant``, ``--multi-model``, ``--pipeline``) write
-the equivalent config to a private state folder and watch that. Every worker looks at the file's identity (one
-``stat``) before it routes a request, so an atomically replaced file (temporary name + rename) applies to the very
-next request of every worker; requests already routed finish on the variant they got. A change of weights or the
-removal of a variant applies at once; a new variant (or a variant given another model) is loaded in the
-background first and routed to only once it is loaded (SageMaker's blue/green update does the same). A file that
+--endpoint-config FILE`` watches FILE; the other forms (``--variant``, ``--multi-model``, ``--pipeline``) write the
+equivalent config to a private state folder and watch that, their relative paths made absolute against the current
+folder first (a path on the command line means what it means where the command runs). Every worker looks at the
+file's identity (one ``stat``) before it routes a request, so an atomically replaced file (temporary name + rename)
+applies to the very next request of every worker; requests already routed finish on the variant they got. A change of
+weights or the removal of a variant applies at once; a new variant (or a variant given another model) is loaded in
+the background first and routed to only once it is loaded (SageMaker's blue/green update does the same). A file that
 does not read as a valid config is logged and ignored; the last good config stays in force.
 ``artifact-tools endpoint update-weights`` (the ``UpdateEndpointWeightsAndCapacities`` counterpart) rewrites that
 file: it finds the file of the endpoint on ``--port`` through the state folder, or takes ``--config FILE``, and
@@ -80,13 +91,15 @@ Config file (JSON, the ``CreateEndpointConfig`` request, plus how to find each m
 ``Models`` maps a ``ModelName`` to an artifact, or is a list of ``CreateModel`` requests (``ModelName`` with a
 ``PrimaryContainer`` or with ``Containers``, each a ``ContainerDefinition`` with ``ModelDataUrl`` and optional
 ``Mode``). A variant may give ``ModelDataUrl`` itself instead of a ``ModelName``. Relative paths are read from the
-config file's folder. Other fields (``InstanceType``, ``InitialInstanceCount``...) are accepted and ignored.
+config file's folder (not the current folder), so a config file means the same wherever the command runs.
+Other fields (``InstanceType``, ``InitialInstanceCount``...) are accepted and ignored.
 """
 
 from __future__ import annotations
 
 import argparse
 import bisect
+import errno
 import itertools
 import json
 import logging
@@ -97,7 +110,7 @@ import re
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from . import codec, serve
@@ -123,7 +136,6 @@ TARGET_MODEL = "HTTP_X_AMZN_SAGEMAKER_TARGET_MODEL"  # X-Amzn-SageMaker-Target-M
 _KEY = "artifact_tools.endpoint"  # the environ entry where prepare() leaves its routing for the WSGI app
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
                    10.0, 30.0, 60.0)
-OPERATIONS = ("/ping", "/metrics", "/execution-parameters")  # not invocations: not counted when answered 200
 MAX_LOGGED = 1024  # characters of a path or target model in an access log line
 LINE_LIMIT = 4000  # bytes of an access log line: under PIPE_BUF (4096), so that one write is atomic on a pipe too
 LOAD_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
@@ -303,6 +315,21 @@ def config_document(spec: EndpointSpec) -> dict:
     return {"EndpointConfigName": spec.name, "ProductionVariants": variants, "Models": models}
 
 
+def _absolute(path: str) -> str:
+    """``path`` as an absolute path (a URI such as ``s3://...`` or ``file://...`` unchanged)."""
+    return path if "://" in path else os.path.abspath(path)
+
+
+def absolute_paths(spec: EndpointSpec) -> EndpointSpec:
+    """``spec`` with every relative artifact path and multi-model prefix made absolute against the current
+    folder (what the command line's paths mean); the workers read the endpoint from a config file in
+    :func:`state_dir`, where a relative path would mean something else."""
+    variants = tuple(replace(v, artifacts=tuple(_absolute(a) for a in v.artifacts),
+                             multi_model=_absolute(v.multi_model) if v.multi_model else v.multi_model)
+                     for v in spec.variants)
+    return replace(spec, variants=variants)
+
+
 def single_model(artifact: str) -> EndpointSpec:
     """One model as an endpoint: its only variant, ``AllTraffic``, takes every request (``serve ARTIFACT``)."""
     return _check_variants(DEFAULT_ENDPOINT, [VariantSpec(DEFAULT_VARIANT, (artifact,), 1.0)])
@@ -427,19 +454,28 @@ class _Metrics:
 
 class _LineHandler(logging.Handler):
     """Writes each record's message as one line with one ``write`` to a file descriptor opened with ``O_APPEND``
-    (whole lines from every worker, never interleaved)."""
+    (whole lines from every worker, never interleaved). A line that cannot be written (a full disk, a pipe whose
+    reader lags: the descriptor is non-blocking, so the worker never waits for it) is dropped, with one warning
+    until a line is written again: a request never fails, nor waits, for its log line."""
 
-    def __init__(self, fd: int):
+    def __init__(self, fd: int, path: str):
         super().__init__()
         self.fd = fd
+        self.path = path
+        self.failing = False
 
     def emit(self, record: logging.LogRecord) -> None:
+        data = (record.getMessage() + "\n").encode("utf-8", "backslashreplace")
         try:
-            data = (record.getMessage() + "\n").encode("utf-8", "backslashreplace")
             while data:
                 data = data[os.write(self.fd, data):]
-        except Exception:  # noqa: BLE001 - logging's own convention: report, never fail the request
-            self.handleError(record)
+        except OSError as e:
+            if not self.failing:
+                self.failing = True
+                log.warning("the access log %s cannot be written (%s); its lines are dropped until it can",
+                            self.path, e.strerror or e)
+            return
+        self.failing = False
 
     def close(self) -> None:
         if self.fd > 2:
@@ -452,12 +488,17 @@ class _LineHandler(logging.Handler):
 
 def _open_access_log(path: str) -> int:
     """A descriptor appending to ``path`` (created 0644 less the umask), or a duplicate of standard output for
-    ``-``; :class:`EndpointError` with one sentence when it cannot be opened."""
+    ``-``; :class:`EndpointError` with one sentence when it cannot be opened. It is opened non-blocking: a FIFO
+    that no process reads is refused at once rather than waited for, and a full pipe drops lines (see
+    :class:`_LineHandler`)."""
     if path == "-":
         return os.dup(1)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
     try:
-        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        return os.open(path, flags, 0o644)
     except OSError as e:
+        if e.errno == errno.ENXIO:
+            raise EndpointError(f"cannot write the access log {path} (no process reads it)") from None
         raise EndpointError(f"cannot write the access log {path} ({e.strerror or e})") from None
 
 
@@ -594,7 +635,7 @@ class EndpointApp:
         self.access: logging.Logger | None = None  # the access logger, when --access-log is given
         self.handler: _LineHandler | None = None
         if access:  # this worker's own descriptor, opened after the fork
-            self.handler = _LineHandler(_open_access_log(access))
+            self.handler = _LineHandler(_open_access_log(access), access)
             access_log.addHandler(self.handler)
             access_log.setLevel(logging.INFO)
             access_log.propagate = False  # the lines go to the access log, not to the server's error log
@@ -847,13 +888,14 @@ class EndpointApp:
         """Count one answered request and write its access log line (called by the front end, on its loop, for
         every request it answers, refusals of its own included; see the module docstring)."""
         route = environ.get(_KEY)
+        path = environ.get("PATH_INFO", "")
         if route is not None:
             labels = (route.get("variant", ""), route.get("model", ""))
             model_seconds = route.get("seconds")
-        elif status < 400 and environ.get("PATH_INFO") in OPERATIONS:
+        elif path == "" or (path == serve.INVOCATIONS and environ.get("REQUEST_METHOD") == "POST"):
+            labels, model_seconds = self._unrouted(environ), None  # an invocation (or an unreadable head)
+        else:  # another path or method: not an InvokeEndpoint request (see the module docstring)
             labels, model_seconds = None, None
-        else:
-            labels, model_seconds = self._unrouted(environ), None
         if labels is not None:
             series = self.series.get(labels)
             if series is None:  # the labelled children once per label pair (labels() checks and locks each time)
@@ -961,11 +1003,15 @@ def run(spec: EndpointSpec, *, host: str = "127.0.0.1", port: int = 8080, worker
         raise MissingExtra("serve", "prometheus_client")
     worker_class = serve._worker_class(require("gunicorn.workers.base", "serve").Worker, require("h11", "serve"),
                                        max_payload)
+    if spec.config is None:  # the command line's paths: relative to this folder, not to the written config's
+        spec = absolute_paths(spec)
     for v in spec.variants:
         if v.multi_model:
             _check_prefix(v.multi_model)
     serve.check_capture(capture)
     if access_log:  # a log that cannot be written is one sentence before anything loads or listens
+        if access_log != "-":
+            access_log = os.path.abspath(access_log)
         os.close(_open_access_log(access_log))
     frameworks = serve.check_loadable(spec.artifacts(), trust)
     listener = serve._listen(host, port)

@@ -406,3 +406,24 @@ def test_bad_endpoint_arguments_are_one_sentence(artifacts, env, work):
         done = subprocess.run([sys.executable, "-m", "artifact_tools", "serve", *args, "--port", str(free_port())],
                               cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and sentence in done.stderr and done.stderr.count("\n") == 1, (args, done.stderr)
+
+
+@pytest.mark.parametrize("form", ["variant", "multi-model", "pipeline"])
+def test_relative_paths_in_every_flag_form(form, artifacts, oracle, env, work, rows):
+    """Relative artifact paths and multi-model prefixes given as flags are relative to the folder the command
+    runs in (the project root for these subprocesses), not to the state folder where the endpoint config the
+    workers read is written."""
+    rel = os.path.relpath(artifacts["sklearn"], PROJECT_ROOT)
+    mme = artifacts["sklearn"].parent / "mme-relative"
+    mme.mkdir(exist_ok=True)
+    (mme / "m.tar.gz").write_bytes(artifacts["sklearn"].read_bytes())
+    args = {"variant": ["--variant", f"A={rel}:1"],
+            "multi-model": ["--multi-model", os.path.relpath(mme, PROJECT_ROOT)],
+            "pipeline": ["--pipeline", os.path.relpath(artifacts["scaler"], PROJECT_ROOT),
+                         os.path.relpath(artifacts["xgboost"], PROJECT_ROOT)]}[form]
+    headers = {"X-Amzn-SageMaker-Target-Model": "m.tar.gz"} if form == "multi-model" else {}
+    with Endpoint(env, work, *args, "--workers", "1") as server:
+        status, _, out = invoke(server.port, csv_body(rows), {"Accept": "application/json", **headers})
+        assert status == 200, out
+    expected = oracle["B"](oracle["scaler"](rows)) if form == "pipeline" else oracle["A"](rows)
+    assert np.allclose(np.asarray(json.loads(out)).reshape(np.shape(expected)), expected, rtol=1e-6)

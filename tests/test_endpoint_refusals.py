@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
 import socket
 import subprocess
@@ -87,9 +88,11 @@ FORMS = {
 @pytest.mark.parametrize("form", list(FORMS))
 def test_refusals_before_the_model_are_counted_in_every_endpoint_form(form, artifacts, env, work):  # noqa: F811
     """One worker (the body budget is per worker). Every kind of refusal is sent once, plus one request that
-    succeeds; ``/metrics`` then shows each 4xx and 5xx, and every request but the operational ones as an
-    invocation. Refusals made before routing count under the variant the request names, else the only variant,
-    else ``variant=""``; the routed ones (406, 415) under the variant that answered."""
+    succeeds; ``/metrics`` then counts as invocations (CloudWatch: InvokeEndpoint requests) the ``POST
+    /invocations`` and the requests whose head could not be read, with their 4xx and 5xx; a 404 for another path
+    and a 405 for ``GET /invocations`` are no invocations and counted nowhere. Refusals made before routing count
+    under the variant the request names, else the only variant, else ``variant=""``; the routed ones (406, 415)
+    under the variant that answered."""
     args, routed, unrouted = FORMS[form]
     mme = artifacts["sklearn"].parent / "mme"
     mme.mkdir(exist_ok=True)
@@ -111,6 +114,7 @@ def test_refusals_before_the_model_are_counted_in_every_endpoint_form(form, arti
             exchange(port, b"GET /invocations HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),  # 405
         ]
         assert unrouted_4xx == [400, 413, 431, 417, 404, 405]
+        invoked_4xx = 4  # not the 404 and the 405: requests for another path or method are no invocations
         named = {TARGET_VARIANT: "B"} if form == "variants" else {}  # the same refusals naming a variant
         forced = "".join(f"{k}: {v}\r\n" for k, v in named.items()).encode()
         assert exchange(port, b"POST /invocations HTTP/1.1\r\nHost: t\r\n" + forced +
@@ -132,18 +136,18 @@ def test_refusals_before_the_model_are_counted_in_every_endpoint_form(form, arti
                 s.close()
         answered_variant = "B" if form == "variants" else "AllTraffic"
         forced_variant = "B" if form == "variants" else unrouted
-        assert total(m, "Invocations_total") == 1 + 6 + 2 + 2 + 2
-        assert total(m, "Invocation4XXErrors_total") == 6 + 1 + 2
+        assert total(m, "Invocations_total") == 1 + invoked_4xx + 1 + 2 + 2 + 1
+        assert total(m, "Invocation4XXErrors_total") == invoked_4xx + 1 + 2
         assert total(m, "Invocation5XXErrors_total") == 2 + 1
         assert total(m, "Invocation4XXErrors_total", variant=unrouted) == \
-            6 + (1 if forced_variant == unrouted else 0) + (2 if answered_variant == unrouted else 0)
+            invoked_4xx + (1 if forced_variant == unrouted else 0) + (2 if answered_variant == unrouted else 0)
         assert total(m, "Invocation5XXErrors_total", variant=unrouted) == 2 + (1 if forced_variant == unrouted else 0)
         assert total(m, "Invocation4XXErrors_total", variant=forced_variant) >= 1
         assert total(m, "Invocation5XXErrors_total", variant=forced_variant) >= 1
         assert total(m, "Invocation4XXErrors_total", variant=answered_variant) >= 2
         if form == "multi-model":  # the known target model is a label; refusals before routing have none
             assert total(m, "Invocation4XXErrors_total", model="m.tar.gz") == 2
-            assert total(m, "Invocation4XXErrors_total", model="") == 6 + 1
+            assert total(m, "Invocation4XXErrors_total", model="") == invoked_4xx + 1
         # refused requests have no model latency; every counted request has an overhead latency
         assert total(m, "OverheadLatency_seconds_count") == total(m, "Invocations_total")
 
@@ -205,7 +209,8 @@ def test_access_log_one_whole_json_line_per_request_from_every_worker(artifacts,
     assert logged == sorted(sent)
     assert {s for *_, s, _, _ in sent} == {200, 404}
     mine = [r for r in records if r["path"] == "/invocations" or r["path"].startswith("/nowh")]
-    assert all(r["client"].startswith("127.0.0.1:") and r["variant"] == "AllTraffic" for r in mine)
+    assert all(r["client"].startswith("127.0.0.1:") for r in mine)
+    assert all(r["variant"] == ("AllTraffic" if r["path"] == "/invocations" else "") for r in mine)  # 404: none
     assert all(r["model_latency_us"] > 0 for r in mine if r["status"] == 200)
     assert all(r["model_latency_us"] == 0 and r["overhead_latency_us"] > 0 for r in mine if r["status"] == 404)
     for r in records:
@@ -231,3 +236,49 @@ def test_access_log_to_standard_output_and_an_unwritable_log(artifacts, env, wor
                            "--access-log", str(work / "no-such-folder" / "access.log")],
                           cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and "cannot write the access log" in done.stderr
+
+
+def test_access_log_that_fails_drops_lines_with_one_warning(artifacts, env, work):  # noqa: F811
+    """``--access-log /dev/full`` (every write fails with ENOSPC): requests are answered as usual, the worker
+    warns once and drops the lines, and no traceback is printed; ``/metrics`` still counts every request."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    row = csv_body([[0.5, -1.0, 2.0, 0.1]])
+    with Endpoint(env, work, str(artifacts["sklearn"]), "--workers", "1", "--access-log", "/dev/full") as server:
+        statuses = [post(server.port, row, {"Content-Type": "text/csv"})[0] for _ in range(5)]
+        assert statuses == [200] * 5
+        assert total(metrics(server.port), "Invocations_total") == 5
+    out = server.log()
+    assert out.count("the access log /dev/full cannot be written") == 1, out
+    assert "Traceback" not in out and "Logging error" not in out, out
+
+
+def test_access_log_fifo_without_reader_is_one_sentence_at_once(artifacts, env, work):  # noqa: F811
+    """A FIFO that no process reads is refused in one sentence, exit status 2, without waiting for a reader; one
+    with a reader gets the lines."""
+    fifo = work / "access.fifo"
+    fifo.unlink(missing_ok=True)
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "artifact_tools", "serve", str(artifacts["sklearn"]),
+                           "--access-log", str(fifo)], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert time.monotonic() - started < 30
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("artifact-tools: cannot write the access log") or \
+        "cannot write the access log" in done.stderr
+    assert "no process reads it" in done.stderr
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader: the log can be opened
+    try:
+        with Endpoint(env, work, str(artifacts["sklearn"]), "--workers", "1", "--access-log", str(fifo)) as server:
+            assert exchange(server.port, b"GET /nowhere HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n") == 404
+            deadline, got = time.monotonic() + 20, b""
+            while b"/nowhere" not in got and time.monotonic() < deadline:
+                try:
+                    got += os.read(reader, 65536)
+                except BlockingIOError:
+                    time.sleep(0.1)
+        lines = [json.loads(x) for x in got.decode().splitlines()]
+        assert [(r["path"], r["status"]) for r in lines if r["path"] == "/nowhere"] == [("/nowhere", 404)]
+    finally:
+        os.close(reader)

@@ -554,3 +554,15 @@ def test_own_inference_code_gets_the_raw_request_and_its_errors_map_as_the_toolk
     assert status == 500 and "RuntimeError: the handler broke" in error_of(payload) and "Traceback" in log
     status, _, payload, _ = _wsgi_post(app, b"<a/>", "application/xml")
     assert status == 415 and "application/xml" in error_of(payload)
+
+
+def test_relative_artifact_path_from_another_folder(artifact, reference, rows, cache_env, tmp_path):
+    """``serve REL/PATH``: the path is relative to the folder the command runs in (the project root here, not the
+    artifact's folder nor the state folder where the endpoint config is written), and the workers find it."""
+    rel = os.path.relpath(artifact, PROJECT_ROOT)
+    assert not os.path.isabs(rel) and not (tmp_path / "run" / rel).exists()
+    env = {**cache_env, "XDG_RUNTIME_DIR": str(tmp_path / "run")}
+    with Server(Path(rel), env, tmp_path, "--workers", "1") as server:
+        status, _, body = invoke(server.port, csv_body(rows), "text/csv", "application/json")
+        assert status == 200, body
+        assert json.loads(body) == reference.predict(rows).tolist()
