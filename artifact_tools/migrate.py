@@ -15,8 +15,9 @@ What SOURCE can be
     model files (pickles, joblib, XGBoost, ONNX, LightGBM, CatBoost, PMML, HDF5, R, torch and Keras zips) are one
     model each; any other file (a SavedModel's protobuf, an MXNet graph, configs...) belongs to a model folder:
     the highest folder below SOURCE holding no archive nor model file, which is migrated whole. Hidden files
-    (``.name``, AppleDouble ``._name``) and the OUT folder itself are never taken; files that belong to no model
-    are listed in the report's ``ignored``.
+    (``.name``, AppleDouble ``._name``) and the OUT folder itself are never taken, nor opened are devices, named
+    pipes and sockets (a device never ends, a pipe blocks); files that belong to no model are listed in the
+    report's ``ignored``.
   - SageMaker model descriptions: JSON files holding the response of ``DescribeModel`` or the request of
     ``CreateModel`` (a list of them is read too), told from other JSON by their ``PrimaryContainer`` or
     ``Containers`` key. Shapes, from the SageMaker API reference (``API_DescribeModel``, ``API_CreateModel``,
@@ -32,7 +33,9 @@ What SOURCE can be
     relative path is taken relative to the description file (a local mirror of the bucket). A single container
     migrates as one model; a pipeline migrates as one unit: each container's model exported into
     ``OUT/models/<name>/<n>-<hostname>/`` and ``pipeline.json`` listing the steps in order; the unit is migrated
-    only when every step is. Multi-model containers (``Mode: MultiModel``, a prefix of many archives) and
+    only when every step is. A JSON file that does not parse (cut off, malformed) and was meant as one (named
+    ``*.json``, or naming a description's keys) fails as a model of its own, naming the parse error, unless it
+    lies in a model folder. Multi-model containers (``Mode: MultiModel``, a prefix of many archives) and
     containers from a model package (``ModelPackageName``, no model data) are reported as not supported.
 
 Per model
@@ -82,7 +85,7 @@ from . import __version__, progress
 from ._threads import size_worker_process, threads_per_worker
 from ._write import write_text_atomic
 from .archive import Limits
-from .errors import ArtifactError, MissingExtra, NotLoadable, TrustRequired
+from .errors import ArtifactError, MissingExtra, NotAnArtifact, NotLoadable, TrustRequired
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +163,7 @@ class _Task:
     options: tuple  # target options as (key, value) pairs
     unsupported: str | None = None  # a reason known before anything is opened
     mode: str | None = None  # a pipeline's InferenceExecutionConfig mode
+    failure: str | None = None  # why it failed before anything could be migrated (a malformed description)
 
 
 def _sentence(e: BaseException) -> str:
@@ -197,8 +201,8 @@ def _identity(fs, path: str) -> str:
             parts = [_identity(fs, p) for p in found[:10_000]]
             return "dir:" + hashlib.sha256("\n".join(found + parts).encode()).hexdigest()[:32]
         info = fs.info(path)
-    except (OSError, ValueError):
-        return "unknown"
+    except Exception:  # noqa: BLE001 -- network, credentials (botocore), a missing package: the model's own
+        return "unknown"  # migration says what is wrong, for that model alone
     tag = info.get("ETag") or info.get("etag") or info.get("VersionId") or info.get("mtime") \
         or info.get("LastModified") or info.get("last_modified") or info.get("created")
     return f"{info.get('size')}:{tag}"
@@ -207,16 +211,38 @@ def _identity(fs, path: str) -> str:
 def _source_identity(source: str, storage_options) -> str:
     try:
         return _identity(*_fs(source, storage_options))
-    except ArtifactError:  # e.g. a protocol whose package is missing: the model's own migration will say so
-        return "unknown"
+    except Exception:  # noqa: BLE001 -- e.g. a protocol whose package is missing, no credentials: the model's own
+        return "unknown"  # migration will say so
 
 
 def _head(fs, path: str, n: int = HEAD_BYTES) -> bytes:
     try:
         with fs.open(path, "rb") as f:
             return f.read(n)
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 -- unreadable (network, credentials): nothing to tell it by
         return b""
+
+
+def _special_kind(mode: int) -> str | None:
+    """What a file that is neither a regular file nor a folder is (``stat`` mode), else None."""
+    import stat
+
+    for test, name in ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return None if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else "a special file"
+
+
+def _special(fs, path: str) -> str | None:
+    """What a local path that is neither a regular file nor a folder is (read from it, a device never ends and a
+    named pipe blocks), else None (also for remote paths and those that do not exist)."""
+    if _url(fs, path) != path:
+        return None
+    try:
+        return _special_kind(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return None
 
 
 def _hidden(rel: str) -> bool:
@@ -225,26 +251,52 @@ def _hidden(rel: str) -> bool:
 
 def _description_docs(fs, path: str, head: bytes) -> list | None:
     """The SageMaker model descriptions in a JSON file, or None when the file is no description."""
+    return _parse_description(fs, path, head)[0]
+
+
+def _parse_description(fs, path: str, head: bytes) -> tuple[list | None, str | None]:
+    """``(descriptions, None)``; ``(None, why)`` for a file that starts as JSON but does not parse (cut off,
+    malformed: ``why`` names the parse error); ``(None, None)`` for anything else."""
     if head.lstrip()[:1] not in (b"{", b"["):
-        return None
+        return None, None
     try:
         if fs.size(path) > MAX_DESCRIPTION_BYTES:
-            return None
+            return None, None
         with fs.open(path, "rb") as f:
-            doc = json.loads(f.read())
-    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
-        return None
+            data = f.read()
+    except Exception:  # noqa: BLE001 -- unreadable (network, credentials): told apart by its own migration
+        return None, None
+    try:
+        doc = json.loads(data)
+    except RecursionError:
+        return None, "JSON nested too deeply"
+    except UnicodeDecodeError as e:
+        return None, f"not UTF-8 text ({e.reason} at byte {e.start})"
+    except ValueError as e:
+        return None, f"JSON parse error: {str(e).splitlines()[0][:200]}"
     docs = doc if isinstance(doc, list) else [doc]
     if docs and all(isinstance(d, dict) and ("PrimaryContainer" in d or "Containers" in d) for d in docs):
-        return docs
-    return None
+        return docs, None
+    return None, None
+
+
+def _looks_like_description(path: str, head: bytes) -> bool:
+    """A file that does not parse yet was meant as JSON: named ``*.json``, or naming a description's keys."""
+    return path.lower().endswith(".json") or any(k in head for k in (b'"PrimaryContainer"', b'"Containers"',
+                                                                      b'"ModelDataUrl"'))
+
+
+def _malformed(path: str, why: str) -> str:
+    return f"{path} is a malformed model description ({why})"
 
 
 def read_descriptions(path: str, storage_options: dict | None = None) -> list[dict]:
     """The SageMaker model descriptions (``DescribeModel`` responses / ``CreateModel`` requests) of one JSON file;
     MigrateError when it holds none."""
     fs, p = _fs(path, storage_options)
-    docs = _description_docs(fs, p, _head(fs, p))
+    docs, why = _parse_description(fs, p, _head(fs, p))
+    if why is not None:
+        raise MigrateError(_malformed(path, why))
     if docs is None:
         raise MigrateError(f"{path} is not a SageMaker model description (a DescribeModel or CreateModel JSON "
                            "with PrimaryContainer or Containers)")
@@ -355,19 +407,32 @@ def _is_glob(s: str) -> bool:
 
 
 def _discover(sources: list[str], storage_options, out_abs: str | None) -> tuple[list, list]:
-    """``([(id, kind, steps, identity, unsupported, mode, name hint)], [ignored {"source", "reason"}])``."""
+    """``([(id, kind, steps, identity, unsupported, mode, name hint, failure)], [ignored {"source", "reason"}])``.
+
+    Nothing raised by the storage (network, credentials, a missing fsspec package) while looking at one model
+    stops the others: its identity is then ``unknown`` and its own migration reports the problem. SOURCE itself
+    unreadable is a MigrateError."""
     units: list = []
     ignored: list = []
     seen: set = set()
 
+    def add_malformed(fs, path: str, label: str, why: str) -> None:
+        if label not in seen:
+            seen.add(label)
+            units.append((label, "sagemaker-model", [_Step(_url(fs, path))], _identity(fs, path), None, None, label,
+                          _malformed(label, why)))
+
     def add_file(fs, path: str, label: str, head: bytes | None = None) -> None:
         head = _head(fs, path) if head is None else head
-        docs = _description_docs(fs, path, head)
+        docs, why = _parse_description(fs, path, head)
+        if why is not None and _looks_like_description(path, head):
+            add_malformed(fs, path, label, why)
+            return
         if docs is None:
             if label not in seen:
                 seen.add(label)
                 units.append((label, "artifact", [_Step(_url(fs, path))], _identity(fs, path), None, None,
-                              label))
+                              label, None))
             return
         ident = _identity(fs, path)
         for k, doc in enumerate(docs):
@@ -378,7 +443,7 @@ def _discover(sources: list[str], storage_options, out_abs: str | None) -> tuple
             seen.add(uid)
             kind, steps, reason, mode = _tasks_of_description(doc, label, fs, path)
             step_ids = [_source_identity(s.source, storage_options) if s.source else "" for s in steps]
-            units.append((uid, kind, steps, ident + "|" + "|".join(step_ids), reason, mode, name or label))
+            units.append((uid, kind, steps, ident + "|" + "|".join(step_ids), reason, mode, name or label, None))
 
     def inside_out(fs, path: str) -> bool:
         if out_abs is None:
@@ -391,44 +456,60 @@ def _discover(sources: list[str], storage_options, out_abs: str | None) -> tuple
         files = sorted(p for p in fs.find(root) if not fs.isdir(p))
         standalone_dirs: set = set()
         kinds = {}
+        malformed: dict = {}  # path -> parse error of a JSON file that does not parse
         from .sniff import sniff
 
         for p in files:
             rel = posixpath.relpath(p, root)
             if _hidden(rel) or inside_out(fs, p):
                 continue
+            special = _special(fs, p)
+            if special:
+                ignored.append({"source": posixpath.join(label_root, rel) if label_root else rel,
+                                "reason": f"not a regular file ({special})"})
+                continue
             head = _head(fs, p)
             kind = sniff(posixpath.basename(p), head, len(head))
-            if kind == "json" and _description_docs(fs, p, head) is not None:
-                kind = "description"
+            if kind == "json" or p.lower().endswith(".json"):
+                docs, why = _parse_description(fs, p, head)
+                if docs is not None:
+                    kind = "description"
+                elif why is not None and _looks_like_description(p, head):
+                    malformed[p] = why
+                    if b'"PrimaryContainer"' in head or b'"Containers"' in head:
+                        kind = "description"  # a model of its own, failing with its parse error
             kinds[p] = (kind, head, rel)
             if kind in STANDALONE_KINDS or kind == "description":
                 d = posixpath.dirname(rel)
                 while d:
                     standalone_dirs.add(d)
                     d = posixpath.dirname(d)
+        loose_is_model = not any(k[0] in STANDALONE_KINDS or k[0] == "description" for k in kinds.values())
+
+        def folder_of(rel: str) -> str | None:
+            """The model folder a file that is no model of its own belongs to (``""``: SOURCE), or None."""
+            parts = rel.split("/")[:-1]
+            if not parts:
+                return "" if loose_is_model else None
+            for i in range(1, len(parts) + 1):
+                cand = "/".join(parts[:i])
+                if cand not in standalone_dirs:
+                    return cand
+            return None
+
         folders: dict = {}
         for p, (kind, head, rel) in kinds.items():
             label = posixpath.join(label_root, rel) if label_root else rel
+            if p in malformed and (kind == "description" or not folder_of(rel)):
+                add_malformed(fs, p, label, malformed[p])
+                continue
             if kind in STANDALONE_KINDS or kind == "description":
                 add_file(fs, p, label, head)
                 continue
             if kind == "empty":
                 ignored.append({"source": label, "reason": "the file is empty"})
                 continue
-            parts = rel.split("/")[:-1]
-            if not parts:  # directly in SOURCE
-                if not any(k[0] in STANDALONE_KINDS or k[0] == "description" for k in kinds.values()):
-                    folders.setdefault("", []).append(p)
-                else:
-                    ignored.append({"source": label, "reason": f"a {kind} file beside the artifacts, not a model"})
-                continue
-            top = None
-            for i in range(1, len(parts) + 1):
-                cand = "/".join(parts[:i])
-                if cand not in standalone_dirs:
-                    top = cand
-                    break
+            top = folder_of(rel)
             if top is None:
                 ignored.append({"source": label, "reason": f"a {kind} file beside the artifacts, not a model"})
                 continue
@@ -438,11 +519,10 @@ def _discover(sources: list[str], storage_options, out_abs: str | None) -> tuple
             label = (posixpath.join(label_root, top) if label_root else top) or label_root or posixpath.basename(root)
             if label not in seen:
                 seen.add(label)
-                units.append((label, "artifact", [_Step(_url(fs, folder))], _identity(fs, folder), None, None, label))
+                units.append((label, "artifact", [_Step(_url(fs, folder))], _identity(fs, folder), None, None, label,
+                              None))
 
-    for source in sources:
-        source = str(source)
-        fs, path = _fs(source, storage_options)
+    def add_source(fs, path: str, source: str) -> None:
         if _is_glob(path):
             matches = sorted(fs.glob(path))
             if not matches:
@@ -450,17 +530,34 @@ def _discover(sources: list[str], storage_options, out_abs: str | None) -> tuple
             for m in matches:
                 if _hidden(posixpath.basename(m)) or inside_out(fs, m):
                     continue
-                if fs.isdir(m):
+                label = posixpath.basename(m) if len(matches) == 1 else _rel_label(m, path)
+                special = _special(fs, m)
+                if special:
+                    ignored.append({"source": label, "reason": f"not a regular file ({special})"})
+                elif fs.isdir(m):
                     walk(fs, m, posixpath.basename(m.rstrip("/")))
                 else:
-                    add_file(fs, m, posixpath.basename(m) if len(matches) == 1 else _rel_label(m, path))
-            continue
+                    add_file(fs, m, label)
+            return
         if not fs.exists(path):
             raise MigrateError(f"{source} does not exist")
+        special = _special(fs, path)
+        if special:
+            raise MigrateError(f"{source} is not a regular file ({special})")
         if fs.isdir(path):
             walk(fs, path, "")
         else:
             add_file(fs, path, posixpath.basename(path))
+
+    for source in sources:
+        source = str(source)
+        fs, path = _fs(source, storage_options)
+        try:
+            add_source(fs, path, source)
+        except ArtifactError:
+            raise
+        except Exception as e:  # noqa: BLE001 -- network, credentials, permissions: SOURCE cannot be read
+            raise MigrateError(f"{source} cannot be read ({_sentence(e)})") from None
     return units, ignored
 
 
@@ -532,6 +629,14 @@ def _migrate_step(step: _Step, task: _Task, out: str, rel_out: str, kind: str) -
         if sm.get("unsupported"):
             rec.update(outcome="unsupported", stage="discover", reason=sm["unsupported"])
             return rec
+        if "://" not in step.source or step.source.startswith("file://"):
+            local = step.source[len("file://"):] if step.source.startswith("file://") else step.source
+            try:
+                special = _special_kind(os.stat(local).st_mode)
+            except (OSError, ValueError):
+                special = None  # does not exist: the loaders say so
+            if special:
+                raise NotAnArtifact(f"{step.source} is not a regular file ({special})")
         import loaders
         from loaders.cache import prepare
 
@@ -599,7 +704,10 @@ def _migrate_step(step: _Step, task: _Task, out: str, rel_out: str, kind: str) -
     except ArtifactError as e:
         if type(e).__name__ == "ExportVerificationFailed":
             rec["stage"] = "verify"
-        rec.update(outcome="failed", reason=_sentence(e))
+        reason = _sentence(e)
+        if rec["stage"] == "inspect" and reason.endswith("does not exist") and "://" in step.source:
+            reason = _fetch_problem(step.source, task.storage_options) or reason
+        rec.update(outcome="failed", reason=reason)
     except Exception as e:  # noqa: BLE001 -- any failure is this model's, in one sentence
         text = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
         rec.update(outcome="failed", reason=f"internal error: {type(e).__name__}" + (f": {text}" if text else ""))
@@ -607,6 +715,25 @@ def _migrate_step(step: _Step, task: _Task, out: str, rel_out: str, kind: str) -
     finally:
         rec["seconds"]["total"] = round(time.perf_counter() - started, 3)
     return rec
+
+
+def _fetch_problem(source: str, storage_options) -> str | None:
+    """Why a URI the loaders found missing could not be fetched, when it is not a plain "no such object": fsspec's
+    HTTP filesystem turns every failed request (connection refused, DNS, 403, 500) into FileNotFoundError, the
+    request's own error kept as its cause."""
+    try:
+        fs, path = _fs(source, storage_options)
+        fs.info(path)
+    except MigrateError as e:
+        return str(e)
+    except FileNotFoundError as e:
+        cause = e.__cause__ or e.__context__
+        if cause is None or isinstance(cause, FileNotFoundError):
+            return None
+        return f"{source} could not be fetched ({_sentence(cause)})"
+    except Exception as e:  # noqa: BLE001 -- network, credentials: said in one sentence
+        return f"{source} could not be fetched ({_sentence(e)})"
+    return None
 
 
 def _worst(outcomes: list[str]) -> str:
@@ -618,7 +745,10 @@ def _run_task(task: _Task) -> dict:
     started, wall0, cpu0 = time.perf_counter(), time.time(), time.process_time()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # frameworks' version notices; the loaders' own warnings are recorded
-        if task.unsupported or not task.steps:
+        if task.failure:
+            rec = _record(task.steps[0] if task.steps else _Step("", None), task.target, task.kind)
+            rec.update(outcome="failed", stage="discover", reason=task.failure)
+        elif task.unsupported or not task.steps:
             step = task.steps[0] if task.steps else _Step("", None)
             rec = _record(step, task.target, task.kind)
             rec.update(outcome="unsupported", stage="discover", reason=task.unsupported or "nothing to migrate")
@@ -704,7 +834,7 @@ def _read_state(out: str, target: str) -> dict:
             doc = None
         if isinstance(doc, dict) and doc.get("schema") == STATE_SCHEMA and isinstance(doc.get("models"), dict):
             _check_target(out, doc, target)
-            models = dict(doc["models"])
+            models = {k: v for k, v in doc["models"].items() if isinstance(k, str) and _usable_entry(v)}
     path = os.path.join(out, STATE_JOURNAL)
     if os.path.isfile(path):
         try:
@@ -717,9 +847,56 @@ def _read_state(out: str, target: str) -> dict:
             _check_target(out, header, target)
             for line in lines[1:]:
                 entry = _json_line(line)
-                if entry is not None and isinstance(entry.get("id"), str) and isinstance(entry.get("record"), dict):
-                    models[entry.pop("id")] = entry
+                if entry is not None and isinstance(entry.get("id"), str):
+                    uid = entry.pop("id")
+                    if _usable_entry(entry):
+                        models[uid] = entry
+                    else:  # a later line that makes no sense: no state for this model
+                        models.pop(uid, None)
     return models
+
+
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,120}")
+
+
+def _usable_entry(entry: Any) -> bool:
+    """Whether a state entry can be trusted: a name that is one plain folder name (it is joined to OUT/models),
+    and a record the report writers can take as is; anything else means no state for that model."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) \
+            or not _NAME.fullmatch(entry["name"]) or not isinstance(entry.get("identity"), (str, type(None))):
+        return False
+    return _usable_record(entry.get("record"))
+
+
+def _usable_record(rec: Any, depth: int = 0) -> bool:
+    """The types the report (JSON, CSV, HTML) relies on, for one record and its steps."""
+    if not isinstance(rec, dict) or rec.get("outcome") not in OUTCOMES or depth > 1:
+        return False
+    text = (str, type(None))
+    if not all(isinstance(rec.get(k), str) for k in ("id", "source", "kind", "target", "stage")) \
+            or not all(isinstance(rec.get(k), text) for k in ("framework", "era", "layout", "algorithm", "output",
+                                                               "reason")) \
+            or not isinstance(rec.get("resumed"), bool):
+        return False
+    trust, seconds, sm, ver = rec.get("trust"), rec.get("seconds"), rec.get("sagemaker"), rec.get("verification")
+    if not isinstance(trust, dict) or not isinstance(trust.get("verdict"), text) \
+            or not isinstance(trust.get("findings"), list):
+        return False
+    if not isinstance(seconds, dict) or not all(isinstance(seconds.get(k), (int, float, type(None))) and
+                                                not isinstance(seconds.get(k), bool)
+                                                for k in ("inspect", "load", "export", "total")) \
+            or seconds.get("total") is None:
+        return False
+    if sm is not None and (not isinstance(sm, dict) or not isinstance(sm.get("image"), (dict, type(None)))):
+        return False
+    if ver is not None and (not isinstance(ver, dict) or not isinstance(ver.get("samples", 0), int)
+                            or not isinstance(ver.get("max_abs_diff"), (int, float, type(None)))
+                            or isinstance(ver.get("max_abs_diff"), bool)):
+        return False
+    if not isinstance(rec.get("warnings", []), list):
+        return False
+    steps = rec.get("steps")
+    return steps is None or (isinstance(steps, list) and all(_usable_record(s, depth + 1) for s in steps))
 
 
 def _json_line(line: str) -> dict | None:
@@ -1109,7 +1286,10 @@ def migrate(source, target: str, out, *, jobs: int = 1, resume: bool = True, tru
     out = os.path.abspath(out[len("file://"):] if out.startswith("file://") else out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise MigrateError(f"{out} exists and is not a folder")
-    os.makedirs(out, exist_ok=True)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise MigrateError(f"the output folder {out} cannot be created ({e.strerror or e})") from None
 
     units, ignored = _discover(sources, storage_options, out)
     state = _read_state(out, target) if resume else {}
@@ -1118,11 +1298,11 @@ def migrate(source, target: str, out, *, jobs: int = 1, resume: bool = True, tru
         if entry.get("name"):
             used.add(entry["name"])
     tasks, records, names = [], {}, {}
-    for uid, kind, steps, ident, unsupported, mode, hint in units:
+    for uid, kind, steps, ident, unsupported, mode, hint, failure in units:
         prior = state.get(uid)
         name = prior["name"] if prior and prior.get("name") else _slug(hint, used)
         names[uid] = name
-        if prior and prior.get("identity") == ident and (prior.get("record") or {}).get("outcome") in DONE \
+        if prior and prior.get("identity") == ident and prior.get("record") and prior["record"]["outcome"] in DONE \
                 and os.path.isdir(os.path.join(out, MODELS, name)):
             rec = dict(prior["record"])
             rec["resumed"] = True
@@ -1130,13 +1310,16 @@ def migrate(source, target: str, out, *, jobs: int = 1, resume: bool = True, tru
             continue
         tasks.append(_Task(uid, kind, tuple(steps), ident, os.path.join(out, MODELS, name),
                            posixpath.join(MODELS, name), target, trust, limits, storage_options,
-                           tuple(sorted(options.items())), unsupported, mode))
+                           tuple(sorted(options.items())), unsupported, mode, failure))
     new_state = {uid: entry for uid, entry in state.items()}
     order = [u[0] for u in units]
     log.info("migrating %d model(s) to %s (%d already done)", len(tasks), target, len(records))
     results = _spark_results(tasks, master) if engine == "spark" and tasks else _local_results(tasks, jobs)
     idents = {t.id: t.identity for t in tasks}
-    journal = _Journal(out, target, new_state)
+    try:
+        journal = _Journal(out, target, new_state)
+    except OSError as e:
+        raise MigrateError(f"the output folder {out} cannot be written to ({e.strerror or e})") from None
     finished = False
     try:
         with progress.task(f"migrate {len(order)} model(s) to {target}", total=len(tasks), unit="models") as advance:
@@ -1158,7 +1341,10 @@ def migrate(source, target: str, out, *, jobs: int = 1, resume: bool = True, tru
         "options": {k: str(v) for k, v in options.items()},
         "started": started_at.isoformat(timespec="seconds"), "seconds": round(time.perf_counter() - started, 3),
         "counts": _counts(models), "by_framework": _by_framework(models), "models": models, "ignored": ignored}
-    _write_reports(out, report)
+    try:
+        _write_reports(out, report)
+    except OSError as e:
+        raise MigrateError(f"the migration report cannot be written to {out} ({e.strerror or e})") from None
     return report
 
 

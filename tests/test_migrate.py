@@ -545,3 +545,135 @@ def test_spark_engine_runs_one_task_per_model(spark, tmp_path):
     assert [(m["id"], m["outcome"], m["era"]) for m in on_spark["models"]] == \
         [(m["id"], m["outcome"], m["era"]) for m in local["models"]]
     assert on_spark["counts"]["migrated"] == 3
+
+
+# ------------------------------------------------------------------------------------------ hostile and broken input
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _no_aws(monkeypatch) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                "AWS_DEFAULT_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-metadata lookup: fails at credentials
+
+
+def test_unreachable_and_broken_model_data_fail_alone_in_one_sentence(tmp_path, monkeypatch):
+    """An s3:// ModelDataUrl without AWS credentials, a device, a refused HTTP URL and cut-off descriptions beside a
+    good artifact: each fails alone, with what went wrong; the good one migrates."""
+    pytest.importorskip("s3fs")
+    botocore = pytest.importorskip("botocore.exceptions")
+    _no_aws(monkeypatch)
+    src = tmp_path / "src"
+    make_fleet.build_small(src, 1)
+    url = f"http://127.0.0.1:{_closed_port()}/model.tar.gz"
+    (src / "s3.json").write_text(json.dumps({"PrimaryContainer": {"ModelDataUrl": "s3://no-such-bucket-xyz/model.tar.gz"}}))
+    (src / "zero.json").write_text(json.dumps({"PrimaryContainer": {"ModelDataUrl": "/dev/zero"}}))
+    (src / "refused.json").write_text(json.dumps({"PrimaryContainer": {"ModelDataUrl": url}}))
+    cut = json.dumps({"ModelName": "cut", "PrimaryContainer": {"ModelDataUrl": "s3://b/model.tar.gz"}})[:50]
+    (src / "cut.json").write_text(cut)
+    (src / "broken.json").write_text("{'single': 'quotes'}")  # any .json that does not parse
+    errors = {}
+    for name in ("cut.json", "broken.json"):
+        with pytest.raises(ValueError) as e:
+            json.loads((src / name).read_text())
+        errors[name] = str(e.value).splitlines()[0]
+    report = mig.migrate(src, "git", tmp_path / "out")
+    _validator().validate(report)
+    records = _by_id(report)
+    assert records["m0000-sklearn/model.tar.gz"]["outcome"] == "migrated"
+    s3 = records["s3.json"]
+    assert s3["outcome"] == "failed" and s3["stage"] == "inspect"
+    assert str(botocore.NoCredentialsError()) in s3["reason"] and "s3://no-such-bucket-xyz" in s3["reason"]
+    assert records["zero.json"]["outcome"] == "failed"
+    assert records["zero.json"]["reason"] == "/dev/zero is not a regular file (a character device)"
+    refused = records["refused.json"]
+    assert refused["outcome"] == "failed" and refused["reason"].startswith(f"{url} could not be fetched (")
+    assert "does not exist" not in refused["reason"] and "connect" in refused["reason"].lower()
+    for name, error in errors.items():
+        rec = records[name]
+        assert (rec["outcome"], rec["stage"]) == ("failed", "discover")
+        assert rec["reason"] == f"{name} is a malformed model description (JSON parse error: {error})"
+    assert report["ignored"] == []
+    for rec in report["models"]:
+        assert "\n" not in rec["reason"] if rec["reason"] else True
+        assert "internal error" not in (rec["reason"] or "")
+    with pytest.raises(mig.MigrateError, match=re.escape(f"malformed model description (JSON parse error: "
+                                                         f"{errors['cut.json']})")):
+        mig.read_descriptions(str(src / "cut.json"))
+    # a device or a named pipe given in a folder is never opened (a pipe would block), and as SOURCE is refused
+    os.mkfifo(src / "pipe")
+    units, ignored = mig._discover([str(src)], None, None)
+    assert {"source": "pipe", "reason": "not a regular file (a named pipe)"} in ignored
+    with pytest.raises(mig.MigrateError, match="is not a regular file"):
+        mig.migrate("/dev/zero", "git", tmp_path / "out2")
+
+
+def test_an_s3_model_without_s3fs_fails_alone(tmp_path):
+    """Without the s3fs package an s3:// ModelDataUrl is that model's failure, in one sentence."""
+    src = tmp_path / "src"
+    make_fleet.build_small(src, 1)
+    (src / "s3.json").write_text(json.dumps({"PrimaryContainer": {"ModelDataUrl": "s3://no-such-bucket-xyz/m.tar.gz"}}))
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "s3fs.py").write_text("raise ImportError(\"No module named 's3fs'\")\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(block), str(ROOT)])}
+    code = ("import json, sys; from artifact_tools import migrate as m; "
+            "r = m.migrate(sys.argv[1], 'git', sys.argv[2]); "
+            "print(json.dumps({x['id']: [x['outcome'], x['reason']] for x in r['models']}))")
+    done = subprocess.run([sys.executable, "-c", code, str(src), str(tmp_path / "out")], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records = json.loads(done.stdout.strip().splitlines()[-1])
+    assert records["m0000-sklearn/model.tar.gz"][0] == "migrated"
+    outcome, reason = records["s3.json"]
+    assert outcome == "failed" and "s3fs" in reason and "\n" not in reason and "internal error" not in reason
+
+
+def test_a_state_file_with_wrong_types_is_no_state_for_those_entries(tmp_path):
+    src = tmp_path / "src"
+    make_fleet.build_small(src, 2)
+    out = tmp_path / "out"
+    first = mig.migrate(src, "git", out)
+    assert first["counts"]["migrated"] == 2
+    state = json.loads((out / mig.STATE).read_text())
+    ids = sorted(state["models"])
+    state["models"][ids[1]] = 5  # wrong types: that model has no state and runs again
+    state["models"]["gone"] = {"name": "../../escaped", "identity": "x", "record": {"outcome": "migrated"}}
+    (out / mig.STATE).write_text(json.dumps(state))
+    second = _by_id(mig.migrate(src, "git", out))
+    assert second[ids[0]]["resumed"] is True and second[ids[1]]["resumed"] is False
+    assert second[ids[1]]["outcome"] == "migrated"
+    # a journal whose lines are of the wrong shapes
+    (out / mig.STATE).write_text(json.dumps({"schema": mig.STATE_SCHEMA, "target": "git", "models": []}))
+    (out / mig.STATE_JOURNAL).write_text(json.dumps({"schema": mig.STATE_SCHEMA, "target": "git"}) + "\n" + "\n".join(
+        json.dumps(x) for x in [5, {"id": ids[0], "name": 7, "record": {}}, {"id": ids[1], "record": "abc"},
+                                {"id": ids[1], "name": "n", "identity": "i", "record": {"outcome": "migrated",
+                                                                                      "seconds": "x"}}]) + "\n")
+    third = mig.migrate(src, "git", out)
+    assert third["counts"]["migrated"] == 2 and third["counts"]["resumed"] == 0
+    assert not (tmp_path / "escaped").exists()
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_sentence(tmp_path, capsys):
+    from artifact_tools import cli
+
+    src = tmp_path / "src"
+    make_fleet.build_small(src, 1)
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    for out in ("/proc/artifact-tools-migrate-out", str(a_file / "out")):
+        with pytest.raises(mig.MigrateError, match=f"the output folder {re.escape(out)} cannot be created"):
+            mig.migrate(src, "git", out)
+        assert cli.main(["migrate", str(src), "--to", "git", out]) == 2
+        err = capsys.readouterr().err
+        assert "cannot be created" in err and "Traceback" not in err and "internal error" not in err
