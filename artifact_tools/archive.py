@@ -470,7 +470,11 @@ class _Source:
                 raise ArtifactError(f"cannot open {text}: {e}") from None
             try:
                 info = self.fs.info(self.path)
-            except FileNotFoundError:
+            except FileNotFoundError as e:
+                cause = e.__cause__ or e.__context__  # fsspec's HTTP files say "not found" for any failed request
+                if cause is not None and not isinstance(cause, FileNotFoundError) \
+                        and getattr(cause, "status", None) not in (404, 410):
+                    raise ArtifactError(f"{text} could not be fetched ({type(cause).__name__}: {cause})") from None
                 raise NotAnArtifact(f"{text} does not exist") from None
             except Exception as e:  # network / credentials: one sentence
                 raise ArtifactError(f"cannot reach {text}: {type(e).__name__}: {e}") from None
@@ -485,6 +489,11 @@ class _Source:
                 raise NotAnArtifact(f"{text} does not exist") from None
             except OSError as e:
                 raise ArtifactError(f"cannot open {text}: {e.strerror or e}") from None
+            if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+                kinds = ((stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                         (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"))
+                kind = next((name for test, name in kinds if test(st.st_mode)), "a special file")
+                raise NotAnArtifact(f"{text} is not a regular file ({kind})")
             self.path = str(p)
             self.is_dir = stat.S_ISDIR(st.st_mode)
             self.stat = st

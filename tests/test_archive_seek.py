@@ -531,3 +531,36 @@ def test_gzipped_loose_model_file_is_named_as_such(tmp_path, cache):
     plain = tmp_path / "xgboost-model"
     plain.write_bytes(gzip.decompress(path.read_bytes()))
     np.testing.assert_allclose(loaders.load(plain).predict(x), booster.predict(xgb.DMatrix(x)), rtol=1e-6)
+
+
+def test_special_files_and_unreachable_urls_are_named_for_what_they_are(tmp_path):
+    """A device or a named pipe is no artifact (and is never read: a pipe without writer would block); a URL whose
+    server refuses the connection could not be fetched, which is not the same as a 404's "does not exist"."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for path, kind in (("/dev/zero", "a character device"), (str(fifo), "a named pipe")):
+        with pytest.raises(ArtifactError, match=f"is not a regular file \\({kind}\\)"):
+            artifact_tools.inspect(path)
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_HEAD(self):
+            self.send_error(404)
+
+        do_GET = do_HEAD
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(ArtifactError, match="does not exist"):
+            artifact_tools.inspect(f"http://127.0.0.1:{server.server_port}/model.tar.gz")
+    finally:
+        server.shutdown()
+        server.server_close()
+    refused = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    port = refused.server_port
+    refused.server_close()  # nothing listens there now
+    with pytest.raises(ArtifactError, match="could not be fetched"):
+        artifact_tools.inspect(f"http://127.0.0.1:{port}/model.tar.gz")
