@@ -28,7 +28,7 @@ with ``HF_HUB_OFFLINE=1``, set for every process here).
    ``text-classification`` pipeline), decode the same body with ``artifact_tools.codec`` (as the server does)
    and, started together, call the framework's predict on those rows in a loop for a fixed time --
    ``model.predict(rows)``; ``booster.predict(DMatrix(rows))``; ``pipe(texts, truncation=True)``, the calls our
-   loaders make. Threads are sized as a server worker sizes them (``artifact_tools.serve._thread_budget``:
+   loaders make. Threads are sized as a server worker sizes them (``artifact_tools._threads.threads_per_worker``:
    ``OMP_NUM_THREADS``/``OPENBLAS_NUM_THREADS``/``MKL_NUM_THREADS`` set, unless already set, to usable cores // W
    before the framework loads, and threadpoolctl's limit in the predicting thread). The ceiling is the sum of the W
    rates, measured before and after each payload's points (their mean). Target: ours at c=16 >= 0.9x ceiling.
@@ -394,10 +394,10 @@ def mlflow(model: Path, workers: int, env: dict, log: Path) -> Server:
 
 
 def thread_budget(workers: int) -> int:
-    """Threads per worker as ``artifact_tools.serve._thread_budget`` sizes them."""
-    from artifact_tools.serve import _thread_budget
+    """Threads per worker as ``artifact_tools._threads.threads_per_worker`` sizes them."""
+    from artifact_tools._threads import threads_per_worker
 
-    return _thread_budget(workers)
+    return threads_per_worker(workers)
 
 
 # ================================================================================================ compute ceiling
