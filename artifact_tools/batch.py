@@ -1483,12 +1483,9 @@ def add_transform_command(subparsers, add_opening=None, add_global=None) -> argp
 
 
 def cmd_transform(args) -> int:
-    trust = "all" if getattr(args, "trust_all", False) else bool(getattr(args, "trust", False))
-    limits = None
-    given = {"max_ratio": getattr(args, "max_ratio", None), "max_members": getattr(args, "max_members", None),
-             "max_total_bytes": getattr(args, "max_bytes", None)}
-    if any(v is not None for v in given.values()):
-        limits = Limits.from_env().replace(**{k: v for k, v in given.items() if v is not None})
+    from .cli import limits_from_args, trust_from_args
+
+    trust, limits = trust_from_args(args), limits_from_args(args)
     if args.engine == "spark":
         summary = transform(args.artifact, args.input, args.output, trust=trust, engine="spark", master=args.master)
         print(f"scored {args.input} on Spark into {summary['output']} in {summary['seconds']:.1f} s", file=sys.stderr)

@@ -54,14 +54,15 @@ _LIMIT_ENV = {"max_members": "ARTIFACT_TOOLS_MAX_MEMBERS", "max_total_bytes": "A
 
 # ------------------------------------------------------------------------------------------ flags
 
-def _limits(args) -> Limits:
+def limits_from_args(args) -> Limits:
     """The limits from the environment, then the command line; 0 is a value (``--max-ratio 0``: no ratio check)."""
     given = {"max_ratio": getattr(args, "max_ratio", None), "max_members": getattr(args, "max_members", None),
              "max_total_bytes": getattr(args, "max_bytes", None)}
     return Limits.from_env().replace(**{k: v for k, v in given.items() if v is not None})
 
 
-def _trust(args) -> bool | str:
+def trust_from_args(args) -> bool | str:
+    """The trust level the ``--trust`` / ``--trust-all`` flags give."""
     return "all" if args.trust_all else bool(args.trust)
 
 
@@ -119,7 +120,7 @@ def _first_line(e: BaseException, limit: int = 300) -> str:
 def cmd_inspect(args) -> int:
     from .inspection import inspect
 
-    report = inspect(args.artifact, limits=_limits(args))
+    report = inspect(args.artifact, limits=limits_from_args(args))
     if args.json:
         sys.stdout.write(report.to_json() + "\n")
     else:
@@ -146,7 +147,7 @@ def cmd_convert_xgboost(args) -> int:
         kind = sniff(m.name, head, m.size)
         return m.size if kind == "xgboost" or (kind == "pickle" and b"xgboost" in head[:4096]) else 0
 
-    with open_artifact(args.artifact, _limits(args)) as art:
+    with open_artifact(args.artifact, limits_from_args(args)) as art:
         kept = art.scan(keep)
     models = list(kept)
     if not models:
@@ -180,7 +181,7 @@ def cmd_load(args) -> int:
     if args.predict and args.sample:
         raise ArtifactError("give --predict INPUT or --sample, not both")
     request = codec.read_file(args.predict) if args.predict else None  # a bad input fails before the model loads
-    model = loaders.load(args.artifact, trust=_trust(args), limits=_limits(args), **options)
+    model = loaders.load(args.artifact, trust=trust_from_args(args), limits=limits_from_args(args), **options)
     print(f"loaded {model.framework} model: {type(model.model).__name__}", file=sys.stderr)
     if model.info.get("warning"):
         log.warning("%s", model.info["warning"])
@@ -228,8 +229,9 @@ def cmd_export(args) -> int:
     import exporters
 
     options = _options(args.option)
-    with _limits_for_library(_limits(args)):
-        result = exporters.export(args.artifact, args.to, args.out, force=args.force, trust=_trust(args), **options)
+    with _limits_for_library(limits_from_args(args)):
+        result = exporters.export(args.artifact, args.to, args.out, force=args.force, trust=trust_from_args(args),
+                                  **options)
     print(result.summary() if hasattr(result, "summary") else result)
     return 0
 
@@ -246,10 +248,10 @@ def cmd_serve(args) -> int:
     from . import endpoint
 
     if endpoint.requested(args):  # --variant, --endpoint-config, --multi-model, --pipeline (or no artifact)
-        with _limits_for_library(_limits(args)):
-            return endpoint.run_from_args(args, port=port, trust=_trust(args))
-    with _limits_for_library(_limits(args)):  # the workers inherit them
-        return serve.run(args.artifact, host=args.host, port=port, workers=args.workers, trust=_trust(args),
+        with _limits_for_library(limits_from_args(args)):
+            return endpoint.run_from_args(args, port=port, trust=trust_from_args(args))
+    with _limits_for_library(limits_from_args(args)):  # the workers inherit them
+        return serve.run(args.artifact, host=args.host, port=port, workers=args.workers, trust=trust_from_args(args),
                          max_payload=args.max_payload, timeout=args.timeout,
                          capture=endpoint.capture_from_args(args))
 

@@ -1380,12 +1380,9 @@ def add_migrate_command(subparsers, add_opening=None, add_global=None) -> argpar
 def cmd_migrate(args) -> int:
     """Run ``artifact-tools migrate``: exit 0 when the run completed, whatever each model's outcome (the report and
     the line printed on stderr count them); 2 when it cannot start."""
-    trust = "all" if getattr(args, "trust_all", False) else bool(getattr(args, "trust", False))
-    limits = None
-    given = {"max_ratio": getattr(args, "max_ratio", None), "max_members": getattr(args, "max_members", None),
-             "max_total_bytes": getattr(args, "max_bytes", None)}
-    if any(v is not None for v in given.values()):
-        limits = Limits.from_env().replace(**{k: v for k, v in given.items() if v is not None})
+    from .cli import limits_from_args, trust_from_args
+
+    trust, limits = trust_from_args(args), limits_from_args(args)
     options = {}
     for kv in getattr(args, "option", None) or []:
         if "=" not in kv or not kv.split("=", 1)[0].strip():
