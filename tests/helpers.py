@@ -34,6 +34,16 @@ def untar(archive: Path, dest: Path) -> Path:
     return dest
 
 
+def write_tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    """An uncompressed PAX tar at ``path`` holding ``(name, bytes)`` members in that order."""
+    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
+        for name, data in members:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    return path
+
+
 def pack_tar_gz(members: dict[str, bytes]) -> bytes:
     """A tar.gz holding ``{name: bytes}`` as regular files, written with the standard library."""
     buf = io.BytesIO()

@@ -26,6 +26,8 @@ import pytest
 from artifact_tools import sniff
 from artifact_tools.formats.xgboost import detect_era
 
+from helpers import write_tar
+
 DATA = Path(__file__).parent / "data" / "xgboost_legacy"
 HEAD = 64 << 10
 HEAVY = ("numpy", "artifact_tools.formats.xgboost", "artifact_tools.formats.catboost", "artifact_tools.formats.onnx",
@@ -50,15 +52,6 @@ def _hf_members() -> list[tuple[str, bytes]]:
             ("model.safetensors", safetensors), ("pytorch_model.bin", buf.getvalue())]
 
 
-def _tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
-        for name, data in members:
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
-    return path
-
-
 def _child(code: str, *args: str) -> dict:
     proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -77,7 +70,7 @@ print(json.dumps({"kinds": kinds, "before": before, "after": [m for m in heavy i
 
 
 def test_sniffing_a_hugging_face_folder_imports_no_heavy_reader(tmp_path):
-    path = _tar(tmp_path / "hf.tar", _hf_members())
+    path = write_tar(tmp_path / "hf.tar", _hf_members())
     out = _child(SNIFF_CHILD, str(path), ",".join(HEAVY))
     assert out["kinds"] == {"config.json": "json", "tokenizer.json": "json", "vocab.txt": "text",
                             "model.safetensors": "safetensors", "pytorch_model.bin": "torch-zip"}
@@ -138,6 +131,6 @@ print(json.dumps({"framework": report.framework, "loaded": [m for m in sys.argv[
 
 
 def test_inspecting_a_hugging_face_tar_imports_no_numpy(tmp_path):
-    path = _tar(tmp_path / "hf.tar", _hf_members())
+    path = write_tar(tmp_path / "hf.tar", _hf_members())
     out = _child(INSPECT_CHILD, str(path), "numpy,artifact_tools.formats.xgboost")
     assert out == {"framework": "huggingface", "loaded": []}

@@ -33,7 +33,7 @@ import artifact_tools
 from artifact_tools import open_artifact
 from artifact_tools.errors import ArtifactError, CorruptArtifact, TrustRequired
 
-from helpers import pack_tar_gz
+from helpers import pack_tar_gz, write_tar
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1 << 20
@@ -47,15 +47,6 @@ def _random(n: int, seed: int) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------ archives
-
-def _tar(path: Path, members: list[tuple[str, bytes]]) -> Path:
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
-        for name, data in members:
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            tf.addfile(ti, io.BytesIO(data))
-    return path
-
 
 def _zip(path: Path, members: list[tuple[str, bytes]], method: int) -> Path:
     level = 1 if method == zipfile.ZIP_DEFLATED else None
@@ -85,7 +76,7 @@ def containers(tmp_path_factory) -> dict[str, Path]:
     two small files, so listing must get past its data to reach the last one."""
     d = tmp_path_factory.mktemp("containers")
     members = [("config.json", CONFIG), ("weights.bin", _random(4 * MiB, 1)), ("vocab.txt", b"a\nb\nc\n")]
-    return {"tar": _tar(d / "m.tar", members),
+    return {"tar": write_tar(d / "m.tar", members),
             "zip-stored": _zip(d / "stored.zip", members, zipfile.ZIP_STORED),
             "zip-deflated": _zip(d / "deflated.zip", members, zipfile.ZIP_DEFLATED)}
 
@@ -205,7 +196,7 @@ def test_inspect_reads_under_one_percent_of_large_local_containers(tmp_path):
     folder.mkdir()
     for name, data in members:
         (folder / name).write_bytes(data)
-    paths = [_tar(tmp_path / "m.tar", members), _zip(tmp_path / "s.zip", members, zipfile.ZIP_STORED),
+    paths = [write_tar(tmp_path / "m.tar", members), _zip(tmp_path / "s.zip", members, zipfile.ZIP_STORED),
              _zip(tmp_path / "d.zip", members, zipfile.ZIP_DEFLATED)]
     proc = subprocess.run([sys.executable, "-c", CHILD, *map(str, paths), str(folder)], capture_output=True,
                           text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -232,7 +223,7 @@ def _zip_entries(path: Path, members: list[tuple[str, bytes]]) -> Path:
         return _zip(path, members, zipfile.ZIP_STORED)
 
 
-@pytest.mark.parametrize("build", [_tar, _zip_entries], ids=["tar", "zip"])
+@pytest.mark.parametrize("build", [write_tar, _zip_entries], ids=["tar", "zip"])
 def test_large_duplicates_are_compared_by_reading_them_again(tmp_path, build):
     """Duplicate names in a container read by seeking: both copies are read whole to tell identical from
     different (their heads and sizes are the same; only the bytes past the head differ)."""
