@@ -10,14 +10,15 @@ file is the one inspection reported, or else the one file whose bytes are an XGB
 
 from __future__ import annotations
 
+import _thread
+import ctypes
 import json
 import os
 import re
-import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -58,46 +59,80 @@ def find_model_file(tree: FileTree) -> str:
 def load_booster(data: bytes, *, configure: bool = True) -> tuple[Any, dict]:
     """A live ``xgboost.Booster`` of current XGBoost for any model file, and the facts about it.
 
-    XGBoost gets the file itself when it is a current JSON/UBJSON model, else the converted UBJSON
-    document (:func:`artifact_tools.formats.xgboost.prepare`). The checks XGBoost's reading relies on
-    come first; the ones its use relies on run while XGBoost reads (in another thread: its C library
-    releases the GIL), and the Booster is returned only when they passed. XGBoost validates some
-    learner parameters lazily, on first use; ``configure`` does that now, so that a model XGBoost
-    refuses raises NotLoadable here (:func:`load` leaves it to the first prediction, which pays it
-    anyway).
+    XGBoost gets the file itself when it is a current JSON/UBJSON model, else the converted UBJSON document
+    (:func:`artifact_tools.formats.xgboost.prepare`). The checks XGBoost's reading relies on come first;
+    XGBoost then reads in the calling thread, as ``Booster.load_model`` would (ctypes releases the GIL while
+    its C library runs; its OpenMP threads are the calling thread's own), while the checks its use relies on
+    run in another thread, and the Booster is returned only when they passed. XGBoost validates some learner
+    parameters lazily, on first use; ``configure`` does that now, so that a model XGBoost refuses raises
+    NotLoadable here (:func:`load` leaves it to the first prediction, which pays it anyway).
     """
     xgb = require("xgboost", "xgboost")
     prepared = xgb_format.prepare(data)
     booster = xgb.Booster()
-    payload = prepared.payload if isinstance(prepared.payload, bytearray) else bytearray(prepared.payload)
-    failed: list[BaseException] = []
-    reading = threading.Event()
-
-    def read() -> None:
-        try:
-            reading.set()
-            booster.load_model(payload)
-        except BaseException as e:  # raised again in the calling thread
-            failed.append(e)
-
-    reader = threading.Thread(target=read, name="xgboost-load_model")
-    reader.start()
-    # Wait until the reader is about to enter XGBoost's C code (which releases the GIL): checking at once
-    # would hold the GIL and keep the reader from starting for up to the interpreter's switch interval (5 ms).
-    reading.wait()
+    checked = _in_background(prepared.finish)
+    failed: BaseException | None = None
     try:
-        prepared.finish()
-    finally:
-        reader.join()
+        _read_model(xgb, booster, prepared.payload)
+    except BaseException as e:  # raised below, after the checks: a damaged model is reported as such
+        failed = e
+    refused = checked()
+    if refused is not None:
+        raise refused
     info = prepared.facts
     try:
-        if failed:
-            raise failed[0]
+        if failed is not None:
+            raise failed
         if configure:
             booster.num_features()
     except xgb.core.XGBoostError as e:
         raise _rejected(xgb, info, e) from None
     return booster, dict(info, xgboost=xgb.__version__)
+
+
+def _in_background(check: Callable[[], None]) -> Callable[[], BaseException | None]:
+    """Start ``check`` in a new thread without waiting for it to start (``threading.Thread.start`` waits);
+    the function returned waits for it and gives the exception it raised, or None."""
+    done = _thread.allocate_lock()
+    done.acquire()
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            check()
+        except BaseException as e:  # given to the waiting thread
+            raised.append(e)
+        finally:
+            done.release()
+
+    try:
+        _thread.start_new_thread(run, ())
+    except RuntimeError:  # no thread to be had (a process at its limit): the check runs now
+        run()
+
+    def wait() -> BaseException | None:
+        with done:
+            return raised[0] if raised else None
+
+    return wait
+
+
+def _read_model(xgb: Any, booster: Any, payload: bytes | bytearray) -> None:
+    """``booster.load_model(payload)`` without its copy of ``payload`` when it is ``bytes``.
+
+    ``Booster.load_model`` takes a ``bytearray`` (it wraps it with ``ctypes`` ``from_buffer``, which wants a
+    writable buffer) and passes it to the C function ``XGBoosterLoadModelFromBuffer(handle, const void *buf,
+    bst_ulong len)`` (include/xgboost/c_api.h), which only reads it: src/c_api/c_api.cc (v3.2.0) views it as a
+    ``Span<char const>`` and parses it with ``Json::Load`` from a ``StringView``. So the bytes themselves are
+    given to that function, as ``load_model`` would call it; an XGBoost without these names gets the copy.
+    """
+    lib, check_call = getattr(xgb.core, "_LIB", None), getattr(xgb.core, "_check_call", None)
+    if isinstance(payload, bytes) and lib is not None and check_call is not None and \
+            hasattr(lib, "XGBoosterLoadModelFromBuffer"):
+        check_call(lib.XGBoosterLoadModelFromBuffer(booster.handle, ctypes.c_char_p(payload),
+                                                    ctypes.c_uint64(len(payload))))
+    else:
+        booster.load_model(payload if isinstance(payload, bytearray) else bytearray(payload))
 
 
 def _rejected(xgb: Any, info: dict, e: BaseException) -> NotLoadable:

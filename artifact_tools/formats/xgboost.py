@@ -87,19 +87,20 @@ indices (the right child must follow the left one), feature indices, output grou
 category lists, weight counts, repeated keys -- and a damaged file raises :class:`CorruptArtifact`.
 
 Speed: the trees are held as one column per field for the whole model (:class:`Forest`), and every
-check is a numpy operation over the nodes of a block of trees at once (:class:`_Block`: about 24,000
-nodes, so that temporaries stay in cache and below malloc's mmap threshold). A UBJSON ``trees`` array
-is walked for all trees at once too: the layout of the first tree is learnt, each tree's start is
-found (searched from the least length a tree of its node count can have), and a vectorised walk over
-the trees confirms that every tree has that layout -- each run of constant bytes compared as one
-numpy item per tree -- and that each begins where the previous one ends (anything else is read by
-the general reader, as XGBoost would read it). The checks then gather a block's node values from the
-file sixteen at a time (numpy's gathering costs about the same per item for one value as for 16),
-and a current file is given to XGBoost as it is. The converted document is written column by
-column. The checks come in two stages (:func:`prepare`): what XGBoost's *reading* of the document
-relies on (the byte structure, parent indices, category lists) before it gets the bytes, and what
-its *use* relies on (``finish``), which a caller may run while XGBoost reads -- ``loaders/xgboost.py``
-does, and returns the Booster only after.
+check is a numpy operation over the nodes of a block of trees at once (:class:`_Block`: tens of
+thousands of nodes, so that temporaries stay in cache; the parent check, a few operations, takes up to
+262,144 at once). A UBJSON ``trees`` array is walked for all trees at once too: the layout of the first
+tree is learnt, each tree's start is found (searched from the least length a tree of its node count can
+have), and a vectorised walk over the trees confirms that every tree has that layout -- each run of
+constant bytes compared as one numpy item per tree, all of a run compared in one ``memcmp`` -- and that
+each begins where the previous one ends (anything else is read by the general reader, as XGBoost would
+read it). The checks then gather a block's node values from the file sixteen at a time (numpy's
+gathering costs about the same per item for one value as for 16), and a current file is given to
+XGBoost as it is. The converted document is written column by column. The checks come in two stages
+(:func:`prepare`): what XGBoost's *reading* of the document relies on (the byte structure, parent
+indices, category lists) before it gets the bytes, and what its *use* relies on (``finish``), which a
+caller may run while XGBoost reads -- ``loaders/xgboost.py`` does (in another thread, while XGBoost
+reads in the calling one), and returns the Booster only after.
 """
 
 from __future__ import annotations
@@ -188,7 +189,12 @@ class Tree:
 
 
 _SLOT_RUN = 16  # node values gathered at once from a UBJSON file (see _Block)
-_BLOCK_SLOTS = 24_000  # slots checked at once: an int32 column of a block stays below 128 KiB (see _Block)
+_BLOCK_SLOTS = 24_000  # slots per block by default: an int32 column of a block stays below 128 KiB (see _Block)
+# the checks' own block sizes, measured on 2,000 trees of depth 6 (benchmarks/xgboost_load.py): the parent check
+# does a few operations per block and is fastest in one block; the structure checks do many more, and their
+# temporaries should stay in cache
+_READING_BLOCK_SLOTS = 1 << 18
+_USE_BLOCK_SLOTS = 48_000
 
 
 def _exclusive_cumsum(counts: np.ndarray) -> np.ndarray:
@@ -272,13 +278,13 @@ class Forest:
                 -(-self.sizes // _SLOT_RUN) * _SLOT_RUN
         return self._widths
 
-    def blocks(self) -> Iterator["_Block"]:
-        """The trees in blocks of about :data:`_BLOCK_SLOTS` slots, in order."""
+    def blocks(self, slots: int = _BLOCK_SLOTS) -> Iterator["_Block"]:
+        """The trees in blocks of about ``slots`` slots (at least one tree), in order."""
         ends = np.cumsum(self.widths)
         first = 0
         while first < self.num_trees:
             done = int(ends[first - 1]) if first else 0
-            last = max(int(np.searchsorted(ends, done + _BLOCK_SLOTS, side="right")), first + 1)
+            last = max(int(np.searchsorted(ends, done + slots, side="right")), first + 1)
             yield _Block(self, first, last)
             first = last
 
@@ -890,14 +896,17 @@ class _UBJTrees:
             if ((digits < 0) | (digits > 9)).any():
                 return None
             return digits @ (10 ** np.arange(width - 1, -1, -1, dtype=np.int64))
-        at = offsets[:, None] + np.arange(width)
-        inside = np.arange(width) < lengths[:, None]
-        digits = np.frombuffer(self.data, np.uint8)[np.where(inside, at, offsets[:, None])]
-        digits = digits.astype(np.int64) - 48
-        if ((digits < 0) | (digits > 9))[inside].any():
+        # texts of several widths, right-aligned: the last ``width`` bytes up to each text's end (the bytes before
+        # a shorter text, its length field among them, count as leading zeros)
+        begins = offsets + lengths - width
+        if int(begins.min()) < 0:
             return None
-        powers = np.where(inside, 10 ** np.clip(lengths[:, None] - 1 - np.arange(width), 0, 18), 0)
-        return (digits * powers).sum(axis=1)
+        window = _strided(self.data, f"V{width}")[begins]
+        digits = window.view(np.uint8).reshape(len(offsets), width) - np.uint8(48)  # other bytes wrap past 9
+        digits[np.arange(width) < (width - lengths)[:, None]] = 0
+        if (digits > 9).any():
+            return None
+        return digits.astype(np.int64) @ (10 ** np.arange(width - 1, -1, -1, dtype=np.int64))
 
     def tree(self, index: int) -> Any:
         reader = _UBJReader(self.data, "the UBJSON model")
@@ -984,13 +993,14 @@ def _scan_ubj_trees(data: bytes, pos: int, end: int) -> _UBJTrees | None:
         return None
     prefix = b"{" + steps[0].const
     fixed, per_value = _least_tree_length(steps)
-    found, at, search, unpack = [], first, data.find, _Q.unpack_from
-    for _ in range(count):
+    found = [0] * count
+    at, search, unpack, width, last = first, data.find, _Q.unpack_from, len(prefix), end - len(prefix) - 8
+    for i in range(count):
         at = search(prefix, at, end)
-        if at < 0 or at + len(prefix) + 8 > end:
+        if at < 0 or at > last:
             return None
-        found.append(at)
-        values = unpack(data, at + len(prefix))[0]  # of the first array (when it is one)
+        found[i] = at
+        values = unpack(data, at + width)[0]  # of the first array (when it is one)
         at += fixed + per_value * values if 0 <= values <= end else 1
     starts = np.array(found, np.int64)
     if starts[0] != first:
@@ -1024,8 +1034,8 @@ def _least_tree_length(steps: list[_Step]) -> tuple[int, int]:
 
 class _Expected:
     """Bytes every tree must have at given offsets, collected during a walk and compared at once: each
-    run of constant bytes is read for all trees as one numpy item (``S<n>``, compared exactly since
-    every item has the length of the expected bytes)."""
+    run of constant bytes is read for all trees as one numpy item (``V<n>``) and the items, end to end,
+    are compared with the run repeated once per tree (one ``memcmp``)."""
 
     def __init__(self, data: bytes):
         self.data = data
@@ -1036,25 +1046,35 @@ class _Expected:
             self.runs.append((at, expected))
 
     def hold(self) -> bool:
+        """Whether every run is found; the offsets must lie inside the bytes (the walk ensures it before it
+        asks: each run lies between the start of its tree and its end)."""
         size = len(self.data)
         for at, expected in self.runs:
             n = len(expected)
-            if int(at.min()) < 0 or int(at.max()) > size - n:
-                return False
-            found = np.ndarray((size - n + 1,), f"S{n}", buffer=self.data, strides=(1,))[at]
-            if (found != expected).any():
+            found = np.ndarray((size - n + 1,), f"V{n}", buffer=self.data, strides=(1,))[at]
+            if found.tobytes() != expected * len(at):
                 return False
         return True
 
 
+def _bounded(values: np.ndarray, high: int) -> np.ndarray:
+    """``values`` limited to -1..high in place (``np.clip`` without its Python wrapper)."""
+    np.minimum(values, high, out=values)
+    return np.maximum(values, -1, out=values)
+
+
 def _walk_trees(data: bytes, starts: np.ndarray, steps: list[_Step], end: int) -> _UBJTrees | None:
     """Each step of the layout for all trees at once; every byte that is not a value (keys, markers,
-    lengths, types, braces) must be the first tree's, and each tree must end where the next begins."""
+    lengths, types, braces) must be the first tree's, and each tree must end where the next begins.
+    Counts and text lengths are read bounded (a wild one must not wrap the offsets around); only when
+    all are in range, so that every tree's offsets run forward from its start to its end, are the
+    constant bytes compared."""
     octets = np.frombuffer(data, np.uint8)
     int64s = _strided(data, ">i8")
     table = _UBJTrees(data, starts, end)
     expected = _Expected(data)
-    lengths_read: list[np.ndarray] = []  # every count and text length, bounded before the table is used
+    counts_read: list[np.ndarray] = []  # every count, in -1..end
+    texts_read: list[np.ndarray] = []  # every text length, in -1.._MAX_TEXT + 1
     pos = starts + 1
     const = b"{"  # constant bytes not yet given to ``expected``, from ``const_at`` on
     const_at = starts
@@ -1063,42 +1083,55 @@ def _walk_trees(data: bytes, starts: np.ndarray, steps: list[_Step], end: int) -
         pos = pos + len(step.const)
         if step.kind == "typed":
             expected.add(const_at, const)
-            counts = int64s[pos].astype(np.int64)
-            np.clip(counts, -1, end, out=counts)  # a wild count must not wrap the offsets around
-            lengths_read.append(counts)
-            table.typed[step.key] = (pos + 8, counts, step.item)
-            pos = pos + 8 + counts * _TYPED_SIZE[step.item]
+            counts = _bounded(int64s[pos].astype(np.int64), end)
+            counts_read.append(counts)
+            pos += 8
+            table.typed[step.key] = (pos, counts, step.item)
+            pos = pos + counts * _TYPED_SIZE[step.item]
             const, const_at = b"", pos
         elif step.kind == "int":
             expected.add(const_at, const)
             markers = octets[pos]
-            sizes = _INT_SIZE[markers]
-            if sizes.min() < 0:
-                return None
-            values = np.zeros(len(pos), np.int64)
-            for marker in np.unique(markers).tolist():
-                chosen = markers == marker
-                values[chosen] = _strided(data, _UBJ_INTEGERS[marker])[pos[chosen] + 1]
-            table.ints[step.key] = values
-            pos = pos + 1 + sizes
+            first = int(markers[0])
+            if (markers == first).all():  # as XGBoost writes them: every tree's with one marker
+                size = int(_INT_SIZE[first])
+                if size < 0:
+                    return None
+                table.ints[step.key] = _strided(data, _UBJ_INTEGERS[first])[pos + 1].astype(np.int64)
+                pos = pos + (1 + size)
+            else:
+                sizes = _INT_SIZE[markers]
+                if sizes.min() < 0:
+                    return None
+                values = np.zeros(len(pos), np.int64)
+                for marker in np.flatnonzero(np.bincount(markers, minlength=256)).tolist():
+                    chosen = markers == marker
+                    values[chosen] = _strided(data, _UBJ_INTEGERS[marker])[pos[chosen] + 1]
+                table.ints[step.key] = values
+                pos = pos + 1 + sizes
             const, const_at = b"", pos
         else:
             for sub in step.subkeys:
                 const += sub
                 expected.add(const_at, const)
-                lengths = int64s[pos + len(sub)].astype(np.int64)
-                np.clip(lengths, -1, _MAX_TEXT + 1, out=lengths)
-                lengths_read.append(np.where(lengths > _MAX_TEXT, -1, lengths))
+                pos = pos + (len(sub) + 8)
+                lengths = _bounded(int64s[pos - 8].astype(np.int64), _MAX_TEXT + 1)
+                texts_read.append(lengths)
                 name = sub[9:-2].decode("utf-8", "replace")
-                table.texts[(step.key, name)] = (pos + len(sub) + 8, lengths)
-                pos = pos + len(sub) + 8 + lengths
+                table.texts[(step.key, name)] = (pos, lengths)
+                pos = pos + lengths
                 const, const_at = b"", pos
             const += b"}"
             pos = pos + 1
     expected.add(const_at, const + b"}")
     ends = pos + 1
-    if np.concatenate(lengths_read).min() < 0 or not np.array_equal(ends[:-1], starts[1:]) \
-            or int(ends[-1]) > end or not expected.hold():
+    if counts_read and int(np.concatenate(counts_read).min()) < 0:
+        return None
+    if texts_read:
+        texts = np.concatenate(texts_read)
+        if int(texts.min()) < 0 or int(texts.max()) > _MAX_TEXT:
+            return None
+    if not np.array_equal(ends[:-1], starts[1:]) or int(ends[-1]) > end or not expected.hold():
         return None
     table.end = int(ends[-1])
     return table
@@ -1830,7 +1863,7 @@ def _check_reading(model: LegacyModel) -> None:
     if (sizes < 1).any():
         index = int(np.flatnonzero(sizes < 1)[0])
         raise CorruptArtifact(f"the model is damaged: tree {index} has {int(sizes[index])} nodes")
-    for block in forest.blocks():
+    for block in forest.blocks(_READING_BLOCK_SLOTS):
         parents = block.column("parents")
         bad = parents.view(np.uint32) >= block.slot_sizes.view(np.uint32)  # negative ones too
         bad[block.starts] = False  # a root's parent is never read
@@ -1906,7 +1939,7 @@ def _check_trees(forest: Forest, num_feature: int) -> None:
     right child right after the left one, no node reached twice or deleted, splits on the model's
     features."""
     category_starts = _exclusive_cumsum(forest.category_node_counts)
-    for block in forest.blocks():
+    for block in forest.blocks(_USE_BLOCK_SLOTS):
         _check_block(forest, block, num_feature, category_starts)
 
 
@@ -1961,7 +1994,11 @@ def _check_block(forest: Forest, block: _Block, num_feature: int, category_start
         reached[first] = True
         once = np.count_nonzero(reached) == len(first) and not reached[first + 1].any()
         if not once or (any_deleted and (deleted[first].any() or deleted[first + 1].any())):
-            raise CorruptArtifact(f"{where.format(block.tree(internal))} is not a tree: a node is "
+            hits = np.bincount(np.concatenate([first, first + 1]), minlength=len(left))
+            bad = hits > 1
+            if any_deleted:
+                bad |= deleted & (hits > 0)
+            raise CorruptArtifact(f"{where.format(block.tree(bad))} is not a tree: a node is "
                                   "reached twice or is deleted")
         beyond = split_index >= num_feature
         beyond &= internal
