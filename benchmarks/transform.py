@@ -21,6 +21,10 @@ Spark: ``artifact_tools.spark.transform`` (the model loaded once per Python work
 ``local[2]`` over ``mlflow.pyfunc.spark_udf`` of the same model saved by ``mlflow.xgboost.save_model`` /
 ``mlflow.sklearn.save_model``, on the same session and cached DataFrame (4 partitions) >= 1.5; ``local[2]`` over
 ``local[1]`` >= 1.6. Each Spark timing is the second of two runs (the first loads the model in every worker).
+Beside each rate, the JVM's share of the CPU: turning rows into Arrow batches and joining the predictions back is
+JVM work both sides pay alike, and on ``local[1]`` the JVM runs beside the one Python worker, so ``local[1]``
+already uses more than one core when that share is large (the bound on ``local[2]`` / ``local[1]`` is then about
+2 x the Python share).
 """
 
 from __future__ import annotations
@@ -178,29 +182,34 @@ def spark_rates(arts: dict, n: int, folder: Path) -> None:
 
     tick = os.sysconf("SC_CLK_TCK")
 
-    def cpu() -> float:
-        """CPU seconds of this process and every process below it (utime, stime and their reaped children's)."""
+    def cpu() -> tuple[float, float]:
+        """CPU seconds of this process and every process below it (utime, stime and their reaped children's), and
+        of those the JVM's (the processes whose command name is ``java``)."""
         kids: dict = {}
         for pid in filter(str.isdigit, os.listdir("/proc")):
             try:
                 with open(f"/proc/{pid}/stat") as f:
-                    fields = f.read().rsplit(")", 1)[1].split()
-            except OSError:
+                    head, rest = f.read().rsplit(")", 1)
+            except (OSError, ValueError):
                 continue
-            kids.setdefault(int(fields[1]), []).append((int(pid), sum(map(int, fields[11:15])) / tick))
-        total, stack = time.process_time(), list(kids.get(os.getpid(), []))
+            fields = rest.split()
+            kids.setdefault(int(fields[1]), []).append((int(pid), sum(map(int, fields[11:15])) / tick,
+                                                        head.split("(", 1)[-1] == "java"))
+        total, jvm, stack = time.process_time(), 0.0, list(kids.get(os.getpid(), []))
         while stack:
-            pid, used = stack.pop()
+            pid, used, java = stack.pop()
             total += used
+            jvm += used if java else 0.0
             stack.extend(kids.get(pid, []))
-        return total
+        return total, jvm
 
-    def timed(fn) -> tuple[float, float]:
-        """(records/s, records per CPU-second) of the second of two runs of ``fn``."""
+    def timed(fn) -> tuple[float, float, float]:
+        """(records/s, records per CPU-second, the JVM's share of that CPU) of the second of two runs of ``fn``."""
         fn()  # warm: every worker has loaded the model, the JIT has compiled the hot paths
-        c, t = cpu(), time.perf_counter()
+        (c, j), t = cpu(), time.perf_counter()
         fn()
-        return n / (time.perf_counter() - t), n / max(cpu() - c, 1e-9)
+        (c2, j2), elapsed = cpu(), time.perf_counter() - t
+        return n / elapsed, n / max(c2 - c, 1e-9), (j2 - j) / max(c2 - c, 1e-9)
 
     parquet = folder / f"rows-{n}.parquet"
     if not parquet.exists():
@@ -222,12 +231,14 @@ def spark_rates(arts: dict, n: int, folder: Path) -> None:
                 def run(df=df, art=art):
                     spark_transform(df, art).write.format("noop").mode("overwrite").save()
 
-                rate, per_cpu = timed(run)
+                rate, per_cpu, jvm = timed(run)
                 results[(master, name)] = rate
-                line = f"  {master} {name:11s} artifact_tools.spark {rate:10,.0f} rec/s ({per_cpu:8,.0f} per CPU-s)"
+                line = (f"  {master} {name:11s} artifact_tools.spark {rate:10,.0f} rec/s ({per_cpu:8,.0f} per CPU-s, "
+                        f"JVM {jvm:.0%} of the CPU)")
                 if master == "local[2]":
                     anchor = _mlflow_rate(spark, df, name, art, timed)
-                    line += (f" | mlflow.pyfunc.spark_udf {anchor[0]:10,.0f} rec/s ({anchor[1]:8,.0f} per CPU-s) | "
+                    line += (f" | mlflow.pyfunc.spark_udf {anchor[0]:10,.0f} rec/s ({anchor[1]:8,.0f} per CPU-s, "
+                             f"JVM {anchor[2]:.0%}) | "
                              f"ratio {rate / anchor[0]:.2f} (target >= 1.5), per CPU-s {per_cpu / anchor[1]:.2f}"
                              if anchor else " | mlflow.pyfunc.spark_udf: unavailable (import mlflow failed)")
                 print(line, flush=True)
@@ -238,7 +249,7 @@ def spark_rates(arts: dict, n: int, folder: Path) -> None:
         print(f"  {name:11s} local[2] / local[1] = {r:.2f} (target >= 1.6)")
 
 
-def _mlflow_rate(spark, df, name: str, art: Path, timed) -> tuple[float, float] | None:
+def _mlflow_rate(spark, df, name: str, art: Path, timed) -> tuple[float, float, float] | None:
     """``timed`` (records/s, records per CPU-second) of ``mlflow.pyfunc.spark_udf`` of the same model saved with
     MLflow's own flavor, every column in, one double out; None without MLflow."""
     try:

@@ -294,3 +294,83 @@ def test_workers_open_the_shipped_copy_when_the_original_is_gone(spark, arts, tm
     os.rename(path, tmp_path / "elsewhere.tar.gz")
     got = out.toPandas().sort_values("id")
     assert np.allclose(got["prediction"].to_numpy(), booster_predict(arts["xgb"], X), atol=1e-6)
+
+
+# --- numeric features through an Arrow UDF, other types through a pandas UDF (issue 12) --------------------------
+
+ARROW_ITER, PANDAS_ITER = 251, 204  # pyspark.util.PythonEvalType.SQL_SCALAR_ARROW_ITER_UDF / _PANDAS_ITER_UDF
+
+
+def udf_eval_types(df) -> list[int]:
+    """The eval types of the ``ArrowEvalPython`` nodes of the DataFrame's physical plan (the number Spark prints
+    last on the node's line: ``ArrowEvalPython [f(...)], [pythonUDF0#7], 251``)."""
+    import re
+
+    plan = df._jdf.queryExecution().executedPlan().toString()
+    return [int(m) for m in re.findall(r"ArrowEvalPython \[.*\], (\d+)\s*$", plan, flags=re.M)]
+
+
+def test_numeric_columns_of_every_kind_and_nulls_go_through_the_arrow_udf(spark, arts):
+    """double, bigint, float and decimal features, nulls among them, reach the model as one float64 matrix with
+    NaN for null (what XGBoost reads as missing) through an Arrow UDF: the predictions equal XGBoost's own on that
+    matrix."""
+    from decimal import Decimal
+
+    from pyspark.sql import types as T
+
+    from artifact_tools.spark import transform
+
+    X = make_data(n=300, seed=31)[0].astype(np.float64)
+    X[:, 1] = np.round(X[:, 1] * 10)  # whole numbers for the bigint column
+    X[:, 3] = np.round(X[:, 3], 4)  # four decimals for the decimal column
+    X[::7, 0] = np.nan
+    X[::11, 1] = np.nan
+    schema = T.StructType([T.StructField("id", T.LongType()), T.StructField("f0", T.DoubleType()),
+                           T.StructField("f1", T.LongType()), T.StructField("f2", T.FloatType()),
+                           T.StructField("f3", T.DecimalType(12, 4))])
+    rows = [(i, None if np.isnan(x[0]) else float(x[0]), None if np.isnan(x[1]) else int(x[1]), float(x[2]),
+             Decimal(f"{x[3]:.4f}")) for i, x in enumerate(X)]
+    df = spark.createDataFrame(rows, schema).repartition(3)
+    expected = X.copy()
+    expected[:, 2] = X[:, 2].astype(np.float32)  # what a FloatType column holds
+    out = transform(df, arts["xgb"], features=["f0", "f1", "f2", "f3"])
+    assert udf_eval_types(out) == [ARROW_ITER]
+    got = out.toPandas().sort_values("id")
+    assert np.allclose(got["prediction"].to_numpy(), booster_predict(arts["xgb"], expected), atol=1e-6)
+
+
+def one_feature_xgboost(out: Path) -> Path:
+    """An XGBoost ``reg:squarederror`` model of one feature, in the built-in algorithm's layout."""
+    import tempfile
+
+    import xgboost as xgb
+
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(300, 1))
+    booster = xgb.train({"objective": "reg:squarederror", "max_depth": 3}, xgb.DMatrix(x, label=3 * x[:, 0] + 1), 10)
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "xgboost-model").write_bytes(bytes(booster.save_raw("ubj")))
+        return tar_folder(Path(d), out / "one-feature.tar.gz")
+
+
+def test_one_feature_column_and_a_boolean_one(spark, tmp_path):
+    """A UDF of one column gets lone arrays, not tuples: one double feature (the Arrow UDF) and one boolean feature
+    (not numeric for Spark: the pandas UDF, the model given a DataFrame) both give XGBoost's own predictions."""
+    from pyspark.sql import types as T
+
+    from artifact_tools.spark import transform
+
+    art = one_feature_xgboost(tmp_path)
+    x = np.linspace(-2, 2, 200)
+    schema = T.StructType([T.StructField("id", T.LongType()), T.StructField("x", T.DoubleType()),
+                           T.StructField("flag", T.BooleanType())])
+    df = spark.createDataFrame([(i, float(v), bool(v > 0)) for i, v in enumerate(x)], schema).repartition(3)
+    by_x = transform(df, art, features=["x"])
+    assert udf_eval_types(by_x) == [ARROW_ITER]
+    got = by_x.toPandas().sort_values("id")["prediction"].to_numpy()
+    assert np.allclose(got, booster_predict(art, x.reshape(-1, 1)), atol=1e-6)
+    by_flag = transform(df, art, features=["flag"])
+    assert udf_eval_types(by_flag) == [PANDAS_ITER]
+    got = by_flag.toPandas().sort_values("id")["prediction"].to_numpy()
+    assert np.allclose(got, booster_predict(art, (x > 0).astype(np.float64).reshape(-1, 1)), atol=1e-6)
+    assert len(set(np.round(got, 6))) == 2
