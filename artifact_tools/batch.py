@@ -48,8 +48,9 @@ With ``Line`` and ``MultiRecord`` (and no data processing) an object is cut into
 most ``max_payload_mb`` -- the mini-batch bodies -- without looking at single lines; an all-number CSV block is read
 by one call of pyarrow's CSV reader when pyarrow is installed, else of numpy's C text reader (both read numbers as
 Python's ``float`` does, so as the codec does), any other block by the codec. Consecutive blocks of one object (about
-16 MB of them, ``GROUP_BYTES``) of a row-wise model (XGBoost, scikit-learn, LightGBM, CatBoost: each row's
-prediction ignores the other rows) are predicted in one call and the predictions cut back into each block's, so that
+16 MB of them, ``GROUP_BYTES``; 4 MB, ``THREAD_GROUP_BYTES``, for predicting threads and worker processes) of a
+row-wise model (XGBoost, scikit-learn, LightGBM, CatBoost: each row's prediction ignores the other rows) are
+predicted in one call and the predictions cut back into each block's, so that
 each mini-batch still gets the response it would get alone (and is one response in the output and the capture);
 when that call fails each block is sent alone, and only a block that fails alone -- or gives a number of predictions
 other than its number of lines, as when the codec takes its first line for a CSV header -- is taken apart into its
@@ -59,16 +60,18 @@ carriage return that does not end a line is read by the codec, never by the fast
 break). Number predictions are written as CSV by pyarrow's cast to text where it gives
 ``repr``'s text (:func:`_csv_numbers`), else by the codec.
 
-Behaviour: streamed (at most two work items per worker -- one mini-batch, or one group of blocks -- in flight, so
-memory does not grow with the input; with one worker the next blocks are parsed on a thread while the model
-predicts, which most frameworks do outside Python's global interpreter lock), records written in input order, a bad
-record (undecodable, a wrong column count, rejected by the model) is reported in the summary with its file, line (or
-record number) and reason and left out while the job goes on (``fail_fast`` stops at the first instead), each
-``.out`` written to a temporary name and renamed when complete, so a killed job leaves none partial and ``resume``
-skips the inputs whose ``.out`` exists. ``workers`` > 1 runs that many processes (``forkserver``/``spawn``), each
-loading the model(s) once through :func:`loaders.load` and its extraction cache. ``pipeline`` (at most 5 artifacts,
-as a SageMaker inference pipeline): each model's predictions, encoded as CSV (JSON when CSV cannot carry them), are
-the next one's request body.
+Behaviour: streamed (at most two work items per worker or predicting thread -- one mini-batch, or one group of
+blocks -- in flight, so memory does not grow with the input; with one worker and an XGBoost tree model, whose
+predictions may be made on several threads at once, one thread per core (at most 4) reads, predicts with its share
+of the cores and encodes whole work items (:func:`_predict_threads`); with any other model the next blocks are
+parsed on a thread while the model predicts with every core, which most frameworks do outside Python's global
+interpreter lock), records written in input order, a bad record (undecodable, a wrong column count, rejected by the
+model) is reported in the summary with its file, line (or record number) and reason and left out while the job goes
+on (``fail_fast`` stops at the first instead), each ``.out`` written to a temporary name and renamed when complete,
+so a killed job leaves none partial and ``resume`` skips the inputs whose ``.out`` exists. ``workers`` > 1 runs
+that many processes (``forkserver``/``spawn``), each loading the model(s) once through :func:`loaders.load` and its
+extraction cache. ``pipeline`` (at most 5 artifacts, as a SageMaker inference pipeline): each model's predictions,
+encoded as CSV (JSON when CSV cannot carry them), are the next one's request body.
 """
 
 from __future__ import annotations
@@ -486,8 +489,9 @@ def _numbers(body: bytes):
 def _bare_cr(body: bytes) -> bool:
     """Whether ``body`` holds a carriage return that does not end a line (not before a newline): the fast readers
     take it as a row break, the codec as a character of its line, so such a body is left to the codec."""
-    count = body.count(b"\r")
-    return bool(count) and count != body.count(b"\r\n")
+    if b"\r" not in body:  # memchr: the usual case costs nothing, the counts below scan the body twice
+        return False
+    return body.count(b"\r") != body.count(b"\r\n")
 
 
 def _loadtxt(body: bytes):
@@ -1100,46 +1104,89 @@ def _batches(records: Iterator[tuple], strategy: str, max_bytes: int | None, sep
 def _line_blocks(f, max_bytes: int) -> Iterator[tuple]:
     """``(first line number, block, None)`` for each block of whole lines of at most ``max_bytes`` (a last line
     without its newline counted with one), as many lines as fit; ``(line number, None, reason)`` for a line that
-    alone is larger (read past, never held whole)."""
-    buf, eof, line = b"", False, 1
+    alone is larger (read past, never held whole).
+
+    The object is read into one reused buffer (grown up to ``max_bytes`` + 1 bytes as the object proves that
+    large), each block copied out of it once: fresh multi-megabyte buffers per read would cost a page fault per
+    page on top of each copy."""
+    limit = max_bytes + 1
+    buf = bytearray(min(limit, 1 << 16))
+    have, eof, line = 0, False, 1
     while True:
-        while not eof and len(buf) <= max_bytes:
-            more = f.read(max_bytes + 1 - len(buf))
-            if not more:
+        while not eof and have < limit:
+            if have == len(buf):
+                buf.extend(bytes(min(len(buf), limit - len(buf))))
+            got = _read_into(f, buf, have)
+            if not got:
                 eof = True
-            buf += more
-        if not buf:
+            have += got
+        if not have:
             return
-        if eof and len(buf) + (0 if buf.endswith(b"\n") else 1) <= max_bytes:
-            cut = len(buf)
+        if eof and have + (0 if buf[have - 1] == 10 else 1) <= max_bytes:
+            cut = have
         else:
-            cut = buf.rfind(b"\n", 0, max_bytes) + 1
-            if not cut and buf[max_bytes:max_bytes + 1] == b"\n":
+            cut = buf.rfind(b"\n", 0, min(max_bytes, have)) + 1
+            if not cut and have > max_bytes and buf[max_bytes] == 10:
                 cut = max_bytes + 1  # one line of exactly max_bytes (MaxPayloadInMB is a maximum), its newline
-            elif not cut and eof and len(buf) == max_bytes:
+            elif not cut and eof and have == max_bytes:
                 cut = max_bytes  # the last line, of exactly max_bytes, without a newline
         if cut:
-            block, buf = buf[:cut], buf[cut:]
+            with memoryview(buf) as view:
+                block = bytes(view[:cut])
+            buf[:have - cut] = buf[cut:have]
+            have -= cut
             yield line, block, None
-            line += block.count(b"\n")
+            line += _newlines(block)
             continue
-        size, end = len(buf), -1  # no newline within max_bytes: one record too large; read to its end
-        while end < 0:
-            more = f.read(1 << 20)
-            if not more:
-                break
-            end = more.find(b"\n")
-            size += end if end >= 0 else len(more)
-        buf = more[end + 1:] if end >= 0 else b""
-        eof = end < 0
+        # no newline within max_bytes: one record too large; its end is in the buffer or read to
+        end = buf.find(b"\n", 0, have)
+        rest: bytes | bytearray = b""
+        if end >= 0:
+            size, rest = end, buf[end + 1:have]
+        else:
+            size = have
+            while end < 0:
+                more = f.read(1 << 20)
+                if not more:
+                    break
+                end = more.find(b"\n")
+                size += end if end >= 0 else len(more)
+            rest = more[end + 1:] if end >= 0 else b""
+            eof = end < 0
+        if len(rest) > len(buf):
+            buf.extend(bytes(len(rest) - len(buf)))
+        buf[:len(rest)] = rest
+        have = len(rest)
         yield line, None, (f"the record has {size} bytes, more than the {max_bytes} bytes of max payload "
                            "(raise max_payload_mb)")
         line += 1
 
 
-def _items(f, job: _Job, strategy: str, max_bytes: int | None, blocks: bool) -> Iterator[tuple]:
+def _read_into(f, buf: bytearray, start: int) -> int:
+    """Read from ``f`` into ``buf[start:]``; the number of bytes read (0 at the end of the object)."""
+    readinto = getattr(f, "readinto", None)
+    if readinto is not None:
+        with memoryview(buf) as view, view[start:] as part:
+            return readinto(part) or 0
+    data = f.read(len(buf) - start)
+    buf[start:start + len(data)] = data
+    return len(data)
+
+
+def _newlines(block: bytes) -> int:
+    """The number of newline bytes in ``block`` (numpy's comparison and count run about five times faster than
+    ``bytes.count`` of one byte, a plain loop in CPython)."""
+    if len(block) < 1 << 16:
+        return block.count(b"\n")
+    import numpy as np
+
+    return int(np.count_nonzero(np.frombuffer(block, np.uint8) == 10))
+
+
+def _items(f, job: _Job, strategy: str, max_bytes: int | None, blocks: bool,
+           group_bytes: int = GROUP_BYTES) -> Iterator[tuple]:
     """The work items of one open object: ``("blocks", [(first line, bytes), ...])`` (consecutive mini-batches
-    of whole lines, together at most about ``GROUP_BYTES``), ``("records", numbers, records)`` (one mini-batch) or
+    of whole lines, together at most about ``group_bytes``), ``("records", numbers, records)`` (one mini-batch) or
     ``("failed", number, reason)``."""
     if blocks:
         group: list = []
@@ -1153,7 +1200,7 @@ def _items(f, job: _Job, strategy: str, max_bytes: int | None, blocks: bool) -> 
                 continue
             group.append((first, block))
             size += len(block)
-            if size >= GROUP_BYTES:
+            if size >= group_bytes:
                 yield ("blocks", group)
                 group, size = [], 0
         if group:
@@ -1164,13 +1211,58 @@ def _items(f, job: _Job, strategy: str, max_bytes: int | None, blocks: bool) -> 
         yield ("failed", numbers[0], reason) if reason is not None else ("records", numbers, batch)
 
 
+CONCURRENT = ("xgboost",)  # frameworks whose predict may run on several threads at once (see _predict_threads)
+MAX_PREDICT_THREADS = 4  # predicting threads of one process at most (more cores: more OpenMP threads each)
+THREAD_GROUP_BYTES = 4 << 20  # work items of predicting threads and worker processes: about this size
+
+
+def _predict_threads(models: list) -> int:
+    """How many threads of this process run whole work items (read, predict, write the response) when the job has
+    one worker: one per usable core, at most ``MAX_PREDICT_THREADS`` (each then predicting with its share of the
+    cores, :func:`_native_threads`), for one row-wise model whose predict is documented as safe to call from
+    several threads at once -- XGBoost's ``gbtree`` and ``dart`` boosters (XGBoost's "Prediction" documentation,
+    "Thread Safety": since 1.4 every prediction function is thread safe for these boosters; ``gblinear`` is not) --
+    when ``threadpoolctl`` can size each thread's OpenMP pool; else 1 (the next work item read on one thread while
+    the model predicts with every core)."""
+    from ._threads import usable_cores
+
+    cores = usable_cores()
+    if cores < 2 or not _row_wise(models) or getattr(models[0], "framework", None) not in CONCURRENT:
+        return 1
+    try:
+        import threadpoolctl  # noqa: F401
+
+        config = json.loads(models[0].model.save_config())
+        booster = config["learner"]["gradient_booster"]["name"]
+    except Exception:  # noqa: BLE001 -- no threadpoolctl, or not a Booster we can ask: one predicting thread
+        return 1
+    return min(cores, MAX_PREDICT_THREADS) if booster in ("gbtree", "dart") else 1
+
+
+def _native_threads(threads: int) -> None:
+    """Initializer of a predicting thread: OpenMP (the pools of XGBoost, scikit-learn, LightGBM) runs this thread's
+    calls on at most ``threads`` threads, so that the predicting threads together use the cores once. OpenMP's
+    thread count is a per-thread setting (the OpenMP specification's ``omp_set_num_threads`` sets the
+    ``nthreads-var`` of the calling thread's task); XGBoost sizes each call by its caller's ``omp_get_max_threads``
+    (``OmpGetNumThreads``, ``src/common/threading_utils.cc``). Other threads of the process, the caller's included,
+    keep theirs; BLAS pools, which are process-wide, are left alone."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=threads, user_api="openmp")
+
+
 class _Runner:
-    """Runs mini-batches in this process (one worker: the model-free first stage, :func:`_prepare`, on a thread,
-    so that reading the next blocks overlaps predicting this one) or in a pool of worker processes (each doing
-    whole mini-batches, so that they overlap one another); results come back in order."""
+    """Runs work items in this process or in a pool of worker processes; results come back in order.
+
+    One worker: with a model that may predict on several threads at once (:func:`_predict_threads`), one thread per
+    core (at most 4) runs whole work items (read, predict with its share of the cores, encode), so that the cores are
+    busy without a native pool waiting at its barriers for a core the reading thread holds; else the model-free
+    first stage (:func:`_prepare`) runs on one thread, so that reading the next blocks overlaps predicting this one
+    with every core. Several workers: each process does whole work items, so that they overlap one another."""
 
     def __init__(self, job: _Job, workers: int):
-        self.job, self.workers, self.pool, self.thread = job, workers, None, None
+        self.job, self.workers, self.pool, self.threads = job, workers, None, 1
+        self.thread: Any = None  # the ThreadPoolExecutor of a one-worker job, made by load()
         if workers > 1:
             import multiprocessing
 
@@ -1178,17 +1270,37 @@ class _Runner:
             ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
             threads = threads_per_worker(workers)
             self.pool = ctx.Pool(workers, initializer=_start_worker, initargs=(job, threads))
-        else:
-            from concurrent.futures import ThreadPoolExecutor
 
-            self.thread = ThreadPoolExecutor(1, thread_name_prefix="transform-read")
+    @property
+    def in_flight(self) -> int:
+        """Work items submitted and not yet settled, beyond the one being settled: each worker process or
+        predicting thread has one running and one waiting; one reading thread reads the next one."""
+        return 2 * max(self.workers, self.threads) if self.workers > 1 or self.threads > 1 else 1
+
+    @property
+    def group_bytes(self) -> int:
+        """The size of a ``blocks`` work item: smaller for predicting threads and worker processes, which each
+        predict whole items with their share of the cores (so that the last items end about together), than for
+        one predict call using every core (fewer calls, each paying the native pool's start)."""
+        return THREAD_GROUP_BYTES if self.threads > 1 or self.workers > 1 else GROUP_BYTES
 
     def load(self) -> None:
         """Load the model(s) in this process, or wait for the workers to have loaded them; raise if one cannot."""
         if self.pool is None:
-            _models(self.job)
+            from concurrent.futures import ThreadPoolExecutor
+
+            models = _models(self.job)
             if _plain_csv(self.job.content_type):
                 _arrow()  # imported now, with the model, rather than while the first blocks are read
+            self.threads = _predict_threads(models)
+            if self.threads > 1:
+                from ._threads import usable_cores
+
+                self.thread = ThreadPoolExecutor(self.threads, thread_name_prefix="transform-predict",
+                                                 initializer=_native_threads,
+                                                 initargs=(max(1, usable_cores() // self.threads),))
+            else:
+                self.thread = ThreadPoolExecutor(1, thread_name_prefix="transform-read")
             return
         for error in self.pool.map(_loaded, range(self.workers), chunksize=1):
             if error:
@@ -1197,13 +1309,15 @@ class _Runner:
     def submit(self, item: tuple):
         if self.pool is None:
             assert self.thread is not None
+            if self.threads > 1:
+                return None, self.thread.submit(_work, self.job, item)
             return item, self.thread.submit(_prepare, self.job, item)
         return self.pool.apply_async(_work, (self.job, item))
 
     def result(self, handle) -> list:
         if self.pool is None:
             item, future = handle
-            out = _complete(self.job, item, future.result())
+            out = future.result() if item is None else _complete(self.job, item, future.result())
         else:
             out = handle.get()
         if out and out[0][0] == "load-error":
@@ -1353,8 +1467,7 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
         raise
     load_seconds = time.perf_counter() - load_start
     pending: collections.deque = collections.deque()
-    limit = 2 * workers if workers > 1 else 1  # work items in flight beyond the one settled (one worker: the
-    # next one, read on its thread while this one is predicted)
+    limit = runner.in_flight
     ok = False
     current: _Output | None = None
     open_outputs: list[_Output] = []
@@ -1390,7 +1503,7 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
                 open_outputs.append(current)
                 try:
                     with in_fs.open(path, "rb") as f:
-                        for item in _items(f, job, strategy, max_bytes, blocks):
+                        for item in _items(f, job, strategy, max_bytes, blocks, runner.group_bytes):
                             if item[0] == "failed":
                                 while pending:  # earlier mini-batches' failures first, in line order
                                     settle(pending.popleft())

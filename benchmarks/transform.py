@@ -10,11 +10,13 @@ every core). Rows: 20 standard-normal features rounded to 5 decimals, as CSV (18
 One machine (targets from the issue): records/s of ``artifact_tools.transform`` (CSV file in, ``.out`` file out,
 ``split_type="Line"``, ``MultiRecord``, 6 MB mini-batches, run in a child process, the model load not counted) over
 the framework's own ``predict`` on the whole array already in memory (the model read by the framework from the
-archive; XGBoost ``Booster.predict(DMatrix(X))``, scikit-learn ``estimator.predict(X)``; the best of 3) >= 0.8,
-with 1 worker (the default: reading on a thread while the model predicts) and with 2 worker processes; the peak RSS
-of the 1-worker child for 4x the rows (the same file four times) within 10% of that for 1x. On a shared machine
-wall-clock rates follow the other load; records per CPU-second (the 1-worker job's CPU time, its reading thread
-included; the predict's process time, all its threads) are printed beside them as the contention-free comparison.
+archive; XGBoost ``Booster.predict(DMatrix(X))``, scikit-learn ``estimator.predict(X)``; the best of 3) >= 0.8, with 1
+worker (the default: for XGBoost tree models one thread per core, at most 4, each reading, predicting with its share
+of the cores and writing; for other models reading on a thread while the model predicts) and with 2 worker processes;
+the peak RSS of the 1-worker child for 4x the rows (the same file four times) within 10% of that for 1x. On a shared
+machine wall-clock rates follow the other load; records per CPU-second (the 1-worker job's CPU time, its reading
+thread included; the predict's process time, all its threads) are printed beside them as the contention-free
+comparison.
 
 Spark: ``artifact_tools.spark.transform`` (the model loaded once per Python worker, Arrow batches of
 ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows, Spark's default 10,000, left as it is for both) on

@@ -218,3 +218,75 @@ def test_a_record_of_exactly_the_max_payload_is_accepted(models, strategy, tmp_p
     assert f"has {limit + 1} bytes, more than the {limit} bytes" in s["failed"][0]["reason"]
     expected = csv_text(booster_predict(models["xgb"], X[:4]))
     assert (tmp_path / "out" / "rows.csv.out").read_bytes() == expected
+
+
+def test_lines_after_too_large_lines_are_still_records(models, tmp_path):
+    """Two lines larger than the max payload in a row, then short lines that arrive in the same read as them: each
+    long line is reported at its line with its own size, and every short line after them is still a record,
+    predicted in order (none swallowed into the long line's report). Oracle: XGBoost on the short lines' values;
+    the sizes are ``len`` of the long lines."""
+    X = make_data(n=40, d=6, seed=14)[0].astype(np.float64)
+    lines = _rows_text(X)
+    long1, long2 = ",".join(["1"] * 1500), ",".join(["2"] * 700)  # 2999 and 1399 bytes; the limit is 1024
+    src = tmp_path / "rows.csv"
+    src.write_text("\n".join(lines[:1] + [long1, long2] + lines[1:]) + "\n")
+    s = transform(models["xgb"], src, tmp_path / "out", split_type="Line", max_payload_mb=1 / 1024)
+    assert (s["records_in"], s["records_out"], s["records_failed"]) == (42, 40, 2)
+    assert [f["line"] for f in s["failed"]] == [2, 3]
+    assert f"has {len(long1)} bytes" in s["failed"][0]["reason"]
+    assert f"has {len(long2)} bytes" in s["failed"][1]["reason"]
+    assert (tmp_path / "out" / "rows.csv.out").read_bytes() == csv_text(booster_predict(models["xgb"], X))
+
+
+def _openmp_threads() -> list:
+    """The OpenMP thread count of each OpenMP runtime loaded, as the calling thread sees it (threadpoolctl)."""
+    import threadpoolctl
+
+    return [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "openmp"]
+
+
+def test_tree_models_predict_on_a_thread_per_core(models, tmp_path):
+    """An XGBoost tree model is predicted by one thread per usable core (at most 4), each holding OpenMP to its share
+    of the cores for its own calls: the output is XGBoost's own predictions in input order over many small work
+    items, and the calling thread's OpenMP thread count is what it was. Oracle: XGBoost's Booster on the rows;
+    threadpoolctl for the thread counts, ``os.sched_getaffinity`` for the cores."""
+    pytest.importorskip("threadpoolctl")
+    import os
+
+    import loaders
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert batch._predict_threads([loaders.load(models["xgb"])]) == (min(cores, 4) if cores > 1 else 1)
+    X = make_data(n=6000, d=6, seed=15)[0].astype(np.float64)
+    src = tmp_path / "rows.csv"
+    src.write_text("\n".join(_rows_text(X)) + "\n")
+    before = _openmp_threads()
+    s = transform(models["xgb"], src, tmp_path / "out", split_type="Line", max_payload_mb=0.02)
+    assert _openmp_threads() == before
+    assert s["records_out"] == len(X)
+    assert (tmp_path / "out" / "rows.csv.out").read_bytes() == csv_text(booster_predict(models["xgb"], X))
+
+
+def test_linear_boosters_and_other_frameworks_predict_on_one_thread(models, tmp_path):
+    """XGBoost documents thread-safe prediction for tree boosters only: a ``gblinear`` model, like a scikit-learn
+    one, is predicted by one thread (with every core) and still gives XGBoost's own predictions. Oracle: XGBoost's
+    Booster trained here."""
+    import tempfile
+
+    import xgboost as xgb
+    from make_samples import tar_folder
+
+    import loaders
+
+    X, y = make_data(n=300, d=6, seed=16)
+    booster = xgb.train({"booster": "gblinear", "objective": "binary:logistic"}, xgb.DMatrix(X, label=y), 5)
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "xgboost-model").write_bytes(bytes(booster.save_raw("ubj")))
+        linear = tar_folder(Path(d), tmp_path / "linear.tar.gz")
+    assert batch._predict_threads([loaders.load(linear)]) == 1
+    assert batch._predict_threads([loaders.load(models["rf"])]) == 1
+    X = X.astype(np.float64)
+    src = tmp_path / "rows.csv"
+    src.write_text("\n".join(_rows_text(X)) + "\n")
+    transform(linear, src, tmp_path / "out", split_type="Line", max_payload_mb=0.005)
+    assert (tmp_path / "out" / "rows.csv.out").read_bytes() == csv_text(booster_predict(linear, X))
