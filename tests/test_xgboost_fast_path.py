@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 
-from artifact_tools.errors import CorruptArtifact
+from artifact_tools.errors import CorruptArtifact, UnsafeArtifact
 from artifact_tools.formats import xgboost as xgb_format
 from loaders import xgboost as xgb_loader
 
@@ -172,3 +172,87 @@ def test_the_bytes_given_to_xgboost_are_left_as_they_are():
     own = xgb.Booster()
     own.load_model(bytearray(raw))
     assert bytes(booster.save_raw("json")) == bytes(own.save_raw("json"))
+
+
+@pytest.mark.parametrize("text", ["9223372036854775807", "0000000000000000002", "-1", "2 "])
+def test_a_leaf_vector_size_the_fast_walk_cannot_read_in_the_last_tree_is_refused(text):
+    """A ``size_leaf_vector`` text that is not plain digits of at most 18 (19 digits, a sign, a trailing space):
+    the fast walk must not take the tree for a scalar-leaf one. XGBoost 3.2 reads these texts with ``std::stoul``
+    as a vector-leaf size and segfaults on the tree's scalar arrays; the general reader refuses them."""
+    raw, _ = _model()
+    key = b"size_leaf_vectorSL" + (1).to_bytes(8, "big") + b"1"
+    at = raw.rfind(key)
+    assert at > raw.rfind(b"base_weights")  # the last tree's
+    damaged = raw[:at] + b"size_leaf_vectorSL" + len(text).to_bytes(8, "big") + text.encode() + raw[at + len(key):]
+    targets = json.loads(bytes(_MODEL["booster"].save_raw("json")))["learner"]["learner_model_param"]["num_target"]
+    with pytest.raises(CorruptArtifact) as refused:
+        xgb_format.prepare(damaged)  # before XGBoost reads the bytes
+    assert str(refused.value) == f"tree {LAST}: size_leaf_vector is {int(text)} for {targets} targets"
+
+
+def test_a_tree_feature_count_beyond_64_bits_in_the_last_tree_is_refused():
+    """A tree's ``num_feature`` text of 20 digits: a clear refusal, not numpy's OverflowError."""
+    raw, _ = _model()
+    text = json.loads(bytes(_MODEL["booster"].save_raw("json")))["learner"]["gradient_booster"]["model"][
+        "trees"][LAST]["tree_param"]["num_feature"].encode()
+    key = b"num_featureSL" + len(text).to_bytes(8, "big") + text
+    at = raw.find(key, raw.rfind(b"base_weights"))  # the last tree's (the learner's own comes later)
+    assert at > 0 and raw.find(b"size_leaf_vector", at) > 0
+    huge = b"9" * 20
+    damaged = raw[:at] + b"num_featureSL" + len(huge).to_bytes(8, "big") + huge + raw[at + len(key):]
+    with pytest.raises(CorruptArtifact) as refused:
+        xgb_format.prepare(damaged)
+    assert str(refused.value) == f"tree {LAST}: num_feature {huge.decode()} is out of range"
+
+
+def test_a_linear_model_with_fewer_feature_names_than_features_is_refused():
+    """gblinear models get the name-count check tree models get (XGBoost would load the file and fail at predict)."""
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(60, 3)).astype(np.float32)
+    booster = xgb.train({"booster": "gblinear", "nthread": 1}, xgb.DMatrix(rows, label=rows[:, 0],
+                                                                             feature_names=["a", "b", "c"]), 2)
+    doc = json.loads(bytes(booster.save_raw("json")))
+    features = int(doc["learner"]["learner_model_param"]["num_feature"])
+    doc["learner"]["feature_names"] = doc["learner"]["feature_names"][:-1]
+    with pytest.raises(CorruptArtifact) as refused:
+        xgb_loader.load_booster(json.dumps(doc).encode())
+    assert str(refused.value) == f"the model is damaged: {features - 1} feature_names for {features} features"
+
+
+def test_categorical_splits_whose_category_sets_would_take_gigabytes_are_refused_before_xgboost_reads_them():
+    """Every split of the first 100 trees made categorical with the one category 2**24 - 1: a list of one item each,
+    but XGBoost's reading gives every such split a bitfield of 2**24 bits (2 MiB), over 1 GiB in all."""
+    _model()
+    doc = json.loads(bytes(_MODEL["booster"].save_raw("json")))
+    splits = 0
+    for tree in doc["learner"]["gradient_booster"]["model"]["trees"][:100]:
+        inner = _internal(tree)
+        tree["split_type"] = [int(left != -1) for left in tree["left_children"]]
+        tree["categories_nodes"] = inner
+        tree["categories_segments"] = list(range(len(inner)))
+        tree["categories_sizes"] = [1] * len(inner)
+        tree["categories"] = [(1 << 24) - 1] * len(inner)
+        splits += len(inner)
+    mib = splits * ((1 << 24) // 32) * 4 >> 20
+    assert mib > 1024
+    with pytest.raises(UnsafeArtifact) as refused:
+        xgb_format.prepare(json.dumps(doc).encode())
+    assert str(refused.value) == f"the model's categorical splits would make XGBoost allocate {mib} MiB of " \
+                                 "category sets (more than 1024 MiB): a memory bomb?"
+
+
+def test_a_vector_leaf_tree_without_split_type_is_refused():
+    """A multi-output tree (``multi_strategy="multi_output_tree"``) whose ``split_type`` is gone: XGBoost 3.2 loads it
+    and then aborts the process (std::terminate) on ``predict(pred_leaf=True)``."""
+    rng = np.random.default_rng(7)
+    rows = rng.normal(size=(200, 4)).astype(np.float32)
+    labels = np.stack([rows[:, 0] + rows[:, 1], rows[:, 2] * rows[:, 3]], axis=1)
+    booster = xgb.train({"tree_method": "hist", "multi_strategy": "multi_output_tree", "max_depth": 3, "nthread": 1},
+                        xgb.DMatrix(rows, label=labels), 3)
+    doc = json.loads(bytes(booster.save_raw("json")))
+    tree = doc["learner"]["gradient_booster"]["model"]["trees"][0]
+    assert int(tree["tree_param"]["size_leaf_vector"]) == 2
+    del tree["split_type"]
+    with pytest.raises(CorruptArtifact) as refused:
+        xgb_format.prepare(json.dumps(doc).encode())
+    assert str(refused.value) == "tree 0 has vector leaves but no split_type"

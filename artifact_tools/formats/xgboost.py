@@ -135,6 +135,10 @@ _NODE = np.dtype([("parent", "<i4"), ("left", "<i4"), ("right", "<i4"), ("sindex
 _STAT = np.dtype([("loss_chg", "<f4"), ("sum_hess", "<f4"), ("base_weight", "<f4"),
                   ("leaf_child_cnt", "<i4")])
 _MAX_CATEGORY = 1 << 24  # bounds the bitfield XGBoost allocates per categorical split
+# bounds the bitfields of all categorical splits together: RegTree::LoadCategoricalSplit gives each split a bitfield
+# of (largest category + 1) bits in 32-bit words (2 MiB for category 2**24 - 1), whatever the list's length, so a
+# file of a few kilobytes could otherwise make XGBoost allocate gigabytes while it reads
+_MAX_CATEGORY_BITFIELDS = 1 << 30
 _MAX_DEPTH = 64  # nesting limit for UBJSON documents
 _MAX_TREE_FEATURES = 1 << 26
 _DELETED = 0x7FFFFFFF  # split index of a deleted node (with default_left set): kDeletedNodeMarker
@@ -1633,6 +1637,9 @@ def _tree_from_json(obj: Any, index: int, num_target: int) -> tuple[Tree, bool]:
         _check_vector_leaves(params, arrays, size_leaf, what)
     for key, dtype in _TREE_ARRAY_TYPES[6:]:
         arrays.setdefault(key, np.zeros(n, dtype))
+    if vector and "split_type" not in params:
+        # XGBoost 2.0+ writes it in every tree; 3.2 aborts the process (std::terminate) on pred_leaf without it
+        raise CorruptArtifact(f"{what} has vector leaves but no split_type")
     if "split_type" in params:
         cats = {key: _array(params, key, dtype, what) for key, dtype in _CATEGORY_ARRAYS}
         if len(cats["split_type"]) != n:
@@ -1650,6 +1657,9 @@ def _tree_from_json(obj: Any, index: int, num_target: int) -> tuple[Tree, bool]:
     num_deleted = tree_param.get("num_deleted")  # absent in 1.0 documents
     num_deleted = int(deleted.sum()) if num_deleted is None else _int_text(num_deleted, what)
     num_feature = _int_text(tree_param.get("num_feature", "0"), f"{what}: num_feature")
+    for name, value in (("num_deleted", num_deleted), ("num_feature", num_feature)):
+        if not -1 << 63 <= value < 1 << 63:  # the forest's int64 columns (XGBoost itself reads 32-bit ones)
+            raise CorruptArtifact(f"{what}: {name} {value} is out of range")
     return Tree(num_deleted=num_deleted, num_feature=num_feature, **arrays, **cats), vector
 
 
@@ -1683,6 +1693,8 @@ def _forest_from_ubj(table: _UBJTrees) -> Forest | None:
     leaf = table.number("tree_param", "size_leaf_vector")
     if sizes is None or (sizes < 1).any() or (leaf is not None and (leaf > 1).any()):
         return None
+    if leaf is None and ("tree_param", "size_leaf_vector") in table.texts:
+        return None  # not plain digits of at most 18 (XGBoost's stoul reads "-1", "2 " or 19 digits as vector leaves)
     ids = table.ints.get("id")
     if ids is None or not np.array_equal(ids, np.arange(t)):
         return None
@@ -1890,6 +1902,11 @@ def _check_use(model: LegacyModel) -> None:
                 model.num_class:
             raise CorruptArtifact(f"the model is damaged: its objective has {declared} classes, "
                                   f"the learner {model.num_class}")
+    for key in ("feature_names", "feature_types"):
+        names = getattr(model, key)
+        if names and len(names) != model.num_feature:
+            raise CorruptArtifact(f"the model is damaged: {len(names)} {key} for "
+                                  f"{model.num_feature} features")
     if model.booster == "gblinear":
         expected = (model.num_feature + 1) * groups
         if model.linear_weights is None or len(model.linear_weights) != expected:
@@ -1903,11 +1920,6 @@ def _check_use(model: LegacyModel) -> None:
     if model.num_class > max(model.num_trees, 1 << 16):
         raise CorruptArtifact(f"the model is damaged: {model.num_class} classes for "
                               f"{model.num_trees} trees")
-    for key in ("feature_names", "feature_types"):
-        names = getattr(model, key)
-        if names and len(names) != model.num_feature:
-            raise CorruptArtifact(f"the model is damaged: {len(names)} {key} for "
-                                  f"{model.num_feature} features")
     _check_trees(model.forest, model.num_feature)
     info = model.tree_info
     if len(info) != model.num_trees or (len(info) and (info.min() < 0 or info.max() >= groups)):
@@ -2045,6 +2057,14 @@ def _check_category_lists(forest: Forest) -> None:
             cats.size and (cats.min() < 0 or cats.max() >= _MAX_CATEGORY)):
         raise CorruptArtifact(f"the model is damaged: a tree has a category outside "
                               f"0..{_MAX_CATEGORY - 1}")
+    # each list's largest category, by reduceat over (begin, end) pairs (every list has an item, checked above)
+    begins = np.repeat(_exclusive_cumsum(forest.category_counts), per_tree) + segments
+    bounds = np.stack([begins, begins + lengths], axis=1).ravel()
+    largest = np.maximum.reduceat(np.append(cats, 0).astype(np.int64), bounds)[::2]
+    allocated = 4 * int(((largest + 32) // 32).sum())  # uint32 words of (largest + 1) bits per split
+    if allocated > _MAX_CATEGORY_BITFIELDS:
+        raise UnsafeArtifact(f"the model's categorical splits would make XGBoost allocate {allocated >> 20} MiB of "
+                             f"category sets (more than {_MAX_CATEGORY_BITFIELDS >> 20} MiB): a memory bomb?")
 
 
 # --------------------------------------------------------------------------------------------
