@@ -49,17 +49,19 @@ Per model
 
 Parallel and resumable
   The models run in ``jobs`` long-lived worker processes (``forkserver``, else ``spawn``; also with ``jobs=1``, so
-  that a crash never takes this process down), each migrating one model at a time and importing its frameworks
-  once; each worker sizes the native thread pools (OpenMP, OpenBLAS/MKL, TensorFlow's intra-op pool) to
-  ``cores // jobs`` before any framework loads, so that the jobs share the cores instead of each starting a thread
-  per core. A worker that dies (a crash inside a framework) is replaced and its model run once more in a new worker;
-  a model that kills its worker twice is reported failed, and only it. ``OUT/migrate-state.json`` records every
-  finished model (by its source's identity: size and modification time or ETag), where and when it ran (worker
-  process id, start and end time, CPU seconds), written whole when a run starts and ends and meanwhile appended to
-  ``OUT/migrate-state.jsonl`` one line per finished model, so a re-run with ``resume=True`` (even after a killed
-  run) skips models already migrated (``resumed`` in the report) and retries the others. ``engine="spark"`` runs
-  the models as Spark tasks, one task per model (``sparkContext.parallelize(tasks, len(tasks)).map(...)``), in
-  waves so that the state file keeps up.
+  that a crash never takes this process down), each migrating one model at a time and importing its frameworks once.
+  The workers start before SOURCE is listed and meanwhile import what every model's export to TARGET needs (the
+  exporter and its library, e.g. mlflow), each framework only when a model needs it; those beyond the number of models
+  to run are let go. Each worker sizes the native thread pools (OpenMP, OpenBLAS/MKL, TensorFlow's intra-op pool) to
+  ``cores // jobs`` before any framework loads, so that the jobs share the cores instead of each starting a thread per
+  core. A worker that dies (a crash inside a framework) is replaced and its model run once more in a new worker; a
+  model that kills its worker twice is reported failed, and only it. ``OUT/migrate-state.json`` records every finished
+  model (by its source's identity: size and modification time or ETag), where and when it ran (worker process id,
+  start and end time, CPU seconds), written whole when a run starts and ends and meanwhile appended to
+  ``OUT/migrate-state.jsonl`` one line per finished model, so a re-run with ``resume=True`` (even after a killed run)
+  skips models already migrated (``resumed`` in the report) and retries the others. ``engine="spark"`` runs the models
+  as Spark tasks, one task per model (``sparkContext.parallelize(tasks, len(tasks)).map(...)``), in waves so that the
+  state file keeps up.
 """
 
 from __future__ import annotations
@@ -686,6 +688,8 @@ def _migrate_step(step: _Step, task: _Task, out: str, rel_out: str, kind: str) -
         import exporters
 
         t0 = time.perf_counter()
+        if task.target == "mlflow" and loaded.framework == "sklearn" and _WORKER_THREADS:  # our own worker only
+            _import_skops()
         try:
             result = exporters.export(loaded, task.target, out, force=True, trust=task.trust,
                                       **_options_for(task.target, dict(task.options), sm))
@@ -715,6 +719,54 @@ def _migrate_step(step: _Step, task: _Task, out: str, rel_out: str, kind: str) -
     finally:
         rec["seconds"]["total"] = round(time.perf_counter() - started, 3)
     return rec
+
+
+# What importing skops.io needs not import (:func:`_import_skops`): module -> the library it stands for. scikit-learn's
+# vendored array-API wrappers of other array libraries (sklearn/externals/array_api_compat/<lib>/__init__.py imports
+# <lib>), and pytest (sklearn/utils/_testing.py imports it for its test markers, within ``try: ... except
+# ImportError``).
+_SKOPS_NEEDS_NOT = {**{f"sklearn.externals.array_api_compat.{lib}": lib for lib in ("torch", "cupy", "dask")},
+                    "pytest": "pytest"}
+
+
+class _Unimportable:
+    """A meta path finder (``sys.meta_path``) for which the named modules do not exist."""
+
+    def __init__(self, names):
+        self.names = frozenset(names)
+
+    def find_spec(self, name, path=None, target=None):
+        if name in self.names:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None  # not ours: the next finder looks
+
+
+def _import_skops() -> None:
+    """Import ``skops.io`` (MLflow's scikit-learn flavor saves and loads with it: ``exporters.mlflow``) as it imports
+    where torch, CuPy, Dask and pytest are not installed, once per worker.
+
+    Facts (skops 0.16 ``skops/io/_trusted_types.py``, scikit-learn 1.9 ``sklearn/utils/discovery.py``, CPython
+    ``pkgutil.walk_packages``): importing ``skops.io`` lists the estimator types skops trusts by default with
+    ``sklearn.utils.all_estimators()``, which imports ``sklearn.utils._testing`` (which imports pytest when it can)
+    and walks scikit-learn with ``pkgutil.walk_packages``. That imports every package it walks into, also those whose
+    classes ``all_estimators`` then ignores (``externals``), among them ``sklearn.externals.array_api_compat.torch``,
+    whose ``__init__`` imports torch: about 1 s of CPU per worker when torch is installed, for no estimator.
+    ``walk_packages`` without ``onerror`` skips a package whose import raises ImportError, and scikit-learn works
+    without pytest, so with those modules hidden during this one import skops trusts the same types (checked by
+    ``tests/test_migrate.py``) and neither torch nor pytest is imported; afterwards the wrappers import as always
+    (scikit-learn imports one when it gets that library's arrays). Nothing is hidden whose library is imported
+    already. Called only in the migration's own worker processes (:func:`_worker_main`), never in a caller's
+    interpreter or a Spark task, whose import system is not ours to touch, even for one import."""
+    if "skops.io" in sys.modules:
+        return
+    finder = _Unimportable(name for name, lib in _SKOPS_NEEDS_NOT.items() if lib not in sys.modules)
+    sys.meta_path.insert(0, finder)
+    try:
+        import skops.io  # noqa: F401
+    except Exception:  # noqa: BLE001 -- missing or broken: the exporter's own import says so, for this model
+        pass
+    finally:
+        sys.meta_path.remove(finder)
 
 
 def _fetch_problem(source: str, storage_options) -> str | None:
@@ -1097,13 +1149,53 @@ def _write_reports(out: str, report: dict) -> None:
 
 # ============================================================================================ runners
 
-def _worker_main(conn, threads: int) -> None:
+# Libraries every export to a target imports before anything else (``exporters/<target>.py``: ``require``).
+_TARGET_LIBRARIES = {"mlflow": ("mlflow",), "onnx": ("onnx", "onnxruntime")}
+
+
+def _warm_up(target: str | None) -> None:
+    """In a worker, before its first task: what every model's migration to ``target`` imports (the loaders, the
+    target's exporter module and the libraries its every export imports), so that a worker started while the parent
+    still lists the fleet imports them meanwhile. Frameworks are left to the models that need them. A library that
+    is missing or broken is left for each model's own migration to report."""
+    import importlib
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in ("loaders", "loaders.cache", "exporters"):
+            importlib.import_module(name)
+        if not target:
+            return
+        try:
+            importlib.import_module("exporters").target_module(target)
+            for name in _TARGET_LIBRARIES.get(target, ()):
+                importlib.import_module(name)
+        except Exception:  # noqa: BLE001 -- e.g. a missing extra: the export says so, model by model
+            log.debug("warming up for %s", target, exc_info=True)
+
+
+# The cyclic garbage collector's thresholds in a worker while it imports (:func:`_worker_main`). CPython's default,
+# (700, 10, 10), runs it after every 700 net container allocations, and a worker importing mlflow, scikit-learn and
+# XGBoost (about 250,000 objects that live as long as it does) collected about 750 times (5 of them full
+# collections, each traversing every object), about 0.5 s of CPU; with (10_000, 10, 10), about 50 times and 0.2 s.
+STARTUP_GC_THRESHOLD = (10_000, 10, 10)
+
+
+def _worker_main(conn, threads: int, target: str | None = None) -> None:
     """A worker process: migrate the tasks received on ``conn`` one at a time, sending each record back, until
     None or the parent goes away. Its native thread pools are sized first, before any framework loads
-    (:func:`artifact_tools._threads.size_worker_process`: a variable the user set is kept). This process is the
-    migration's own and ends with it."""
+    (:func:`artifact_tools._threads.size_worker_process`: a variable the user set is kept), then what every task to
+    ``target`` imports is imported (:func:`_warm_up`). While it starts (until a task imports no new module), the
+    garbage collector runs less often (``STARTUP_GC_THRESHOLD``: at most 10,000 container objects wait to be
+    collected instead of 700); then CPython's thresholds are back. This process is the migration's own and ends with
+    it."""
+    import gc
+
     size_worker_process(threads)
     _WORKER_THREADS[:] = [threads]
+    default_gc: tuple | None = gc.get_threshold()
+    gc.set_threshold(*STARTUP_GC_THRESHOLD)
+    _warm_up(target)
     while True:
         try:
             task = conn.recv()
@@ -1111,11 +1203,15 @@ def _worker_main(conn, threads: int) -> None:
             return
         if task is None:
             return
+        modules = len(sys.modules)
         try:
             rec = _run_task(task)
         except BaseException as e:  # noqa: BLE001 -- e.g. SystemExit from a framework: this model's failure
             rec = _record(task.steps[0] if task.steps else _Step(""), task.target, task.kind)
             rec.update(id=task.id, reason=f"internal error: {_sentence(e)}", stage="load")
+        if default_gc is not None and len(sys.modules) == modules:  # started: imports nothing new any more
+            gc.set_threshold(*default_gc)
+            default_gc = None
         try:
             conn.send(rec)
         except (EOFError, OSError):
@@ -1140,19 +1236,24 @@ def _death(exitcode: int | None) -> str:
 class _Worker:
     """One long-lived worker process and the task it is running (None: idle)."""
 
-    def __init__(self, ctx, threads: int):
+    def __init__(self, ctx, threads: int, target: str | None):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker_main, args=(child, threads), name="artifact-tools-migrate")
+        self.proc = ctx.Process(target=_worker_main, args=(child, threads, target), name="artifact-tools-migrate")
         self.proc.start()
         child.close()
         self.task: _Task | None = None
         self.done = 0
 
-    def stop(self, wait: float) -> None:
+    def ask_to_stop(self) -> None:
+        """Tell the worker to end once it is idle (no wait)."""
         try:
             self.conn.send(None)
         except (OSError, ValueError):
             pass
+
+    def stop(self, wait: float) -> None:
+        """Ask it to stop, wait up to ``wait`` seconds, then end it."""
+        self.ask_to_stop()
         self.proc.join(wait)
         if self.proc.is_alive():
             self.proc.terminate()
@@ -1163,35 +1264,61 @@ class _Worker:
         self.conn.close()
 
 
-def _local_results(tasks: list, jobs: int) -> Iterator[dict]:
-    """Records as the tasks finish, from ``jobs`` long-lived worker processes (``forkserver``, else ``spawn``), each
-    running one task at a time and importing its frameworks once: with ``jobs=1`` too, so that a framework that
-    crashes takes a worker down, never this process. A worker that dies is replaced and its task run again once; a
-    task that kills its worker twice is reported failed, alone. A worker is also replaced after
-    ``MAX_TASKS_PER_WORKER`` tasks. Each worker gets ``cores // jobs`` native threads (:func:`_worker_main`)."""
-    if not tasks:
-        return
-    import collections
-    import multiprocessing
-    from multiprocessing.connection import wait
+class _Pool:
+    """``jobs`` long-lived worker processes (``forkserver``, else ``spawn``), started when the pool is made, so that
+    their start and the imports every task to ``target`` needs (:func:`_warm_up`) overlap the parent's listing of
+    the fleet; with ``jobs=1`` too, so that a framework that crashes takes a worker down, never this process. Each
+    worker gets ``cores // jobs`` native threads (:func:`_worker_main`). :meth:`close` stops them (idempotent)."""
 
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-    threads = threads_per_worker(jobs)
-    pending = collections.deque(tasks)
-    deaths: dict = {}
-    workers: list[_Worker] = []
-    try:
+    def __init__(self, jobs: int, target: str | None):
+        import multiprocessing
+
+        methods = multiprocessing.get_all_start_methods()
+        self.ctx = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        self.jobs, self.target = jobs, target
+        self.threads = threads_per_worker(jobs)
+        self.workers: list[_Worker] = []
+        self.retired: list[_Worker] = []
+        try:
+            for _ in range(jobs):
+                self.workers.append(self._start())
+        except BaseException:
+            self.close()
+            raise
+
+    def _start(self) -> _Worker:
+        return _Worker(self.ctx, self.threads, self.target)
+
+    def _retire(self, w: _Worker) -> None:
+        """Let an idle worker go without waiting for it (joined by :meth:`close`)."""
+        w.ask_to_stop()
+        self.workers.remove(w)
+        self.retired.append(w)
+
+    def results(self, tasks: list) -> Iterator[dict]:
+        """Records as the tasks finish, each task run by one worker at a time. A worker that dies is replaced and its
+        task run again once; a task that kills its worker twice is reported failed, alone. A worker is also replaced
+        after ``MAX_TASKS_PER_WORKER`` tasks. Workers beyond the number of tasks are ended at once."""
+        import collections
+        from multiprocessing.connection import wait
+
+        for w in self.workers[len(tasks):]:  # never to get a task: ended now, not left to finish its imports
+            w.proc.terminate()
+            self._retire(w)
+        pending = collections.deque(tasks)
+        deaths: dict = {}
+        workers = self.workers
         while pending or any(w.task is not None for w in workers):
-            while pending and len(workers) < jobs:
-                workers.append(_Worker(ctx, threads))
-            for w in workers:
-                if w.task is None and pending:
-                    w.task = pending.popleft()
-                    try:
-                        w.conn.send(w.task)
-                    except (OSError, ValueError):  # died idle: found below through its sentinel
-                        pass
+            idle = [w for w in workers if w.task is None]
+            while len(idle) < len(pending) and len(workers) < self.jobs:  # a replacement, when tasks wait
+                idle.append(self._start())
+                workers.append(idle[-1])
+            for w in idle[:len(pending)]:
+                w.task = pending.popleft()
+                try:
+                    w.conn.send(w.task)
+                except (OSError, ValueError):  # died idle: found below through its sentinel
+                    pass
             busy = [w for w in workers if w.task is not None]
             ready = set(wait([w.conn for w in busy] + [w.proc.sentinel for w in busy]))
             for w in busy:
@@ -1212,8 +1339,7 @@ def _local_results(tasks: list, jobs: int) -> Iterator[dict]:
                     w.task = None
                     w.done += 1
                     if w.done >= MAX_TASKS_PER_WORKER:
-                        w.stop(30)
-                        workers.remove(w)
+                        self._retire(w)  # replaced if tasks remain
                     yield rec
                     continue
                 w.proc.join(5)
@@ -1229,9 +1355,22 @@ def _local_results(tasks: list, jobs: int) -> Iterator[dict]:
                 rec.update(id=task.id, stage="load", reason=f"the process migrating this model died twice ({why}): "
                            "a crash inside the framework loading or running it")
                 yield rec
-    finally:
-        for w in workers:
+        for w in list(workers):  # all done: they end while the parent writes the state and the reports
+            self._retire(w)
+
+    def close(self) -> None:
+        """Stop every worker: one that never got a task at once (it may still be importing: nothing of it is
+        needed), an idle one when told (all told first), a busy one (an interrupted run) without waiting for its
+        task."""
+        everyone = self.workers + self.retired
+        for w in everyone:
+            if w.task is None and w.done == 0:
+                w.proc.terminate()
+            elif w.task is None:
+                w.ask_to_stop()
+        for w in everyone:
             w.stop(30 if w.task is None else 0)
+        self.workers, self.retired = [], []
 
 
 def _spark_results(tasks: list, master: str | None) -> Iterator[dict]:
@@ -1291,6 +1430,20 @@ def migrate(source, target: str, out, *, jobs: int = 1, resume: bool = True, tru
     except OSError as e:
         raise MigrateError(f"the output folder {out} cannot be created ({e.strerror or e})") from None
 
+    pool = _Pool(jobs, target) if engine == "local" else None  # starting while the fleet is listed
+    try:
+        return _migrate_fleet(pool, sources, target, out, jobs=jobs, resume=resume, trust=trust, limits=limits,
+                              storage_options=storage_options, engine=engine, master=master, options=options,
+                              started=started, started_at=started_at)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _migrate_fleet(pool: _Pool | None, sources: list, target: str, out: str, *, jobs: int, resume: bool,
+                   trust: bool | str, limits: Limits | None, storage_options: dict | None, engine: str,
+                   master: str | None, options: dict, started: float, started_at: datetime.datetime) -> dict:
+    """:func:`migrate` once its arguments are checked and ``out`` exists: ``pool`` runs the models (None: Spark)."""
     units, ignored = _discover(sources, storage_options, out)
     state = _read_state(out, target) if resume else {}
     used: set = set()
@@ -1314,7 +1467,8 @@ def migrate(source, target: str, out, *, jobs: int = 1, resume: bool = True, tru
     new_state = {uid: entry for uid, entry in state.items()}
     order = [u[0] for u in units]
     log.info("migrating %d model(s) to %s (%d already done)", len(tasks), target, len(records))
-    results = _spark_results(tasks, master) if engine == "spark" and tasks else _local_results(tasks, jobs)
+    results: Iterator[dict] = pool.results(tasks) if pool is not None else \
+        _spark_results(tasks, master) if tasks else iter(())
     idents = {t.id: t.identity for t in tasks}
     try:
         journal = _Journal(out, target, new_state)

@@ -380,6 +380,54 @@ def test_a_killed_run_resumes_from_its_journal(tmp_path):
     assert not journal.exists() and set(json.loads((out / mig.STATE).read_text())["models"]) == finished
 
 
+def test_workers_beyond_the_models_are_let_go_and_none_outlives_the_run(tmp_path):
+    """The workers start before the fleet is listed (``jobs`` of them); those beyond the number of models to run are
+    let go, and no worker process is left once migrate returns, also when every model is resumed (none to run)."""
+    import multiprocessing
+
+    src = tmp_path / "src"
+    make_fleet.build_small(src, 2)
+    out = tmp_path / "out"
+    report = mig.migrate(src, "sagemaker", out, jobs=3)
+    assert report["counts"]["migrated"] == 2
+    assert len({run["pid"] for run in _runs(out).values()}) == 2
+    assert [p for p in multiprocessing.active_children() if p.name == "artifact-tools-migrate"] == []
+    again = mig.migrate(src, "sagemaker", out, jobs=2)
+    assert again["counts"]["resumed"] == 2
+    assert [p for p in multiprocessing.active_children() if p.name == "artifact-tools-migrate"] == []
+
+
+def test_skops_is_imported_without_torch_and_trusts_the_same_types():
+    """A worker imports skops.io (MLflow's scikit-learn flavor) with scikit-learn's array-API wrappers of other
+    libraries and pytest hidden, so that neither torch nor pytest is imported on the way: skops must trust exactly
+    the types it trusts when imported plainly (the oracle: a plain ``import skops.io`` in another interpreter), and
+    the wrapper must import as always afterwards."""
+    pytest.importorskip("skops")
+    import importlib.util
+
+    lists = ("import json, sys; import skops.io._trusted_types as t; "
+             "print(json.dumps({'torch': 'torch' in sys.modules, 'pytest': 'pytest' in sys.modules, "
+             "'types': {k: sorted(map(str, v)) for k, v in "
+             "vars(t).items() if k.isupper() and isinstance(v, list)}}))")
+
+    def run(code: str) -> list:
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return [json.loads(line) for line in done.stdout.splitlines()]
+
+    (plain,) = run(lists)
+    ours, after = run("from artifact_tools import migrate as mig; mig._import_skops(); " + lists + "; "
+                      "assert not any(isinstance(f, mig._Unimportable) for f in sys.meta_path); "
+                      "import sklearn.externals.array_api_compat.torch as w; print(json.dumps('torch' in sys.modules))"
+                      if importlib.util.find_spec("torch") else
+                      "from artifact_tools import migrate as mig; mig._import_skops(); " + lists + "; print('false')")
+    assert ours["types"] == plain["types"] and len(plain["types"]["SKLEARN_ESTIMATOR_TYPE_NAMES"]) > 100
+    assert ours["torch"] is False and ours["pytest"] is False
+    if importlib.util.find_spec("torch"):
+        assert plain["torch"] is True, "this scikit-learn no longer imports torch with skops.io: drop the workaround"
+        assert after is True
+
+
 # ------------------------------------------------------------------------------------------ the HTML report
 
 def _chromium() -> str:
