@@ -790,7 +790,20 @@ def requirements_for(modules: list[str], artifact_tools: LoadedModel | None = No
 @functools.lru_cache(maxsize=1)
 def _providers() -> dict[str, list[str]]:
     """Top-level module -> the installed distributions providing it, read once per process: scanning every
-    installed distribution's file list costs about 0.15 s, a third of a small model's export in a migration."""
+    installed distribution's file list costs about 0.15 s, a third of a small model's export in a migration.
+    MLflow's ``save_model`` makes the same scan for its own requirement inference and keeps the result
+    (``mlflow.utils.requirements_utils._init_modules_to_packages_map``, MLflow 2.x-3.x: ``packages_distributions()``
+    plus keys for MLflow's extras and Databricks namespaces, which no top-level module here is), so that map is
+    taken when this MLflow has it; the scan itself otherwise."""
+    try:
+        from mlflow.utils import requirements_utils as mlflow_requirements
+
+        mlflow_requirements._init_modules_to_packages_map()
+        known = mlflow_requirements._MODULES_TO_PACKAGES
+        if isinstance(known, dict) and known:
+            return {k: list(v) for k, v in known.items()}
+    except Exception:  # noqa: BLE001 -- another MLflow: the same scan, made here
+        pass
     return dict(importlib.metadata.packages_distributions())
 
 
