@@ -35,7 +35,10 @@ Amazon CloudWatch"):
   answer, less ``ModelLatency``), histograms in seconds (Prometheus' base unit; CloudWatch reports microseconds):
   ``ModelLatency_seconds``, ``OverheadLatency_seconds``; for multi-model endpoints ``LoadedModelCount`` (a gauge),
   ``ModelLoadingTime_seconds`` and ``ModelLoadingWaitTime_seconds`` (histograms; the loading time's count is the
-  number of loads) and ``ModelCacheHit_total``. Each gunicorn worker writes its figures to files in a private
+  number of loads) and ``ModelCacheHit_total``; ``BatchedInvocations_total`` (ours, not CloudWatch's) counts the
+  invocations predicted together with others in one call of the model (dynamic batching, ``--max-batch-rows``,
+  :class:`artifact_tools.serve._ModelThread`); such a request's ``ModelLatency`` is its own decoding and encoding
+  plus the whole batch's prediction. Each gunicorn worker writes its figures to files in a private
   temporary folder (``prometheus_client``'s multiprocess mode) and ``/metrics``, answered by any worker, sums them
   over all workers, so the counts are the endpoint's, not one worker's; the loaded-model gauge counts live workers
   only (``livesum``). What is counted follows CloudWatch's definitions ("Invocations: the number of
@@ -440,6 +443,8 @@ class _Metrics:
         self.loading_wait = prom.Histogram("ModelLoadingWaitTime", "time a request waited for its model to load",
                                            labels, unit="seconds", buckets=LOAD_BUCKETS, registry=None)
         self.cache_hits = prom.Counter("ModelCacheHit", "requests to a model already loaded", labels, registry=None)
+        self.batched = prom.Counter("BatchedInvocations", "invocations predicted together with others in one call of "
+                                    "the model (dynamic batching)", labels, registry=None)
         self.capture_dropped = prom.Counter("CaptureDropped", "data capture records dropped (queue full or write "
                                             "failure), counted at the next request of the worker", ["variant"],
                                             registry=None)
@@ -845,12 +850,20 @@ class EndpointApp:
 
         try:
             chunks = route["app"](environ, seen if self.capture else named)
-        finally:
-            route["seconds"] = time.perf_counter() - started
+        finally:  # with the time spent on it ahead, in a batch (its decoding, the batch's prediction)
+            route["seconds"] = time.perf_counter() - started + environ.get(serve.AHEAD, 0.0)
         if self.capture:
             chunks = list(chunks)
             self._capture(name, environ, b"".join(chunks), answered.get("type", ""))
         return chunks
+
+    def batcher_for(self, environ: dict) -> Any:
+        """The batcher (:class:`artifact_tools.serve._Batcher`) of the model a prepared ``/invocations`` request
+        is routed to, or None (a refused request, a model that does not batch, a pipeline)."""
+        route = environ.get(_KEY)
+        if route is None or "error" in route:
+            return None
+        return getattr(route.get("app"), "batcher", None)
 
     def _capture(self, variant: str, environ: dict, body: bytes, content_type: str) -> None:
         """Hand one answered request to the capture writer of the variant that answered (made on first use)."""
@@ -901,9 +914,11 @@ class EndpointApp:
             if series is None:  # the labelled children once per label pair (labels() checks and locks each time)
                 m = self.metrics
                 series = self.series[labels] = tuple(metric.labels(*labels) for metric in (
-                    m.invocations, m.errors_4xx, m.errors_5xx, m.model_latency, m.overhead_latency))
-            invocations, errors_4xx, errors_5xx, model_latency, overhead_latency = series
+                    m.invocations, m.errors_4xx, m.errors_5xx, m.model_latency, m.overhead_latency, m.batched))
+            invocations, errors_4xx, errors_5xx, model_latency, overhead_latency, batched = series
             invocations.inc()
+            if environ.get(serve.BATCHED):
+                batched.inc()
             if 400 <= status < 500:
                 errors_4xx.inc()
             elif status >= 500:
@@ -972,18 +987,22 @@ def _state_path(port: int) -> str:
 def run(spec: EndpointSpec, *, host: str = "127.0.0.1", port: int = 8080, workers: int = 2,
         trust: bool | str = False, max_payload: int = serve.DEFAULT_MAX_PAYLOAD, timeout: int | None = None,
         max_models: int | None = None, max_model_bytes: int | None = None, capture: dict | None = None,
-        access_log: str | None = None) -> int:
+        access_log: str | None = None, max_batch_rows: int = serve.DEFAULT_MAX_BATCH_ROWS) -> int:
     """Serve the endpoint ``spec`` on ``host:port`` with ``workers`` gunicorn processes until SIGTERM/SIGINT, as
     :func:`artifact_tools.serve.run` serves one model; returns the exit status. Every artifact of a fixed variant
     is loaded (and audited) once before anything listens; multi-model artifacts are audited as they load.
     ``max_models`` / ``max_model_bytes`` bound each worker's loaded models per multi-model variant (default: no
     count bound, half the machine's memory shared among the workers). ``capture``: data capture settings as
     :func:`artifact_tools.serve.run` takes them; records go under ``dest/endpoint/<variant that answered>/``.
-    ``access_log``: a file (``-``: standard output) getting one JSON line per request (see the module docstring)."""
+    ``access_log``: a file (``-``: standard output) getting one JSON line per request (see the module docstring).
+    ``max_batch_rows``: rows one batched prediction takes at most, 0 for no batching (see
+    :class:`artifact_tools.serve._ModelThread`)."""
     if workers < 1:
         raise ArtifactError(f"the number of workers must be at least 1, not {workers}")
     if max_payload < 1:
         raise ArtifactError(f"the payload limit must be at least 1 byte, not {max_payload}")
+    if isinstance(max_batch_rows, bool) or not isinstance(max_batch_rows, int) or max_batch_rows < 0:
+        raise EndpointError(f"--max-batch-rows must be a whole number of at least 0, not {max_batch_rows!r}")
     if max_models is not None and max_models < 1:
         raise EndpointError(f"--max-models must be at least 1, not {max_models}")
     if max_model_bytes is None:
@@ -1002,7 +1021,7 @@ def run(spec: EndpointSpec, *, host: str = "127.0.0.1", port: int = 8080, worker
 
         raise MissingExtra("serve", "prometheus_client")
     worker_class = serve._worker_class(require("gunicorn.workers.base", "serve").Worker, require("h11", "serve"),
-                                       max_payload)
+                                       max_payload, max_batch_rows)
     if spec.config is None:  # the command line's paths: relative to this folder, not to the written config's
         spec = absolute_paths(spec)
     for v in spec.variants:
@@ -1152,6 +1171,9 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
                    help="multi-model: models kept loaded per worker (least recently used unloaded; default no bound)")
     g.add_argument("--max-model-memory", type=_bytes, metavar="BYTES", default=None,
                    help="multi-model: bytes of artifacts kept loaded per worker (default half the memory / workers)")
+    g.add_argument("--max-batch-rows", type=int, metavar="N", default=None,
+                   help="requests that arrive while the model is busy are predicted together, up to N rows in one "
+                        f"call, for the models that allow it (default {serve.DEFAULT_MAX_BATCH_ROWS}; 0: never)")
     g.add_argument("--access-log", metavar="PATH", default=None,
                    help="write one JSON line per request (time, client, method, path, status, bytes, variant, model, "
                         "latencies) to PATH, or to standard output with '-' (default: no access log)")
@@ -1166,7 +1188,7 @@ def requested(args: argparse.Namespace) -> bool:
     with a sentence) rather than one plain model."""
     return any(getattr(args, k, None) is not None for k in ("variant", "endpoint_config", "multi_model", "pipeline")) \
         or getattr(args, "artifact", None) is None or bool(getattr(args, "capture", None)) \
-        or bool(getattr(args, "access_log", None))
+        or bool(getattr(args, "access_log", None)) or getattr(args, "max_batch_rows", None) is not None
 
 
 def spec_from_args(args: argparse.Namespace) -> EndpointSpec:
@@ -1200,7 +1222,12 @@ def run_from_args(args: argparse.Namespace, *, port: int, trust: bool | str) -> 
     return run(spec_from_args(args), host=args.host, port=port, workers=args.workers, trust=trust,
                max_payload=args.max_payload, timeout=args.timeout, max_models=getattr(args, "max_models", None),
                max_model_bytes=getattr(args, "max_model_memory", None), capture=capture_from_args(args),
-               access_log=getattr(args, "access_log", None))
+               access_log=getattr(args, "access_log", None), max_batch_rows=_batch_rows(args))
+
+
+def _batch_rows(args: argparse.Namespace) -> int:
+    rows = getattr(args, "max_batch_rows", None)
+    return serve.DEFAULT_MAX_BATCH_ROWS if rows is None else rows
 
 
 def capture_from_args(args: argparse.Namespace) -> dict | None:
