@@ -218,8 +218,9 @@ def _own_code(invoke: Callable, body: bytes, content_type: str, accept: str, env
 # ---------------------------------------------------------------------------------------------------- batching
 
 # Frameworks whose ``predict`` answers each row on its own, whatever else is in the call: their tree ensembles and
-# linear models read one row at a time (scikit-learn's ``predict``/``predict_proba``, XGBoost's ``predict`` and
-# ``inplace_predict``, LightGBM's and CatBoost's numeric ``predict``). Not listed, so never batched: models with their
+# linear boosters read one row at a time (XGBoost's ``predict`` and ``inplace_predict`` -- gbtree, dart, gblinear --,
+# LightGBM's and CatBoost's numeric ``predict``: measured bit-equal, 64 rows alone against in one call);
+# scikit-learn only for the estimators of ``EXACT_SKLEARN`` below. Not listed, so never batched: models with their
 # own inference code (``invoke_fn``), Spark and MLeap pipelines (their transformers may aggregate), TensorFlow,
 # PyTorch and MXNet networks (batch-dependent layers, and float results that move with the batch's size), built-in
 # algorithms, ONNX and anything unknown.
@@ -234,6 +235,28 @@ ROW_WISE = frozenset({"sklearn", "xgboost", "lightgbm", "catboost"})
 # keeps the padding itself out of every text's answer. Where exact single-call answers matter, ``--max-batch-rows 0``.
 ROW_WISE_TASKS = frozenset({"text-classification", "sentiment-analysis"})
 TEXT_BATCH = 32
+# scikit-learn models batch only when every estimator in them answers a row with the same bits in any batch: the
+# trees and tree ensembles (each row walks its trees alone; the forests' averages and the boosted sums add per
+# row), elementwise scalers, imputers and encoders, Pipelines and ColumnTransformers of those, and the XGBoost and
+# LightGBM scikit-learn wrappers (their boosters, as above). Not the linear models, SVMs, neural networks, k-means
+# or anything else computed with BLAS matrix products: those move in the last bits with the batch (a 1-row call
+# takes another kernel than a 64-row one; measured with LinearRegression and LogisticRegression, scikit-learn 1.x
+# on OpenBLAS: half of 64 rows differed), so a request's answer would depend on its neighbours. Module -> class
+# names (None: every class of the module).
+EXACT_SKLEARN: dict[str, frozenset | None] = {
+    "sklearn.tree._classes": None,
+    "sklearn.ensemble._forest": None,
+    "sklearn.ensemble._iforest": None,
+    "sklearn.ensemble._gb": None,  # with a constant (Dummy) initial estimator only, see _rows_exact
+    "sklearn.ensemble._hist_gradient_boosting.gradient_boosting": None,
+    "sklearn.dummy": None,
+    "sklearn.preprocessing._data": frozenset({"StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler",
+                                              "Binarizer"}),
+    "sklearn.impute._base": frozenset({"SimpleImputer", "MissingIndicator"}),
+    "sklearn.preprocessing._encoders": frozenset({"OneHotEncoder", "OrdinalEncoder"}),
+    "xgboost.sklearn": None,
+    "lightgbm.sklearn": None,
+}
 
 
 def batchable(loaded_model: Any) -> bool:
@@ -256,7 +279,37 @@ def batchable(loaded_model: Any) -> bool:
     if framework == "huggingface":
         info = getattr(loaded_model, "info", None)
         return isinstance(info, dict) and info.get("task") in ROW_WISE_TASKS
+    if framework == "sklearn":
+        return _rows_exact(getattr(loaded_model, "model", None))
     return framework in ROW_WISE
+
+
+def _rows_exact(estimator: Any, depth: int = 0) -> bool:
+    """Whether a scikit-learn ``estimator`` is made only of the estimators of ``EXACT_SKLEARN`` (told by class,
+    nothing called): Pipeline steps and ColumnTransformer transformers looked into."""
+    if depth > 16:
+        return False
+    kind = type(estimator)
+    module, name = kind.__module__, kind.__name__
+    if (module, name) == ("sklearn.pipeline", "Pipeline"):
+        steps = getattr(estimator, "steps", None)
+        return isinstance(steps, list) and all(
+            isinstance(step, str) and step == "passthrough" or step is None or _rows_exact(step, depth + 1)
+            for _, step in steps)
+    if (module, name) == ("sklearn.compose._column_transformer", "ColumnTransformer"):
+        parts = getattr(estimator, "transformers_", None)
+        return isinstance(parts, list) and all(
+            isinstance(part, str) and part in ("drop", "passthrough") or _rows_exact(part, depth + 1)
+            for _, part, *_ in parts)
+    if module not in EXACT_SKLEARN:
+        return False
+    names = EXACT_SKLEARN[module]
+    if names is not None and name not in names:
+        return False
+    if module == "sklearn.ensemble._gb":  # its initial estimator: a constant, or a model of its own
+        init = getattr(estimator, "init_", None)
+        return isinstance(init, str) or type(init).__module__ == "sklearn.dummy"
+    return True
 
 
 def _batch_key(data: Any) -> tuple | None:
@@ -264,8 +317,8 @@ def _batch_key(data: Any) -> tuple | None:
     shape that batches: a numeric array (same trailing shape and dtype) or a list of texts."""
     import numpy as np
 
-    if isinstance(data, np.ndarray):
-        if data.ndim >= 1 and data.shape[0] > 0 and data.dtype.kind in "biuf":
+    if isinstance(data, np.ndarray):  # (1-D: one flat row to the loaders, so not rows to concatenate)
+        if data.ndim >= 2 and data.shape[0] > 0 and data.dtype.kind in "biuf":
             return ("array", data.shape[1:], data.dtype.str), data.shape[0]
         return None
     if isinstance(data, list) and data and all(type(x) is str for x in data):
@@ -328,8 +381,9 @@ class _Batcher:
 
         started = time.perf_counter()
         datas = [data for _, data, _ in members]
+        joined: Any = None
         try:
-            joined: Any = np.concatenate(datas) if isinstance(datas[0], np.ndarray) else [t for d in datas for t in d]
+            joined = np.concatenate(datas) if isinstance(datas[0], np.ndarray) else [t for d in datas for t in d]
             if self.padded and isinstance(joined, list):
                 joined = {"inputs": joined, "parameters": {"batch_size": min(len(joined), TEXT_BATCH)}}
             parts = _split(self.model.predict(joined), [rows for _, _, rows in members])
@@ -364,15 +418,21 @@ def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, wor
     def decoded(environ: dict) -> tuple[Any, str]:
         """The request's decoded body and the response type, once per request (a batch decodes it ahead)."""
         ahead = environ.get(DECODED)
+        if isinstance(ahead, Exception):  # the body, read once, failed when a batch decoded it: the same error
+            raise ahead
         if ahead is not None:
             return ahead
-        body = _read_body(environ, max_payload)
-        environ[REQUEST_BODY] = body
         try:
-            request = codec.decode(body, environ.get("CONTENT_TYPE") or "", "the body", max_payload)
-            accept = codec.negotiate(environ.get("HTTP_ACCEPT") or "")
-        except codec.CodecError as e:
-            raise _Reject(e.status, str(e)) from None
+            body = _read_body(environ, max_payload)
+            environ[REQUEST_BODY] = body
+            try:
+                request = codec.decode(body, environ.get("CONTENT_TYPE") or "", "the body", max_payload)
+                accept = codec.negotiate(environ.get("HTTP_ACCEPT") or "")
+            except codec.CodecError as e:
+                raise _Reject(e.status, str(e)) from None
+        except Exception as e:  # the body is read: a second call must not read it again (it would find it gone)
+            environ[DECODED] = e
+            raise
         environ[DECODED] = request, accept
         return request, accept
 
