@@ -54,9 +54,12 @@ def load(root: Path, report: Any = None, *, trust: bool | str = False, **options
     summary = lightgbm_format.summarize(data)
     lgb = require("lightgbm", "lightgbm")
     try:
-        booster = lgb.Booster(model_str=data.decode("utf-8"))
+        booster = lgb.Booster(model_str=without_tree_sizes(data.decode("utf-8")))
     except lgb.basic.LightGBMError as e:
         raise CorruptArtifact(f"LightGBM {lgb.__version__} cannot read {name}: {str(e).strip()[:300]}") from None
+    except ValueError as e:  # json.JSONDecodeError: LightGBM echoes a parameter value such as 'nan' as bad JSON
+        raise CorruptArtifact(f"LightGBM {lgb.__version__} cannot read the parameters of {name} "
+                              f"(a value it turns into invalid JSON: {str(e).strip()[:200]})") from None
     info = {"file": name, "version": summary["version"], "objective": summary["objective"],
             "num_class": summary["num_class"], "trees": booster.num_trees(), "num_features": booster.num_feature(),
             "feature_names": booster.feature_name(), "categorical_features": summary["categorical_features"],
@@ -64,6 +67,19 @@ def load(root: Path, report: Any = None, *, trust: bool | str = False, **options
     categorical = _categorical_indices(summary, booster.feature_name())
     return LoadedModel(booster, "lightgbm", lambda x: _predict(booster, x), info=info,
                        sample_fn=lambda: sample_rows(booster, categorical, summary["pandas_categorical"]))
+
+
+def without_tree_sizes(text: str) -> str:
+    """The model text without its header's ``tree_sizes=`` line.
+
+    With ``tree_sizes`` LightGBM (``GBDT::LoadModelFromString``, 4.x) parses the trees in an OpenMP loop at the
+    byte offsets the line gives, and an error there (an offset that misses a ``Tree=`` line, a count that does not
+    match an array) aborts the whole process ("terminate called without an active exception") instead of raising
+    ``LightGBMError``; without the line it reads the same trees one after another and raises. The line holds only
+    those offsets, so the model is unchanged."""
+    end = min((k for k in (text.find("\nTree="), text.find("\nend of trees")) if k >= 0), default=len(text))
+    header = [line for line in text[:end].split("\n") if not line.strip().startswith("tree_sizes=")]
+    return "\n".join(header) + text[end:]
 
 
 SAMPLE_ROWS = 2
@@ -74,7 +90,7 @@ def _categorical_indices(summary: dict, names: list[str]) -> list[int]:
     model (indices, ``basic.py`` resolves names and pandas categories to them before training), else the
     features whose ``feature_infos`` list categories."""
     text = (summary.get("parameters") or {}).get("categorical_feature") or ""
-    found = [int(t) for t in str(text).replace(" ", "").split(",") if t.isdigit()]
+    found = [int(t) for t in str(text).replace(" ", "").split(",") if t.isdigit() and len(t) < 10]
     if not found:
         found = [names.index(n) for n in summary.get("categorical_features") or [] if n in names]
     return sorted({i for i in found if 0 <= i < len(names)})

@@ -16,6 +16,7 @@ and shape (ints, symbolic names or None) for building a sample.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -61,7 +62,7 @@ def load(root: Path, report: Any = None, *, trust: bool | str = False, **options
     options_.log_severity_level = 3
     try:
         session = ort.InferenceSession(str(path), sess_options=options_, providers=["CPUExecutionProvider"])
-    except (RuntimeError, ValueError) as e:
+    except ort_errors(ort) as e:
         raise NotLoadable(f"onnxruntime {ort.__version__} cannot load {name}: {_first_line(e)}") from None
     inputs = [{"name": i.name, "type": i.type, "shape": list(i.shape) if i.shape is not None else None}
               for i in session.get_inputs()]
@@ -71,12 +72,16 @@ def load(root: Path, report: Any = None, *, trust: bool | str = False, **options
             "producer": " ".join(x for x in (summary["producer_name"], summary["producer_version"]) if x) or None,
             "inputs": inputs, "outputs": outputs, "external_data": summary["external_data"],
             "onnxruntime_version_installed": ort.__version__}
-    return LoadedModel(session, "onnx", lambda x: _predict(session, inputs, outputs, x), info=info,
+    errors = ort_errors(ort) + (TypeError,)
+    return LoadedModel(session, "onnx", lambda x: _predict(session, inputs, outputs, x, errors), info=info,
                        sample_fn=lambda: sample_feeds(inputs))
 
 
 SAMPLE_BATCH = 2  # a symbolic or unknown first dimension (the batch, by convention) becomes this
 SAMPLE_DIM = 1  # any other symbolic or unknown dimension becomes this
+MAX_SAMPLE_ELEMENTS = 1 << 25
+"""A sample input holds at most this many elements (256 MiB of float64): the shape comes from the file, and a
+declared dimension of 2**40 would otherwise be allocated."""
 
 
 def sample_feeds(inputs: list[dict]) -> Any:
@@ -84,7 +89,8 @@ def sample_feeds(inputs: list[dict]) -> Any:
     symbolic dim the same value wherever its name recurs (:data:`SAMPLE_BATCH` when first seen on the first
     axis, else :data:`SAMPLE_DIM`), an unnamed unknown dim likewise by position; seeded normal numbers for
     floats, 0/1 for integers, False for booleans, ``"a"`` for strings. One array for a one-input graph, else a
-    dict by input name. Inputs that are sequences or maps have no sample."""
+    dict by input name. Inputs that are sequences or maps have no sample, nor inputs declaring more than
+    :data:`MAX_SAMPLE_ELEMENTS` elements."""
     symbols: dict[str, int] = {}
     feeds = {}
     for seed, spec in enumerate(inputs):
@@ -101,6 +107,9 @@ def sample_feeds(inputs: list[dict]) -> Any:
                 shape.append(symbols.setdefault(dim, default))
             else:
                 shape.append(default)
+        if math.prod(shape) > MAX_SAMPLE_ELEMENTS:
+            raise ArtifactError(f"no sample input can be built: input {spec['name']} declares shape "
+                                f"{tuple(shape)}, {math.prod(shape):,} elements (the limit is {MAX_SAMPLE_ELEMENTS:,})")
         feeds[spec["name"]] = _values(dtype, tuple(shape), seed)
     return next(iter(feeds.values())) if len(feeds) == 1 else feeds
 
@@ -174,7 +183,17 @@ def check_external_data(folder: Path, locations: list[str], name: str) -> None:
         raise NotLoadable(f"{name} keeps tensors in external data files that the artifact lacks: {', '.join(missing)}")
 
 
-def _predict(session: Any, inputs: list[dict], outputs: list[dict], data: Any) -> Any:
+def ort_errors(ort: Any) -> tuple[type[BaseException], ...]:
+    """What onnxruntime raises for a model or input it refuses: RuntimeError / ValueError, and the status
+    exceptions of its C++ binding (``onnxruntime.capi.onnxruntime_pybind11_state``: ``Fail``, ``InvalidGraph``,
+    ``InvalidArgument``, ``NotImplemented``, ``RuntimeException``...), which derive from ``Exception`` only."""
+    state = getattr(getattr(ort, "capi", None), "onnxruntime_pybind11_state", None)
+    status = [v for v in vars(state).values() if isinstance(v, type) and issubclass(v, Exception)] if state else []
+    return (RuntimeError, ValueError, *status)
+
+
+def _predict(session: Any, inputs: list[dict], outputs: list[dict], data: Any,
+             errors: tuple[type[BaseException], ...] = (RuntimeError, ValueError, TypeError)) -> Any:
     names = [i["name"] for i in inputs]
     if isinstance(data, dict):
         unknown = sorted(set(data) - set(names))
@@ -196,7 +215,7 @@ def _predict(session: Any, inputs: list[dict], outputs: list[dict], data: Any) -
         feeds = {names[0]: _cast(value, inputs[0])}
     try:
         results = session.run(None, feeds)
-    except (RuntimeError, ValueError, TypeError) as e:
+    except errors as e:
         raise ArtifactError(f"onnxruntime refused the input: {_first_line(e)}") from None
     if len(results) == 1:
         return results[0]

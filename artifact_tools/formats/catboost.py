@@ -42,6 +42,8 @@ categorical / text / embedding feature with its name and index, ``ApproxDimensio
 of multiclass models), leaf count, scale and bias, the info map (loss function, class names, CatBoost
 version) and the model part names. The CTR tables after the core are not decoded (only their presence is
 checked): they are CatBoost's own serialization of hash maps, read by CatBoost when it loads the model.
+Indexes CatBoost 1.2 follows unchecked (it segfaults) are checked: every ``TreeSplits`` entry names an
+existing binary feature, and a non-symmetric tree's steps stay in the tree and end at existing leaves.
 """
 
 from __future__ import annotations
@@ -269,10 +271,20 @@ def _trees(fb: _FlatBuffer, t) -> dict:
         floats = [_feature(fb, x, 1, 2, 4) | {"borders": fb.vector(fb.ref(x, 3), 4)[0],
                                             "has_nans": bool(fb.scalar(x, 0, "<B", 0))}
                   for x in fb.tables_of(fb.ref(t, 5))]
-        one_hot = fb.vector(fb.ref(t, 6), 4)[0]
-        ctrs = fb.vector(fb.ref(t, 7), 4)[0]
+        one_hot_tables = fb.tables_of(fb.ref(t, 6))
+        ctr_tables = fb.tables_of(fb.ref(t, 7))
+        one_hot, ctrs = len(one_hot_tables), len(ctr_tables)
         leaves = fb.vector(fb.ref(t, 8), 8)[0]
         steps = fb.vector(fb.ref(t, 10), 4)[0]
+        # TreeSplits index the model's binary features: float borders, one-hot values, CTR and estimated
+        # feature borders, in that order (``TModelTrees`` in ``model_trees.cpp``).
+        bin_features = (sum(f["borders"] for f in floats)
+                        + sum(fb.vector(fb.ref(x, 1), 4)[0] for x in one_hot_tables)
+                        + sum(fb.vector(fb.ref(x, 1), 4)[0] for x in ctr_tables)
+                        + sum(fb.vector(fb.ref(x, 3), 4)[0] for x in fb.tables_of(fb.ref(t, 13))))
+        _check_splits(fb.int32s(fb.ref(t, 1)), bin_features)
+        if steps:
+            _check_non_symmetric(fb, t, steps, leaves // max(dim, 1))
         texts = [_feature(fb, x, 0, 1, 2) | {"used": bool(fb.scalar(x, 3, "<B", 1))}
                  for x in fb.tables_of(fb.ref(t, 12))]
         scale = fb.scalar(t, 14, "<d", 1.0)
@@ -311,6 +323,46 @@ def _trees(fb: _FlatBuffer, t) -> dict:
         "one_hot_features": one_hot,
         "ctr_features": ctrs,
     }
+
+
+def _check_splits(splits: np.ndarray, bin_features: int) -> None:
+    """Every ``TreeSplits`` entry must name one of the model's binary features: CatBoost 1.2 indexes its
+    feature arrays with them unchecked and segfaults on one out of range."""
+    if len(splits) and (int(splits.min()) < 0 or int(splits.max()) >= bin_features):
+        bad = int(splits.min()) if int(splits.min()) < 0 else int(splits.max())
+        raise CorruptArtifact(f"the CatBoost model has a tree split on binary feature {bad}, but the model has "
+                              f"{bin_features} binary features")
+
+
+def _check_non_symmetric(fb: _FlatBuffer, t, steps: int, leaf_count: int) -> None:
+    """Non-symmetric trees (``model.fbs``, ``TNonSymmetricTreeStepNode`` and ``model_trees.cpp``): tree ``i``
+    is nodes ``TreeStartOffsets[i] ..`` ``+ TreeSizes[i]``; a node's ``LeftSubtreeDiff`` / ``RightSubtreeDiff``
+    (uint16) step forward to a child, 0 meaning the walk ends there, and where it ends
+    ``NonSymmetricNodeIdToLeafId[node]`` names the leaf (its values at ``leaf * ApproxDimension`` of
+    ``LeafValues``). CatBoost 1.2 follows both unchecked at predict time, so each step must stay in its tree and
+    each node a walk can end at must name an existing leaf."""
+    import numpy as np
+
+    sizes = fb.int32s(fb.ref(t, 2)).astype(np.int64)
+    starts = fb.int32s(fb.ref(t, 3)).astype(np.int64)
+    count, first = fb.vector(fb.ref(t, 10), 4)
+    nodes = np.frombuffer(fb.buf, dtype="<u2", count=2 * count, offset=first).reshape(-1, 2).astype(np.int64)
+    n_ids, id_first = fb.vector(fb.ref(t, 11), 4)
+    ids = np.frombuffer(fb.buf, dtype="<u4", count=n_ids, offset=id_first) if n_ids else np.zeros(0, "<u4")
+    expected_starts = np.concatenate(([0], np.cumsum(sizes)[:-1])) if len(sizes) else sizes
+    if (len(starts) != len(sizes) or not np.array_equal(starts, expected_starts) or int(sizes.sum()) != steps
+            or n_ids != steps):
+        raise CorruptArtifact(f"the CatBoost model's non-symmetric trees do not add up: {len(sizes)} tree sizes "
+                              f"summing to {int(sizes.sum())}, {len(starts)} start offsets, {steps} step nodes, "
+                              f"{n_ids} leaf ids")
+    tree_end = np.repeat(starts + sizes, sizes)
+    index = np.arange(steps, dtype=np.int64)
+    if np.any(index + nodes.max(axis=1, initial=0) >= tree_end):
+        raise CorruptArtifact("the CatBoost model has a non-symmetric tree node stepping outside its tree")
+    ends = (nodes == 0).any(axis=1)
+    if np.any(ids[ends] >= leaf_count):
+        raise CorruptArtifact(f"the CatBoost model has a non-symmetric tree ending at a leaf beyond its "
+                              f"{leaf_count} leaves")
 
 
 def _feature(fb: _FlatBuffer, table, index_field: int, flat_field: int, id_field: int) -> dict:

@@ -23,12 +23,17 @@ Facts used, from microsoft/LightGBM ``src/boosting/gbdt_model_text.cpp`` (``GBDT
 
 Depth is the number of splits from the root to the deepest leaf (one split = depth 1), as ``max_depth``
 counts it. Everything is parsed with bounds (line lengths and node counts come from the file's own size);
-damaged numbers, child indexes out of range or a child reached twice raise :class:`CorruptArtifact`.
+damaged numbers, child indexes out of range or a child reached twice raise :class:`CorruptArtifact`. So do,
+because LightGBM 4.7 segfaults on them rather than raising (found by fuzzing): a NUL byte, a parameters line
+without ``:``, an objective without a name or with a ``num_class:`` other than the header's,
+``num_tree_per_iteration`` other than ``num_class``, categorical splits whose category-set indexes leave their
+arrays, and linear-tree leaves on features the model lacks.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from ..errors import CorruptArtifact, NotAnArtifact
@@ -66,6 +71,10 @@ def summarize(data: bytes) -> dict:
         text = bytes(data).decode("utf-8")
     except UnicodeDecodeError as e:
         raise CorruptArtifact(f"the LightGBM model is not UTF-8 text (byte {e.start})") from None
+    if "\x00" in text:  # LightGBM reads the model as a C string: it would stop there, in mid-line
+        raise CorruptArtifact(f"the LightGBM model holds a NUL byte (at byte {text.index(chr(0))}), which no model "
+                              "text has")
+    _check_parameter_lines(text)
     lines = text.splitlines()
     if not lines or lines[0].strip() != "tree":
         raise CorruptArtifact("the LightGBM model does not start with its model type line 'tree'")
@@ -84,6 +93,8 @@ def summarize(data: bytes) -> dict:
     for key in ("num_class", "max_feature_idx", "objective"):
         if key not in header and not (key == "objective" and "objective" in flags):
             raise CorruptArtifact(f"the LightGBM model header has no {key}")
+    if not header.get("objective", "").strip():  # LightGBM 4.x segfaults on an objective line without a name
+        raise CorruptArtifact("the LightGBM model header has an objective line without an objective name")
     num_class = _int(header, "num_class")
     per_iteration = _int(header, "num_tree_per_iteration", 1)
     max_feature_idx = _int(header, "max_feature_idx")
@@ -91,24 +102,41 @@ def summarize(data: bytes) -> dict:
         raise CorruptArtifact("the LightGBM model header has impossible counts "
                               f"(num_class {num_class}, num_tree_per_iteration {per_iteration}, "
                               f"max_feature_idx {max_feature_idx})")
+    if per_iteration != num_class:  # Booster.predict writes num_tree_per_iteration values into num_class slots
+        raise CorruptArtifact(f"the LightGBM model header says num_tree_per_iteration {per_iteration} but num_class "
+                              f"{num_class}; LightGBM grows one tree per class and iteration")
     n_features = max_feature_idx + 1
     names = header.get("feature_names", "").split()
+    if n_features and "feature_names" not in header:  # LightGBM refuses such a model too; the count is unbounded
+        raise CorruptArtifact("the LightGBM model header has no feature_names")
     if names and len(names) != n_features:
         raise CorruptArtifact(f"the LightGBM model names {len(names)} features but max_feature_idx says {n_features}")
     names = names or [f"Column_{k}" for k in range(n_features)]
     infos = header.get("feature_infos", "").split()
     if infos and len(infos) != n_features:
         raise CorruptArtifact(f"the LightGBM model has {len(infos)} feature_infos for {n_features} features")
-    objective, *objective_params = header.get("objective", "").split()
+    objective, *objective_params = header.get("objective", "").split() or [""]
+    for setting in objective_params:  # the objective's own class count sizes softmax's output (LightGBM 4.x
+        key, _, value = setting.partition(":")  # MulticlassSoftmax::ConvertOutput): a larger one overruns it
+        if key == "num_class" and not (value.strip().isdigit() and int(value) == num_class):
+            raise CorruptArtifact(f"the LightGBM model's objective says num_class:{value[:20]} but its header "
+                                  f"num_class {num_class}")
 
     trees, i = _trees(lines, i, n_features)
     if i >= len(lines):
         raise CorruptArtifact("the LightGBM model is truncated: 'end of trees' never comes")
+    if num_class > max(len(trees), 1):
+        raise CorruptArtifact(f"the LightGBM model declares {num_class} classes but holds {len(trees)} trees (one "
+                              "per class and iteration)")
     sizes = header.get("tree_sizes", "").split()
     if sizes and len(sizes) != len(trees):
         raise CorruptArtifact(f"the LightGBM model header lists {len(sizes)} tree sizes but holds {len(trees)} trees")
     params, pandas = _tail(lines, i + 1)
     monotone = header.get("monotone_constraints")
+    try:
+        constraints = [int(x) for x in monotone.split()] if monotone else None
+    except ValueError:
+        raise CorruptArtifact("the LightGBM model has a non-integer monotone_constraints value") from None
     return {
         "version": header.get("version"),
         "objective": objective or None,
@@ -121,7 +149,7 @@ def summarize(data: bytes) -> dict:
         "feature_names": names,
         "categorical_features": [n for n, info in zip(names, infos) if not info.startswith("[") and info != "none"],
         "unused_features": [n for n, info in zip(names, infos) if info == "none"],
-        "monotone_constraints": [int(x) for x in monotone.split()] if monotone else None,
+        "monotone_constraints": constraints,
         "average_output": "average_output" in flags,
         "trees": len(trees),
         "iterations": len(trees) // per_iteration,
@@ -131,6 +159,26 @@ def summarize(data: bytes) -> dict:
         "parameters": params,
         "pandas_categorical": pandas,
     }
+
+
+_PARAMETERS_START = re.compile(r"(?:^|[\r\n])parameters:(?=[\r\n]|$)")
+_PARAMETERS_END = re.compile(r"[\r\n]end of parameters(?=[\r\n]|$)")
+_LINE_BREAK = re.compile(r"[\r\n]")
+
+
+def _check_parameter_lines(text: str) -> None:
+    """Each non-empty line between ``parameters:`` and ``end of parameters`` (both whole lines; a line ends at
+    ``\\n`` or ``\\r``; without the end line, to the end of the text) must hold a ``:`` between its first and
+    last characters, as in ``[name: value]``: LightGBM 4.x (``GBDT::LoadModelFromString``) drops those two
+    characters, splits the rest at ``:`` and crashes the process with a segmentation fault when there is none."""
+    start = _PARAMETERS_START.search(text)
+    if start is None:
+        return
+    end = _PARAMETERS_END.search(text, start.end())
+    for line in _LINE_BREAK.split(text[start.end():end.start() if end else len(text)]):
+        if line and ":" not in line[1:-1]:
+            raise CorruptArtifact(f"the LightGBM model's parameters section has a line without ':' inside it "
+                                  f"({line[:40]!r}), which is not a [name: value] line")
 
 
 def _int(header: dict[str, str], key: str, default: int | None = None) -> int:
@@ -186,6 +234,9 @@ def _tree(block: dict[str, str], index: int, n_features: int) -> dict:
     if any(not 0 <= f < n_features for f in features):
         raise CorruptArtifact(f"{where} splits on a feature index outside 0..{n_features - 1}")
     _numbers(block, "leaf_value", leaves, where)
+    _categorical_splits(block, internal, where)
+    if linear:
+        _linear_leaves(block, leaves, n_features, where)
     # Walk from the root, each node once: depth of a leaf = number of splits above it.
     seen_nodes = [False] * internal
     seen_leaves = [False] * leaves
@@ -208,6 +259,54 @@ def _tree(block: dict[str, str], index: int, n_features: int) -> dict:
                 seen_leaves[leaf] = True
                 depth = max(depth, d + 1)
     return {"leaves": leaves, "depth": depth, "linear": linear}
+
+
+def _categorical_splits(block: dict[str, str], internal: int, where: str) -> None:
+    """A categorical split (``decision_type`` bit 0) names its category set by ``threshold`` (an index into
+    ``cat_boundaries``); set ``k`` is words ``cat_boundaries[k] .. cat_boundaries[k+1]`` of ``cat_threshold``
+    (LightGBM ``Tree::CategoricalDecision``, ``src/io/tree.cpp``). LightGBM 4.x reads those arrays without
+    bounds checks at predict time, so every index must be in range: ``num_cat + 1`` boundaries rising from 0
+    to the length of ``cat_threshold``, and each categorical threshold an integer below ``num_cat``."""
+    try:
+        num_cat = int(block.get("num_cat", "0"))
+    except ValueError:
+        raise CorruptArtifact(f"{where} has a non-integer num_cat") from None
+    decisions = _ints(block, "decision_type", internal, where) if "decision_type" in block else [0] * internal
+    categorical = [k for k, d in enumerate(decisions) if d & 1]
+    if num_cat < 0 or (num_cat == 0 and categorical):
+        raise CorruptArtifact(f"{where} has {len(categorical)} categorical splits but num_cat {num_cat}")
+    if num_cat == 0:
+        return
+    if num_cat > internal:
+        raise CorruptArtifact(f"{where} has num_cat {num_cat} for {internal} splits")
+    bounds = _ints(block, "cat_boundaries", num_cat + 1, where)
+    words = _ints(block, "cat_threshold", bounds[-1] if bounds[-1] >= 0 else 0, where)
+    if bounds[0] != 0 or any(b > c for b, c in zip(bounds, bounds[1:])) or any(w < 0 or w >= 1 << 32 for w in words):
+        raise CorruptArtifact(f"{where} has cat_boundaries that do not rise from 0 to its {len(words)} "
+                              "cat_threshold words, or a word outside 32 bits")
+    thresholds = block.get("threshold", "").split()
+    for k in categorical:
+        try:
+            value = float(thresholds[k])
+        except (IndexError, ValueError):
+            raise CorruptArtifact(f"{where} has no valid threshold for categorical split {k}") from None
+        if not (0 <= value < num_cat and value == int(value)):
+            raise CorruptArtifact(f"{where} has categorical split {k} naming category set {thresholds[k][:30]}, "
+                                  f"outside its {num_cat} sets")
+
+
+def _linear_leaves(block: dict[str, str], leaves: int, n_features: int, where: str) -> None:
+    """A linear tree's leaf ``i`` has ``num_features[i]`` features; ``leaf_features`` and ``leaf_coeff`` list
+    them leaf after leaf (``Tree::ToString``), and each feature index must name a model feature."""
+    counts = _ints(block, "num_features", leaves, where)
+    if any(not 0 <= c <= n_features for c in counts):
+        raise CorruptArtifact(f"{where} has a linear leaf with a feature count outside 0..{n_features}")
+    total = sum(counts)
+    features = _ints(block, "leaf_features", total, where) if total else []
+    if any(not 0 <= f < n_features for f in features):
+        raise CorruptArtifact(f"{where} has a linear leaf on a feature index outside 0..{n_features - 1}")
+    _numbers(block, "leaf_coeff", total, where)
+    _numbers(block, "leaf_const", leaves, where)
 
 
 def _ints(block: dict[str, str], key: str, count: int, where: str) -> list[int]:
