@@ -85,16 +85,16 @@ Process model (a deliberate choice):
    kept-alive clients (``benchmarks/serve.py``'s models), server CPU per 1-row request, off -> on: scikit-learn
    forest 2.5 -> 0.44 ms and XGBoost 0.41 -> 0.33 ms (2 workers; for XGBoost the HTTP front end is most of what
    is left), the Hugging Face text classifier 4.2 -> 1.9 ms (1 worker).
-9. Once the model is loaded, a worker moves every object it holds out of the garbage collector's generations
-   (``gc.freeze``): a full collection then no longer walks the frameworks' millions of objects (70-90 ms, paid by
-   whichever request triggered it) and the requests' own garbage is collected as before.
+9. The garbage collector is left as CPython sets it: moving the loaded model's objects out of its generations
+   (``gc.freeze``) was measured (``benchmarks/serve.py --quick``, quiet 2 cores) to cost the Hugging Face text
+   classifier 1.3 ms of CPU per 1-row request at concurrency 1 (4.2 against 2.9 ms) and XGBoost a third of its
+   1-row throughput at concurrency 16, for no gain on the forest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import io
 import json
 import os
@@ -1360,10 +1360,6 @@ def _worker_class(base: Any, h11: Any, max_payload: int, max_batch_rows: int = D
 
         async def _serve(self, loop: Any) -> None:
             limit_pools(self.threads)  # for predictions run on the loop (OpenMP's limit is per thread)
-            # the model and the frameworks are loaded: their objects (millions, for a framework like TensorFlow)
-            # leave the garbage collector's generations, so that a full collection no longer walks them all (70-90
-            # ms, in the middle of a request) -- the worker process is this server's own
-            gc.freeze()
             model = _ModelThread(loop, self.threads, max_batch_rows)
             timeout = self.cfg.timeout  # (self.timeout is half of it: gunicorn's hint for how often to notify)
             front = _FrontEnd(self.wsgi, loop, model, max_payload=max_payload, timeout=timeout,
