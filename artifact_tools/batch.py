@@ -1231,12 +1231,15 @@ def _predict_threads(models: list) -> int:
         return 1
     try:
         import threadpoolctl  # noqa: F401
-
-        config = json.loads(models[0].model.save_config())
-        booster = config["learner"]["gradient_booster"]["name"]
-    except Exception:  # noqa: BLE001 -- no threadpoolctl, or not a Booster we can ask: one predicting thread
+    except ImportError:  # no way to size each thread's OpenMP pool: one predicting thread
         return 1
-    return min(cores, MAX_PREDICT_THREADS) if booster in ("gbtree", "dart") else 1
+    from loaders.xgboost import booster_kind
+
+    try:
+        kind = booster_kind(models[0].model)
+    except Exception:  # noqa: BLE001 -- not a Booster we can ask: one predicting thread
+        return 1
+    return min(cores, MAX_PREDICT_THREADS) if kind in ("gbtree", "dart") else 1
 
 
 def _native_threads(threads: int) -> None:

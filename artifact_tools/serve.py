@@ -592,19 +592,17 @@ class _ModelThread:
     ``/ping`` meanwhile. A daemon thread, so a stuck prediction cannot hold the process at exit.
 
     Handing a request to this thread and back costs two thread wake-ups and GIL hand-overs (0.1-0.2 ms on a busy
-    2-core machine, a fifth of a small model's whole request; up to a millisecond of latency measured at
-    concurrency 1 for 2 ms predictions -- a scikit-learn forest, a small text classifier -- on a quiet one). So a
-    prediction runs on the event loop itself when nothing else
-    needs the loop and that cannot hold it up for long: the worker has no other connection open (with several
-    clients the thread is faster: reading and predicting overlap), the thread is idle, the body is small
-    (``INLINE_BODY``), the last ``INLINE_STREAK`` predictions each took under ``INLINE_BUDGET`` of CPU time (and
-    ``INLINE_WALL`` of wall-clock time), and the last slower one ended more than ``INLINE_COOLDOWN`` times its
-    duration ago (the first prediction on each of the two threads starts no such wait: a framework's first call
-    in a thread initialises lazily, 70-90 ms for XGBoost and scikit-learn, which tells nothing of the calls after
-    it). A surprisingly slow input
-    can thus delay this worker's other connections (a new one, a ``/ping``) by one prediction of at most
-    ``INLINE_BUDGET``, and such delays fill at most 1% of the time; slow or stalled clients never can, as only
-    complete requests are predicted.
+    2-core machine, a fifth of a small model's whole request; up to a millisecond of latency measured at concurrency
+    1 for 2 ms predictions -- a scikit-learn forest, a small text classifier -- on a quiet one). So a prediction
+    runs on the event loop itself when nothing else needs the loop and that cannot hold it up for long: the worker
+    has no other connection open (with several clients the thread is faster: reading and predicting overlap), the
+    thread is idle, the body is small (``INLINE_BODY``), the last ``INLINE_STREAK`` predictions each took under
+    ``INLINE_BUDGET`` of CPU time (and ``INLINE_WALL`` of wall-clock time), and the last slower one ended more than
+    ``INLINE_COOLDOWN`` times its duration ago (the first prediction on each of the two threads starts no such wait:
+    a framework's first call in a thread initialises lazily, 70-90 ms for XGBoost and scikit-learn, which tells
+    nothing of the calls after it). A surprisingly slow input can thus delay this worker's other connections (a new
+    one, a ``/ping``) by one prediction of at most ``INLINE_BUDGET``, and such delays fill at most 1% of the time;
+    slow or stalled clients never can, as only complete requests are predicted.
 
     Dynamic batching (the opportunistic kind Triton, TorchServe and TF Serving do, with no added wait): when this
     thread takes a job and finds more waiting (requests that arrived while it predicted), it takes them all (up to
@@ -642,14 +640,13 @@ class _ModelThread:
             return fn()
         finally:
             took = time.monotonic() - started
-            if not count:
-                pass
-            elif time.thread_time() - cpu > INLINE_BUDGET or took > INLINE_WALL:
-                self.fast_streak = 0
-                if threading.get_ident() in self.warmed:  # not a thread's first call (see the class docstring)
-                    self.slow_until = started + took * (1 + INLINE_COOLDOWN)
-            else:
-                self.fast_streak += 1
+            if count:
+                if time.thread_time() - cpu > INLINE_BUDGET or took > INLINE_WALL:
+                    self.fast_streak = 0
+                    if threading.get_ident() in self.warmed:  # not a thread's first call (see the class docstring)
+                        self.slow_until = started + took * (1 + INLINE_COOLDOWN)
+                else:
+                    self.fast_streak += 1
             self.busy_since = None
             self.finished += 1
             self.warmed.add(threading.get_ident())

@@ -237,20 +237,22 @@ def recorded_categories(xgb: Any, booster: Any) -> dict[str, list]:
         return {}
 
 
-_GBTREE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_BOOSTER_KIND: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_UNASKED = object()
 
 
-def _is_gbtree(booster: Any) -> bool:
-    """Whether ``booster`` is a ``gbtree`` booster (its saved config's ``learner.gradient_booster.name``), asked
-    once per booster."""
-    known = _GBTREE.get(booster)
-    if known is None:
-        try:
-            name = json.loads(booster.save_config())["learner"]["gradient_booster"]["name"]
-        except (ValueError, KeyError, TypeError):
-            name = None
-        known = _GBTREE[booster] = name == "gbtree"
-    return known
+def booster_kind(booster: Any) -> str | None:
+    """The kind of ``booster``'s gradient booster (``gbtree``, ``dart``, ``gblinear``: its saved config's
+    ``learner.gradient_booster.name``), asked once per booster; None when the config does not say."""
+    kind = _BOOSTER_KIND.get(booster, _UNASKED)  # (one lookup: this runs on every prediction)
+    if kind is not _UNASKED:
+        return kind
+    try:
+        name = json.loads(booster.save_config())["learner"]["gradient_booster"]["name"]
+    except (ValueError, KeyError, TypeError):
+        name = None
+    kind = _BOOSTER_KIND[booster] = name if isinstance(name, str) else None
+    return kind
 
 
 def _predict(xgb: Any, booster: Any, data: Any) -> np.ndarray:
@@ -269,7 +271,7 @@ def _predict(xgb: Any, booster: Any, data: Any) -> np.ndarray:
         if rows.ndim == 1:
             rows = rows.reshape(1, -1)
         types = booster.feature_types
-        if not (types and "c" in types) and _is_gbtree(booster):
+        if not (types and "c" in types) and booster_kind(booster) == "gbtree":
             # numbers through a tree booster: XGBoost reads the array in place (each value as float32, as a DMatrix
             # stores it), without a DMatrix or a float32 copy, and gives the DMatrix path's predictions bit for bit
             # (dart's differ in the last bit, gblinear has no in-place predict)
