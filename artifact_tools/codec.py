@@ -4,7 +4,8 @@ handlers generated into SageMaker exports.
 This file is also copied verbatim into exported models as ``code/_codec.py`` and loaded there by the generated
 ``code/inference.py``, inside a SageMaker container that has no artifact-tools. So it needs only the standard
 library and numpy (pandas is imported only for a CSV body with a header, a table without one, and the MLflow
-dataframe forms), and it runs on Python 3.7 and numpy 1.16 onwards (the oldest framework images still listed).
+dataframe forms; orjson, when installed, reads JSON bodies, see :func:`_loads`), and it runs on Python 3.7 and
+numpy 1.16 onwards (the oldest framework images still listed).
 
 Decoding, :func:`decode` (body, Content-Type) -> :class:`Request` (``data`` for the model, the request ``style``,
 ``params``):
@@ -66,8 +67,14 @@ import io
 import itertools
 import json
 import os
+import re
 
 import numpy as np
+
+try:  # a C JSON parser, 4-8x the standard library's on rows of numbers; optional (see _loads)
+    import orjson as _orjson
+except ImportError:
+    _orjson = None  # type: ignore[assignment]
 
 try:  # artifact-tools' own error type, so that its CLI prints one sentence and exits 2
     from artifact_tools.errors import ArtifactError as _Base
@@ -217,7 +224,40 @@ def decode(body, content_type, label: str = "the request body", max_bytes: int =
     if kind == JSONLINES:
         rows = [_json(line, f"line {n} of {label}") for n, line in enumerate(text.split("\n"), 1) if line.strip()]
         return Request(_values(rows, label))
-    return _json_request(_json(text, label), label)
+    doc = _json(text, label, checked=False)
+    fast = _numbers(doc, label)
+    if fast is not None:
+        return fast
+    _check_depth(doc, label)
+    return _json_request(doc, label)
+
+
+def _numbers(doc, label: str):
+    """The Request :func:`_json_request` makes of ``doc`` when it is rows of numbers only -- a list of rows, or an
+    object whose one key is ``inputs`` or ``instances`` and holds them --, else None (any other body takes the
+    general path). Such a body needs no walk for its depth: numpy reads it into a numeric array of ``ndim``
+    dimensions only when every number sits ``ndim`` lists deep, so its depth is known from the array (a 100-row
+    body: a sixth of its decoding time saved)."""
+    if type(doc) is dict:
+        if len(doc) != 1:
+            return None
+        style = next(iter(doc))
+        if style != "inputs" and style != "instances":
+            return None
+        value, depth = doc[style], 1
+    else:
+        style, value, depth = None, doc, 0
+    if type(value) is not list or not value or type(value[0]) is dict:
+        return None
+    try:
+        arr = np.asarray(value)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if arr.dtype.kind not in "biuf":
+        return None
+    if depth + arr.ndim > MAX_DEPTH:
+        raise BadBody(f"{label} nests JSON more than {MAX_DEPTH} levels deep")
+    return Request(arr, style, {}) if style else Request(arr)
 
 
 def read_file(path: str, max_bytes: int = MAX_BYTES) -> Request:
@@ -262,16 +302,34 @@ def _text(body, charset, label: str) -> str:
         raise BadBody(f"{label} is not valid {charset or 'utf-8'} text (bad byte at offset {e.start})") from None
 
 
-def _json(text: str, label: str):
+_LONG_DIGITS = re.compile("[0-9]{19}")  # a number orjson may read otherwise than json (see _loads)
+
+
+def _loads(text: str):
+    """``json.loads(text)``. orjson reads it when installed and it gives the same document: orjson and ``json``
+    both read RFC 8259 JSON (correctly rounded floats, the last of repeated keys); where they differ orjson refuses
+    (``NaN`` and ``Infinity``, floats out of range such as ``1e400``, lone surrogates, nesting past 1024), so the
+    text then goes to ``json`` with its own answer and message -- except integers outside 64 bits, which orjson
+    turns into floats: text with 19 digits in a row never goes to orjson."""
+    if _orjson is not None and _LONG_DIGITS.search(text) is None:
+        try:
+            return _orjson.loads(text)
+        except _orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
+
+
+def _json(text: str, label: str, checked: bool = True):
     try:
-        doc = json.loads(text)
+        doc = _loads(text)
     except ValueError as e:  # JSONDecodeError; its msg is one line
         msg = getattr(e, "msg", str(e))
         where = f" at line {e.lineno} column {e.colno}" if isinstance(e, json.JSONDecodeError) else ""
         raise BadBody(f"{label} is not valid JSON ({msg}{where})") from None
     except RecursionError:
         raise BadBody(f"{label} nests JSON too deeply to be read") from None
-    _check_depth(doc, label)
+    if checked:
+        _check_depth(doc, label)
     return doc
 
 
@@ -513,7 +571,7 @@ def _outputs(pred) -> tuple:
 def _default(o):
     """JSON for what ``json`` does not know: arrays and numpy scalars, pandas objects, bytes, dates."""
     if hasattr(o, "columns") and hasattr(o, "to_dict"):
-        return o.to_dict(orient="records")
+        return _records(o)
     if isinstance(o, (bytes, np.bytes_)):
         return bytes(o).decode("utf-8", "replace")
     if hasattr(o, "tolist"):
@@ -521,6 +579,20 @@ def _default(o):
     if hasattr(o, "isoformat"):
         return o.isoformat()
     raise TypeError(f"a {type(o).__name__} cannot be written as JSON")
+
+
+def _records(frame) -> list:
+    """The rows of a DataFrame for JSON, as ``frame.to_dict(orient="records")`` gives them: one dict per row, numbers
+    as Python's own (pandas' ``maybe_box_native``). Built from each column's ``tolist`` (numpy columns of booleans,
+    numbers and objects, which it unwraps the same way; an object column's numpy scalars it leaves as they are, and
+    they write the same JSON) and zipped: a 1-row frame, as a text classifier answers one request, in a tenth of the
+    time of pandas' row-by-row path. Other frames (extension dtypes such as nullable integers, whose missing values
+    ``to_dict`` makes None; dates; repeated or no column names) take pandas' own path."""
+    columns = list(frame.columns)
+    if not columns or not frame.columns.is_unique or not all(
+            isinstance(dtype, np.dtype) and dtype.kind in "biufO" for dtype in frame.dtypes):
+        return frame.to_dict(orient="records")
+    return [dict(zip(columns, row)) for row in zip(*[frame[c].tolist() for c in columns])]
 
 
 def _dumps(value) -> str:
@@ -532,7 +604,7 @@ def _dumps(value) -> str:
 
 def _encode_json(shape: str, value, style) -> bytes:
     if shape == "frame":
-        value = value.to_dict(orient="records")
+        value = _records(value)
     if style in ("instances", "dataframe_split", "dataframe_records"):
         value = {"predictions": value}
     elif style == "inputs":
@@ -646,7 +718,7 @@ def _plain(v):
 def _rows_of(shape: str, value) -> list:
     """The predictions as one JSON-ready value per row (for JSON Lines)."""
     if shape == "frame":
-        return value.to_dict(orient="records")
+        return _records(value)
     if shape == "records":
         return value
     if shape in ("named", "several"):

@@ -1020,7 +1020,7 @@ def run(spec: EndpointSpec, *, host: str = "127.0.0.1", port: int = 8080, worker
         from .errors import MissingExtra
 
         raise MissingExtra("serve", "prometheus_client")
-    worker_class = serve._worker_class(require("gunicorn.workers.base", "serve").Worker, require("h11", "serve"),
+    worker_class = serve._worker_class(require("gunicorn.workers.base", "serve").Worker, require("httptools", "serve"),
                                        max_payload, max_batch_rows)
     if spec.config is None:  # the command line's paths: relative to this folder, not to the written config's
         spec = absolute_paths(spec)

@@ -56,10 +56,11 @@ Process model (a deliberate choice):
 4. Inside a worker, connections are not tied to a process or thread (gunicorn's ``sync`` worker holds one
    connection per process, so two clients sending one header line a second stopped ``/ping``; its ``gthread``
    worker reads a head in a pool thread too, so pool size + 1 slow clients do the same). One asyncio event loop
-   per worker reads every connection, h11 parses (a maintained sans-I/O HTTP/1.1 parser, which rejects
-   ambiguous framing), and only a complete request is acted on: ``/ping`` and the other constant-time routes are
-   answered on the loop itself, ``POST /invocations`` goes to the worker's single model thread, so predictions
-   never overlap within a process (the model is never called concurrently) and do not delay ``/ping``. Small
+   per worker (uvloop's when installed, :func:`_new_loop`) reads every connection, llhttp parses (through
+   httptools, :class:`_Parser`; strict, it rejects ambiguous framing), and only a complete request is acted on:
+   ``/ping`` and the other constant-time routes are answered on the loop itself, ``POST /invocations`` goes to
+   the worker's single model thread, so predictions never overlap within a process (the model is never called
+   concurrently) and do not delay ``/ping``. Small
    requests to a model whose predictions have proven fast run on the loop directly, which saves two thread
    switches (see :class:`_ModelThread` for the bound this keeps). Measured with the sklearn sample model, 1 row per
    request, 2 workers on a shared 2-core machine, against the sync workers: one client opening a connection per
@@ -84,7 +85,11 @@ Process model (a deliberate choice):
    waits for a batch to fill, so a lone request is answered as before. Measured on 2 busy shared cores with 16
    kept-alive clients (``benchmarks/serve.py``'s models), server CPU per 1-row request, off -> on: scikit-learn
    forest 2.5 -> 0.44 ms and XGBoost 0.41 -> 0.33 ms (2 workers; for XGBoost the HTTP front end is most of what
-   is left), the Hugging Face text classifier 4.2 -> 1.9 ms (1 worker).
+   is left), the Hugging Face text classifier 4.2 -> 1.9 ms (1 worker). Then llhttp (httptools) for h11, uvloop,
+   one loop wake-up per batch and the codec's short paths, server CPU per request on 2 busy shared cores, 16
+   requests sent at once on kept-alive connections (medians of interleaved rounds): XGBoost 1 row 0.18 -> 0.086 ms
+   (1 worker; h11 -> llhttp alone 0.18 -> 0.094; uvloop against asyncio's loop 0.132 -> 0.120 at 8 requests),
+   XGBoost 100 rows 0.51 -> 0.39 ms and the text classifier 1.8 -> 1.55 ms (2 workers).
 9. The garbage collector is left as CPython sets it: moving the loaded model's objects out of its generations
    (``gc.freeze``) was measured (``benchmarks/serve.py --quick``, quiet 2 cores) to cost the Hugging Face text
    classifier 1.3 ms of CPU per 1-row request at concurrency 1 (4.2 against 2.9 ms) and XGBoost a third of its
@@ -94,6 +99,7 @@ Process model (a deliberate choice):
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import io
 import json
@@ -515,7 +521,7 @@ def check_capture(capture: dict | None) -> None:
 KEEPALIVE_TIMEOUT = 65.0  # idle seconds (no request begun) before a connection is closed
 READ_TIMEOUT = 10.0  # seconds for a whole request head, and the longest silence inside a body
 LINGER = 2.0  # seconds a closing connection keeps reading (and discarding) what the client still sends
-MAX_HEAD = 64 * 1024  # bytes of request line and headers (h11 checks while the head is incomplete: one read more)
+MAX_HEAD = 64 * 1024  # bytes of request line and headers (while the head is incomplete: one read more, _Parser)
 MAX_CONNECTIONS = 1000  # open connections per worker
 HIGH_WATER = 256 * 1024  # unparsed bytes buffered per connection before reading from it pauses
 ACCEPT_BATCH = 8  # connections accepted per wake-up at most
@@ -563,8 +569,8 @@ def _call_wsgi(app: Callable, environ: dict) -> tuple[int, list[tuple[str, str]]
 
 
 _NO_BODY = io.BytesIO(b"")  # wsgi.input until the body is read (only the read body replaces it)
-_ENVIRON_KEYS: dict[bytes, str] = {}  # request header name (h11 gives it lower case) -> its WSGI environ key
-_CHECKED_FIELDS: set[tuple[bytes, bytes]] = set()  # response header fields h11 has validated (see _respond)
+_ENVIRON_KEYS: dict[bytes, str] = {}  # request header name (lower case) -> its WSGI environ key
+_CHECKED_FIELDS: set[tuple[bytes, bytes]] = set()  # response header fields already checked (see _respond)
 _PHRASES = {s.value: s.phrase.encode() for s in HTTPStatus}
 
 
@@ -584,6 +590,195 @@ def _http_date() -> bytes:
 
         _date_cache[:] = [now, formatdate(now, usegmt=True).encode()]
     return _date_cache[1]
+
+
+class _Head:
+    """A request head as :class:`_Parser` read it: method, target and version as sent (bytes), header fields with
+    lower-case names, whether the connection stays open after it, and its body's progress."""
+
+    __slots__ = ("method", "target", "http_version", "headers", "keep_alive", "expect_continue", "body_seen", "done",
+                 "length")
+
+    def __init__(self, method: bytes, target: bytes, http_version: bytes, headers: list[tuple[bytes, bytes]],
+                 keep_alive: bool, length: int | None):
+        self.method = method
+        self.target = target
+        self.http_version = http_version
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.expect_continue = False
+        self.body_seen = False  # body bytes (or the body's end) arrived: no 100 Continue is due any more
+        self.done = False  # the whole request, body included, arrived
+        self.length = length  # the announced Content-Length
+
+
+NEED_DATA = object()  # _Parser.next_event: nothing complete yet
+END = object()  # ... the current request's body is complete
+CLOSED = object()  # ... the client ended the stream between requests
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+class _Parser:
+    """HTTP/1.1 request parsing (RFC 9112) with httptools, the Python binding of llhttp (Node.js's parser, in C;
+    strict by default: it refuses obs-fold, whitespace before a colon, bad characters, duplicate or malformed
+    Content-Length, and Content-Length together with Transfer-Encoding). Sans-I/O: :meth:`receive_data` takes the
+    bytes read and :meth:`next_event` hands out, in order, a :class:`_Head`, its body as ``bytes`` parts, then
+    ``END``; ``NEED_DATA`` when nothing complete waits; ``CLOSED`` at the end of the stream between requests; a
+    malformed request raises :class:`_Reject` when its turn comes (requests pipelined before it are answered
+    first), and nothing after it is parsed. On top of llhttp, as RFC 9112 and RFC 9110 ask: a head over
+    ``MAX_HEAD`` bytes is 431, an HTTP/1.1 request without exactly one ``Host`` 400 (RFC 9112 section 3.2), a
+    transfer coding other than chunked 501 (RFC 9112 section 6.1), a version other than 1.0 and 1.1 505. A
+    protocol upgrade (``Upgrade`` with ``Connection: upgrade``) is ignored, as RFC 9110 section 7.8 lets a server
+    do: llhttp stops at such a head, so a Content-Length body after it is passed through here and parsing goes on
+    after it (a chunked one is refused)."""
+
+    def __init__(self, httptools: Any):
+        self.mod = httptools
+        self.parser = httptools.HttpRequestParser(self)
+        self.events: Any = collections.deque()
+        self.failed = False  # a refusal is queued: nothing after it is parsed
+        self.eof = False
+        self.in_message = False  # between a request's first byte and its end
+        self.in_head = False
+        self.head: _Head | None = None  # the request being parsed, once its head is complete
+        self.head_fed = 0  # bytes fed while a head was incomplete
+        self.url = b""
+        self.fields: list[tuple[bytes, bytes]] = []
+        self.head_size = 0
+        self.raw_left = 0  # body bytes of an upgrade request, which llhttp leaves unparsed
+        self.error: _Reject | None = None  # a refusal raised inside a callback
+
+    # -- llhttp's callbacks (during feed_data)
+
+    def on_message_begin(self) -> None:
+        self.in_message = self.in_head = True
+        self.head = None
+        self.url = b""
+        self.fields = []
+        self.head_size = self.head_fed = 0
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.fields.append((name.lower(), value))
+        self.head_size += len(name) + len(value) + 4
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        parser = self.parser
+        method = parser.get_method()
+        version = parser.get_http_version().encode()
+        try:
+            if len(method) + len(self.url) + 12 + self.head_size > MAX_HEAD:
+                raise _Reject(431, f"the request head is over {MAX_HEAD} bytes")
+            if version not in (b"1.1", b"1.0"):
+                raise _Reject(505, f"HTTP/{version.decode()} is not supported; this server speaks HTTP/1.1 and 1.0")
+            hosts = length = coding = None
+            for name, value in self.fields:
+                if name == b"host":
+                    hosts = (hosts or 0) + 1
+                elif name == b"content-length":
+                    length = int(value)  # llhttp checked its digits
+                elif name == b"transfer-encoding":
+                    coding = value if coding is None else coding + b"," + value
+            if version == b"1.1" and hosts != 1:
+                raise _Reject(400, "the request is not valid HTTP/1.1 (an HTTP/1.1 request carries exactly one Host "
+                                   "header field)")
+            if coding is not None and coding.strip().lower() != b"chunked":
+                raise _Reject(501, f"the transfer coding {coding.decode('latin-1')[:100]!r} is not supported; only "
+                                   "chunked is")
+            if parser.should_upgrade() and coding is not None:
+                raise _Reject(400, "a request asking for a protocol upgrade must not carry a chunked body")
+        except _Reject as r:
+            self.error = r
+            raise
+        head = self.head = _Head(method, self.url, version, self.fields, parser.should_keep_alive(), length)
+        head.expect_continue = version == b"1.1" and any(
+            n == b"expect" and v.strip().lower() == b"100-continue" for n, v in self.fields)
+        if parser.should_upgrade() and length:  # llhttp leaves its body unparsed (see receive_data)
+            self.raw_left = length
+        self.events.append(head)
+
+    def on_body(self, body: bytes) -> None:
+        if self.head is not None:
+            self.head.body_seen = True
+        self.events.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.raw_left:  # an upgrade request's body follows, unparsed (see receive_data)
+            return
+        self._complete()
+
+    def _complete(self) -> None:
+        self.in_message = False
+        if self.head is not None:
+            self.head.body_seen = self.head.done = True
+        self.events.append(END)
+
+    # -- the connection's side
+
+    def receive_data(self, data: bytes) -> None:
+        """Parse ``data`` (``b""``: the end of the stream)."""
+        if self.failed:
+            return
+        if not data:
+            self.eof = True
+            return
+        if self.raw_left:
+            take = data[:self.raw_left]
+            self.raw_left -= len(take)
+            self.events.append(take)
+            if self.head is not None:
+                self.head.body_seen = True
+            if self.raw_left:
+                return
+            self._complete()
+            data = data[len(take):]
+            if not data:
+                return
+        try:
+            self.parser.feed_data(data)
+        except self.mod.HttpParserUpgrade as e:  # an upgrade request's head ended: it is served as any other
+            rest = data[int(e.args[0]) if e.args else len(data):]
+            if rest:
+                self.receive_data(rest)
+            return
+        except self.mod.HttpParserError as e:
+            self._fail(self.error or _Reject(400, f"the request is not valid HTTP/1.1 ({_sentence(e)})"))
+            return
+        if self.in_head:
+            self.head_fed += len(data)
+            if self.head_fed > MAX_HEAD + READ_BLOCK:  # (one read may hold the end of the request before it)
+                self._fail(_Reject(431, f"the request head is over {MAX_HEAD} bytes"))
+
+    def _fail(self, reject: _Reject) -> None:
+        self.failed = True
+        self.events.append(reject)
+
+    def next_event(self) -> Any:
+        if self.events:
+            event = self.events.popleft()
+            if isinstance(event, _Reject):
+                raise event
+            return event
+        if self.eof:
+            if self.in_message or self.raw_left:
+                raise _Reject(400, "the request is not valid HTTP/1.1 (the client ended the connection in the "
+                                   "middle of a request)")
+            return CLOSED
+        return NEED_DATA
+
+
+def _check_fields(fields: list[tuple[bytes, bytes]]) -> None:
+    """Refuse a response header field with a bad name or value (RFC 9110 section 5: a name is a token, a value
+    has no CR, LF or NUL and no whitespace at its ends): the app's fields must not split the response."""
+    for name, value in fields:
+        if not name or not all(c in _TOKEN for c in name):
+            raise ValueError(f"the response header name {name!r} is not a token")
+        if b"\r" in value or b"\n" in value or b"\0" in value or value != value.strip(b" \t") or (
+                name.lower() == b"content-length" and not value.isdigit()):
+            raise ValueError(f"the response header {name.decode('latin-1')} has an illegal value {value[:100]!r}")
 
 
 class _ModelThread:
@@ -610,8 +805,9 @@ class _ModelThread:
     ``BATCH_BODY`` (a large request gains nothing from a batch), and predicts the inputs of each
     model that match (same trailing shape and dtype, or texts) with one ``predict`` of at most ``max_batch_rows``
     rows (a request larger than that goes alone); then it runs each request's app as before, which encodes the
-    request's own share of the predictions. A lone request (concurrency 1) is a batch of one: nothing changes
-    for it. ``max_batch_rows`` 0 turns batching off."""
+    request's own share of the predictions; the answers of all the jobs taken go back to the loop in one wake-up
+    (``call_soon_threadsafe`` once, not once a job). A lone request (concurrency 1) is a batch of one: nothing
+    changes for it. ``max_batch_rows`` 0 turns batching off."""
 
     def __init__(self, loop: Any, threads: int, max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS):
         import queue
@@ -635,21 +831,28 @@ class _ModelThread:
     def run(self, fn: Callable[[], Any], count: bool = True) -> Any:
         """Run one prediction in the calling thread, timing it (``count``: as a prediction, for the inline rule)."""
         started = self.busy_since = time.monotonic()
-        cpu = time.thread_time()
+        cpu = time.thread_time() if count else 0.0
         try:
             return fn()
         finally:
-            took = time.monotonic() - started
             if count:
-                if time.thread_time() - cpu > INLINE_BUDGET or took > INLINE_WALL:
-                    self.fast_streak = 0
-                    if threading.get_ident() in self.warmed:  # not a thread's first call (see the class docstring)
-                        self.slow_until = started + took * (1 + INLINE_COOLDOWN)
-                else:
-                    self.fast_streak += 1
+                self._timed(started, cpu)
             self.busy_since = None
             self.finished += 1
-            self.warmed.add(threading.get_ident())
+
+    def _timed(self, started: float, cpu: float) -> None:
+        """Count work that began at ``started`` (``time.monotonic``) and ``cpu`` (``time.thread_time``) for the
+        inline rule."""
+        took = time.monotonic() - started
+        ident = threading.get_ident()
+        if time.thread_time() - cpu > INLINE_BUDGET or took > INLINE_WALL:
+            self.fast_streak = 0
+            if ident in self.warmed:  # not a thread's first call (see the class docstring)
+                self.slow_until = started + took * (1 + INLINE_COOLDOWN)
+        else:
+            self.fast_streak += 1
+        if ident not in self.warmed:
+            self.warmed.add(ident)
 
     def submit(self, fn: Callable[[], Any], batch: tuple[_Batcher, dict] | None = None) -> Any:
         """Run ``fn`` on this thread; ``batch``: the request's batcher and environ, when it may join a batch."""
@@ -682,15 +885,17 @@ class _ModelThread:
                         self._batch(jobs)
                     except Exception:  # noqa: BLE001 - never a reason to fail the requests: each runs alone
                         pass
+            done = []
             for fn, future, _ in jobs:
                 try:
                     result, ok = self.run(fn), True
                 except BaseException as e:  # handed to the waiting connection, which answers 500
                     result, ok = e, False
-                try:
-                    self.loop.call_soon_threadsafe(self._finish, future, ok, result)
-                except RuntimeError:  # the loop is closed: the worker is exiting
-                    return
+                done.append((future, ok, result))
+            try:  # one wake-up of the loop for the whole batch
+                self.loop.call_soon_threadsafe(self._finish, done)
+            except RuntimeError:  # the loop is closed: the worker is exiting
+                return
 
     def _batch(self, jobs: list) -> None:
         """Decode the batchable requests of ``jobs`` and predict those that match together (see the class)."""
@@ -717,10 +922,11 @@ class _ModelThread:
                     chunk.append(member)
                     rows += member[2]
 
-    def _finish(self, future: Any, ok: bool, result: Any) -> None:
-        self.pending -= 1
-        if not future.done():
-            future.set_result(result) if ok else future.set_exception(result)
+    def _finish(self, done: list) -> None:
+        self.pending -= len(done)
+        for future, ok, result in done:
+            if not future.done():
+                future.set_result(result) if ok else future.set_exception(result)
 
     def stop(self) -> None:
         self.jobs.put((None, None))
@@ -795,7 +1001,7 @@ def _alive(pid: int | None) -> bool:
 
 
 class _FrontEnd:
-    """One worker's HTTP/1.1 server: an asyncio event loop reads whole requests (h11 parses them) under deadlines,
+    """One worker's HTTP/1.1 server: an asyncio event loop reads whole requests (:class:`_Parser`) under deadlines,
     answers ``/ping`` and the other cheap routes itself and hands ``POST /invocations`` to :class:`_ModelThread`."""
 
     def __init__(self, app: Callable, loop: Any, model: _ModelThread, *, max_payload: int, timeout: float,
@@ -855,10 +1061,12 @@ class _Connection:
     """One client connection on a non-blocking socket watched by the event loop. Requests are answered one after
     another, so pipelined requests get their responses in order (RFC 9112 section 9.3.2)."""
 
-    def __init__(self, front: _FrontEnd, h11: Any, sock: socket.socket, peer: Any):
+    def __init__(self, front: _FrontEnd, httptools: Any, sock: socket.socket, peer: Any):
         self.front = front
-        self.h11mod = h11
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self.parser = _Parser(httptools)
+        self.responding = False  # an answer to the current request has begun (no error answer may follow)
+        self.closing = False  # the last answer said Connection: close
+        self.keep_alive = True  # the current request lets the connection stay open
         self.sock = sock
         self.fd = sock.fileno()
         self.peer = peer
@@ -911,11 +1119,11 @@ class _Connection:
             self.eof = True
             self._read_off()
             if not self.lingering:
-                self.h11.receive_data(b"")
+                self.parser.receive_data(b"")
             self._wake(None)
             return True
         if not self.lingering:
-            self.h11.receive_data(data)
+            self.parser.receive_data(data)
             self.unparsed += len(data)
             if self.unparsed > HIGH_WATER:
                 self._read_off()
@@ -989,8 +1197,9 @@ class _Connection:
             raise _Gone()
         if self.front.loop.time() >= deadline:
             raise _Timeout()
-        self.unparsed = 0  # h11 asked for data: what it holds is at most one partial head or chunk line
-        if not self.eof and not self.lingering and self._recv():  # often the bytes are there already
+        self.unparsed = 0  # the parser has handed out every event: what it holds is at most a partial line
+        # often the bytes are there already; while the socket is watched, its reader takes them as they come
+        if not self.reading and not self.eof and not self.lingering and self._recv():
             if self.lost:
                 raise _Gone()
             return
@@ -1023,7 +1232,6 @@ class _Connection:
     # -- the request cycle
 
     async def serve(self) -> None:
-        h11 = self.h11mod
         linger = False
         try:
             while True:
@@ -1031,13 +1239,13 @@ class _Connection:
                 if request is None:
                     break
                 if not await self._exchange(request):  # an error answer ended the connection
-                    linger = self.h11.their_state not in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED)
+                    linger = not request.done
                     break
-                if self.h11.our_state is not h11.DONE or self.h11.their_state is not h11.DONE:
+                if self.closing:
                     linger = self.front.stopping  # we close: the client may have sent more already
                     break
-                self.h11.start_next_cycle()
-                await asyncio.sleep(0)  # let other connections' ready work run before this one's next request
+                if self.parser.events:  # pipelined: let other connections' ready work run before this one's next
+                    await asyncio.sleep(0)
         except _Reject as r:  # a malformed or late head
             linger = await self._answer_error(r)
         except (_Gone, _Timeout, ConnectionError):
@@ -1051,19 +1259,18 @@ class _Connection:
 
     async def _read_head(self) -> Any:
         """The next request's head, or None when the client closes (or stays idle) between requests."""
-        h11, loop = self.h11mod, self.front.loop
+        loop, parser = self.front.loop, self.parser
         self.method = b""
         self.environ = None
         self.got = 0
+        self.responding = False
+        self.keep_alive = True
         self.began = time.perf_counter()  # for a bad head already buffered (pipelined); else its first byte's time
         self.set_phase("idle")
         deadline = loop.time() + KEEPALIVE_TIMEOUT
         while True:
-            try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as e:
-                raise _Reject(e.error_status_hint, _protocol_sentence(e)) from None
-            if event is h11.NEED_DATA:
+            event = parser.next_event()  # (a malformed head raises its _Reject)
+            if event is NEED_DATA:
                 if self.front.stopping and self.phase == "idle":
                     return None
                 try:
@@ -1078,15 +1285,16 @@ class _Connection:
                     self.began = time.perf_counter()
                     deadline = loop.time() + self.front.read_timeout
                 continue
-            if isinstance(event, h11.Request):
+            if isinstance(event, _Head):
                 return event
-            return None  # ConnectionClosed between requests
+            return None  # CLOSED between requests
 
     async def _exchange(self, request: Any) -> bool:
         """Answer one request; False when an error answer ended the connection."""
-        h11, front = self.h11mod, self.front
+        front = self.front
         began = self.began = time.perf_counter()  # the request's arrival, for OverheadLatency and the access log
         self.method = request.method
+        self.keep_alive = request.keep_alive
         headers: dict[bytes, bytes] = {}
         for name, value in request.headers:
             headers[name] = headers[name] + b"," + value if name in headers else value
@@ -1105,9 +1313,8 @@ class _Connection:
                 raise _Reject(503, "the server is holding as many request bodies as it may; retry shortly",
                               (("Retry-After", "1"),))
             self.set_phase("body")
-            if self.h11.they_are_waiting_for_100_continue and (announced or b"transfer-encoding" in headers):
-                interim = h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")
-                await self._write(self.h11.send(interim))
+            if request.expect_continue and not request.body_seen and (announced or b"transfer-encoding" in headers):
+                await self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
             body = await self._read_body()
         except _Reject as r:
             await self._answer_error(r)
@@ -1147,16 +1354,13 @@ class _Connection:
         return True
 
     async def _read_body(self) -> bytes:
-        h11, front, loop = self.h11mod, self.front, self.front.loop
+        front, loop, parser = self.front, self.front.loop, self.parser
         parts: list[bytes] = []
         got = since_yield = 0
         end = loop.time() + front.timeout
         while True:
-            try:
-                event = self.h11.next_event()
-            except h11.RemoteProtocolError as e:
-                raise _Reject(e.error_status_hint, _protocol_sentence(e)) from None
-            if event is h11.NEED_DATA:
+            event = parser.next_event()  # (a malformed body raises its _Reject)
+            if event is NEED_DATA:
                 try:
                     await self._receive(min(end, loop.time() + front.read_timeout))
                 except _Timeout:
@@ -1164,24 +1368,24 @@ class _Connection:
                                        f"for at most {front.read_timeout:g} s and take at most {front.timeout:g} s)"
                                   ) from None
                 continue
-            if isinstance(event, h11.Data):
-                got += len(event.data)
+            if isinstance(event, bytes):
+                got += len(event)
                 self.got = got
                 if got > front.max_payload:
                     raise _Reject(413, f"the body is over the {front.max_payload}-byte limit")
-                self.held += len(event.data)
-                front.held += len(event.data)
+                self.held += len(event)
+                front.held += len(event)
                 if front.held > front.budget:
                     raise _Reject(503, "the server is holding as many request bodies as it may; retry shortly",
                                   (("Retry-After", "1"),))
-                parts.append(event.data)
-                since_yield += len(event.data)
+                parts.append(event)
+                since_yield += len(event)
                 if since_yield > HIGH_WATER:  # a fast large body must not keep the loop from other connections
                     since_yield = 0
                     await asyncio.sleep(0)
-            elif isinstance(event, h11.EndOfMessage):
-                return b"".join(parts)
-            else:  # ConnectionClosed mid-body
+            elif event is END:
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+            else:  # (not reached: the end of the stream mid-body raises its _Reject)
                 raise _Gone()
 
     def _release(self) -> None:
@@ -1234,35 +1438,39 @@ class _Connection:
         return environ
 
     async def _respond(self, method: bytes, status: int, headers: list, body: bytes, close: bool) -> None:
-        h11 = self.h11mod
+        """Send one answer: the app's fields (checked once, :func:`_check_fields`), ``Date``, and ``Connection:
+        close`` when the connection ends after it (asked, an HTTP/1.0 client, a stop); no body for ``HEAD``."""
+        self.responding = True
         fields = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-        # fields h11 has checked once (names and values of legal characters) need no second look, nor do the
-        # Content-Length digits and the fields added here
         seen = _CHECKED_FIELDS
-        checked = all(f in seen or (f[0] == b"Content-Length" and f[1].isdigit()) for f in fields)
-        if not checked and len(seen) < 1024:
-            h11.Response(status_code=status, headers=fields)  # raises LocalProtocolError for a bad field
-            seen.update(f for f in fields if f[0] != b"Content-Length")
-            checked = True
-        fields.append((b"Date", _http_date()))
-        if close:
-            fields.append((b"Connection", b"close"))
+        fresh = [f for f in fields if f not in seen and (f[0] != b"Content-Length" or not f[1].isdigit())]
+        if fresh:
+            _check_fields(fresh)  # raises ValueError for a bad field: the connection's 500
+            if len(seen) < 1024:  # (a Content-Length is checked by its digits, never kept)
+                seen.update(fresh)
         phrase = _PHRASES.get(status)
         if phrase is None:
             try:
                 phrase = HTTPStatus(status).phrase.encode()
             except ValueError:
                 phrase = b""
-        data = self.h11.send(h11.Response(status_code=status, headers=fields, reason=phrase, _parsed=checked))
+        lines = [b"HTTP/1.1 %d %s" % (status, phrase)]
+        lines += [name + b": " + value for name, value in fields]
+        if not any(name.lower() == b"content-length" for name, _ in fields):
+            lines.append(b"Content-Length: %d" % len(body))
+        lines.append(b"Date: " + _http_date())
+        if close or not self.keep_alive:
+            self.closing = True
+            lines.append(b"Connection: close")
+        lines.append(b"\r\n")
+        data = b"\r\n".join(lines)
         if body and method != b"HEAD":
-            data += self.h11.send(h11.Data(data=body))
-        data += self.h11.send(h11.EndOfMessage())
+            data += body
         await self._write(data)
 
     async def _answer_error(self, r: _Reject) -> bool:
         """Send an error answer that ends the connection; True when the client may still be sending."""
-        h11 = self.h11mod
-        if self.lost or self.h11.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+        if self.lost or self.responding:
             return False
         body = _error_body(r.message)
         headers = [("Content-Type", JSON), ("Content-Length", str(len(body))), *r.headers]
@@ -1301,16 +1509,20 @@ class _Connection:
         self.close()
 
 
-def _protocol_sentence(e: Exception) -> str:
-    text = _sentence(e)
-    if "Receive buffer too long" in text:
-        return f"the request head is over {MAX_HEAD} bytes"
-    return f"the request is not valid HTTP/1.1 ({text})"
-
-
 # ---------------------------------------------------------------------------------------------------- gunicorn worker
 
-def _worker_class(base: Any, h11: Any, max_payload: int, max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS) -> type:
+def _new_loop() -> asyncio.AbstractEventLoop:
+    """The worker's event loop: uvloop's (libuv, in C) when it is installed, else asyncio's own; made directly, so
+    the process's event loop policy stays as it is."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
+def _worker_class(base: Any, httptools: Any, max_payload: int, max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS
+                  ) -> type:
     """A gunicorn worker class (``base`` is ``gunicorn.workers.base.Worker``) that runs :class:`_FrontEnd`."""
 
     share = _Share()  # made in the master, inherited by every worker
@@ -1348,7 +1560,7 @@ def _worker_class(base: Any, h11: Any, max_payload: int, max_batch_rows: int = D
                 done.set()
 
         def run(self) -> None:
-            loop = asyncio.new_event_loop()
+            loop = _new_loop()
             asyncio.set_event_loop(loop)
             try:
                 loop.run_until_complete(self._serve(loop))
@@ -1424,7 +1636,7 @@ def _worker_class(base: Any, h11: Any, max_payload: int, max_batch_rows: int = D
                         return
                     if sock.family in (socket.AF_INET, socket.AF_INET6):
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    task = loop.create_task(_Connection(front, h11, sock, peer).serve())
+                    task = loop.create_task(_Connection(front, httptools, sock, peer).serve())
                     share.publish(len(front.connections))
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from artifact_tools import codec
 from artifact_tools.errors import ArtifactError
@@ -308,3 +310,98 @@ def test_the_file_works_alone_as_exports_copy_it(tmp_path):
     assert lines[0] == "[[1.0, 2.0], [3.0, nan]]"
     assert lines[1] == "(b'[[1.5]]', 'application/json')"
     assert "needs pandas" in lines[2]
+
+
+def test_json_rows_of_numbers_read_as_json_and_numpy_read_them():
+    """Bodies of numeric rows (decoded on a short path, codec._numbers) give exactly numpy's array of json's
+    values, dtype included; everything around them (nulls, texts, ragged rows, records, parameters, nesting too
+    deep) still follows the general rules."""
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(7, 3)).tolist()
+    ints = rng.integers(-(2**40), 2**40, size=(4, 2)).tolist()
+    for doc, style in [(rows, None), ({"inputs": rows}, "inputs"), ({"instances": ints}, "instances"),
+                       ({"inputs": [True, False]}, "inputs"), ({"instances": [[[1, 2], [3, 4]]]}, "instances"),
+                       ([[1, 2.5], [1e308, -0.0]], None)]:
+        body = json.dumps(doc).encode()
+        got = codec.decode(body, "application/json")
+        want = np.asarray(json.loads(body)[style] if style else json.loads(body))
+        assert got.style == style and got.params == {}
+        assert isinstance(got.data, np.ndarray) and got.data.dtype == want.dtype and got.data.shape == want.shape
+        assert np.array_equal(got.data, want) and np.array_equal(np.signbit(got.data), np.signbit(want))
+    assert codec.decode(b'{"inputs": [[1, 2]], "parameters": {"top_k": 2}}', codec.JSON).params == {"top_k": 2}
+    nulls = codec.decode(b'{"inputs": [[1, null]]}', codec.JSON).data
+    assert nulls.dtype == np.float64 and nulls[0, 0] == 1 and np.isnan(nulls[0, 1])
+    big = codec.decode(b"[[100000000000000000000000000, 1]]", codec.JSON).data  # past int64: as floats
+    assert big.dtype == np.float64 and big.tolist() == [[float(10**26), 1.0]]
+    assert codec.decode(b'[["a", 1]]', codec.JSON).data == [["a", 1]]
+    assert codec.decode(b'[[1], [2, 3]]', codec.JSON).data == [[1], [2, 3]]
+    assert isinstance(codec.decode(b'{"inputs": [{"a": 1}]}', codec.JSON).data, pd.DataFrame)
+    assert "nests JSON more than" in refused(codec.BadBody, b"[" * 70 + b"]" * 70, codec.JSON, 400)
+    assert "holds no rows" in refused(codec.BadBody, b'{"inputs": []}', codec.JSON, 400)
+
+
+def test_frames_are_written_as_pandas_writes_their_records():
+    """A DataFrame answer (codec._records) writes the JSON of pandas' own ``to_dict(orient="records")``, for numpy
+    columns of every kind and for the frames that take pandas' path (nullable integers, dates, repeated names)."""
+    import warnings
+
+    frames = [
+        pd.DataFrame({"label": ["LABEL_0", "LABEL_1"], "score": np.array([0.1, 0.7], dtype=np.float32)}),
+        pd.DataFrame({"i": np.array([1, -2], dtype=np.int8), "u": np.array([3, 2**63], dtype=np.uint64),
+                      "b": [True, False], "f": [np.nan, 1.5], 7: ["x", None]}),
+        pd.DataFrame({"o": [np.float32(1.5), "s", np.int64(3), None, [1, 2]]}),
+        pd.DataFrame({"n": pd.array([1, None], dtype="Int64"), "t": pd.to_datetime(["2020-01-01", "2021-02-03"])}),
+        pd.DataFrame([[1, 2]], columns=["a", "a"]),
+    ]
+    for frame in frames:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas warns of the repeated column names
+            want = json.dumps({"predictions": frame.to_dict(orient="records")}, default=codec._default)
+            body, ctype = codec.encode(frame, codec.JSON, "instances")
+            lines, _ = codec.encode(frame, codec.JSONLINES)
+        assert ctype == codec.JSON and body.decode() == want
+        records = json.loads(want)["predictions"]
+        assert lines.decode().splitlines() == [json.dumps(r, default=codec._default) for r in records]
+
+
+def _same_json(a, b) -> bool:
+    """Equal documents with equal types at every level (``1 == 1.0`` and ``nan != nan`` would mislead ``==``)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same_json, a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, float):
+        return repr(a) == repr(b)
+    return a == b
+
+
+JSON_EDGES = ["1E400", "-1E400", '{"a":1,"a":2}', "[1e-400]", "-0", "[-0.0]", "18446744073709551615",
+              "18446744073709551616", "-9223372036854775809", "9223372036854775808", '"\\ud800"', '"\\u0000"',
+              "[1.7976931348623157e308]", "[4.9e-324]", "[1,]", "01", "[.5]", "NaN", "[Infinity, -Infinity]",
+              "1.5e+999999999999", "123456789012345678901234567890.5", "0.1000000000000000055511151231257827",
+              '"\\uD834\\uDD1E"', "[true,false,null]", '{"":1}', "9007199254740993", " [1] ", "[" * 2000 + "]" * 2000]
+
+
+@pytest.mark.parametrize("text", JSON_EDGES)
+def test_json_is_read_as_the_standard_library_reads_it(text):
+    """Whichever parser reads a body (orjson when installed), the document is ``json.loads``'s, types included, and
+    what ``json`` refuses is refused."""
+    try:
+        expected = json.loads(text)
+    except (ValueError, RecursionError):
+        with pytest.raises((ValueError, RecursionError)):
+            codec._loads(text)
+        return
+    assert _same_json(codec._loads(text), expected), text[:80]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers(min_value=-(2 ** 70), max_value=2 ** 70)
+                    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=5), inner, max_size=5),
+                    max_leaves=30))
+def test_any_json_document_reads_back_as_json_reads_it(doc):
+    text = json.dumps(doc)
+    assert _same_json(codec._loads(text), json.loads(text)), text[:200]

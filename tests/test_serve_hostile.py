@@ -288,6 +288,95 @@ def test_framing_attacks_are_refused_and_the_connection_closed(server):
         assert json.loads(body)["error"]
 
 
+def test_malformed_requests_get_one_sentence_and_the_connection_closes(server):
+    """What the HTTP parser refuses, each answered with its status and a JSON sentence, then the connection closed
+    (RFC 9112: a request line or field it cannot read is 400, section 3.2 the missing Host, section 7.1 a bad chunk;
+    RFC 9110 section 15.6.6: 505 for a version it does not speak)."""
+    cases = [
+        (b"GET /pi ng HTTP/1.1\r\nHost: t\r\n\r\n", 400),  # a space in the target
+        (b"GET /ping HTTP/1.1\r\nHost: t\r\nNo-Colon-Here\r\n\r\n", 400),
+        (b"GET /ping HTTP/1.1\r\nHost: t\r\nX-Folded: a\r\n b\r\n\r\n", 400),  # obs-fold (section 5.2)
+        (b"GET /ping HTTP/1.1\r\nHost: t\r\nX-Bad : a\r\n\r\n", 400),  # whitespace before the colon (5.1)
+        (b"GET /ping HTTP/1.1\r\nHost: t\r\nX-Nul: a\x00b\r\n\r\n", 400),
+        (b"GET /ping HTTP/1.1\r\n\r\n", 400),  # no Host
+        (b"GET /ping HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+        (b"POST /invocations HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\nContent-Length: 1x\r\n\r\n1", 400),
+        (b"POST /invocations HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"4\r\n1,2,\r\nzz\r\n", 400),  # a chunk size that is not hexadecimal
+        (b"POST /invocations HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"4\r\n1,2,3,4\r\n0\r\n\r\n", 400),  # a chunk longer than its size
+        (b"GET /ping HTTP/2.0\r\nHost: t\r\n\r\n", 505),
+        (b"GET /ping HTTP/1.1\r\nHost: t\r\n" + b"X-Many: 1\r\n" * 7000 + b"\r\n", 431),  # many small fields
+    ]
+    for data, status in cases:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+            answer = read_to_close(s)
+        assert answer.startswith(b"HTTP/1.1 %d " % status), (data[:80], answer[:300])
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert b"connection: close" in head.lower(), answer[:300]
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        assert len(body) == length, answer  # one answer, nothing after it
+        message = json.loads(body)["error"]
+        assert message and "\n" not in message and "Traceback" not in message, message
+
+
+def test_a_malformed_request_behind_pipelined_ones_is_refused_in_its_turn(server, reference, rows):
+    """Two good requests and a bad one sent at once: the good ones are answered first, in order, then the 400,
+    then the connection ends; a good request sent after the bad one is never answered."""
+    body = csv_body(rows)
+    good = (b"POST /invocations HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body))
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(good + b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n" + b"GET /ping HTTP/1.1 junk\r\nHost: t\r\n\r\n"
+                  + b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+        buffered = bytearray()
+        status, headers, payload = read_response(s, buffered)
+        assert status == 200 and json.loads(payload) == reference.predict(rows).tolist()
+        status, headers, payload = read_response(s, buffered)
+        assert status == 200 and json.loads(payload)["status"] == "ok"
+        status, headers, payload = read_response(s, buffered)
+        assert status == 400 and headers["connection"] == "close", payload
+        assert "not valid HTTP/1.1" in json.loads(payload)["error"]
+        assert bytes(buffered) + read_to_close(s) == b""
+
+
+def test_http10_head_and_ignored_upgrades_are_served(server, reference, rows):
+    """An HTTP/1.0 request is answered and the connection closed (RFC 9112 section 9.3); an answer to HEAD has
+    no body (RFC 9110 section 9.3.2); a request asking for a protocol upgrade (an h2c upgrade, as
+    ``curl --http2`` sends over http) is served as HTTP/1.1, which RFC 9110 section 7.8 lets a server do -- with
+    its Content-Length body read as its body, and the request pipelined after it answered too."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"GET /ping HTTP/1.0\r\n\r\n")
+        answer = read_to_close(s)
+    assert answer.startswith(b"HTTP/1.1 200 ") and b"connection: close" in answer.lower()
+    assert json.loads(answer.partition(b"\r\n\r\n")[2])["status"] == "ok"
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"HEAD /ping HTTP/1.1\r\nHost: t\r\n\r\nGET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        answer = read_to_close(s)
+    first, _, rest = answer.partition(b"\r\n\r\n")  # /ping answers GET only: 405, its length but no body
+    assert first.startswith(b"HTTP/1.1 405 ") and b"content-length: " in first.lower(), answer[:300]
+    assert rest.startswith(b"HTTP/1.1 200 "), answer[:300]  # the next answer follows the head at once
+
+    body = csv_body(rows)
+    upgrade = b"Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"GET /ping HTTP/1.1\r\nHost: t\r\n" + upgrade + b"\r\n"
+                  + b"POST /invocations HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\n" + upgrade
+                  + b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                  + b"GET /ping HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        buffered = bytearray()
+        status, _, payload = read_response(s, buffered)
+        assert status == 200 and json.loads(payload)["status"] == "ok"
+        status, _, payload = read_response(s, buffered)
+        assert status == 200 and json.loads(payload) == reference.predict(rows).tolist(), payload
+        status, headers, payload = read_response(s, buffered)
+        assert status == 200 and headers["connection"] == "close"
+        assert bytes(buffered) + read_to_close(s) == b""
+
+
 def test_ping_answers_while_every_worker_predicts(server, reference):
     """Large requests keep both workers' models busy for seconds; /ping is answered meanwhile, not after them
     (a sync worker answered it only once the predictions queued ahead of it had ended)."""
