@@ -127,12 +127,13 @@ def test_several_outputs_become_columns_and_other_columns_stay_in_the_jvm(spark,
     expected = booster_predict(art, X)
     assert expected.shape == (400, 3)
     out = transform(df, art, features=["f0", "f1", "f2", "f3"])
+    assert udf_eval_types(out) == [ARROW_ITER] and not map_in_arrow(out)  # a vector cannot travel in Arrow
     assert out.columns == ["id", "v", "f0", "f1", "f2", "f3", "prediction_0", "prediction_1", "prediction_2"]
     got = out.toPandas().sort_values("id")
     assert np.allclose(got[["prediction_0", "prediction_1", "prediction_2"]].to_numpy(), expected, atol=1e-6)
     assert [list(v) for v in got["v"]] == [[float(i), -1.0] for i in range(len(X))]
     only = transform(df, art, features=["f0", "f1", "f2", "f3"], keep_input=False)
-    assert only.columns == ["prediction_0", "prediction_1", "prediction_2"]
+    assert map_in_arrow(only) and only.columns == ["prediction_0", "prediction_1", "prediction_2"]
     assert np.allclose(np.sort(only.toPandas().to_numpy(), axis=0), np.sort(expected, axis=0), atol=1e-6)
 
 
@@ -160,7 +161,7 @@ def test_an_artifact_rewritten_in_place_is_loaded_again(spark, arts, tmp_path):
 
 # --- Spark ML pipelines run their own transform; local artifacts shipped with addFile (issue 12) ---------------
 
-PYTHON_EVAL = ("ArrowEvalPython", "BatchEvalPython", "MapInPandas", "PythonMapInArrow", "FlatMapGroupsInPandas")
+PYTHON_EVAL = ("ArrowEvalPython", "BatchEvalPython", "MapInPandas", "MapInArrow", "FlatMapGroupsInPandas")
 
 
 def python_in_plan(df) -> list[str]:
@@ -310,12 +311,19 @@ def udf_eval_types(df) -> list[int]:
     return [int(m) for m in re.findall(r"ArrowEvalPython \[.*\], (\d+)\s*$", plan, flags=re.M)]
 
 
+def map_in_arrow(df) -> bool:
+    """Whether the DataFrame's physical plan scores through ``mapInArrow`` (a ``MapInArrow`` node)."""
+    return "MapInArrow" in df._jdf.queryExecution().executedPlan().toString()
+
+
 def test_numeric_columns_of_every_kind_and_nulls_go_through_the_arrow_udf(spark, arts):
     """double, bigint, float and decimal features, nulls among them, reach the model as one float64 matrix with
-    NaN for null (what XGBoost reads as missing) through an Arrow UDF: the predictions equal XGBoost's own on that
-    matrix."""
+    NaN for null (what XGBoost reads as missing) through ``mapInArrow`` when every column can travel in Arrow and
+    through an Arrow UDF when one cannot (a Spark ML vector): the predictions equal XGBoost's own on that matrix
+    either way."""
     from decimal import Decimal
 
+    from pyspark.ml.linalg import Vectors, VectorUDT
     from pyspark.sql import types as T
 
     from artifact_tools.spark import transform
@@ -334,8 +342,14 @@ def test_numeric_columns_of_every_kind_and_nulls_go_through_the_arrow_udf(spark,
     expected = X.copy()
     expected[:, 2] = X[:, 2].astype(np.float32)  # what a FloatType column holds
     out = transform(df, arts["xgb"], features=["f0", "f1", "f2", "f3"])
-    assert udf_eval_types(out) == [ARROW_ITER]
+    assert map_in_arrow(out) and udf_eval_types(out) == []
     got = out.toPandas().sort_values("id")
+    assert np.allclose(got["prediction"].to_numpy(), booster_predict(arts["xgb"], expected), atol=1e-6)
+    with_udt = spark.createDataFrame([(*r, Vectors.dense([0.0])) for r in rows],
+                                     T.StructType([*schema.fields, T.StructField("v", VectorUDT())]))
+    scalar = transform(with_udt.repartition(3), arts["xgb"], features=["f0", "f1", "f2", "f3"])
+    assert udf_eval_types(scalar) == [ARROW_ITER] and not map_in_arrow(scalar)
+    got = scalar.toPandas().sort_values("id")
     assert np.allclose(got["prediction"].to_numpy(), booster_predict(arts["xgb"], expected), atol=1e-6)
 
 
@@ -354,8 +368,10 @@ def one_feature_xgboost(out: Path) -> Path:
 
 
 def test_one_feature_column_and_a_boolean_one(spark, tmp_path):
-    """A UDF of one column gets lone arrays, not tuples: one double feature (the Arrow UDF) and one boolean feature
-    (not numeric for Spark: the pandas UDF, the model given a DataFrame) both give XGBoost's own predictions."""
+    """One feature: a double (through ``mapInArrow``, the other columns being fixed-width) and a boolean (not
+    numeric for Spark: a pandas UDF of one column, which gets lone Series, not tuples, and gives the model a
+    DataFrame; batches of 16 rows joined into one predict call and cut back per batch) both give XGBoost's own
+    predictions."""
     from pyspark.sql import types as T
 
     from artifact_tools.spark import transform
@@ -366,11 +382,65 @@ def test_one_feature_column_and_a_boolean_one(spark, tmp_path):
                            T.StructField("flag", T.BooleanType())])
     df = spark.createDataFrame([(i, float(v), bool(v > 0)) for i, v in enumerate(x)], schema).repartition(3)
     by_x = transform(df, art, features=["x"])
-    assert udf_eval_types(by_x) == [ARROW_ITER]
+    assert map_in_arrow(by_x)
     got = by_x.toPandas().sort_values("id")["prediction"].to_numpy()
     assert np.allclose(got, booster_predict(art, x.reshape(-1, 1)), atol=1e-6)
     by_flag = transform(df, art, features=["flag"])
     assert udf_eval_types(by_flag) == [PANDAS_ITER]
-    got = by_flag.toPandas().sort_values("id")["prediction"].to_numpy()
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "16")  # batches joined, results cut back
+    try:
+        got = by_flag.toPandas().sort_values("id")["prediction"].to_numpy()
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
     assert np.allclose(got, booster_predict(art, (x > 0).astype(np.float64).reshape(-1, 1)), atol=1e-6)
     assert len(set(np.round(got, 6))) == 2
+
+
+@pytest.mark.parametrize("wide", [False, True], ids=["fixed-width", "with-strings-and-nested"])
+def test_other_columns_come_back_unchanged_on_either_route(spark, arts, wide):
+    """Numeric features beside other columns: fixed-width ones (bigint, dates, timestamps, booleans, decimals,
+    floats, nulls among them) go with the rows through ``mapInArrow``; with a string, binary, array, map or struct
+    column too the rows stay in the JVM (the scalar UDF). Either way every input column comes back equal to the
+    DataFrame's own (Spark's rows, not ours), in order, followed by the prediction; batches of 300 rows joined into
+    predict calls; partitions with no rows give none."""
+    import datetime
+    from decimal import Decimal
+
+    from pyspark.sql import types as T
+
+    from artifact_tools.spark import transform
+
+    X = make_data(n=2500, seed=41)[0].astype(np.float64)
+    fields = [T.StructField("id", T.LongType()), T.StructField("f0", T.DoubleType()),
+              T.StructField("d", T.DateType()), T.StructField("f1", T.DoubleType()),
+              T.StructField("ts", T.TimestampType()), T.StructField("ok", T.BooleanType()),
+              T.StructField("dec", T.DecimalType(10, 3)), T.StructField("small", T.FloatType()),
+              T.StructField("f2", T.DoubleType()), T.StructField("f3", T.DoubleType())]
+    day, t0 = datetime.date(2024, 2, 28), datetime.datetime(2024, 2, 28, 12, 30, 15, 250)
+    rows = [(i, float(x[0]), day + datetime.timedelta(days=i), float(x[1]), t0 + datetime.timedelta(seconds=7 * i),
+             None if i % 7 == 0 else i % 2 == 0, Decimal(i) / 8, None if i % 5 == 0 else i / 4, float(x[2]),
+             float(x[3])) for i, x in enumerate(X)]
+    if wide:
+        fields += [T.StructField("s", T.StringType()), T.StructField("bin", T.BinaryType()),
+                   T.StructField("a", T.ArrayType(T.DoubleType())),
+                   T.StructField("m", T.MapType(T.StringType(), T.LongType())),
+                   T.StructField("st", T.StructType([T.StructField("x", T.LongType())]))]
+        rows = [(*r, None if i % 5 == 0 else f"row {i} é", bytes([i % 256, 0]), [float(i)] if i % 3 else None,
+                 {"k": i}, (i,)) for i, r in enumerate(rows)]
+    schema = T.StructType(fields)
+    df = spark.createDataFrame(rows, schema).repartition(3)
+    with_empty = df.union(spark.createDataFrame(spark.sparkContext.parallelize([], 2), schema))
+    assert with_empty.rdd.getNumPartitions() == 5  # two of them empty
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "300")
+    try:
+        out = transform(with_empty, arts["xgb"], features=["f0", "f1", "f2", "f3"])
+        # (the union's branches each get the scalar UDF: Spark pushes the projection through the union)
+        assert map_in_arrow(out) != wide and set(udf_eval_types(out)) == ({ARROW_ITER} if wide else set())
+        assert out.columns == df.columns + ["prediction"]
+        assert out.schema.fields[:-1] == df.schema.fields
+        got = sorted(out.collect(), key=lambda r: r["id"])
+    finally:
+        spark.conf.unset("spark.sql.execution.arrow.maxRecordsPerBatch")
+    want = sorted(df.collect(), key=lambda r: r["id"])
+    assert [tuple(r)[:-1] for r in got] == [tuple(r) for r in want]
+    assert np.allclose([r["prediction"] for r in got], booster_predict(arts["xgb"], X), atol=1e-6)
