@@ -85,7 +85,9 @@ def record(pairs: dict, data: bytes) -> None:
             pairs[key] = use
 
 
-def fitted_estimators():
+def fitted_estimators(part: int = 0, parts: int = 1):
+    """Every estimator class in scikit-learn's registry, unfitted (``None``) and fitted in each variant it takes;
+    ``part`` of ``parts``: only the classes whose index in the registry is ``part`` modulo ``parts``."""
     import numpy as np
     from sklearn.linear_model import LinearRegression, LogisticRegression
     from sklearn.utils.discovery import all_estimators
@@ -99,7 +101,9 @@ def fitted_estimators():
             "estimators": [("a", LogisticRegression()), ("b", LogisticRegression())],
             "transformers": [("s", "passthrough", [0, 1])], "steps": [("m", LinearRegression())],
             "transformer_list": [("p", "passthrough")]}
-    for _name, cls in all_estimators():
+    for index, (_name, cls) in enumerate(all_estimators()):
+        if index % parts != part:
+            continue
         yield cls, None
         obj = None
         for kwargs in ({}, {k: v for k, v in base.items()}):
