@@ -518,6 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _merge_global(args)
     previous = _on_sigterm_raise()
+    stdout_errors = _escape_unencodable(sys.stdout)
     try:
         with _logging(args.verbose, args.debug), progress.quiet(args.quiet):
             return int(args.func(args) or 0)
@@ -545,6 +546,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+        if stdout_errors is not None:
+            sys.stdout.reconfigure(errors=stdout_errors)  # type: ignore[union-attr]
+
+
+def _escape_unencodable(stream) -> str | None:
+    """Let ``stream`` write what its encoding cannot (a member name that is not UTF-8 printed under
+    ``PYTHONIOENCODING=ascii``, say) as backslash escapes, as Python's stderr does, instead of failing the command;
+    the error handler it had, to restore, or None when it was not changed."""
+    errors = getattr(stream, "errors", None)
+    if errors != "strict" or not hasattr(stream, "reconfigure"):
+        return None
+    try:
+        stream.reconfigure(errors="backslashreplace")
+    except (ValueError, OSError):  # closed or detached
+        return None
+    return errors
 
 
 class Terminated(BaseException):

@@ -187,3 +187,25 @@ def test_sample_member_and_predict_refusals_are_one_sentence(sklearn_artifact, t
         assert res.returncode == 2 and lines[-1].startswith("artifact-tools: ") and "Traceback" not in res.stderr, args
     res = run_cli("load", str(sklearn_artifact), "--member", "a.joblib", "-o", "member=b.joblib", cwd=tmp_path)
     assert "disagree" in res.stderr
+
+
+def test_a_member_name_the_terminal_cannot_encode_is_printed_escaped(tmp_path):
+    """A tar member named in Latin-1 (not UTF-8) under an ASCII-only stdout: the report prints the name with a
+    backslash escape and exits 0, as Python's own stderr would, instead of an internal error."""
+    import io
+    import subprocess
+    import sys
+    import tarfile
+
+    path = tmp_path / "latin1.tar.gz"
+    with tarfile.open(path, "w:gz", format=tarfile.GNU_FORMAT, encoding="latin-1") as tar:
+        info = tarfile.TarInfo("caf\xe9.txt")
+        info.size = 5
+        tar.addfile(info, io.BytesIO(b"hello"))
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    for args in ([], ["--json"]):
+        res = subprocess.run([sys.executable, "-m", "artifact_tools", "inspect", *args, str(path)],
+                             capture_output=True, text=True, env=env, errors="replace")
+        assert res.returncode == 0, res.stderr
+        assert "caf\\udce9.txt" in res.stdout or "caf\\\\udce9.txt" in res.stdout, res.stdout
+        assert "internal error" not in res.stderr
