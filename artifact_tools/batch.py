@@ -7,20 +7,26 @@ https://docs.aws.amazon.com/sagemaker/latest/dg/batch-transform-data-processing.
 
 - INPUT is one file, a folder or fsspec prefix (every object under it, as an ``S3Prefix`` data source), or a
   SageMaker manifest file (``ManifestFile``: a JSON list ``[{"prefix": "s3://b/p/"}, "rel1", "rel2", ...]``, each
-  entry an object under the prefix). OUTPUT receives ``<relative path>.out`` per input object (SageMaker appends
-  ``.out`` to the input's key) and ``transform-summary.json``.
+  entry an object under the prefix; a file is taken for a manifest only when it begins ``[{"prefix":``, and an
+  entry named twice, a folder, or a path leaving the prefix is refused). Local inputs must be regular files (a FIFO
+  would be waited on forever). OUTPUT receives ``<relative path>.out`` per input object (SageMaker appends
+  ``.out`` to the input's key) and ``transform-summary.json``; when OUTPUT is (inside) an input folder, the files a
+  job writes there (``*.out``, the summary) are not inputs of the next run.
 - ``split_type`` (``TransformInput.SplitType``, default ``None``: "The default value for SplitType is None, which
   indicates that input data files are not split, and request payloads contain the entire contents of an input
   object", API reference ``TransformInput``): ``None`` sends each whole object as one request; ``Line`` splits it
   at newlines; ``RecordIO`` at MXNet RecordIO record boundaries; ``TFRecord`` at TFRecord record boundaries.
 - ``strategy`` (``BatchStrategy``): ``SingleRecord`` sends one record per request, ``MultiRecord`` as many as fit
-  in ``max_payload_mb``; it applies only when objects are split. The API reference states no default
+  in ``max_payload_mb``; it applies only when objects are split. (With ``Line`` and a row-wise model, consecutive
+  single records are predicted in one call and each record's response cut out of it: the response it gets alone.)
+  The API reference states no default
   (``CreateTransformJob``: "Required: No"; the SDK's ``Transformer(strategy=None)`` leaves it out, and SageMaker
   then asks the container's optional ``GET /execution-parameters``); ours is ``MultiRecord``, the strategy the API
   reference describes for splitting input "into whatever payload size is specified".
 - ``max_payload_mb`` (``MaxPayloadInMB``, 0 to 100, default 6: "The default value is 6 MB. The value of
   MaxPayloadInMB cannot be greater than 100 MB", ``CreateTransformJob``): a request never exceeds it (a line of
-  exactly that size is sent with its newline); a record larger than it is a failed record. 0 means no limit,
+  exactly that size is sent with its newline); a record larger than it is a failed record (a RecordIO or TFRecord
+  record is read past, never held, whatever length its header claims). 0 means no limit,
   which SageMaker allows only for whole objects (HTTP chunked encoding; ``split_type=None``).
 - ``assemble_with`` (``TransformOutput.AssembleWith``, default ``None``: the API reference lists ``None | Line``,
   "Required: No", and the SDK's ``Transformer(assemble_with=None)`` sends none): ``None`` concatenates the
@@ -68,7 +74,8 @@ parsed on a thread while the model predicts with every core, which most framewor
 interpreter lock), records written in input order, a bad record (undecodable, a wrong column count, rejected by the
 model) is reported in the summary with its file, line (or record number) and reason and left out while the job goes
 on (``fail_fast`` stops at the first instead), each ``.out`` written to a temporary name and renamed when complete,
-so a killed job leaves none partial and ``resume`` skips the inputs whose ``.out`` exists. ``workers`` > 1 runs
+so a killed job leaves none partial and ``resume`` skips the inputs whose ``.out`` exists and is not older than the
+input (an input changed since its output was written is scored again). ``workers`` > 1 runs
 that many processes (``forkserver``/``spawn``), each loading the model(s) once through :func:`loaders.load` and its
 extraction cache. ``pipeline`` (at most 5 artifacts, as a SageMaker inference pipeline): each model's predictions,
 encoded as CSV (JSON when CSV cannot carry them), are the next one's request body.
@@ -86,6 +93,7 @@ import logging
 import os
 import posixpath
 import re
+import stat
 import struct
 import sys
 import time
@@ -209,23 +217,42 @@ def _fs(url: str, storage_options):
         raise TransformError(f"{url} cannot be opened ({str(e).splitlines()[0][:200]})") from None
 
 
+_MANIFEST_HEAD = re.compile(rb'\A\[\s*\{\s*"prefix"\s*:')  # how a manifest file begins
+
+
 def _manifest(fs, path: str) -> list | None:
-    """The entries of a SageMaker manifest file, or None when the file is data."""
+    """The entries of a SageMaker manifest file, or None when the file is data. Only a file beginning as a manifest
+    does (``[{"prefix":``) is parsed as JSON: a JSON data file is never read whole here, nor a deeply nested one
+    parsed."""
     try:
         if fs.size(path) > 64 << 20:
             return None
         with fs.open(path, "rb") as f:
-            head = f.read(1)
-            if head != b"[":
+            head = f.read(4096)
+            if not _MANIFEST_HEAD.match(head):
                 return None
             doc = json.loads(head + f.read())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not (isinstance(doc, list) and doc and isinstance(doc[0], dict) and set(doc[0]) == {"prefix"}):
         return None
     if not all(isinstance(e, str) for e in doc[1:]) or not isinstance(doc[0]["prefix"], str):
         raise TransformError(f"manifest {path} must list a {{\"prefix\": ...}} object then relative object names")
     return doc
+
+
+def _check_object(fs, path: str, name: str) -> None:
+    """Raise unless a local input is a regular file (after symbolic links): reading a FIFO would wait for a writer
+    forever, a device would never end, and a broken link cannot be read; objects of other file systems are files."""
+    if not _is_local(fs):
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        raise TransformError(f"input {name} cannot be read ({e.strerror or e})") from None
+    if not stat.S_ISREG(mode):
+        raise TransformError(f"input {name} is not a regular file (a FIFO, socket or device), so it is no object "
+                             "to score")
 
 
 def _inputs(source: str, storage_options) -> list:
@@ -239,23 +266,52 @@ def _inputs(source: str, storage_options) -> list:
         out = [(fs, p, posixpath.relpath(p, base)) for p in found]
         if not out:
             raise TransformError(f"input folder {source} holds no files")
+        for _, p, rel in out:
+            _check_object(fs, p, rel)
         return out
+    _check_object(fs, path, source)
     entries = _manifest(fs, path)
     if entries is None:
         return [(fs, path, posixpath.basename(path))]
     prefix = entries[0]["prefix"]
     pfs, ppath = _fs(prefix, storage_options)
     out = []
+    seen: set = set()
     for rel in entries[1:]:
-        if rel.startswith("/") or ".." in rel.split("/"):
+        if rel.startswith("/") or ".." in rel.split("/") or posixpath.normpath(rel or ".") == ".":
             raise TransformError(f"manifest {source} names {rel[:100]!r}, which is not a path under its prefix")
+        if posixpath.normpath(rel) in seen:  # one output per object: a second would overwrite the first
+            raise TransformError(f"manifest {source} names {rel[:100]!r} twice")
+        seen.add(posixpath.normpath(rel))
         full = ppath.rstrip("/") + "/" + rel if ppath else rel
         if not pfs.exists(full):
             raise TransformError(f"manifest {source} names {rel[:100]}, which does not exist under {prefix}")
+        if pfs.isdir(full):
+            raise TransformError(f"manifest {source} names {rel[:100]}, which is a folder under {prefix}, not an "
+                                 "object")
+        _check_object(pfs, full, rel)
         out.append((pfs, full, rel))
     if not out:
         raise TransformError(f"manifest {source} names no objects")
     return out
+
+
+def _without_outputs(inputs: list, out_fs, out_root: str, source: str) -> list:
+    """``inputs`` less the files a transform job writes (``*.out``, the summary, ``.part`` files) under OUTPUT when
+    OUTPUT is INPUT or inside it: a second run (``resume`` after a kill) would otherwise score the first's outputs."""
+    root = out_root.rstrip("/")
+    kept = []
+    for fs, path, rel in inputs:
+        under = type(fs) is type(out_fs) and path.startswith(root + "/")
+        name = posixpath.basename(path)
+        if under and (name.endswith(".out") or path == f"{root}/{SUMMARY}"
+                      or (name.startswith(".") and name.endswith(".part"))):
+            log.info("input %s is an output of a transform job into %s: not scored", rel, out_root)
+            continue
+        kept.append((fs, path, rel))
+    if not kept:
+        raise TransformError(f"input {source} holds only the outputs of a transform job")
+    return kept
 
 
 class _Damaged(Exception):
@@ -267,6 +323,19 @@ def _read_exact(f, n: int, what: str, offset: int) -> bytes:
     if len(data) != n:
         raise _Damaged(f"the object ends inside a {what} at byte {offset}")
     return data
+
+
+def _skip(f, n: int, what: str, offset: int) -> None:
+    """Read past ``n`` bytes of a record too large to send (never held whole), or raise where the object ends."""
+    while n > 0:
+        got = len(f.read(min(n, 1 << 20)))
+        if not got:
+            raise _Damaged(f"the object ends inside a {what} at byte {offset}")
+        n -= got
+
+
+def _too_large(size: int, max_bytes: int) -> str:
+    return f"the record has {size} bytes, more than the {max_bytes} bytes of max payload (raise max_payload_mb)"
 
 
 def _records(f, split_type: str, max_record: int | None) -> Iterator[tuple]:
@@ -286,19 +355,22 @@ def _records(f, split_type: str, max_record: int | None) -> Iterator[tuple]:
                 yield n, line, None
         return
     if split_type == "RecordIO":
-        yield from _recordio(f)
+        yield from _recordio(f, max_record)
         return
-    yield from _tfrecord(f)
+    yield from _tfrecord(f, max_record)
 
 
-def _recordio(f) -> Iterator[tuple]:
+def _recordio(f, max_record: int | None = None) -> Iterator[tuple]:
+    """The records of a RecordIO object; one (with its parts) larger than ``max_record`` is read past, never held
+    (a failed record), so that a lying or huge length costs no memory."""
     offset, number = 0, 0
-    parts: list = []
+    parts: list | None = None  # the parts of a split record being read (None: not inside one)
+    size, big = 0, False  # bytes of the record being read (magics between parts counted); larger than max_record
     magic = struct.pack("<I", RECORDIO_MAGIC)
     while True:
         head = f.read(8)
         if not head:
-            if parts:
+            if parts is not None:
                 raise _Damaged(f"the object ends inside a split RecordIO record at byte {offset}")
             return
         if len(head) < 8:
@@ -307,27 +379,36 @@ def _recordio(f) -> Iterator[tuple]:
         if word != RECORDIO_MAGIC:
             raise _Damaged(f"no RecordIO magic at byte {offset}")
         flag, length = lrec >> 29, lrec & ((1 << 29) - 1)
-        data = _read_exact(f, length, "RecordIO record", offset)
-        pad = (-length) % 4
-        if pad:
-            _read_exact(f, pad, "RecordIO record", offset)
-        offset += 8 + length + pad
+        if flag > 3 or (flag in (2, 3) and parts is None):
+            raise _Damaged(f"a RecordIO continuation part without its first part at byte {offset}")
+        whole = size + 4 + length if flag in (2, 3) else length
+        data = None
+        if max_record and whole > max_record:
+            _skip(f, length + (-length) % 4, "RecordIO record", offset)
+        else:
+            data = _read_exact(f, length, "RecordIO record", offset)
+            if length % 4:
+                _read_exact(f, (-length) % 4, "RecordIO record", offset)
+        offset += 8 + length + (-length) % 4
         if flag == 0:
             number += 1
-            yield number, data, None
-        elif flag == 1:
-            parts = [data]
-        elif flag in (2, 3) and parts:
+            yield (number, data, None) if data is not None else (number, None, _too_large(whole, max_record or 0))
+            continue
+        if flag == 1:
+            parts, big = [], False
+        size = whole
+        if data is None:
+            parts, big = [], True  # the parts read so far are dropped: the record is failed whatever follows
+        elif not big and parts is not None:
             parts.append(data)
-            if flag == 3:
-                number += 1
-                yield number, magic.join(parts), None
-                parts = []
-        else:
-            raise _Damaged(f"a RecordIO continuation part without its first part at byte {offset}")
+        if flag == 3:
+            number += 1
+            yield (number, None, _too_large(size, max_record or 0)) if big else (number, magic.join(parts or []), None)
+            parts, size, big = None, 0, False
 
 
-def _tfrecord(f) -> Iterator[tuple]:
+def _tfrecord(f, max_record: int | None = None) -> Iterator[tuple]:
+    """The records of a TFRecord object; one larger than ``max_record`` is read past, never held (a failed record)."""
     offset, number = 0, 0
     while True:
         head = f.read(12)
@@ -338,9 +419,14 @@ def _tfrecord(f) -> Iterator[tuple]:
         length, crc = struct.unpack("<QI", head)
         if _masked_crc(head[:8]) != crc:
             raise _Damaged(f"the TFRecord length at byte {offset} fails its CRC32C check")
+        number += 1
+        if max_record and length > max_record:
+            _skip(f, length + 4, "TFRecord record", offset)
+            yield number, None, _too_large(length, max_record)
+            offset += 16 + length
+            continue
         data = _read_exact(f, length, "TFRecord record", offset)
         (dcrc,) = struct.unpack("<I", _read_exact(f, 4, "TFRecord record", offset))
-        number += 1
         if _masked_crc(data) != dcrc:
             yield number, None, f"record {number} fails its CRC32C check (damaged data)"
         else:
@@ -571,9 +657,17 @@ def _concat(parts: list):
 def _filter_record(job: _Job, rec: bytes, kind: str) -> tuple:
     """``(parsed record, filtered record bytes)`` under the input filter (CSV: an array of cells; JSON: the value)."""
     if kind == codec.CSV:
-        value = next(csv.reader([rec.decode("utf-8")]), [])
+        try:
+            value = next(csv.reader([rec.decode("utf-8")]), [])
+        except UnicodeDecodeError as e:
+            raise ValueError(f"the record is not valid utf-8 text (bad byte at offset {e.start})") from None
     else:
-        value = json.loads(rec)
+        try:
+            value = json.loads(rec)
+        except RecursionError:
+            raise ValueError("the record nests JSON too deeply to be read") from None
+        except UnicodeDecodeError as e:
+            raise ValueError(f"the record is not valid utf-8 text (bad byte at offset {e.start})") from None
     if job.input_filter == "$":
         return value, rec
     chosen = _select(job.input_filter, value, "input filter")
@@ -684,10 +778,15 @@ def _joined_lines(job: _Job, kind: str, values: list, out) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+def _processing(job: _Job) -> bool:
+    """Whether the job filters or joins records (SageMaker's ``DataProcessing``)."""
+    return job.input_filter != "$" or job.join_source == "Input" or job.output_filter != "$"
+
+
 def _batch(job: _Job, records: list, models: list) -> bytes:
     """The response for one mini-batch of records, or an exception."""
     kind, _ = codec.media_type(job.content_type)
-    processing = job.input_filter != "$" or job.join_source == "Input" or job.output_filter != "$"
+    processing = _processing(job)
     values = None
     if processing:
         pairs = [_filter_record(job, r, kind) for r in records]
@@ -736,6 +835,8 @@ def _request_bodies(job: _Job, item: tuple) -> list:
     capture)."""
     if item[0] == "blocks":
         return [block for _, block in item[1]]
+    if item[0] == "singles":
+        return [record + b"\n" for record in item[2]]
     records = item[2]
     if job.split_type == "None":
         return [records[0]]
@@ -779,14 +880,22 @@ def _run_records(job: _Job, models: list, records: list) -> tuple:
         except Exception as e:  # noqa: BLE001
             bad[i] = _sentence(e)
     counts = collections.Counter(w for w in widths.values() if w is not None)
+    odd: dict = {}  # records of another number of values than most: bad, unless the model takes none of those
     if len(counts) > 1:
         usual = counts.most_common(1)[0][0]
         for i, w in widths.items():
             if w is not None and w != usual:
-                bad[i] = f"the record has {w} values where the other records have {usual}"
-    good = [i for i in range(len(records)) if i not in bad]
+                odd[i] = f"the record has {w} values where the other records have {usual}"
+    good = [i for i in range(len(records)) if i not in bad and i not in odd]
     parts: list = []
     _bisect(job, models, records, good, parts, bad)
+    if odd and all(i in bad for i in good):  # the usual width is not the model's (most records are bad): the next
+        second = counts.most_common(2)[1][0]
+        chosen = sorted(i for i in odd if widths[i] == second)
+        for i in chosen:
+            del odd[i]
+        _bisect(job, models, records, chosen, parts, bad)  # nothing predicted before: the output order is kept
+    bad.update(odd)
     return b"".join(parts), sorted(bad.items())
 
 
@@ -986,7 +1095,64 @@ def _complete(job: _Job, item: tuple, prepared) -> list:
         return [("load-error", _sentence(e), [], 0)]
     if item[0] == "blocks":
         return _run_blocks(job, models, item[1], prepared)
+    if item[0] == "singles":
+        return _run_singles(job, models, item[1], item[2])
     return [_run(job, models, item[1], item[2])]
+
+
+def _run_singles(job: _Job, models: list, numbers: list, records: list) -> list:
+    """The results of a ``singles`` item, one :func:`_run` result per single-record mini-batch, in order. With a
+    row-wise model (:func:`_row_wise`) the records that decode as one table row of the common width are predicted
+    in one call and the predictions cut back into each record's response -- the one it gets alone, since the model's
+    rows are independent; the others, and all of them when that call fails, are sent alone."""
+    import numpy as np
+
+    results: list = [None] * len(records)
+    if _row_wise(models) and len(records) > 1:
+        rows: dict = {}
+        table = _numbers(b"\n".join(records) + b"\n") if _plain_csv(job.content_type) else None
+        if table is not None and len(table) == len(records):  # all numbers, one width: as the codec reads each
+            rows = {i: table[i:i + 1] for i in range(len(records))}
+            records_to_decode: list = []
+        else:
+            records_to_decode = records
+        for i, record in enumerate(records_to_decode):
+            try:
+                request = _decode(record + b"\n", job.content_type, "the record")
+            except Exception:  # noqa: BLE001 -- sent alone below, which reports it
+                continue
+            data = request.data
+            if isinstance(data, np.ndarray) and data.ndim == 2 and len(data) == 1 and data.dtype == np.float64 \
+                    and request.style is None and not request.params:
+                rows[i] = data
+        widths = collections.Counter(r.shape[1] for r in rows.values())
+        if widths:
+            width = widths.most_common(1)[0][0]
+            chosen = [i for i, r in rows.items() if r.shape[1] == width]
+            try:
+                data = table if len(chosen) == len(records) and table is not None \
+                    else np.concatenate([rows[i] for i in chosen])
+                out, style = _predict(job, models, data, None)
+                if isinstance(out, np.ndarray) and out.ndim >= 1 and len(out) == len(chosen):
+                    for i, payload in zip(chosen, _row_payloads(job, out, style)):
+                        results[i] = ("ok", payload, [], 1)
+            except Exception:  # noqa: BLE001 -- a record the model refuses: each alone, by the usual rules
+                results = [None] * len(records)
+    for i, record in enumerate(records):
+        if results[i] is None:
+            results[i] = _run(job, models, [numbers[i]], [record])
+    return results
+
+
+def _row_payloads(job: _Job, out, style) -> list:
+    """The response to each row of predictions ``out`` sent alone (:func:`_payload` of ``out[k:k + 1]``). A CSV of
+    numbers is written once and cut at its newlines: each row is one line, written as it would be alone (each cell
+    ``repr``'s text, :func:`_csv_numbers`)."""
+    if codec.negotiate(job.accept) == codec.CSV and out.ndim in (1, 2) and out.dtype.kind in "iuf":
+        lines = _encode(out, job.accept, style).splitlines(keepends=True)
+        if len(lines) == len(out):
+            return lines
+    return [_payload(job, out[k:k + 1], style) for k in range(len(out))]
 
 
 def _work(job: _Job, item: tuple) -> list:
@@ -1028,8 +1194,9 @@ class _Output:
         folder, name = posixpath.split(final)
         if self.local:
             os.makedirs(folder or ".", exist_ok=True)
-            for stale in os.listdir(folder or "."):  # left by a killed job
-                if stale.startswith(f".{name}.") and stale.endswith(".part"):
+            for stale in os.listdir(folder or "."):  # left by a killed job (not one of a running job's)
+                if stale.startswith(f".{name}.") and stale.endswith(".part") \
+                        and not _writer_alive(stale[len(name) + 2:-5]):
                     try:
                         os.unlink(os.path.join(folder, stale))
                     except OSError:
@@ -1063,6 +1230,30 @@ class _Output:
             pass
 
 
+def _writer_alive(tag: str) -> bool:
+    """Whether the process that named a ``.part`` file ``<pid>-<hex>`` (:class:`_Output`) is still running: its file
+    is then being written (by this job or another one writing into the same folder) and is not removed."""
+    pid = tag.split("-", 1)[0]
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True  # exists, not ours to signal
+    return True
+
+
+def _stale(in_fs, path: str, out_fs, final: str) -> bool:
+    """Whether an existing output is older than its input (the input was changed after the output was written), so
+    that ``resume`` scores it again; False when a file system does not tell modification times."""
+    try:
+        return in_fs.modified(path).timestamp() > out_fs.modified(final).timestamp()
+    except Exception:  # noqa: BLE001 -- NotImplementedError and the like: the output counts as complete
+        return False
+
+
 def _is_local(fs) -> bool:
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return protocol in ("file", "local")
@@ -1083,8 +1274,7 @@ def _batches(records: Iterator[tuple], strategy: str, max_bytes: int | None, sep
     size = 0
     for number, data, reason in records:
         if reason is None and max_bytes and len(data) > max_bytes:  # MaxPayloadInMB: at most, newline aside
-            reason = (f"the record has {len(data)} bytes, more than the {max_bytes} bytes of max payload "
-                      "(raise max_payload_mb)")
+            reason = _too_large(len(data), max_bytes)
         if reason is not None:
             if batch:
                 yield batch, numbers, None
@@ -1206,9 +1396,43 @@ def _items(f, job: _Job, strategy: str, max_bytes: int | None, blocks: bool,
         if group:
             yield ("blocks", group)
         return
+    if strategy == "SingleRecord" and job.split_type == "Line" and not _processing(job) and max_bytes:
+        yield from _single_lines(f, max_bytes, group_bytes)
+        return
     sep = 1 if job.split_type == "Line" else 0
     for batch, numbers, reason in _batches(_records(f, job.split_type, max_bytes), strategy, max_bytes, sep):
         yield ("failed", numbers[0], reason) if reason is not None else ("records", numbers, batch)
+
+
+SINGLES_PER_ITEM = 4096  # single-record mini-batches of one work item at most
+
+
+def _single_lines(f, max_bytes: int, group_bytes: int) -> Iterator[tuple]:
+    """The lines of an object as SingleRecord mini-batches (the records :func:`_records` and :func:`_batches` give),
+    gathered into ``("singles", line numbers, lines)`` work items of at most ``SINGLES_PER_ITEM`` lines (about
+    ``group_bytes``), so that one work item -- and for a row-wise model one predict call (:func:`_run_singles`) --
+    serves many requests of one record each; ``("failed", line, reason)`` for a line larger than ``max_bytes``."""
+    numbers: list = []
+    records: list = []
+    size = 0
+    for n, line in enumerate(f, 1):
+        line = line.rstrip(b"\r\n")
+        if not line or line.isspace():
+            continue
+        if len(line) > max_bytes:  # MaxPayloadInMB: at most, newline aside
+            if records:
+                yield ("singles", numbers, records)
+                numbers, records, size = [], [], 0
+            yield ("failed", n, _too_large(len(line), max_bytes))
+            continue
+        numbers.append(n)
+        records.append(line)
+        size += len(line)
+        if size >= group_bytes or len(records) >= SINGLES_PER_ITEM:
+            yield ("singles", numbers, records)
+            numbers, records, size = [], [], 0
+    if records:
+        yield ("singles", numbers, records)
 
 
 CONCURRENT = ("xgboost",)  # frameworks whose predict may run on several threads at once (see _predict_threads)
@@ -1423,11 +1647,13 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
                       storage_options=storage_options).close()
     inputs = _inputs(str(input), storage_options)
     out_fs, out_root = _fs(str(output), storage_options)
+    if len(inputs) > 1 or inputs[0][2] != posixpath.basename(inputs[0][1]):  # a folder's files (or a manifest's)
+        inputs = _without_outputs(inputs, out_fs, out_root, str(input))
     if _is_local(out_fs):
         if os.path.exists(out_root) and not os.path.isdir(out_root):
             raise TransformError(f"output {output} exists and is not a folder")
         os.makedirs(out_root, exist_ok=True)
-    max_bytes = int(max_payload_mb * 1024 * 1024) or None
+    max_bytes = max(1, int(max_payload_mb * 1024 * 1024)) if max_payload_mb else None  # a byte at least
     blocks = split_type == "Line" and strategy == "MultiRecord" and not processing
     writer = None
     if capture:
@@ -1484,22 +1710,23 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
             return
         results = runner.result(payload)
         bodies = _request_bodies(job, item) if writer is not None else None
+        done = 0
         for k, (_, data, bad, count) in enumerate(results):
             if writer is not None and bodies is not None:
                 writer.capture(bodies[k], content_type, data, accept)
             summary["records_in"] += count
             for number, reason in bad:
                 fail(rel, number, reason)
-            out.write(data)
-            done = count - len(bad)
-            summary["records_out"] += done
-            advance(done)
+            done += count - len(bad)
+        out.write(b"".join(r[1] for r in results))  # one write per work item (thousands of responses in "singles")
+        summary["records_out"] += done
+        advance(done)
 
     try:
         with progress.task(f"transform {len(inputs)} input(s)", total=None, unit="records") as advance:
             for in_fs, path, rel in inputs:
                 final = posixpath.join(out_root.rstrip("/"), rel + ".out") if out_root else rel + ".out"
-                if resume and out_fs.exists(final):
+                if resume and out_fs.exists(final) and not _stale(in_fs, path, out_fs, final):
                     summary["inputs_skipped"] += 1
                     continue
                 current = _Output(out_fs, final)
@@ -1614,8 +1841,10 @@ def cmd_transform(args) -> int:
                         pipeline=[args.artifact, *args.pipeline] if args.pipeline else None,
                         capture=args.capture, capture_percent=args.capture_percent,
                         capture_modes=args.capture_modes, endpoint_name=args.endpoint_name)
+    damaged = f", {summary['inputs_failed']} input(s) damaged" if summary["inputs_failed"] else ""
     print(f"transformed {summary['records_out']} of {summary['records_in']} records from {summary['inputs_done']} "
-          f"input(s) ({summary['inputs_skipped']} skipped as complete, {summary['records_failed']} records failed) "
+          f"input(s) ({summary['inputs_skipped']} skipped as complete, {summary['records_failed']} records "
+          f"failed{damaged}) "
           f"in {summary['seconds']['total']:.1f} s; summary in {posixpath.join(str(args.output), SUMMARY)}",
           file=sys.stderr)
     return 0

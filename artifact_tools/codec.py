@@ -494,6 +494,10 @@ def _csv(text: str, label: str):
 
 
 def _read_csv(text: str, label: str, header):
+    nul = text.find("\0")
+    if nul >= 0:  # pandas' C parser ends a cell at a NUL byte and reads the rest of it as missing (NaN)
+        raise BadBody(f"line {text.count(chr(10), 0, nul) + 1} of {label} holds a NUL byte, which a CSV table cannot "
+                      "carry")
     pd = _pandas("a CSV body with a header or text cells")
     try:
         return pd.read_csv(io.StringIO(text), header=header, skip_blank_lines=True)

@@ -1,0 +1,302 @@
+"""Batch transform on hostile inputs: every bad input is a clear sentence (a failed record or a ``TransformError``),
+never a traceback, a hang, an allocation the size of a lying header, a lost or clobbered output, or a stale output
+taken as complete by ``resume``.
+
+Oracles: XGBoost's own Booster read straight from the archive, TensorFlow's framing facts as written by the
+independent CRC32C of ``google_crc32c`` when installed (else the table-driven one), Python's ``repr``/``csv`` for
+texts. Anything that could hang or exhaust memory runs in a child process with a timeout and ``RLIMIT_AS``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import booster_predict
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from make_samples import make_data  # noqa: E402
+from make_transform_fixtures import build_xgboost  # noqa: E402
+
+from artifact_tools import batch  # noqa: E402
+from artifact_tools.batch import TransformError, tfrecord_frame, transform  # noqa: E402
+
+GOOD = b"1.5,2.5,3.5,4.5\n-1.25,0.5,7.0,2.0\n"
+
+
+@pytest.fixture(scope="module")
+def xgb(tmp_path_factory):
+    X, y = make_data(n=300, d=4, seed=7)
+    return build_xgboost(X, y, tmp_path_factory.mktemp("hostile-models") / "xgb.tar.gz", rounds=8)
+
+
+def csv_text(values) -> bytes:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([v] for v in np.asarray(values).tolist())
+    return buf.getvalue().encode()
+
+
+def rows_of(text: bytes) -> np.ndarray:
+    return np.array([[float(c) for c in line.split(b",")] for line in text.splitlines() if line.strip()])
+
+
+CHILD = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+from artifact_tools.batch import transform
+from artifact_tools.errors import ArtifactError
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)  # every thread of the process
+    return r.ru_utime + r.ru_stime
+try:
+    start = cpu()
+    s = transform(sys.argv[1], sys.argv[2], sys.argv[3], **json.loads(sys.argv[4]))
+    print(json.dumps({"summary": s, "cpu_seconds": cpu() - start}))
+except ArtifactError as e:
+    print(json.dumps({"error": str(e)}))
+"""
+
+
+def in_child(artifact, input, output, timeout=120, **kw) -> dict:
+    """``transform`` in a child process (4 GiB of address space, ``timeout`` seconds): its summary and the CPU
+    seconds it took, or its error sentence; a hang, a crash or a traceback fails the test."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        proc = subprocess.run([sys.executable, "-c", CHILD, str(artifact), str(input), str(output), json.dumps(kw)],
+                              env=env, capture_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"transform did not finish within {timeout} s")
+    assert proc.returncode == 0, proc.stderr.decode()[-800:]
+    return json.loads(proc.stdout.decode().strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------------------ INPUT
+
+def test_a_deeply_nested_json_object_is_a_failed_record_not_a_recursion_error(xgb, tmp_path):
+    """A JSON data file beginning with ``[`` was parsed whole as a possible manifest, and 100,000 nested brackets
+    raised RecursionError out of the job; it is data (a manifest begins ``[{"prefix":``)."""
+    src = tmp_path / "deep.json"
+    src.write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    s = transform(xgb, src, tmp_path / "out", content_type="application/json")
+    assert (s["records_in"], s["records_out"], s["records_failed"]) == (1, 0, 1)
+    assert "too deeply" in s["failed"][0]["reason"]
+    lines = tmp_path / "deep.jsonl"
+    lines.write_bytes(b"[" * 100_000 + b"]" * 100_000 + b"\n[1.5,2.5,3.5,4.5]\n")
+    s = transform(xgb, lines, tmp_path / "out2", content_type="application/jsonlines", split_type="Line",
+                  join_source="Input")
+    assert (s["records_out"], s["records_failed"]) == (1, 1)
+    assert [f["line"] for f in s["failed"]] == [1] and "too deeply" in s["failed"][0]["reason"]
+    bad_text = tmp_path / "bad.csv"
+    bad_text.write_bytes(b"1.5,2.5,3.5,4.5\n\xff,2,3,4\n")
+    s = transform(xgb, bad_text, tmp_path / "out3", split_type="Line", join_source="Input")
+    assert [(f["line"], f["reason"]) for f in s["failed"]] == [(2, "the record is not valid utf-8 text (bad byte at "
+                                                                   "offset 0)")]
+
+
+def test_a_fifo_in_the_input_folder_is_refused_not_waited_on(xgb, tmp_path):
+    """Reading a FIFO waits for a writer forever: the job is refused with a sentence, before anything is written."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.csv").write_bytes(GOOD)
+    os.mkfifo(folder / "pipe")
+    got = in_child(xgb, folder, tmp_path / "out", timeout=90, split_type="Line")
+    assert "pipe" in got["error"] and "not a regular file" in got["error"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_device_given_as_input_is_refused_not_read_forever(xgb, tmp_path):
+    """/dev/zero split by line has no end and no newline: it was read a megabyte at a time forever."""
+    got = in_child(xgb, "/dev/zero", tmp_path / "out", timeout=90, split_type="Line")
+    assert "not a regular file" in got["error"]
+
+
+def test_a_manifest_naming_an_object_twice_is_refused(xgb, tmp_path):
+    """Two entries with one output: the second ``.part`` writer removed the first's file and the job died with
+    FileNotFoundError. Spellings of one key (``./a.csv``) count as the same object."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_bytes(GOOD)
+    (tmp_path / "data" / "sub").mkdir()
+    for i, entries in enumerate((["a.csv", "a.csv"], ["a.csv", "./a.csv"])):
+        manifest = tmp_path / f"m{i}.json"
+        manifest.write_text(json.dumps([{"prefix": str(tmp_path / "data") + "/"}] + entries))
+        with pytest.raises(TransformError, match="twice"):
+            transform(xgb, manifest, tmp_path / f"out{i}", split_type="Line")
+        assert not list((tmp_path / f"out{i}").glob("*.out"))
+    manifest = tmp_path / "folder.json"
+    manifest.write_text(json.dumps([{"prefix": str(tmp_path / "data") + "/"}, "a.csv", "sub"]))
+    with pytest.raises(TransformError, match="sub, which is a folder"):
+        transform(xgb, manifest, tmp_path / "out3", split_type="Line")
+    assert not list((tmp_path / "out3").glob("*.out"))
+
+
+def test_a_running_writers_part_file_is_left_alone(tmp_path):
+    """A ``.part`` file of a live process (another job writing into the same OUTPUT) is not taken for one left by
+    a killed job; one of a process that no longer runs is removed."""
+    import fsspec
+
+    fs = fsspec.filesystem("file")
+    live = tmp_path / f".a.csv.out.{os.getpid()}-0000aaaa.part"
+    live.write_bytes(b"being written")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = tmp_path / f".a.csv.out.{child.pid}-0000bbbb.part"
+    dead.write_bytes(b"left by a killed job")
+    out = batch._Output(fs, str(tmp_path / "a.csv.out"))
+    out.write(b"x\n")
+    out.commit()
+    assert live.exists() and not dead.exists()
+    assert (tmp_path / "a.csv.out").read_bytes() == b"x\n"
+
+
+# ------------------------------------------------------------------------------------------ framing
+
+def test_a_tfrecord_length_larger_than_the_object_costs_no_memory(xgb, tmp_path):
+    """A length field of 2**62 with a valid CRC: the reader tried to allocate it (MemoryError). A record larger than
+    the max payload is now read past: failed, and the records after it scored."""
+    head = struct.pack("<Q", 1 << 62)
+    lying = head + struct.pack("<I", batch._masked_crc(head)) + b"1,2,3,4"
+    src = tmp_path / "lying.tfrecord"
+    src.write_bytes(tfrecord_frame(b"1.5,2.5,3.5,4.5") + lying)
+    got = in_child(xgb, src, tmp_path / "out", split_type="TFRecord")
+    s = got["summary"]
+    assert (s["inputs_failed"], s["records_failed"]) == (1, 1) and "ends inside" in s["failed"][0]["reason"]
+    assert not (tmp_path / "out" / "lying.tfrecord.out").exists()
+    big = tmp_path / "big.tfrecord"
+    rows = [b"1.5,2.5,3.5,4.5", b"0.5," * 400_000 + b"1", b"-1.25,0.5,7.0,2.0"]
+    big.write_bytes(b"".join(tfrecord_frame(r) for r in rows))
+    s = transform(xgb, big, tmp_path / "out2", split_type="TFRecord", max_payload_mb=1, assemble_with="Line")
+    assert (s["records_in"], s["records_out"], s["records_failed"]) == (3, 2, 1)
+    assert s["failed"][0]["record"] == 2 and "max payload" in s["failed"][0]["reason"]
+    expected = booster_predict(xgb, rows_of(rows[0] + b"\n" + rows[2]))
+    assert np.allclose(np.loadtxt(tmp_path / "out2" / "big.tfrecord.out", delimiter=","), expected, atol=1e-6)
+
+
+def test_a_split_recordio_record_over_the_max_payload_is_failed_and_the_next_scored(xgb, tmp_path):
+    """A record split into parts (MXNet's continuation flags) whose parts together exceed the max payload: failed
+    as one record, never assembled; the records around it scored."""
+    magic = struct.pack("<I", batch.RECORDIO_MAGIC)
+
+    def part(flag, data):
+        return magic + struct.pack("<I", (flag << 29) | len(data)) + data + b"\0" * ((-len(data)) % 4)
+
+    chunk = b"7" * (400 * 1024)
+    body = (batch.recordio_frame(b"1.5,2.5,3.5,4.5") + part(1, chunk) + part(2, chunk) + part(3, chunk)
+            + batch.recordio_frame(b"-1.25,0.5,7.0,2.0"))
+    src = tmp_path / "split.rec"
+    src.write_bytes(body)
+    s = transform(xgb, src, tmp_path / "out", split_type="RecordIO", max_payload_mb=1, assemble_with="Line")
+    assert (s["records_in"], s["records_out"], s["records_failed"]) == (3, 2, 1)
+    assert s["failed"][0]["record"] == 2 and "max payload" in s["failed"][0]["reason"]
+    expected = booster_predict(xgb, rows_of(GOOD))
+    assert np.allclose(np.loadtxt(tmp_path / "out" / "split.rec.out", delimiter=","), expected, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+def test_resume_scores_again_an_input_changed_after_its_output(xgb, tmp_path):
+    """``resume`` skipped every input with an output, even one changed since (its output stale)."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.csv").write_bytes(GOOD)
+    (folder / "b.csv").write_bytes(GOOD)
+    transform(xgb, folder, tmp_path / "out", split_type="Line")
+    changed = b"9.0,9.0,9.0,9.0\n"
+    (folder / "b.csv").write_bytes(changed)  # after its output: as if the output were written an hour ago
+    hour_ago = time.time() - 3600
+    os.utime(tmp_path / "out" / "b.csv.out", (hour_ago, hour_ago))
+    s = transform(xgb, folder, tmp_path / "out", split_type="Line", resume=True)
+    assert (s["inputs_skipped"], s["inputs_done"]) == (1, 1)
+    assert (tmp_path / "out" / "b.csv.out").read_bytes() == csv_text(booster_predict(xgb, rows_of(changed)))
+    s = transform(xgb, folder, tmp_path / "out", split_type="Line", resume=True)
+    assert (s["inputs_skipped"], s["inputs_done"]) == (2, 0)
+
+
+# ------------------------------------------------------------------------------------------ SingleRecord at scale
+
+def test_single_record_over_many_lines_is_bounded_and_exact(xgb, tmp_path):
+    """SingleRecord sends one record per request; 100,000 lines took one predict call each (26 CPU-seconds measured,
+    minutes on a busy machine; a million lines, ten times that). Consecutive records of a row-wise model are now
+    predicted together and each record's response cut out -- the bytes of each record predicted alone (XGBoost's own
+    predictions), bad lines reported at their line -- in about a CPU-second."""
+    X = np.round(make_data(n=100_000, d=4, seed=3)[0].astype(np.float64), 6)
+    lines = [",".join(repr(float(v)) for v in row).encode() for row in X]
+    bad = {10: b"1.5,x,2,3", 50_000: b"1.0,2.0", 99_990: b"\xff,1,2,3"}
+    text, failed_lines, n = [], [], 0
+    for i, line in enumerate(lines):
+        if i in bad:
+            text.append(bad[i])
+            n += 1
+            failed_lines.append(n)
+        text.append(line)
+        n += 1
+    src = tmp_path / "rows.csv"
+    src.write_bytes(b"\n".join(text) + b"\n")
+    got = in_child(xgb, src, tmp_path / "out", timeout=240, split_type="Line", strategy="SingleRecord")
+    s = got["summary"]
+    assert (s["records_in"], s["records_out"], s["records_failed"]) == (len(X) + 3, len(X), 3)
+    assert [f["line"] for f in s["failed"]] == failed_lines
+    assert (tmp_path / "out" / "rows.csv.out").read_bytes() == csv_text(booster_predict(xgb, X))
+    assert got["cpu_seconds"] < 12, got["cpu_seconds"]
+    small = tmp_path / "small.csv"
+    small.write_bytes(b"\n".join(text[:40]) + b"\n")
+    for workers in (1, 2):  # each record alone, as JSON responses: one per line with AssembleWith Line
+        s = transform(xgb, small, tmp_path / f"json{workers}", split_type="Line", strategy="SingleRecord",
+                      accept="application/json", assemble_with="Line", workers=workers)
+        got_lines = (tmp_path / f"json{workers}" / "small.csv.out").read_text().splitlines()
+        assert len(got_lines) == s["records_out"] == 39
+        assert np.allclose([json.loads(x) for x in got_lines], booster_predict(xgb, X[:39]).reshape(-1, 1),
+                           atol=1e-7)
+
+
+@pytest.mark.parametrize("inside", ["OUT", "."])
+def test_outputs_written_into_the_input_folder_are_not_scored_by_the_next_run(xgb, tmp_path, inside):
+    """OUTPUT inside INPUT (or INPUT itself): a second run -- ``resume`` after a kill, or a rerun -- listed the first
+    run's ``.out`` files and summary as inputs and scored them (``a.csv.out.out``, failed summary lines)."""
+    folder = tmp_path / "in"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.csv").write_bytes(GOOD)
+    (folder / "sub" / "b.csv").write_bytes(GOOD)
+    out = folder / inside
+    first = transform(xgb, folder, out, split_type="Line")
+    assert (first["inputs"], first["records_failed"]) == (2, 0)
+    again = transform(xgb, folder, out, split_type="Line", resume=True)
+    assert (again["inputs"], again["inputs_skipped"], again["records_failed"]) == (2, 2, 0)
+    rerun = transform(xgb, folder, out, split_type="Line")
+    assert (rerun["inputs"], rerun["inputs_done"], rerun["records_failed"]) == (2, 2, 0)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*.out")) == ["a.csv.out", "sub/b.csv.out"]
+
+
+@pytest.mark.parametrize("strategy", ["MultiRecord", "SingleRecord"])
+def test_good_records_among_more_bad_records_of_another_width_are_predicted(xgb, tmp_path, strategy):
+    """A mini-batch whose records mostly have a number of values the model does not take: the few good records were
+    failed as "the record has 4 values where the other records have 2"; they are predicted, the others reported."""
+    rows = [b"1.5,2.5,3.5,4.5", b"1,2", b"3,4", b"-1.25,0.5,7.0,2.0", b"5,6", b"7,8"]
+    src = tmp_path / "rows.csv"
+    src.write_bytes(b"\n".join(rows) + b"\n")
+    s = transform(xgb, src, tmp_path / "out", split_type="Line", strategy=strategy)
+    assert (s["records_in"], s["records_out"], s["records_failed"]) == (6, 2, 4)
+    assert [f["line"] for f in s["failed"]] == [2, 3, 5, 6]
+    assert (tmp_path / "out" / "rows.csv.out").read_bytes() == csv_text(booster_predict(xgb, rows_of(GOOD)))
+
+
+def test_a_max_payload_under_one_byte_is_a_limit_not_no_limit(xgb, tmp_path):
+    """``max_payload_mb=1e-9`` rounded to 0 bytes, which meant no limit at all: every record is larger than it."""
+    src = tmp_path / "rows.csv"
+    src.write_bytes(GOOD)
+    for split in ("Line", "None"):
+        s = transform(xgb, src, tmp_path / split, split_type=split, max_payload_mb=1e-9)
+        assert s["records_out"] == 0 and s["records_failed"] == s["records_in"] >= 1
+        assert all("max payload" in f["reason"] for f in s["failed"])
