@@ -55,7 +55,8 @@ most ``max_payload_mb`` -- the mini-batch bodies -- without looking at single li
 by one call of pyarrow's CSV reader when pyarrow is installed, else of numpy's C text reader (both read numbers as
 Python's ``float`` does, so as the codec does), any other block by the codec. Consecutive blocks of one object (about
 16 MB of them, ``GROUP_BYTES``; 4 MB, ``THREAD_GROUP_BYTES``, for predicting threads and worker processes) of a
-row-wise model (XGBoost, scikit-learn, LightGBM, CatBoost: each row's prediction ignores the other rows) are
+row-wise model (:mod:`artifact_tools.row_wise`, the rule ``serve`` batches by: XGBoost, LightGBM, CatBoost, the
+scikit-learn estimators computed row by row; each row's answer the same bits in any call) are
 predicted in one call and the predictions cut back into each block's, so that
 each mini-batch still gets the response it would get alone (and is one response in the output and the capture);
 when that call fails each block is sent alone, and only a block that fails alone -- or gives a number of predictions
@@ -118,7 +119,6 @@ MAX_PAYLOAD_MB = 100  # MaxPayloadInMB's upper bound
 SUMMARY = "transform-summary.json"
 MAX_FAILURES_KEPT = 10_000  # failed records listed in the summary (all are counted)
 GROUP_BYTES = 16 << 20  # consecutive mini-batches of one object read and predicted together, up to about this size
-ROW_WISE = ("xgboost", "sklearn", "lightgbm", "catboost")  # frameworks predicting each row on its own
 RECORDIO_MAGIC = 0xCED7230A
 
 
@@ -970,12 +970,15 @@ def _run_block(job: _Job, models: list, first: int, block: bytes, rows) -> tuple
 
 
 def _row_wise(models: list) -> bool:
-    """Whether consecutive mini-batches may be predicted in one call: one model (no pipeline) of a framework whose
-    prediction for a row does not depend on the other rows sent with it (tree ensembles and scikit-learn
-    estimators), called through its own ``predict`` (no ``inference.py`` handlers, which may not be row-wise), and
-    not found to answer otherwise (:func:`_run_combined`)."""
-    return (len(models) == 1 and getattr(models[0], "framework", None) in ROW_WISE
-            and getattr(models[0], "invoke_fn", None) is None and id(models[0]) not in _NOT_ROW_WISE)
+    """Whether consecutive mini-batches may be predicted in one call: one model (no pipeline) whose answer for a
+    row is the same bits whatever other rows share the call -- the rule ``serve`` batches requests by
+    (:func:`artifact_tools.row_wise.batchable`: XGBoost, LightGBM, CatBoost, the scikit-learn estimators computed
+    row by row, no code of the artifact's own), Hugging Face pipelines left out -- and not found to answer
+    otherwise (:func:`_run_combined`)."""
+    from .row_wise import batchable
+
+    return (len(models) == 1 and getattr(models[0], "framework", None) != "huggingface" and batchable(models[0])
+            and id(models[0]) not in _NOT_ROW_WISE)
 
 
 _NOT_ROW_WISE: set = set()  # per process: ids of loaded models that did not give one prediction per row

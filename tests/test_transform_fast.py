@@ -290,3 +290,23 @@ def test_linear_boosters_and_other_frameworks_predict_on_one_thread(models, tmp_
     src.write_text("\n".join(_rows_text(X)) + "\n")
     transform(linear, src, tmp_path / "out", split_type="Line", max_payload_mb=0.005)
     assert (tmp_path / "out" / "rows.csv.out").read_bytes() == csv_text(booster_predict(linear, X))
+
+
+def test_single_records_of_a_blas_model_get_the_answer_each_gets_alone(tmp_path):
+    """A linear model computes with BLAS matrix products, whose last bits move with the number of rows in the call
+    (checked here against scikit-learn itself): SingleRecord records are then predicted one by one, each getting
+    exactly the answer scikit-learn gives that row alone -- never joined with their neighbours."""
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 40))
+    model = LinearRegression().fit(X, X @ rng.normal(size=40) + rng.normal(size=300))
+    alone = np.array([model.predict(X[i:i + 1])[0] for i in range(len(X))])
+    assert (alone != model.predict(X)).any()  # the oracle itself shows the batch effect this test is about
+    artifact = build_joblib(model, tmp_path / "linear.tar.gz")
+    src = tmp_path / "in" / "rows.csv"
+    src.parent.mkdir()
+    src.write_text("\n".join(",".join(repr(float(v)) for v in row) for row in X) + "\n")
+    out = transform(artifact, src.parent, tmp_path / "out", split_type="Line", strategy="SingleRecord")
+    assert out["records_out"] == len(X)
+    assert (tmp_path / "out" / "rows.csv.out").read_bytes() == csv_text(alone)
