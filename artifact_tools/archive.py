@@ -57,7 +57,8 @@ Bounded work on hostile input (each cap below is checked before the work it boun
   never trusted for the budget.
 - tar: a GNU long-name/long-link record (``L``/``K``) may hold at most 64 KiB and a pax header 1 MiB; all header
   records of one entry (chained records, sparse maps) at most 4 MiB; an entry name at most 4096 bytes (Linux
-  PATH_MAX); all names of an artifact together at most 64 MiB. Sparse members (old GNU ``S``, pax
+  PATH_MAX) and :data:`MAX_NAME_DEPTH` folders deep (Python's own folder creation and removal recurse once
+  per level); all names of an artifact together at most 64 MiB. Sparse members (old GNU ``S``, pax
   ``GNU.sparse.*`` 0.0/0.1/1.0, GNU tar manual "Sparse Formats") count their holes at their expanded size.
 - Error sentences quote names and labels shortened to at most 100 characters.
 - ``max_ratio`` 0 turns the ratio checks off (the other caps stay).
@@ -81,7 +82,7 @@ import types
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING, Callable, Iterator, NamedTuple, NoReturn, Protocol, cast
+from typing import IO, TYPE_CHECKING, Any, Callable, Iterator, NamedTuple, NoReturn, Protocol, cast
 
 from ._value import Value
 from .errors import ArtifactError, CorruptArtifact, NotAnArtifact, UnsafeArtifact
@@ -109,10 +110,16 @@ CHUNK = 1 << 20
 PIECE = 96 << 10
 HEAD = 64 << 10
 MAX_NAME_BYTES = 4096  # PATH_MAX on Linux (<linux/limits.h>): no file system path can be longer
+MAX_NAME_DEPTH = 256  # folders in one entry name: pathlib's mkdir and shutil.rmtree recurse once per level
 MAX_NAMES_TOTAL = 64 << 20  # all entry names of one artifact (with its nested archives) together
 MAX_LONG_RECORD = 64 << 10  # one GNU 'L'/'K' long-name / long-link record
 MAX_PAX_HEADER = 1 << 20  # one pax extended ('x') or global ('g') header
 MAX_ENTRY_HEADERS = 4 << 20  # every header block read for one tar entry: chained records, sparse maps
+# Concatenated compressed streams (gzip members, bzip2/xz streams): each one starts a new decoder (about 40 us), so
+# a file of empty gzip members (20 bytes each) would take 40 s per 20 MB. Real multi-member files (BGZF: 64 KiB
+# blocks; ``cat a.gz b.gz``) stay far below one stream per MIN_STREAM_BYTES of output.
+MAX_STREAMS = 1000
+MIN_STREAM_BYTES = 4096
 MAX_LINK_HOPS = 8  # symbolic links followed from one link to its file (Linux follows 40; artifacts use one)
 _SHORT = 100
 
@@ -302,6 +309,8 @@ def normalize_name(raw: str) -> str:
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise UnsafeArtifact(f"archive entry {_short(raw)!r} climbs out of the archive with '..'")
+    if len(parts) > MAX_NAME_DEPTH:  # within 4096 bytes a name can be 2048 folders deep
+        raise UnsafeArtifact(f"archive entry {_short(raw)!r} is nested more than {MAX_NAME_DEPTH} folders deep")
     return "/".join(parts)
 
 
@@ -467,7 +476,9 @@ class _Source:
             try:
                 self.fs, self.path = fsspec.core.url_to_fs(text, **(storage_options or {}))
             except (ImportError, ValueError) as e:
-                raise ArtifactError(f"cannot open {text}: {e}") from None
+                raise ArtifactError(f"cannot open {_short(text)}: {_short(e)}") from None
+            except Exception as e:  # a file system that connects or opens its target when made (ftp, zip::...)
+                raise ArtifactError(f"cannot open {_short(text)}: {type(e).__name__}: {_short(e)}") from None
             try:
                 info = self.fs.info(self.path)
             except FileNotFoundError as e:
@@ -531,7 +542,7 @@ class _Source:
                                                 cache_type="readahead")
                 except TypeError:
                     self._handle = self.fs.open(self.path, "rb", block_size=8 << 20)
-            return _as_file(_View(self._handle))
+            return _as_file(_View(self._handle, self.size))
         return open(self.path, "rb", buffering=0)
 
     def head(self, n: int = 1024) -> bytes:
@@ -546,10 +557,13 @@ class _Source:
 
 
 class _View(io.RawIOBase):
-    """A reader with its own position over a shared file handle (closing the view leaves the handle open)."""
+    """A reader with its own position over a shared file handle (closing the view leaves the handle open).
+    ``size`` is the handle's length, for seeks from the end (not every fsspec file has a ``size``: caching
+    file systems hand out plain local files)."""
 
-    def __init__(self, f):
+    def __init__(self, f, size: int | None = None):
         self._f, self._pos = f, 0
+        self._size = size
 
     def readable(self) -> bool:
         return True
@@ -561,7 +575,13 @@ class _View(io.RawIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = 0) -> int:
-        self._pos = offset if whence == 0 else self._pos + offset if whence == 1 else self._f.size + offset
+        if whence == 2:
+            size = self._size if self._size is not None else getattr(self._f, "size", None)
+            if size is None:
+                size = self._f.seek(0, 2)
+            self._pos = size + offset
+        else:
+            self._pos = offset if whence == 0 else self._pos + offset
         return self._pos
 
     def read(self, n: int = -1) -> bytes:
@@ -583,7 +603,8 @@ class _Inflater(io.RawIOBase):
 
     gzip goes through isal's ``IgzipDecompressor`` (RFC 1952 member by member: it checks each member's CRC-32 and
     ISIZE trailer and keeps its own input buffer, so no unconsumed input is copied between calls) when isal is
-    installed, else through zlib's ``decompressobj`` with its ``unconsumed_tail``.
+    installed, else through zlib's ``decompressobj`` with its ``unconsumed_tail``. Concatenated streams are read
+    on, at most :data:`MAX_STREAMS` plus one per :data:`MIN_STREAM_BYTES` of output.
     """
 
     def __init__(self, raw: IO[bytes], kind: str, limits: Limits, label: str):
@@ -597,6 +618,7 @@ class _Inflater(io.RawIOBase):
         self._out = 0
         self._eof = False
         self._pending = b""
+        self._streams = 1
 
     def _new_decoder(self):
         if self._kind == "gzip":
@@ -629,6 +651,11 @@ class _Inflater(io.RawIOBase):
                 if rest is not self._d.unused_data:
                     self._in += len(rest)
                 if rest.startswith(self._MAGIC[self._kind]):
+                    self._streams += 1
+                    if self._streams > MAX_STREAMS + self._out // MIN_STREAM_BYTES:
+                        raise UnsafeArtifact(
+                            f"{_short(self._label)} is made of more than {self._streams - 1} concatenated {self._kind} "
+                            f"streams for {self._out} bytes of data; each costs a new decoder (a slow-down attack?)")
                     self._new_decoder()  # a concatenated (multi-member) stream continues
                     self._pending = rest
                 else:  # end of data; like GNU tar, trailing padding after the stream is ignored
@@ -785,15 +812,75 @@ class _MemberData(io.RawIOBase):
         return data
 
 
+_CHAINED = {tarfile.XHDTYPE: "pax extended", tarfile.SOLARIS_XHDTYPE: "pax extended",
+            tarfile.GNUTYPE_LONGNAME: "GNU long-name", tarfile.GNUTYPE_LONGLINK: "GNU long-link"}
+_PAX_SIZES = ("size", "GNU.sparse.size", "GNU.sparse.realsize")
+
+
 class _CheckedTarInfo(tarfile.TarInfo):
-    """Refuses oversized GNU long-name/long-link records and pax headers before ``tarfile`` reads them.
+    """Refuses oversized GNU long-name/long-link records and pax headers before ``tarfile`` reads them, and every
+    header that ``tarfile`` and GNU tar (``tar -x``, which SageMaker runs) would read differently, so that the
+    entries inspection audits are the files a container gets:
+
+    - two records of one kind before one entry (two pax extended headers, two GNU long names or long links), or a
+      pax extended header together with a GNU long name or link: ``tarfile`` takes the first, GNU tar the last;
+    - a header without the POSIX magic ``ustar\\0`` (old GNU, v7) with bytes in the ustar ``prefix`` field
+      (offset 345): ``tarfile`` prepends them to the name, GNU tar reads them as times (old GNU) or ignores them;
+    - a damaged header block after the first (bad checksum or numbers): ``tarfile`` ends the archive there, GNU
+      tar skips to the next valid header and extracts what follows;
+    - a pax ``size`` (or ``GNU.sparse.size`` / ``realsize``) that is not a plain decimal number, which
+      ``tarfile`` reads as 0 (or as Python's ``int()`` does: ``1_0``, ``+5``, spaces), and a negative size
+      (base-256 numbers can be negative); where the next header starts then differs.
 
     ``_proc_member`` is the documented hook for subclasses (tarfile.py: "The entry point is _proc_member() which
     can be overridden in a subclass"); ``self.size`` is the record's length from its header block.
     """
 
+    @classmethod
+    def fromtarfile(cls, tarfile_):
+        fileobj = tarfile_.fileobj
+        label = _short(getattr(fileobj, "label", "the archive"))
+        at = fileobj.tell()
+        buf = fileobj.read(tarfile.BLOCKSIZE)
+        try:
+            obj = cls.frombuf(buf, tarfile_.encoding, tarfile_.errors)
+        except tarfile.InvalidHeaderError as e:
+            if at == 0:  # not a tar at all: tarfile's own error says so
+                raise
+            raise CorruptArtifact(f"{label} has a damaged tar header at byte {at} ({_short(e)}); tar readers "
+                                  "disagree on what follows it (GNU tar skips it and reads on)") from None
+        if buf[345] and buf[257:263] != b"ustar\0" and obj.type not in tarfile.GNU_TYPES:
+            raise UnsafeArtifact(f"{label} has a tar header at byte {at} that is not POSIX ustar but has a name "
+                                 "prefix field, which tar readers read differently (the entry's name is ambiguous)")
+        if obj.size < 0:
+            raise CorruptArtifact(f"{label} has a tar header at byte {at} with a negative size")
+        obj.offset = at
+        return obj._proc_member(tarfile_)
+
+    def _apply_pax_info(self, pax_headers, encoding, errors):
+        for key in _PAX_SIZES:
+            value = pax_headers.get(key)
+            if value is not None and not (value.isascii() and value.isdigit()):
+                raise CorruptArtifact(f"a pax header gives {key}={_short(value, 40)!r}, not a decimal number of "
+                                      "bytes; tar readers disagree on where the next entry starts")
+        super()._apply_pax_info(pax_headers, encoding, errors)
+
     def _proc_member(self, tarfile_):
         label = _short(getattr(tarfile_.fileobj, "label", "the archive"))
+        kind = _CHAINED.get(self.type)
+        if kind is not None:
+            chain: list[str] = tarfile_.__dict__.setdefault("_chained", [])
+            if kind in chain or (chain and "pax extended" in (kind, *chain)):
+                raise UnsafeArtifact(f"{label} has an entry with a {chain[-1]} header followed by a {kind} header "
+                                     f"(at byte {self.offset}); tar readers disagree on which one names it")
+            chain.append(kind)
+            try:
+                return self._proc_checked(tarfile_, label)
+            finally:
+                chain.clear()
+        return self._proc_checked(tarfile_, label)
+
+    def _proc_checked(self, tarfile_, label):
         if self.type in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK) and self.size > MAX_LONG_RECORD:
             what = "name" if self.type == tarfile.GNUTYPE_LONGNAME else "link"
             raise UnsafeArtifact(f"{label} has a GNU long-{what} record of {self.size} bytes "
@@ -814,6 +901,13 @@ class _TarReader(tarfile.TarFile):
     def next(self) -> tarfile.TarInfo | None:
         ti = super().next()
         del self.members[:]
+        if ti is not None and ti.size and not ti.isreg() and ti.type in tarfile.SUPPORTED_TYPES:
+            # tarfile reads the next header right after a folder, link, device or FIFO header, GNU tar after the
+            # data its size announces (for links, FIFOs, devices, and a '\0'-type name ending in '/'): bytes one
+            # reader takes as data the other takes as entries
+            raise UnsafeArtifact(f"{_short(getattr(self.fileobj, 'label', 'the archive'))} has a "
+                                 f"{_TYPE_NAMES.get(ti.type, 'special')} entry {_short(ti.name)!r} that declares "
+                                 f"{ti.size} bytes of data; tar readers disagree on where the next entry starts")
         return ti
 
 
@@ -876,8 +970,11 @@ class Artifact:
         self._digest: _Digest | None = None  # the hash the current pass feeds
         self.extract_error: ArtifactError | None = None  # why the last scan(extract_to=...) stopped extracting
         self._members: list[Member] | None = None
+        # (member, the bytes scan kept of it) of every copy a later, different copy of its name replaced
+        self.replaced: list[tuple[Member, bytes]] = []
         self._tmpdirs: list[str] = []
         self._compression: str | None = None
+        self._zip_dir: _ZipDirectory | None = None  # a zip's central directory, parsed once when it is recognised
         if self.src.is_dir:
             self.container = "directory"
             return
@@ -887,13 +984,18 @@ class Artifact:
         kind = container_kind(head)
         if kind in ("gzip", "bzip2", "xz"):
             with self.src.open() as raw:
-                inner = _Inflater(raw, kind, self.limits, self.label).read(1024)
+                # (read until 1024 bytes came: one call returns at most one stream's bytes, and a multi-member
+                # gzip's first member may hold a few bytes only)
+                inner = _read_exact(_as_file(_Inflater(raw, kind, self.limits, self.label)), 1024)
             tar_kinds: dict[str, Container] = {"gzip": "tar.gz", "bzip2": "tar.bz2", "xz": "tar.xz"}
             if _is_tar_header(inner[:512]) or (len(inner) >= 512 and inner[:512] == b"\0" * 512):
                 self.container = tar_kinds[kind]
             else:
                 self.container = "gzip-file" if kind == "gzip" else "file"
         elif kind == "zip":
+            if _is_tar_header(head[:512]):  # SageMaker's tar -x would unpack other files than a zip reader
+                raise UnsafeArtifact(f"{_short(self.label)} is both a zip archive and a tar archive (a tar header "
+                                     "whose name starts with a zip signature); readers disagree on its files")
             self.container = "file" if self._zip_is_one_model_file() else "zip"
         elif kind == "tar":
             self.container = "tar"
@@ -908,11 +1010,10 @@ class Artifact:
 
         try:
             with self.src.open() as f:
-                _check_central_directory(f, self.src.size, self.label, self.limits)
-                names = zipfile.ZipFile(f).namelist()
+                self._zip_dir = _read_zip_directory(f, self.label, self.limits)
         except ZIP_ERRORS:
             return False  # listing will report the damage
-        return zip_model_kind(names) is not None
+        return zip_model_kind([i.filename for i in self._zip_dir.infos]) is not None
 
     # ---------------------------------------------------------------- context / cleanup
     def __enter__(self) -> "Artifact":
@@ -1141,7 +1242,7 @@ class Artifact:
 
     def _zip_entries(self, spent: _Spent):
         with self._open_raw(buffered=True) as f:
-            yield from zip_entries(f, self.label, self.limits, spent)
+            yield from zip_entries(f, self.label, self.limits, spent, directory=self._zip_dir)
 
     def _dir_entries(self, spent: _Spent):
         def counted(size: int) -> None:  # a folder's files come out as they are: read and produced alike
@@ -1150,11 +1251,19 @@ class Artifact:
 
         if self.src.fs is not None:
             fs, top = self.src.fs, self.src.path.rstrip("/")
-            for path in sorted(fs.find(top)):
+
+            def remote(what: str, call: Callable, *args):
+                try:
+                    return call(*args)
+                except Exception as e:  # network, credentials, a file system that cannot list its root
+                    raise ArtifactError(f"cannot {what} {_short(self.label)}: {type(e).__name__}: {_short(e)}") \
+                        from None
+
+            for path in sorted(remote("list", fs.find, top)):
                 rel = normalize_name(path[len(top):].lstrip("/"))
-                size = int(fs.info(path).get("size") or 0)
+                size = int(remote("read", fs.info, path).get("size") or 0)
                 counted(size)
-                with fs.open(path, "rb") as f:
+                with remote("read", fs.open, path, "rb") as f:
                     yield Member(rel, size, ignored=is_junk(rel)), f
             return
         root = Path(self.src.path)
@@ -1168,17 +1277,20 @@ class Artifact:
             rel_dir = base.relative_to(root).as_posix()
             if rel_dir != ".":
                 yield Member(rel_dir, 0, "dir"), None
-            for fn in sorted(filenames):
-                p = base / fn
-                rel = p.relative_to(root).as_posix()
-                st = p.lstat()
+            prefix = "" if rel_dir == "." else rel_dir + "/"
+            for fn in sorted(filenames):  # (string paths: a folder may hold 100,000 files)
+                path = os.path.join(dirpath, fn)
+                rel = prefix + fn
+                st = os.lstat(path)
                 if stat.S_ISLNK(st.st_mode):
                     yield Member(rel, 0, "symlink"), None
                 elif not stat.S_ISREG(st.st_mode):
                     yield Member(rel, 0, "fifo" if stat.S_ISFIFO(st.st_mode) else "device"), None
+                elif not st.st_size:  # nothing to read: no open and close (a folder may hold 100,000 empty files)
+                    yield Member(rel, 0, ignored=is_junk(rel)), io.BytesIO(b"")
                 else:
                     counted(st.st_size)
-                    with open(p, "rb") as f:
+                    with open(path, "rb") as f:
                         yield Member(rel, st.st_size, ignored=is_junk(rel)), f
 
     # ---------------------------------------------------------------- listing
@@ -1206,9 +1318,13 @@ class Artifact:
 
         Identical duplicates are folded (compared by size + CRC-32; a copy not read whole is read again for
         that; extraction compares bytes). Differing duplicates are counted in ``conflicts`` and the last copy is
-        kept, which is what ``tar -x`` (and so SageMaker) would leave on disk; extraction refuses them.
+        kept, which is what ``tar -x`` (and so SageMaker) would leave on disk; extraction refuses them. What was
+        kept of each earlier copy is left in ``self.replaced`` (names that differ only in spelling, ``./a`` and
+        ``a`` or ``a\\b`` and ``a/b``, are one name here but may be two files to another reader, so every copy
+        is audited).
         """
         kept: dict[str, bytes] = {}
+        self.replaced = []
         listing: dict[str, Member] = {}
         reopen: dict[str, Callable[[], _Readable] | None] = {}
         crc = _fast_zlib.crc32
@@ -1305,7 +1421,9 @@ class Artifact:
                                 prev.duplicates += 1
                                 continue
                         m.duplicates, m.conflicts = prev.duplicates, prev.conflicts + 1
-                        kept.pop(m.name, None)
+                        earlier = kept.pop(m.name, None)
+                        if earlier is not None:  # still audited: tar readers need not agree on which copy wins
+                            self.replaced.append((prev, earlier))
                     listing[m.name] = m
                     reopen[m.name] = None if m.crc32 is not None else getattr(stream, "reopen", None)
                     if want:
@@ -1418,6 +1536,9 @@ def _whole_crc(m: Member, reopen: Callable[[], _Readable] | None) -> int | None:
     return c
 
 
+_DIGEST_PIECE = 64 << 10
+
+
 class _Digest:
     """SHA-256 of a byte stream fed in order, computed on a helper thread (hashlib releases the GIL while it
     hashes large buffers, so hashing overlaps inflating). At most 16 chunks wait in its queue. The thread only
@@ -1434,6 +1555,7 @@ class _Digest:
         self._t = threading.Thread(target=self._run, name="artifact-tools-digest", daemon=True)
         self._t.start()
         self._done = False
+        self._small = bytearray()  # pieces smaller than _DIGEST_PIECE not yet handed to the thread
         self.mark = 0
 
     def _run(self) -> None:
@@ -1444,12 +1566,25 @@ class _Digest:
             self._h.update(item)
 
     def update(self, data: bytes) -> None:
-        if data:
+        # small pieces (headers, tiny members) are gathered into one chunk: a queue hand-off costs more than
+        # hashing a few bytes, and an archive of 100,000 tiny members reads 200,000 pieces
+        if len(data) >= _DIGEST_PIECE:
+            if self._small:
+                self._q.put(bytes(self._small))
+                self._small.clear()
             self._q.put(data)
+        elif data:
+            self._small += data
+            if len(self._small) >= _DIGEST_PIECE:
+                self._q.put(bytes(self._small))
+                self._small.clear()
 
     def cancel(self) -> None:
         if not self._done:
             self._done = True
+            if self._small:
+                self._q.put(bytes(self._small))
+                self._small.clear()
             self._q.put(None)
             self._t.join()
 
@@ -1677,38 +1812,70 @@ def _check_central_directory(f: IO[bytes], size: int, label: str, limits: Limits
             buf, pos = b"", 0
 
 
-def _raw_name_length(info: zipfile.ZipInfo) -> int:
+def _raw_name(info: zipfile.ZipInfo) -> bytes:
+    """The entry's name as the central directory stores it (UTF-8 with flag bit 11, else code page 437)."""
     try:
-        return len(info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437"))
+        return info.orig_filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437")
     except UnicodeError:
-        return 0
+        return b""
+
+
+class _ZipDirectory(NamedTuple):
+    """A zip's central directory as ``zipfile`` parsed it: the entries, where zipfile found the directory, where
+    the end record says it is (None without an end record), and the file's size."""
+    infos: list[zipfile.ZipInfo]
+    start_dir: int
+    recorded_start: int | None
+    size: int
+
+
+def _read_zip_directory(f: IO[bytes], label: str, limits: Limits) -> _ZipDirectory:
+    """The central directory (caps checked first, see :func:`_check_central_directory`); raises what ``zipfile``
+    raises (:data:`ZIP_ERRORS`) on a damaged one."""
+    size = f.seek(0, 2)
+    _check_central_directory(f, size, label, limits)
+    zf = zipfile.ZipFile(f)
+    end = cast(Any, zipfile)._EndRecData(f)  # the end record zipfile used (private, long stable)
+    return _ZipDirectory(zf.infolist(), zf.start_dir, None if end is None else end[cast(Any, zipfile)._ECD_OFFSET],
+                         size)
 
 
 class _ZipArchive:
-    """A zip's central directory, read with the caps above and checked for overlapping entries.
+    """A zip's central directory, read with the caps above and checked for overlapping entries, for a central
+    directory that is not where the end record says, and (in :meth:`open`) for a local header naming its entry
+    otherwise than the central directory: where zip readers would see different entries, the zip is refused.
 
     Entries must not share bytes (APPNOTE 4.3.6: local header, then the entry's data, one entry after another).
     The check runs twice: here with the local headers' smallest possible extent (30 bytes + the name; the local
     extra field is unknown until read), and exactly in :meth:`open`, before the entry's data is read.
     """
 
-    def __init__(self, f: IO[bytes], label: str, limits: Limits, spent: _Spent):
+    def __init__(self, f: IO[bytes], label: str, limits: Limits, spent: _Spent,
+                 directory: _ZipDirectory | None = None):
+        """``directory``: the same file's central directory, already read (the file is not parsed again)."""
         self.f, self.label, self.limits, self.spent = f, label, limits, spent
-        try:
-            self.size = size = f.seek(0, 2)
-            _check_central_directory(f, size, label, limits)
-            zf = zipfile.ZipFile(f)
-            self.infos = zf.infolist()
-            start_dir = zf.start_dir
-        except ZIP_ERRORS as e:
-            raise CorruptArtifact(f"{_short(label)} is not a readable zip archive ({_short(e)})") from None
+        if directory is None:
+            try:
+                directory = _read_zip_directory(f, label, limits)
+            except ZIP_ERRORS as e:
+                raise CorruptArtifact(f"{_short(label)} is not a readable zip archive ({_short(e)})") from None
+        self.infos, start_dir, recorded, self.size = directory
+        if recorded is not None and start_dir != recorded:
+            # zipfile reads the central directory just before the end record and shifts every offset by the
+            # difference ("concat", for data prepended to the zip); readers that take the recorded offset as it
+            # is (torch's miniz) then read another directory, with other entries
+            raise CorruptArtifact(f"{_short(label)}: its central directory is not at the offset its end record "
+                                  "gives (data before the archive, or a second directory); zip readers disagree on "
+                                  "its entries")
         if len(self.infos) > limits.max_members:
             raise UnsafeArtifact(f"{_short(label)} has more than {limits.max_members} entries")
         order = sorted(self.infos, key=lambda i: i.header_offset)
         self._limit: dict[int, int] = {}  # id(info) -> offset where its bytes must end
+        self._raw: dict[int, bytes] = {}  # id(info) -> its name's bytes in the central directory
         for k, info in enumerate(order):
             nxt = order[k + 1].header_offset if k + 1 < len(order) else start_dir
-            if info.header_offset < 0 or info.header_offset + 30 + _raw_name_length(info) + info.compress_size > nxt:
+            raw = self._raw[id(info)] = _raw_name(info)
+            if info.header_offset < 0 or info.header_offset + 30 + len(raw) + info.compress_size > nxt:
                 self._overlap(info)
             self._limit[id(info)] = nxt
 
@@ -1732,6 +1899,12 @@ class _ZipArchive:
         start = info.header_offset + 30 + name_len + extra_len
         if start + info.compress_size > self._limit[id(info)]:
             self._overlap(info)
+        raw = self._raw[id(info)]
+        if name_len != len(raw) or self.f.read(name_len) != raw:
+            # zipfile refuses this too ("File name in directory ... and header ... differ"); readers that stream
+            # local headers (bsdtar, Java's ZipInputStream) would name the entry differently
+            raise CorruptArtifact(f"{label}: {_short(name)} has another name in its local header than in the "
+                                  "central directory")
         self.spent.consume(30 + name_len + extra_len)
         return _ZipEntryReader(self.f, start, info, self.label, name, self.limits, self.spent)
 
@@ -1882,11 +2055,12 @@ class _ZipEntryReader(io.RawIOBase):
         return len(data)
 
 
-def zip_entries(f: IO[bytes], label: str, limits: Limits, spent: _Spent | None = None
-                ) -> Iterator[tuple[Member, IO[bytes] | None]]:
-    """Entries of a zip archive (a seekable file): non-overlapping, bounded, counted on the bytes they produce."""
+def zip_entries(f: IO[bytes], label: str, limits: Limits, spent: _Spent | None = None, *,
+                directory: _ZipDirectory | None = None) -> Iterator[tuple[Member, IO[bytes] | None]]:
+    """Entries of a zip archive (a seekable file): non-overlapping, bounded, counted on the bytes they produce.
+    ``directory``: its central directory, when already read."""
     spent = spent if spent is not None else _Spent(limits, label)
-    z = _ZipArchive(f, label, limits, spent)
+    z = _ZipArchive(f, label, limits, spent, directory)
     # What all entries declare together against the archive's size: an early refusal of many small entries that
     # are each under the ratio floor, before any is read (listing reads only their first bytes; the real count is
     # still taken on the bytes produced).
@@ -1983,63 +2157,85 @@ class _Extractor:
     """Writes an archive's entries under one folder, one entry at a time, with every safety check: ``tarfile``'s
     ``data_filter`` as a second layer, nothing outside the folder, no name used both as a file and as a folder,
     a repeated name only when its bytes are identical, new files created exclusively without following links,
-    and at most ``limits.max_total_bytes`` written in all."""
+    and at most ``limits.max_total_bytes`` written in all.
+
+    The cost per entry stays flat however many there are: each folder level is checked (``data_filter``, whose
+    ``realpath`` looks at every level of the path, and ``lstat``: a real folder, not a file) and made once, then
+    remembered; a file is created with ``O_EXCL | O_NOFOLLOW`` in a folder so checked, its name being one path
+    segment (entry names are normalised: no ``..``, no empty or ``.`` segments, no leading ``/``), so it cannot
+    land outside the folder either."""
 
     def __init__(self, out: Path, limits: Limits, label: str):
         out.mkdir(parents=True, exist_ok=True)
         self.out = out.resolve()
+        self._root = str(self.out)
         self.limits = limits
         self.short = _short(label)
         self.written = 0
         self.seen: set[str] = set()
         self.duplicates: list[str] = []
+        self._dirs: set[str] = {""}  # folders (relative) checked to be real folders inside ``out``
 
     def _fail(self, name: str, e: OSError) -> NoReturn:  # a name the file system refuses (too long...), a full disk
         raise ArtifactError(f"cannot extract {_short(name)} from {self.short}: {e.strerror or _short(e)}") from None
 
-    def _target(self, m: Member) -> Path:
-        out, short = self.out, self.short
-        ti = tarfile.TarInfo(m.name)
-        ti.type = tarfile.DIRTYPE if m.type == "dir" else tarfile.REGTYPE
-        ti.mode = 0o755 if m.type == "dir" else 0o644
-        ti.size = m.size
+    def _filter(self, name: str) -> None:
+        """``tarfile.data_filter`` on a folder entry, and a name that is already normal (:func:`normalize_name`)."""
+        short = self.short
+        ti = tarfile.TarInfo(name)
+        ti.type, ti.mode = tarfile.DIRTYPE, 0o755
         try:
-            tarfile.data_filter(ti, str(out))
+            tarfile.data_filter(ti, self._root)
         except tarfile.FilterError as e:
-            raise UnsafeArtifact(f"{short}: entry {_short(m.name)} refused ({_short(e)})") from None
-        target = out / m.name
-        if not str(target.resolve()).startswith(str(out)):
-            raise UnsafeArtifact(f"{short}: entry {_short(m.name)} would be written outside the extraction folder")
-        for parent in target.parents:
-            if parent == out:
-                break
-            if parent.exists() and not parent.is_dir():
-                raise UnsafeArtifact(f"{short} uses {_short(parent.relative_to(out))} both as a file and as a folder")
-        return target
+            raise UnsafeArtifact(f"{short}: entry {_short(name)} refused ({_short(e)})") from None
+        if not name or normalize_name(name) != name:
+            raise UnsafeArtifact(f"{short}: entry {_short(name)} would be written outside the extraction folder")
+
+    def _folder(self, rel: str) -> None:
+        """Make ``rel`` and the folders above it, each checked and made at most once."""
+        if rel in self._dirs:
+            return
+        up = rel.rpartition("/")[0]
+        if up not in self._dirs:
+            self._folder(up)  # (depth <= MAX_NAME_DEPTH: names are normalised)
+        self._filter(rel)
+        path = os.path.join(self._root, rel)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if not os.path.isdir(path):  # (a link is followed here: data_filter checked it stays inside)
+                raise UnsafeArtifact(f"{self.short} uses {_short(rel)} both as a file and as a folder") from None
+        self._dirs.add(rel)
 
     def folder(self, m: Member) -> None:
         try:
-            target = self._target(m)
-            if target.exists() and not target.is_dir():
-                raise UnsafeArtifact(f"{self.short} uses {_short(m.name)} both as a file and as a folder")
-            target.mkdir(parents=True, exist_ok=True)
+            self._folder(m.name)
         except OSError as e:
             self._fail(m.name, e)
 
     def file(self, m: Member) -> "_FileSink | _SameContent":
         """A sink for the bytes of file ``m``: a new file, or (for a name already written) a comparison."""
+        name = m.name
         try:
-            target = self._target(m)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if m.name in self.seen:
-                return _SameContent(self, open(target, "rb"), m.name)
-            if target.exists():
-                raise UnsafeArtifact(f"{self.short} uses {_short(m.name)} both as a file and as a folder")
-            self.seen.add(m.name)
-            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-            return _FileSink(self, os.fdopen(fd, "wb"), m.name)
+            if name in self.seen:
+                return _SameContent(self, open(os.path.join(self._root, name), "rb"), name)
+            if not name or normalize_name(name) != name:  # (data_filter vetted the folder it goes in)
+                raise UnsafeArtifact(f"{self.short}: entry {_short(name)} would be written outside the extraction "
+                                     "folder")
+            parent = name.rpartition("/")[0]
+            if parent:
+                self._folder(parent)
+            if name in self._dirs:
+                raise UnsafeArtifact(f"{self.short} uses {_short(name)} both as a file and as a folder")
+            try:
+                fd = os.open(os.path.join(self._root, name),
+                             os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+            except FileExistsError:
+                raise UnsafeArtifact(f"{self.short} uses {_short(name)} both as a file and as a folder") from None
+            self.seen.add(name)
+            return _FileSink(self, os.fdopen(fd, "wb"), name)
         except OSError as e:
-            self._fail(m.name, e)
+            self._fail(name, e)
 
 
 class _FileSink:

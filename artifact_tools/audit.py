@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from pathlib import PurePosixPath
 from typing import Callable, Iterable
 
 from .errors import ArtifactError
@@ -86,12 +85,24 @@ def audit_torch_tree(member: str, tree, names: list[str]) -> list[Finding]:
     TorchScript's own C++ unpickler, which resolves only the archive's ``__torch__`` classes (from its ``code/``)
     and its fixed ``torch.jit._pickle`` builtins, never a Python import (``torch/csrc/jit/serialization/
     unpickler.cpp``): what runs is the archive's code, one ``code`` finding. Other torch zips are read by
-    ``torch.load``'s Python unpickler, so every ``*.pkl`` record gets the pickle rules."""
-    if any(n.endswith("/constants.pkl") or "/code/" in f"/{n}" for n in names):
+    ``torch.load``'s Python unpickler, so every ``*.pkl`` record gets the pickle rules. torch finds its records
+    with miniz's ``mz_zip_reader_locate_file`` without ``MZ_ZIP_FLAG_CASE_SENSITIVE`` (caffe2/serialize/
+    inline_container.cc), so names are compared ignoring case here: ``DATA.PKL`` is audited as ``data.pkl`` is,
+    and two records whose names differ only in case are a finding (either could be the one torch reads)."""
+    folded: dict[str, str] = {}
+    for n in names:
+        other = folded.setdefault(n.lower(), n)
+        if other != n:
+            return [Finding(member, "unknown-types",
+                            f"holds records {other[:100]!r} and {n[:100]!r} whose names differ only in case; torch "
+                            "looks records up ignoring case (miniz), so which one it reads cannot be told; "
+                            "loading it needs trust=True")]
+    lowered = [n.lower() for n in names]
+    if any(n.endswith("/constants.pkl") or "/code/" in f"/{n}" for n in lowered):
         return [Finding(member, "code", "is a TorchScript archive, whose serialized code runs when it is loaded")]
     out: list[Finding] = []
     for n in names:
-        if n.endswith(".pkl"):
+        if n.lower().endswith(".pkl"):  # miniz finds ``data.pkl`` under any case
             try:
                 body = tree.read(n)
             except (ArtifactError, OSError, ValueError) as e:
@@ -108,7 +119,7 @@ def audit_members(names: Iterable[str], kinds: dict[str, str], read: Callable[[s
     names = list(names)
     for name in names:
         kind = kinds.get(name, "binary")
-        base = PurePosixPath(name.split("!/")[-1]).name
+        base = name.rpartition("!/")[2].rpartition("/")[2]  # the file name (names are normalised)
         data = b""  # the member's bytes, read below for the kinds audited from them
         if kind in PICKLE_KINDS or kind in ("torch-legacy", "torch-zip", "keras-zip", "hdf5") \
                 or base == "saved_model.pb" or (kind == "npy"):
@@ -180,15 +191,29 @@ def _audit_spark_metadata(name: str, data: bytes | None) -> list[Finding]:
 
 
 def _audit_old_torchscript(names: list[str]) -> list[Finding]:
-    """TorchScript of torch 1.0-1.2: ``model.json`` with ``code/`` and ``tensors/`` beside it (no data.pkl)."""
-    out = []
+    """TorchScript of torch 1.0-1.2: ``model.json`` with ``code/`` and ``tensors/`` beside it (no data.pkl).
+
+    One walk over the names collects every folder that holds a ``code/`` or ``tensors/`` folder (linear in the
+    names' length, however many ``model.json`` there are)."""
+    code: set[str] = set()
+    tensors: set[str] = set()
+    jsons = []
     for n in names:
-        if PurePosixPath(n).name == "model.json":
-            d = str(PurePosixPath(n).parent)
-            pre = "" if d == "." else d + "/"
-            if any(m.startswith(pre + "code/") for m in names) and any(m.startswith(pre + "tensors/") for m in names):
-                out.append(Finding(n, "code", "is a TorchScript archive of torch 1.0, whose serialized code runs "
-                                              "when it is loaded"))
+        if "code/" in n or "tensors/" in n:
+            parts = n.split("/")
+            for i in range(len(parts) - 1):
+                if parts[i] == "code":
+                    code.add("/".join(parts[:i]))
+                elif parts[i] == "tensors":
+                    tensors.add("/".join(parts[:i]))
+        if n == "model.json" or n.endswith("/model.json"):
+            jsons.append(n)
+    out = []
+    for n in jsons:
+        d = n[: -len("model.json")].rstrip("/")
+        if d in code and d in tensors:
+            out.append(Finding(n, "code", "is a TorchScript archive of torch 1.0, whose serialized code runs "
+                                          "when it is loaded"))
     return out
 
 

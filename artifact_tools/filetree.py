@@ -13,7 +13,7 @@ import os
 import struct
 import zipfile
 import zlib
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Iterable, Mapping, Protocol
 
 from .errors import CorruptArtifact
@@ -40,7 +40,19 @@ class FileTree(Protocol):
 
 
 def _norm(name: str) -> str:
-    return str(PurePosixPath(name.replace("\\", "/"))).lstrip("/") if name not in ("", ".") else ""
+    """``name`` as a relative POSIX path: backslashes as slashes, no empty or ``.`` segments, no leading slash;
+    ``..`` is kept (what ``str(PurePosixPath(name)).lstrip("/")`` gives, ``""`` for ``""`` and ``"."``), in
+    string operations only: every member of a 100,000-entry archive passes here."""
+    if "\\" not in name and "//" not in name and "/." not in name and not name.startswith(("/", "./")) \
+            and not name.endswith("/") and name != ".":
+        return name  # already normal (the common case)
+    if name in ("", "."):
+        return ""
+    name = name.replace("\\", "/")
+    parts = [p for p in name.split("/") if p and p != "."]
+    if parts:
+        return "/".join(parts)
+    return "" if name.startswith("/") else "."
 
 
 class MappingTree:
@@ -81,12 +93,24 @@ class DirTree:
         self.root = Path(root)
 
     def names(self) -> list[str]:
-        out = []
-        for dirpath, _dirnames, filenames in os.walk(self.root, followlinks=False):
-            for f in filenames:
-                p = Path(dirpath) / f
-                if p.is_file() and not p.is_symlink():
-                    out.append(p.relative_to(self.root).as_posix())
+        # one scandir per folder; an entry's type comes from the folder listing (no stat per file)
+        out: list[str] = []
+        stack = [("", str(self.root))]
+        while stack:
+            rel, path = stack.pop()
+            try:
+                it = os.scandir(path)
+            except OSError:  # as os.walk: an unreadable folder is skipped
+                continue
+            with it:
+                for e in it:
+                    try:
+                        if e.is_dir(follow_symlinks=False):
+                            stack.append((f"{rel}{e.name}/", e.path))
+                        elif e.is_file(follow_symlinks=False):
+                            out.append(rel + e.name)
+                    except OSError:
+                        continue
         return sorted(out)
 
     def _path(self, name: str) -> Path:
@@ -110,7 +134,9 @@ class ZipTree:
     """Files inside a zip archive (a path, or bytes already read), read through the archive layer's checked zip
     reader (``artifact_tools.archive``): overlapping entries are refused and every read is inflated in bounded
     steps, counted against ``limits`` (by default ``Limits.from_env()``; an artifact's ``art.limits`` makes the
-    reads share that artifact's budget)."""
+    reads share that artifact's budget). Two entries of one name (``a`` and ``./a`` count as one) are refused:
+    Python's ``zipfile`` reads the last of them, torch's miniz whichever its binary search over the sorted
+    central directory meets (``mz_zip_reader_locate_file``), so what is audited could differ from what is loaded."""
 
     def __init__(self, source: str | os.PathLike | bytes, label: str = "zip", limits=None):
         import io
@@ -129,7 +155,15 @@ class ZipTree:
         spent = _Spent(limits, label, parent=getattr(limits, "_spent", None))
         self._zip = _ZipArchive(self._file, label, limits, spent)
         self._label = label
-        self._infos = {_norm(i.filename): i for i in self._zip.infos if not i.is_dir()}
+        self._infos: dict[str, zipfile.ZipInfo] = {}
+        for info in self._zip.infos:
+            if info.is_dir():
+                continue
+            key = _norm(info.filename)
+            if key in self._infos:  # zipfile reads the last entry of a name, torch's miniz one found by bisection
+                raise CorruptArtifact(f"{label} has two entries named {key[:100]!r}; zip readers disagree on "
+                                      "which one they read")
+            self._infos[key] = info
 
     def names(self) -> list[str]:
         return sorted(self._infos)

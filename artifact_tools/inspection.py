@@ -51,6 +51,12 @@ KEEP_BUDGET = 1 << 30  # at most this many bytes of member content are held duri
 log = logging.getLogger(__name__)
 
 
+def _base(name: str) -> str:
+    """The file name of a normalised member path (``PurePosixPath(name).name`` without building a path object:
+    inspection asks it of every member, and an archive may hold 100,000)."""
+    return name.rpartition("/")[2]
+
+
 def inspect(source, *, limits: Limits | None = None, storage_options: dict | None = None) -> Report:
     """Inspect a model artifact (path, folder, fsspec URI or an opened Artifact) and return a :class:`Report`.
 
@@ -72,11 +78,13 @@ def inspect_opened(art: Artifact, *, extract_to: str | os.PathLike | None = None
     reads the archive once.
     """
     kinds: dict[str, str] = {}
+    kind_of: dict[int, str] = {}
     budget = [KEEP_BUDGET]
 
     def keep(member, head: bytes) -> int:
         kind = sniff(member.name, head, member.size)
         kinds[member.name] = kind
+        kind_of[id(member)] = kind  # a later, different copy of the name replaces kinds[name], not this
         want = keep_bytes(kind, head, member.size)
         if want > len(head) and want > budget[0]:
             want = len(head)
@@ -95,8 +103,8 @@ def inspect_opened(art: Artifact, *, extract_to: str | os.PathLike | None = None
         if m.conflicts:
             report.warnings.append(
                 f"{m.name} appears {m.duplicates + m.conflicts + 1} times with different contents; "
-                "tar extraction (and so SageMaker) keeps the last copy, which is the one inspected here; "
-                "loading refuses such an archive")
+                "tar extraction (and so SageMaker) keeps the last copy, which is the one inspected here "
+                "(the trust audit reads every copy); loading refuses such an archive")
         elif m.duplicates:
             report.warnings.append(f"{m.name} appears {m.duplicates + 1} times with identical contents")
     live = [m for m in files if not m.ignored]
@@ -109,6 +117,7 @@ def inspect_opened(art: Artifact, *, extract_to: str | os.PathLike | None = None
     # Nested zips (built-in algorithms' model_algo-N) are listed and checked with the same rules; a zip that is
     # one model file (torch.save, TorchScript, .keras) is recognised by its entry names.
     nested_content: dict[str, bytes] = {}
+    replaced: list[tuple[str, str, bytes, int]] = []  # (name, kind, bytes kept, size) of replaced copies
     nested_kind: dict[str, str] = {}
     for name in [n for n, k in kind.items() if k in ("zip", "torch-zip", "keras-zip") and n in content
                  and sizes[n] == len(content[n])]:
@@ -135,6 +144,8 @@ def inspect_opened(art: Artifact, *, extract_to: str | os.PathLike | None = None
             if not inner.ignored:
                 nested_kind[full] = k
                 if len(body) == inner.size:  # only a body kept whole can be read whole
+                    if full in nested_content and nested_content[full] != body:
+                        replaced.append((full, k, nested_content[full], len(nested_content[full])))
                     nested_content[full] = body
     for name, k in kind.items():  # a damaged JSON file is a damaged artifact, whatever reads it later
         if k == "json" and name in content and len(content[name]) == sizes[name]:
@@ -152,6 +163,14 @@ def inspect_opened(art: Artifact, *, extract_to: str | os.PathLike | None = None
 
     findings = audit_members([*kind, *nested_kind], {**kind, **nested_kind}, whole,
                              _decompress_limit(lim))
+    # Earlier copies of a name that a later, different copy replaced: tar -x keeps the last, but readers that
+    # spell names otherwise (``a\\b`` is two folders here and one file name to GNU tar) keep both
+    replaced += [(m.name, kind_of.get(id(m), "binary"), data, m.size) for m, data in art.replaced if not m.ignored]
+    for name, k, data, size in replaced:
+        held = data if len(data) == size else None
+        for found in audit_members([name], {name: k}, _reader(held), _decompress_limit(lim)):
+            findings.append(Finding(f"{found.member} (an earlier copy of that name)", found.level, found.what,
+                                    found.on_load))
     ctx = _Context(report, tree, kind, sizes, art.container, findings)
     for detector in DETECTORS:
         if detector(ctx):
@@ -159,6 +178,11 @@ def inspect_opened(art: Artifact, *, extract_to: str | os.PathLike | None = None
     ctx.finish()
     log.info("%s: %s, %s layout, trust %s", art.label, report.framework, report.layout, report.trust.get("verdict"))
     return report
+
+
+def _reader(body: bytes | None) -> Callable[[str], bytes | None]:
+    """``audit_members``' read function for one member whose bytes are ``body`` (None: not held whole)."""
+    return lambda _name: body
 
 
 def _decompress_limit(lim: Limits) -> int:
@@ -176,9 +200,17 @@ class _Context:
         self.kinds = kinds
         self.sizes = sizes
         self.container = container
+        self._sorted: list[str] | None = None
+        self._by_kind: dict[str, list[str]] = {}
 
     def names(self, kind: str | None = None) -> list[str]:
-        return sorted(n for n, k in self.kinds.items() if kind is None or k == kind)
+        """The member names (of one kind), sorted; the detectors ask often, so they are sorted once."""
+        if self._sorted is None:
+            self._sorted = sorted(self.kinds)
+            self._by_kind = {}
+            for n in self._sorted:
+                self._by_kind.setdefault(self.kinds[n], []).append(n)
+        return list(self._sorted if kind is None else self._by_kind.get(kind, ()))
 
     def whole(self, name: str) -> bytes | None:
         """The member's full bytes if inspection kept all of them, else None."""
@@ -218,7 +250,7 @@ class _Context:
         """A warning naming what ``requirements.txt`` lists: the SageMaker containers pip-install
         ``code/requirements.txt`` at start-up; artifact-tools never installs anything."""
         for name in self.names():
-            if PurePosixPath(name).name != "requirements.txt" or name.count("/") > 1 \
+            if _base(name) != "requirements.txt" or name.count("/") > 1 \
                     or (name.count("/") == 1 and not name.startswith("code/")):
                 continue
             from .formats import python_script
@@ -287,7 +319,7 @@ def _entry_point(names: list[str]) -> str | None:
 # ------------------------------------------------------------------------------------------ detectors
 
 def _djl(ctx: _Context) -> bool:
-    props = [n for n in ctx.names("properties") if PurePosixPath(n).name == "serving.properties"]
+    props = [n for n in ctx.names("properties") if _base(n) == "serving.properties"]
     if not props:
         return False
     text = (ctx.whole(props[0]) or b"").decode("utf-8", "replace")
@@ -316,7 +348,7 @@ def _djl(ctx: _Context) -> bool:
 
 
 def _mleap(ctx: _Context) -> bool:
-    bundles = [n for n in ctx.names("json") if PurePosixPath(n).name == "bundle.json"]
+    bundles = [n for n in ctx.names("json") if _base(n) == "bundle.json"]
     if not bundles and not ctx.names("zip"):
         return False
     from .formats import mleap_bundle
@@ -423,7 +455,7 @@ def _xgboost(ctx: _Context) -> bool:
     candidates = found
     if not candidates:
         return False
-    root_named = any(PurePosixPath(n).name == "xgboost-model" for n in candidates)
+    root_named = any(_base(n) == "xgboost-model" for n in candidates)
     builtin = root_named and ctx.container not in ("file", "gzip-file")
     layout = "builtin-algorithm" if builtin else ctx.default_layout(True)
     ctx.set("xgboost", layout, algorithm="xgboost" if layout == "builtin-algorithm" else None)
@@ -431,7 +463,7 @@ def _xgboost(ctx: _Context) -> bool:
 
 
 def _tensorflow(ctx: _Context) -> bool:
-    pbs = [n for n in ctx.names() if PurePosixPath(n).name == "saved_model.pb"]
+    pbs = [n for n in ctx.names() if _base(n) == "saved_model.pb"]
     if not pbs:
         return False
     from .formats import savedmodel
@@ -489,7 +521,7 @@ def _keras(ctx: _Context) -> bool:
 def _huggingface(ctx: _Context) -> bool:
     from .formats import huggingface
 
-    configs = [n for n in ctx.names("json") if PurePosixPath(n).name == "config.json"]
+    configs = [n for n in ctx.names("json") if _base(n) == "config.json"]
     for c in sorted(configs, key=len):
         base = str(PurePosixPath(c).parent) if "/" in c else ""
         sub = SubTree(ctx.tree, base) if base else ctx.tree
@@ -650,11 +682,14 @@ def model_fn_files(source: bytes) -> list[str]:
 def _named_by_script(mentioned: list[str], candidates: list[str]) -> list[str]:
     """The candidates a script's literals name: by their path in the artifact, else by a unique file name."""
     out: list[str] = []
+    exact = set(candidates)
+    by_base: dict[str, list[str]] = {}
+    for c in candidates:
+        by_base.setdefault(_base(c), []).append(c)
     for text in mentioned:
-        hits = [c for c in candidates if c == text]
+        hits = [text] if text in exact else []
         if not hits:
-            base = PurePosixPath(text).name
-            same = [c for c in candidates if PurePosixPath(c).name == base]
+            same = by_base.get(PurePosixPath(text).name, [])
             hits = same if len(same) == 1 else []
         out += [h for h in hits if h not in out]
     return out
@@ -673,10 +708,10 @@ def _choose_model(ctx: _Context, names: list[str], values: dict) -> tuple[str, s
         if named:
             best = next((n for n in named if n in values and _predicts(values[n])), named[0])
             return best, f"{entry}'s model_fn loads it"
-    conventional = [n for c in CONVENTIONAL_MODEL_NAMES for n in names if PurePosixPath(n).name == c]
+    conventional = [n for c in CONVENTIONAL_MODEL_NAMES for n in names if _base(n) == c]
     if conventional:
         best = min(conventional, key=lambda n: n.count("/"))
-        return best, f"{PurePosixPath(best).name} is the conventional name of a SageMaker model file"
+        return best, f"{_base(best)} is the conventional name of a SageMaker model file"
     predicting = [n for n in names if n in values and _predicts(values[n])]
     if predicting:
         short = _class_of(values[predicting[0]]).rsplit(".", 1)[-1]
@@ -850,7 +885,7 @@ _TRITON_FRAMEWORKS: dict[str, Framework] = {
 
 def _triton(ctx: _Context) -> bool:
     """A Triton model repository: ``<model>/config.pbtxt`` beside numbered version folders (formats/triton.py)."""
-    if not any(PurePosixPath(n).name == "config.pbtxt" for n in ctx.kinds):
+    if not any(_base(n) == "config.pbtxt" for n in ctx.kinds):
         return False
     from .formats import triton
 

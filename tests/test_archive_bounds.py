@@ -53,7 +53,7 @@ EXPECTED = {
     "long-deep-name-pax-under-cap.tar.gz": r"name longer than 4096 bytes",
     "long-name-pax.tar.gz": r"pax header of \d+ bytes",
     "long-name-pax-under-cap.tar.gz": r"name longer than 4096 bytes",
-    "long-name-chain.tar.gz": r"header records take more than",
+    "long-name-chain.tar.gz": r"header records take more than|tar readers disagree on which one names it",
     "pax-global-chain.tar.gz": r"too many chained header records",
     "many-long-names.tar.gz": r"entry names of .* take more than",
     "long-name.zip": r"name longer than 4096 bytes",
