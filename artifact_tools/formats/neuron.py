@@ -28,7 +28,6 @@ nothing is loaded or run.
 from __future__ import annotations
 
 import re
-from pathlib import PurePosixPath
 from typing import Callable
 
 from ..errors import ArtifactError
@@ -69,7 +68,7 @@ def identify(names: list[str], read_head: Callable[[str], bytes | None]) -> dict
             files.append(n)
             evidence.append(f"{n} is a Neuron executable (NEFF)")
     for n in names:
-        base = PurePosixPath(n).name
+        base = n.rpartition("/")[2]
         if base.endswith(_TORCH_SUFFIXES) or base in ("model", "model_neuron"):
             data = _read(read_head, n)
             if data and data[:4] == b"PK\x03\x04" and _torchscript_uses_neuron(data):
@@ -93,8 +92,8 @@ def identify(names: list[str], read_head: Callable[[str], bytes | None]) -> dict
                 "reason": NEURON_REASON}
     by_folder: dict[str, set[str]] = {}
     for n in names:
-        p = PurePosixPath(n)
-        by_folder.setdefault(str(p.parent), set()).add(p.name)
+        folder, _, base = n.rpartition("/")  # names are normalised: no trailing or doubled slashes
+        by_folder.setdefault(folder or ".", set()).add(base)
     for folder, present in sorted(by_folder.items()):
         for required in _NEO_SETS:
             if set(required) <= present:
