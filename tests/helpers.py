@@ -152,3 +152,16 @@ class ServeProcess:
 
     def __exit__(self, *exc) -> None:
         assert self.stop() == 0, self.log()
+
+
+def with_bad_lines(lines: list, bad: dict) -> tuple[list, list[int]]:
+    """``lines`` with ``bad[i]`` inserted before line ``i``; and the 1-based line numbers the bad lines end up at."""
+    text, at, n = [], [], 0
+    for i, line in enumerate(lines):
+        if i in bad:
+            text.append(bad[i])
+            n += 1
+            at.append(n)
+        text.append(line)
+        n += 1
+    return text, at

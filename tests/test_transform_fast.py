@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import booster_predict, sklearn_reference
+from helpers import booster_predict, sklearn_reference, with_bad_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -63,14 +63,7 @@ def test_combined_mini_batches_with_bad_lines_in_the_middle(models, name, tmp_pa
     bad = {700: "1.5,x,2,3,4,5", 1500: "1.0,2.0", 2300: "1,2,3,inf,5,6"}
     if name == "xgb":
         bad.pop(2300)  # XGBoost takes infinity as a value
-    text, expected_lines, line_no = [], [], 0
-    for i, line in enumerate(lines):
-        if i in bad:
-            text.append(bad[i])
-            line_no += 1
-            expected_lines.append(line_no)
-        text.append(line)
-        line_no += 1
+    text, expected_lines = with_bad_lines(lines, bad)
     src = tmp_path / "rows.csv"
     src.write_bytes(("\n".join(text) + "\n").encode())
     s = transform(models[name], src, tmp_path / "out", split_type="Line", max_payload_mb=0.01)

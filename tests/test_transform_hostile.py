@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import booster_predict
+from helpers import booster_predict, with_bad_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -234,14 +234,7 @@ def test_single_record_over_many_lines_is_bounded_and_exact(xgb, tmp_path):
     X = np.round(make_data(n=100_000, d=4, seed=3)[0].astype(np.float64), 6)
     lines = [",".join(repr(float(v)) for v in row).encode() for row in X]
     bad = {10: b"1.5,x,2,3", 50_000: b"1.0,2.0", 99_990: b"\xff,1,2,3"}
-    text, failed_lines, n = [], [], 0
-    for i, line in enumerate(lines):
-        if i in bad:
-            text.append(bad[i])
-            n += 1
-            failed_lines.append(n)
-        text.append(line)
-        n += 1
+    text, failed_lines = with_bad_lines(lines, bad)
     src = tmp_path / "rows.csv"
     src.write_bytes(b"\n".join(text) + b"\n")
     got = in_child(xgb, src, tmp_path / "out", timeout=240, split_type="Line", strategy="SingleRecord")
