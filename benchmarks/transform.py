@@ -1,6 +1,6 @@
 """Batch transform throughput and memory against the frameworks' own in-memory predict, and on Spark.
 
-    python benchmarks/transform.py [--rows 1000000] [--models xgboost,sklearn-rf,sklearn-hgb] [--skip-spark]
+    python benchmarks/transform.py [--rows 1000000] [--models xgboost,sklearn-rf,sklearn-hgb] [--skip-spark] [--runs 3]
 
 Models (``scripts/make_transform_fixtures.py`` ``build_bench_models``, trained once on 50,000 rows of 20 numeric
 features): XGBoost 300 trees of depth 6 (``binary:logistic``); scikit-learn RandomForestClassifier 100 trees of
@@ -10,9 +10,10 @@ every core). Rows: 20 standard-normal features rounded to 5 decimals, as CSV (18
 One machine (targets from the issue): records/s of ``artifact_tools.transform`` (CSV file in, ``.out`` file out,
 ``split_type="Line"``, ``MultiRecord``, 6 MB mini-batches, run in a child process, the model load not counted) over
 the framework's own ``predict`` on the whole array already in memory (the model read by the framework from the
-archive; XGBoost ``Booster.predict(DMatrix(X))``, scikit-learn ``estimator.predict(X)``; the best of 3) >= 0.8, with 1
-worker (the default: for XGBoost tree models one thread per core, at most 4, each reading, predicting with its share
-of the cores and writing; for other models reading on a thread while the model predicts) and with 2 worker processes;
+archive; XGBoost ``Booster.predict(DMatrix(X))``, scikit-learn ``estimator.predict(X)``; anchor call, 1-worker job and
+2-worker job alternating, medians of ``--runs`` rounds, default 3) >= 0.8, with 1 worker (the default: for XGBoost
+tree models one thread per core, at most 4, each reading, predicting with its share of the cores and writing; for
+other models reading on a thread while the model predicts) and with 2 worker processes;
 the peak RSS of the 1-worker child for 4x the rows (the same file four times) within 10% of that for 1x. On a shared
 machine wall-clock rates follow the other load; records per CPU-second (the 1-worker job's CPU time, its reading
 thread included; the predict's process time, all its threads) are printed beside them as the contention-free
@@ -35,6 +36,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tarfile
 import tempfile
@@ -115,20 +117,17 @@ def native(name: str, artifact: Path):
 
 
 def ceiling(name: str, model, X: np.ndarray) -> tuple[float, float]:
-    """(records/s, records per CPU-second) of the framework's own predict on the whole in-memory array (best of
-    3 each)."""
+    """(records/s, records per CPU-second) of one call of the framework's own predict on the whole in-memory
+    array."""
     if name == "xgboost":
         import xgboost as xgb
 
         run = lambda: model.predict(xgb.DMatrix(X))  # noqa: E731
     else:
         run = lambda: model.predict(X)  # noqa: E731
-    walls, cpus = [], []
-    for _ in range(3):
-        c = time.process_time()
-        walls.append(_timed(run))
-        cpus.append(time.process_time() - c)
-    return len(X) / min(walls), len(X) / min(cpus)
+    c = time.process_time()
+    wall = _timed(run)
+    return len(X) / wall, len(X) / (time.process_time() - c)
 
 
 def _timed(fn) -> float:
@@ -149,16 +148,24 @@ def ours(artifact: Path, csv: Path, workers: int) -> tuple[float, int, float]:
     return info["records"] / info["seconds"], info["peak_rss"] or rss, info["records"] / info["cpu"]
 
 
-def one_machine(arts: dict, n: int, folder: Path) -> None:
+def one_machine(arts: dict, n: int, folder: Path, runs: int) -> None:
+    """Per model, ``runs`` rounds, each one anchor call, one 1-worker job and one 2-worker job in turn; the medians
+    of each are compared (the anchor warmed by one call first, as the job's child loads its model before it is
+    timed)."""
     small = rows_csv(folder, n)
     big = times_four(small)
     X = np.loadtxt(small, delimiter=",", dtype=np.float64)
     print(f"one machine, {n:,} CSV rows x 20 features ({small.stat().st_size / 2**20:.0f} MiB), "
-          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}:", flush=True)
+          f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}, median of {runs} interleaved rounds:",
+          flush=True)
+    med = statistics.median
     for name, art in arts.items():
-        top, top_cpu = ceiling(name, native(name, art), X)
-        rate1, rss1, cpu1 = ours(art, small, 1)
-        rate2, _, _ = ours(art, small, 2)  # (its workers are the forkserver's children: CPU not counted)
+        model = native(name, art)
+        ceiling(name, model, X)
+        rounds = [(ceiling(name, model, X), ours(art, small, 1), ours(art, small, 2)) for _ in range(runs)]
+        top, top_cpu = med(r[0][0] for r in rounds), med(r[0][1] for r in rounds)
+        rate1, rss1, cpu1 = (med(r[1][i] for r in rounds) for i in range(3))
+        rate2 = med(r[2][0] for r in rounds)  # (its workers are the forkserver's children: CPU not counted)
         _, rss4, _ = ours(art, big, 1)
         print(f"  {name:11s} own predict in memory {top:9,.0f} rec/s | transform 1 worker {rate1:9,.0f} rec/s, "
               f"ratio {rate1 / top:.2f} | 2 workers {rate2:9,.0f} rec/s, ratio {rate2 / top:.2f} (target >= 0.8)")
@@ -281,6 +288,7 @@ def main(argv=None) -> int:
     p.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated: " + ", ".join(ALL_MODELS))
     p.add_argument("--skip-spark", action="store_true")
     p.add_argument("--skip-local", action="store_true")
+    p.add_argument("--runs", type=int, default=3, help="interleaved rounds on one machine (medians)")
     args = p.parse_args(argv)
     from make_transform_fixtures import build_bench_models
 
@@ -290,7 +298,7 @@ def main(argv=None) -> int:
     built = build_bench_models(folder / "models-v2")
     arts = {k: built[k] for k in args.models.split(",")}
     if not args.skip_local:
-        one_machine(arts, args.rows, folder)
+        one_machine(arts, args.rows, folder, args.runs)
     if not args.skip_spark:
         spark_rates(arts, args.rows, folder)
     return 0
