@@ -538,10 +538,15 @@ class _Parser:
     malformed request raises :class:`_Reject` when its turn comes (requests pipelined before it are answered
     first), and nothing after it is parsed. On top of llhttp, as RFC 9112 and RFC 9110 ask: a head over
     ``MAX_HEAD`` bytes is 431, an HTTP/1.1 request without exactly one ``Host`` 400 (RFC 9112 section 3.2), a
-    transfer coding other than chunked 501 (RFC 9112 section 6.1), a version other than 1.0 and 1.1 505. A
-    protocol upgrade (``Upgrade`` with ``Connection: upgrade``) is ignored, as RFC 9110 section 7.8 lets a server
-    do: llhttp stops at such a head, so a Content-Length body after it is passed through here and parsing goes on
-    after it (a chunked one is refused)."""
+    transfer coding other than chunked 501 (RFC 9112 section 6.1), a version other than 1.0 and 1.1 505; an
+    HTTP/1.0 request ends its connection (llhttp keeps one with ``Connection: keep-alive`` open, but this server
+    neither answers that option nor may keep a 1.0 message with Transfer-Encoding, RFC 9112 sections 6.1 and
+    9.3); and more than ``MAX_HEAD`` + ``READ_BLOCK`` bytes of chunked framing in a row that carry no body byte
+    (chunk extensions, trailer fields: llhttp skips the first, but httptools gathers each trailer field in
+    memory, by repeated concatenation) are 400, as a head is bounded; trailer fields are discarded (RFC 9112
+    section 7.1.2). A protocol upgrade (``Upgrade`` with ``Connection: upgrade``) is ignored, as RFC 9110
+    section 7.8 lets a server do: llhttp stops at such a head, so a Content-Length body after it is passed
+    through here and parsing goes on after it (a chunked one is refused)."""
 
     def __init__(self, httptools: Any):
         self.mod = httptools
@@ -557,6 +562,8 @@ class _Parser:
         self.fields: list[tuple[bytes, bytes]] = []
         self.head_size = 0
         self.raw_left = 0  # body bytes of an upgrade request, which llhttp leaves unparsed
+        self.framing = 0  # bytes fed in a row, after the current head, that gave no body byte
+        self.progress = False  # a body byte or the message's end came during the current feed
         self.error: _Reject | None = None  # a refusal raised inside a callback
 
     # -- llhttp's callbacks (during feed_data)
@@ -566,12 +573,14 @@ class _Parser:
         self.head = None
         self.url = b""
         self.fields = []
-        self.head_size = self.head_fed = 0
+        self.head_size = self.head_fed = self.framing = 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self.head is not None:  # a trailer field (RFC 9112 section 7.1.2): discarded, bounded in receive_data
+            return
         self.fields.append((name.lower(), value))
         self.head_size += len(name) + len(value) + 4
 
@@ -604,7 +613,8 @@ class _Parser:
         except _Reject as r:
             self.error = r
             raise
-        head = self.head = _Head(method, self.url, version, self.fields, parser.should_keep_alive(), length)
+        keep_alive = version == b"1.1" and parser.should_keep_alive()  # (an HTTP/1.0 request ends the connection)
+        head = self.head = _Head(method, self.url, version, self.fields, keep_alive, length)
         head.expect_continue = version == b"1.1" and any(
             n == b"expect" and v.strip().lower() == b"100-continue" for n, v in self.fields)
         if parser.should_upgrade() and length:  # llhttp leaves its body unparsed (see receive_data)
@@ -612,6 +622,7 @@ class _Parser:
         self.events.append(head)
 
     def on_body(self, body: bytes) -> None:
+        self.progress = True
         if self.head is not None:
             self.head.body_seen = True
         self.events.append(body)
@@ -623,6 +634,7 @@ class _Parser:
 
     def _complete(self) -> None:
         self.in_message = False
+        self.progress = True
         if self.head is not None:
             self.head.body_seen = self.head.done = True
         self.events.append(END)
@@ -662,6 +674,12 @@ class _Parser:
             self.head_fed += len(data)
             if self.head_fed > MAX_HEAD + READ_BLOCK:  # (one read may hold the end of the request before it)
                 self._fail(_Reject(431, f"the request head is over {MAX_HEAD} bytes"))
+        elif self.in_message and self.head is not None:  # in a body: chunked framing must lead to data
+            self.framing = 0 if self.progress else self.framing + len(data)
+            if self.framing > MAX_HEAD + READ_BLOCK:
+                self._fail(_Reject(400, f"the chunked body carries over {MAX_HEAD} bytes of chunk extensions or "
+                                        "trailer fields without data"))
+        self.progress = False
 
     def _fail(self, reject: _Reject) -> None:
         self.failed = True
@@ -1307,8 +1325,11 @@ class _Connection:
         """The WSGI environ (PEP 3333) of a request head; its body (``wsgi.input``, ``CONTENT_LENGTH``) is set
         once read."""
         target = request.target
-        if b"://" in target.split(b"?", 1)[0]:  # absolute-form (RFC 9112 section 3.2.2): keep the path
-            target = b"/" + target.split(b"://", 1)[1].partition(b"/")[2]
+        if target[:1] != b"/" and b"://" in target:  # absolute-form (RFC 9112 section 3.2.2): keep path and query
+            # (origin-form starts with "/" and is kept whole: "/ping://x/invocations" is no way to /invocations)
+            rest = target.split(b"://", 1)[1]
+            cut = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
+            target = rest[cut:] if rest[cut:cut + 1] == b"/" else b"/" + rest[cut:]
         path, _, query = target.partition(b"?")
         if b"%" in path:
             from urllib.parse import unquote_to_bytes

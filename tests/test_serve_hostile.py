@@ -437,3 +437,55 @@ def test_connection_flood_evicts_the_oldest_waiting_connections(server, referenc
     finally:
         for s in flood:
             s.close()
+
+
+def test_http10_keep_alive_and_trailer_floods_end_the_connection(server, reference, rows):
+    """An HTTP/1.0 request asking for keep-alive is answered with ``Connection: close`` and the connection ends
+    (this server does not answer 1.0's keep-alive option, RFC 9112 section 9.3; a 1.0 message with
+    Transfer-Encoding has faulty framing, section 6.1): what was pipelined after it is never answered. Trailer
+    fields streamed without end get a 400 (they were gathered in memory for as long as the body might take)."""
+    body = csv_body(rows)
+    chunked = b"%x\r\n%s\r\n0\r\n" % (len(body), body)
+    for head in (b"POST /invocations HTTP/1.0\r\nConnection: keep-alive\r\nContent-Type: text/csv\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body),
+                 b"POST /invocations HTTP/1.0\r\nConnection: keep-alive\r\nContent-Type: text/csv\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n" + chunked + b"\r\n"):
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(head + b"GET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+            buffered = bytearray()
+            status, headers, payload = read_response(s, buffered)
+            assert status == 200 and json.loads(payload) == reference.predict(rows).tolist(), payload
+            assert headers["connection"] == "close"
+            assert bytes(buffered) + read_to_close(s) == b""
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"POST /invocations HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked"
+                  b"\r\n\r\n" + chunked)
+        try:
+            for _ in range(64):  # 4 MiB of trailer fields, at most
+                s.sendall(b"X-Trailer: a\r\n" * 4096)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = read_to_close(s)
+    assert answer.startswith(b"HTTP/1.1 400 ") and b"trailer fields" in answer, answer[:300]
+    assert_serving(server, reference, rows)
+
+
+def test_only_an_absolute_form_target_loses_its_scheme_and_authority(server, reference, rows):
+    """RFC 9112 section 3.2: an origin-form target starts with "/" and is the path itself, however much it looks
+    like a URI after that ("/ping://x/invocations" once reached the model, past any proxy rule on "/ping"); an
+    absolute-form one ("http://host/path?query") keeps its path and query."""
+    body = csv_body(rows)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"POST /ping://x/invocations HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                  + b"POST http://t:1/invocations?x=1 HTTP/1.1\r\nHost: t\r\nContent-Type: text/csv\r\n"
+                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+                  + b"GET http://t?x=/invocations HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        buffered = bytearray()
+        status, _, payload = read_response(s, buffered)
+        assert status in (404, 405) and "/ping://x/invocations" in json.loads(payload)["error"], payload
+        status, _, payload = read_response(s, buffered)
+        assert status == 200 and json.loads(payload) == reference.predict(rows).tolist(), payload
+        status, _, payload = read_response(s, buffered)
+        assert status == 404 and "there is no /;" in json.loads(payload)["error"], payload

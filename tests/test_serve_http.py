@@ -160,3 +160,51 @@ def test_the_worker_loop_falls_back_to_asyncio_without_uvloop(monkeypatch):
     finally:
         loop.close()
     assert asyncio.get_event_loop_policy().__class__.__module__.startswith("asyncio")  # the policy is untouched
+
+
+def test_an_http10_request_ends_the_connection_even_when_it_asks_for_keep_alive():
+    """This server does not answer HTTP/1.0's ``keep-alive`` option, so a 1.0 client cannot know the connection
+    stays open (RFC 9112 section 9.3); and a 1.0 message with Transfer-Encoding has faulty framing, after which the
+    connection must close (section 6.1): a request pipelined after it must not be read as the next one."""
+    assert events(b"GET /ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")[0][4] is False
+    got = events(b"POST /invocations HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"1\r\nx\r\n0\r\n\r\nGET /ping HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert got[0][4] is False
+
+
+def test_trailer_fields_are_discarded_and_bounded():
+    """RFC 9112 section 7.1.2: a server may discard trailer fields. httptools gathers each field in memory, so
+    a client could send trailer fields (or one endless trailer value) for as long as the body may take: chunked
+    framing that brings no body byte is bounded as a head is."""
+    start = b"POST /invocations HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+    got = events(start + b"X-Trailer: 1\r\n\r\n")  # a small trailer: the body is whole and the field not a header
+    assert got[0][3] == [(b"host", b"t"), (b"transfer-encoding", b"chunked")] and got[1:] == [b"abc", serve.END]
+
+    parser = serve._Parser(httptools)
+    parser.receive_data(start)
+    fed = 0
+    while not parser.failed and fed < 16 * serve.MAX_HEAD:  # many trailer fields, 64 KiB a read
+        parser.receive_data(b"X-T: a\r\n" * 8192)
+        fed += 8 * 8192
+    assert parser.failed and fed <= serve.MAX_HEAD + 2 * serve.READ_BLOCK
+    parser.next_event(), parser.next_event()  # the head and the body came before
+    with pytest.raises(serve._Reject) as refused:
+        parser.next_event()
+    assert refused.value.status == 400 and "trailer" in refused.value.message
+
+    for flood in (b"X: " + b"a" * serve.READ_BLOCK, b"a" * serve.READ_BLOCK):  # one endless value or extension
+        parser = serve._Parser(httptools)
+        parser.receive_data(start if flood.startswith(b"X") else start[:-3] + b";")
+        for _ in range(16):
+            parser.receive_data(flood)
+        assert parser.failed
+        assert [e for e in parser.events if isinstance(e, serve._Reject)][0].status == 400
+
+
+def test_many_one_byte_chunks_are_not_taken_for_framing_without_data():
+    data = b"1\r\nx\r\n" * 100_000
+    got = events(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n", data, b"0\r\n\r\n")
+    assert got[1:] == [b"x" * 100_000, serve.END]
+    got = events(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n",
+                 *[data[i:i + serve.READ_BLOCK] for i in range(0, len(data), serve.READ_BLOCK)], b"0\r\n\r\n")
+    assert got[1:] == [b"x" * 100_000, serve.END]
