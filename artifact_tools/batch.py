@@ -105,6 +105,7 @@ from . import codec, progress
 from ._threads import size_worker_process, threads_per_worker
 from .archive import Limits
 from .errors import ArtifactError
+from .row_wise import batchable
 
 log = logging.getLogger(__name__)
 
@@ -975,8 +976,6 @@ def _row_wise(models: list) -> bool:
     (:func:`artifact_tools.row_wise.batchable`: XGBoost, LightGBM, CatBoost, the scikit-learn estimators computed
     row by row, no code of the artifact's own), Hugging Face pipelines left out -- and not found to answer
     otherwise (:func:`_run_combined`)."""
-    from .row_wise import batchable
-
     return (len(models) == 1 and getattr(models[0], "framework", None) != "huggingface" and batchable(models[0])
             and id(models[0]) not in _NOT_ROW_WISE)
 
@@ -1411,26 +1410,23 @@ SINGLES_PER_ITEM = 4096  # single-record mini-batches of one work item at most
 
 
 def _single_lines(f, max_bytes: int, group_bytes: int) -> Iterator[tuple]:
-    """The lines of an object as SingleRecord mini-batches (the records :func:`_records` and :func:`_batches` give),
-    gathered into ``("singles", line numbers, lines)`` work items of at most ``SINGLES_PER_ITEM`` lines (about
-    ``group_bytes``), so that one work item -- and for a row-wise model one predict call (:func:`_run_singles`) --
-    serves many requests of one record each; ``("failed", line, reason)`` for a line larger than ``max_bytes``."""
+    """The SingleRecord mini-batches of an object's lines (:func:`_records` and :func:`_batches`), gathered into
+    ``("singles", line numbers, lines)`` work items of at most ``SINGLES_PER_ITEM`` lines (about ``group_bytes``), so
+    that one work item -- and for a row-wise model one predict call (:func:`_run_singles`) -- serves many requests
+    of one record each; ``("failed", line, reason)`` for a line larger than ``max_bytes``."""
     numbers: list = []
     records: list = []
     size = 0
-    for n, line in enumerate(f, 1):
-        line = line.rstrip(b"\r\n")
-        if not line or line.isspace():
-            continue
-        if len(line) > max_bytes:  # MaxPayloadInMB: at most, newline aside
+    for batch, at, reason in _batches(_records(f, "Line", max_bytes), "SingleRecord", max_bytes, 1):
+        if reason is not None:
             if records:
                 yield ("singles", numbers, records)
                 numbers, records, size = [], [], 0
-            yield ("failed", n, _too_large(len(line), max_bytes))
+            yield ("failed", at[0], reason)
             continue
-        numbers.append(n)
-        records.append(line)
-        size += len(line)
+        numbers.append(at[0])
+        records.append(batch[0])
+        size += len(batch[0])
         if size >= group_bytes or len(records) >= SINGLES_PER_ITEM:
             yield ("singles", numbers, records)
             numbers, records, size = [], [], 0
