@@ -14,7 +14,9 @@ env: $(VENV)/.installed
 
 # torch goes in first and pinned: an unpinned torch pulls several GB of CUDA wheels.
 # numpy<2 (1.26.4) because MXNet 1.9.1, the last release, needs it.
+# A venv left half-built (no .installed) by an interrupted run is removed and built again from nothing.
 $(VENV)/.installed: requirements/constraints.txt requirements/dev.in
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c requirements/constraints.txt torch==2.13.0
