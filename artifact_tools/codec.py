@@ -67,7 +67,6 @@ import io
 import itertools
 import json
 import os
-import re
 
 import numpy as np
 
@@ -302,7 +301,8 @@ def _text(body, charset, label: str) -> str:
         raise BadBody(f"{label} is not valid {charset or 'utf-8'} text (bad byte at offset {e.start})") from None
 
 
-_LONG_DIGITS = re.compile("[0-9]{19}")  # a number orjson may read otherwise than json (see _loads)
+_DIGIT_MARKS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))  # bytes.translate: each digit "0", the rest " "
+_LONG_RUN = b"0" * 19  # 19 digits in a row: a number orjson may read otherwise than json (see _loads)
 
 
 def _loads(text: str):
@@ -310,12 +310,16 @@ def _loads(text: str):
     both read RFC 8259 JSON (correctly rounded floats, the last of repeated keys); where they differ orjson refuses
     (``NaN`` and ``Infinity``, floats out of range such as ``1e400``, lone surrogates, nesting past 1024), so the
     text then goes to ``json`` with its own answer and message -- except integers outside 64 bits, which orjson
-    turns into floats: text with 19 digits in a row never goes to orjson."""
-    if _orjson is not None and _LONG_DIGITS.search(text) is None:
-        try:
-            return _orjson.loads(text)
-        except _orjson.JSONDecodeError:
-            pass
+    turns into floats: text with 19 digits in a row never goes to orjson. (The run is found by marking the digits
+    with ``bytes.translate`` and one substring search, both C loops; a regular expression took 80 us on a 100-row
+    body, six times orjson's parse.)"""
+    if _orjson is not None:
+        data = text.encode("utf-8", "surrogatepass")  # ASCII digits are the same bytes in any UTF-8 text
+        if _LONG_RUN not in data.translate(_DIGIT_MARKS):
+            try:
+                return _orjson.loads(data)
+            except _orjson.JSONDecodeError:
+                pass
     return json.loads(text)
 
 
@@ -607,13 +611,22 @@ def _dumps(value) -> str:
 
 
 def _encode_json(shape: str, value, style) -> bytes:
-    if shape == "frame":
+    """The JSON answer. An array of booleans, integers or finite floats is written by orjson when installed: the
+    same document, as ``json.loads`` reads it back, in a tenth of the time (``json`` spends 0.4 us on each float's
+    ``repr``; orjson's shortest round-trip digits are the same digits, some exponents spelled otherwise, ``1e-7``
+    for ``1e-07``). NaN and infinities are left to ``json``, which writes them as ``NaN`` and ``Infinity``
+    where orjson would write null."""
+    quick = (_orjson is not None and shape == "one" and isinstance(value, np.ndarray) and value.dtype.kind in "biuf"
+             and (value.dtype.kind != "f" or bool(np.isfinite(value).all())))
+    if quick:
+        value = value.tolist()
+    elif shape == "frame":
         value = _records(value)
     if style in ("instances", "dataframe_split", "dataframe_records"):
         value = {"predictions": value}
     elif style == "inputs":
         value = {"outputs": value}
-    return _dumps(value).encode("utf-8")
+    return _orjson.dumps(value) if quick else _dumps(value).encode("utf-8")
 
 
 def _array(value) -> np.ndarray:

@@ -815,9 +815,10 @@ class _ModelThread:
                     except Exception:  # noqa: BLE001 - never a reason to fail the requests: each runs alone
                         pass
             done = []
+            alone = len(jobs) == 1  # in a batch, each job's own run encodes the batch's predictions: not timed
             for fn, future, _ in jobs:
                 try:
-                    result, ok = self.run(fn), True
+                    result, ok = self.run(fn, count=alone), True
                 except BaseException as e:  # handed to the waiting connection, which answers 500
                     result, ok = e, False
                 done.append((future, ok, result))

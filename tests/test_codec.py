@@ -381,7 +381,9 @@ JSON_EDGES = ["1E400", "-1E400", '{"a":1,"a":2}', "[1e-400]", "-0", "[-0.0]", "1
               "18446744073709551616", "-9223372036854775809", "9223372036854775808", '"\\ud800"', '"\\u0000"',
               "[1.7976931348623157e308]", "[4.9e-324]", "[1,]", "01", "[.5]", "NaN", "[Infinity, -Infinity]",
               "1.5e+999999999999", "123456789012345678901234567890.5", "0.1000000000000000055511151231257827",
-              '"\\uD834\\uDD1E"', "[true,false,null]", '{"":1}', "9007199254740993", " [1] ", "[" * 2000 + "]" * 2000]
+              '"\\uD834\\uDD1E"', "[true,false,null]", '{"":1}', "9007199254740993", " [1] ", "[" * 2000 + "]" * 2000,
+              '["\ud800"]', "[\u0661]", '["\u00e9", 1234567890123456789]', "[1234567890123456789]",
+              "[123456789012345678]", '["x1234567890123456789"]']
 
 
 @pytest.mark.parametrize("text", JSON_EDGES)
@@ -416,3 +418,31 @@ def test_a_nul_byte_in_a_csv_table_is_refused_not_read_as_missing(body):
     assert sent and not any(c in read for c in sent)
     with pytest.raises(codec.BadBody, match="line [0-9]+ of the request body holds a NUL byte"):
         codec.decode(body, "text/csv")
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["float64", "float32", "float16", "int64", "uint8", "bool"]),
+       st.lists(st.integers(min_value=0, max_value=4), min_size=0, max_size=2),
+       st.sampled_from([None, "inputs", "instances"]), st.integers(min_value=0, max_value=2 ** 32 - 1))
+def test_json_answers_are_the_documents_json_writes(dtype, shape, style, seed):
+    """Whichever writer writes a JSON answer (orjson for arrays of finite numbers, when installed), the answer
+    reads back as the standard library's ``json.dumps`` of the same predictions (``tolist``, wrapped as the
+    request style asks); NaN and infinities are written as ``json`` writes them."""
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=shape) * 10.0 ** rng.integers(-30, 30, size=shape)
+    if dtype == "bool":
+        arr = values > 0
+    elif dtype.startswith(("int", "uint")):
+        arr = np.abs(values).clip(0, 200).astype(dtype)
+    else:
+        arr = values.astype(dtype)
+        if arr.size and rng.random() < 0.3:
+            arr.flat[rng.integers(arr.size)] = rng.choice([np.nan, np.inf, -np.inf])
+    listed = arr.tolist()
+    wrapped = {"outputs": listed} if style == "inputs" else {"predictions": listed} if style else listed
+    body, ctype = codec.encode(arr, "application/json", style)
+    assert ctype == "application/json"
+    expected = json.dumps(wrapped)
+    assert _same_json(json.loads(body), json.loads(expected)), (body[:200], expected[:200])
+    for word in ("NaN", "Infinity"):
+        assert (word in body.decode()) == (word in expected)
