@@ -14,8 +14,9 @@ env: $(VENV)/.installed
 
 # torch goes in first and pinned: an unpinned torch pulls several GB of CUDA wheels.
 # numpy<2 (1.26.4) because MXNet 1.9.1, the last release, needs it.
-# A venv left half-built (no .installed) by an interrupted run is removed and built again from nothing.
-$(VENV)/.installed: requirements/constraints.txt requirements/dev.in
+# The venv's path carries the hash of both requirement files, so a venv that has .installed is up to date whatever
+# the files' times (a fresh clone's are newer); one left half-built (no .installed) is removed and built again.
+$(VENV)/.installed:
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
