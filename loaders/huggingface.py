@@ -296,13 +296,33 @@ def _predictor(pipe, task: str, unavailable: str | None):
         tokenizer = pipe.tokenizer
         if task == "text-classification" and tokenizer is not None and tokenizer.model_max_length < _NO_LIMIT:
             params.setdefault("truncation", True)  # long texts would overflow the position embeddings
+        order = _by_length(task, inputs, params)
         try:
-            out = pipe(inputs, **params)
+            out = pipe([inputs[i] for i in order] if order else inputs, **params)
         except (ValueError, TypeError, KeyError, IndexError) as e:  # IndexError: a token id past the embeddings
             raise ArtifactError(f"the {task} pipeline rejected the input: {_first_line(e)}") from None
+        if order and isinstance(out, list) and len(out) == len(order):
+            back: list = [None] * len(order)
+            for position, i in enumerate(order):
+                back[i] = out[position]
+            out = back
         return _tabulate(task, out)
 
     return predict
+
+
+def _by_length(task: str, inputs: Any, params: dict) -> list[int] | None:
+    """The order, shortest text first, in which a text classifier runs a list of texts in padded batches (a
+    ``batch_size`` above 1), or None to keep theirs. The pipeline pads each batch to its longest text
+    (``transformers/pipelines/base.py``, ``pad_collate_fn``), so neighbours of like length waste less of the model's
+    work on padding: 100 texts of 60 to 190 characters, batches of 16, 125 ms one by one, 116 ms in their own order,
+    87 ms sorted. Each text's scores move by float32 rounding only (measured at most 6e-8, labels equal: the
+    attention mask keeps the padding out), as with any padded batch; the answers come back in the texts' order."""
+    size = params.get("batch_size")
+    if task not in ("text-classification", "sentiment-analysis") or not isinstance(size, int) or size < 2 \
+            or not isinstance(inputs, list) or len(inputs) <= size or not all(type(t) is str for t in inputs):
+        return None
+    return sorted(range(len(inputs)), key=lambda i: len(inputs[i]))
 
 
 def _tabulate(task: str, out: Any):

@@ -4,6 +4,7 @@ directly from the extracted folder, run by hand (tokenize, forward, softmax)."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -54,11 +55,11 @@ def _copy_tokenizer(src: Path, dest: Path) -> None:
         shutil.copy(src / name, dest / name)
 
 
-def _expected(model, folder: Path, tf: bool = False):
-    """Top label and its probability per text, computed by hand from logits."""
+def _expected(model, folder: Path, tf: bool = False, texts: list[str] = TEXTS):
+    """Top label and its probability per text, computed by hand from logits (each text alone)."""
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     labels, scores = [], []
-    for text in TEXTS:
+    for text in texts:
         enc = tokenizer(text, return_tensors="tf" if tf else "pt")
         if tf:
             logits = model(**enc).logits.numpy()[0]
@@ -89,6 +90,50 @@ def test_safetensors_sample_matches_the_model_run_directly(sample, folder):
     _check(model.predict({"inputs": TEXTS}), labels, scores)  # the SageMaker toolkit's JSON body
     pd = pytest.importorskip("pandas")
     _check(model.predict(pd.DataFrame({"text": TEXTS, "id": range(len(TEXTS))})), labels, scores)
+
+
+def test_padded_batches_answer_each_text_in_its_own_order(sample, folder):
+    """Texts sent with a ``batch_size`` (as ``serve`` runs several texts) go through the pipeline in padded batches,
+    which the loader fills with texts of like length: the answers still come back in the texts' order, each the
+    text's own answer (computed alone, by hand) to float32 rounding."""
+    texts = [" ".join(["good", "bad", "movie", "great", "awful", "plot"][(i + j) % 6] for j in range(1 + (i * 7) % 13))
+             for i in range(11)]
+    assert len({len(t) for t in texts}) > 5 and sorted(texts, key=len) != texts
+    direct = transformers.BertForSequenceClassification.from_pretrained(str(folder), local_files_only=True).eval()
+    labels, scores = _expected(direct, folder, texts=texts)
+    assert len({round(s, 6) for s in scores}) > 5  # a text given another's answer would show
+    model = loaders.load(sample)
+    _check(model.predict({"inputs": texts, "parameters": {"batch_size": 3}}), labels, scores)
+
+
+def test_serve_runs_the_texts_of_one_request_in_padded_batches_or_alone(sample, folder, tmp_path):
+    """One ``/invocations`` request of several texts to ``serve``'s app runs them as the pipeline's padded
+    batches; with a tokenizer that has no pad token that call fails, the texts run one by one and the model is
+    not padded again; with ``--max-batch-rows 0`` padding is never tried. Each time the answer is each text's own
+    (computed alone, by hand), in the texts' order."""
+    from artifact_tools import serve
+
+    texts = [" ".join(["good", "bad", "movie", "great", "awful", "plot"][(i + j) % 6] for j in range(1 + (i * 5) % 9))
+             for i in range(40)]
+    direct = transformers.BertForSequenceClassification.from_pretrained(str(folder), local_files_only=True).eval()
+    labels, scores = _expected(direct, folder, texts=texts)
+    unpadded = shutil.copytree(folder, tmp_path / "no-pad-token")
+    for name in ("special_tokens_map.json", "tokenizer_config.json"):
+        doc = json.loads((unpadded / name).read_text())
+        doc.pop("pad_token", None)
+        (unpadded / name).write_text(json.dumps(doc))
+    body = json.dumps({"inputs": texts}).encode()
+    pd = pytest.importorskip("pandas")
+    for source, rows, pads in ((sample, None, True), (unpadded, 0, True), (unpadded, None, False)):
+        app = serve.create_app(loaders.load(source))
+        assert app.batcher is not None and app.batcher.padded
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/invocations", "CONTENT_TYPE": "application/json",
+                   "HTTP_ACCEPT": "application/json", "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+                   "wsgi.errors": sys.stderr, **({} if rows is None else {serve.BATCH_ROWS: rows})}
+        status, _, out = serve._call_wsgi(app, environ)
+        assert status == 200, out[:300]
+        _check(pd.DataFrame(json.loads(out)["outputs"]), labels, scores)
+        assert app.batcher.padded is pads
 
 
 def test_loading_never_touches_the_network(sample, monkeypatch):
