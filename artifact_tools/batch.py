@@ -1365,14 +1365,20 @@ def _read_into(f, buf: bytearray, start: int) -> int:
     return len(data)
 
 
+NEWLINE_STEP = 1 << 16  # bytes _newlines compares at a time
+
+
 def _newlines(block: bytes) -> int:
-    """The number of newline bytes in ``block`` (numpy's comparison and count run about five times faster than
-    ``bytes.count`` of one byte, a plain loop in CPython)."""
-    if len(block) < 1 << 16:
+    """The number of newline bytes in ``block``: numpy's comparison and count run about five times faster than
+    ``bytes.count`` of one byte (a plain loop in CPython), taken ``NEWLINE_STEP`` bytes at a time so that the
+    comparison's result is a small reused allocation (a 6 MB block compared whole made a fresh 6 MB array each
+    time, page faults included: 76 ms of CPU per million benchmark rows, against 13 ms)."""
+    if len(block) < NEWLINE_STEP:
         return block.count(b"\n")
     import numpy as np
 
-    return int(np.count_nonzero(np.frombuffer(block, np.uint8) == 10))
+    view = np.frombuffer(block, np.uint8)
+    return sum(int(np.count_nonzero(view[i:i + NEWLINE_STEP] == 10)) for i in range(0, len(view), NEWLINE_STEP))
 
 
 def _items(f, job: _Job, strategy: str, max_bytes: int | None, blocks: bool,

@@ -303,3 +303,16 @@ def test_single_records_of_a_blas_model_get_the_answer_each_gets_alone(tmp_path)
     out = transform(artifact, src.parent, tmp_path / "out", split_type="Line", strategy="SingleRecord")
     assert out["records_out"] == len(X)
     assert (tmp_path / "out" / "rows.csv.out").read_bytes() == csv_text(alone)
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 65537, 3 * 65536 + 1, 6 << 20])
+def test_newlines_are_counted_as_bytes_count_counts_them(size):
+    """Line numbers after each block come from ``_newlines``, counted in steps for large blocks: the count is
+    ``bytes.count``'s, newlines at the step boundaries included."""
+    rng = np.random.default_rng(size)
+    block = bytearray(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+    for i in (0, 65535, 65536, 65537, size - 1):
+        if 0 <= i < size:
+            block[i] = 10
+    block = bytes(block)
+    assert batch._newlines(block) == block.count(b"\n")
