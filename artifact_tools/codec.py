@@ -303,6 +303,7 @@ def _text(body, charset, label: str) -> str:
 
 _DIGIT_MARKS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))  # bytes.translate: each digit "0", the rest " "
 _LONG_RUN = b"0" * 19  # 19 digits in a row: a number orjson may read otherwise than json (see _loads)
+_RUN_STEP = 1 << 20  # characters of text looked at a time for such a run
 
 
 def _loads(text: str):
@@ -310,17 +311,25 @@ def _loads(text: str):
     both read RFC 8259 JSON (correctly rounded floats, the last of repeated keys); where they differ orjson refuses
     (``NaN`` and ``Infinity``, floats out of range such as ``1e400``, lone surrogates, nesting past 1024), so the
     text then goes to ``json`` with its own answer and message -- except integers outside 64 bits, which orjson
-    turns into floats: text with 19 digits in a row never goes to orjson. (The run is found by marking the digits
-    with ``bytes.translate`` and one substring search, both C loops; a regular expression took 80 us on a 100-row
-    body, six times orjson's parse.)"""
-    if _orjson is not None:
-        data = text.encode("utf-8", "surrogatepass")  # ASCII digits are the same bytes in any UTF-8 text
-        if _LONG_RUN not in data.translate(_DIGIT_MARKS):
-            try:
-                return _orjson.loads(data)
-            except _orjson.JSONDecodeError:
-                pass
+    turns into floats: text with 19 digits in a row never goes to orjson (:func:`_long_digit_run`)."""
+    if _orjson is not None and not _long_digit_run(text):
+        try:
+            return _orjson.loads(text)
+        except _orjson.JSONDecodeError:
+            pass
     return json.loads(text)
+
+
+def _long_digit_run(text: str) -> bool:
+    """Whether ``text`` holds 19 ASCII digits in a row: the digits marked by ``bytes.translate`` and the run found by
+    one substring search, both C loops (a regular expression took 80 us on a 100-row body, six times orjson's
+    parse), a megabyte of text at a time (pieces overlapping by 18 characters), so a large body is not copied
+    whole."""
+    for start in range(0, len(text), _RUN_STEP):
+        piece = text[start:start + _RUN_STEP + len(_LONG_RUN) - 1].encode("utf-8", "surrogatepass")
+        if _LONG_RUN in piece.translate(_DIGIT_MARKS):
+            return True
+    return False
 
 
 def _json(text: str, label: str, checked: bool = True):

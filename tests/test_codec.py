@@ -446,3 +446,13 @@ def test_json_answers_are_the_documents_json_writes(dtype, shape, style, seed):
     assert _same_json(json.loads(body), json.loads(expected)), (body[:200], expected[:200])
     for word in ("NaN", "Infinity"):
         assert (word in body.decode()) == (word in expected)
+
+
+@pytest.mark.parametrize("offset", [-30, -19, -10, -1, 0, 1])
+def test_a_long_integer_across_the_digit_run_step_is_read_as_json_reads_it(offset):
+    """The 19-digit runs that keep a body from orjson are looked for a megabyte at a time: a long integer whose
+    digits straddle a step's end is still found, and read exactly, as ``json`` reads it."""
+    head = "[" + "1," * ((codec._RUN_STEP + offset) // 2)
+    text = head + "12345678901234567890123" + "]"
+    assert len(head) <= codec._RUN_STEP + offset + 1
+    assert _same_json(codec._loads(text), json.loads(text))
