@@ -1,7 +1,8 @@
 # Two entry points: `make demo` and `make test`. Both build the environment from nothing on a fresh machine.
 PYTHON ?= python3
 REQ_HASH := $(shell cat requirements/constraints.txt requirements/dev.in | sha1sum | cut -c1-12)
-VENV ?= $(HOME)/.cache/artifact-tools/venv-$(REQ_HASH)
+DEFAULT_VENV := $(HOME)/.cache/artifact-tools/venv-$(REQ_HASH)
+VENV ?= $(DEFAULT_VENV)
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 # the suite runs on every core (pytest-xdist); each worker starts its own Spark session
@@ -14,10 +15,11 @@ env: $(VENV)/.installed
 
 # torch goes in first and pinned: an unpinned torch pulls several GB of CUDA wheels.
 # numpy<2 (1.26.4) because MXNet 1.9.1, the last release, needs it.
-# The venv's path carries the hash of both requirement files, so a venv that has .installed is up to date whatever
-# the files' times (a fresh clone's are newer); one left half-built (no .installed) is removed and built again.
-$(VENV)/.installed:
-	rm -rf $(VENV)
+# The default venv's path carries the hash of both requirement files, so one that has .installed is up to date
+# whatever the files' times (a fresh clone's are newer), and one left half-built (no .installed) is removed and
+# built again. A venv given as VENV=... is the user's: never removed, brought up to date when the files change.
+$(VENV)/.installed: $(if $(filter $(DEFAULT_VENV),$(VENV)),,requirements/constraints.txt requirements/dev.in)
+	$(if $(filter $(DEFAULT_VENV),$(VENV)),rm -rf $(VENV))
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c requirements/constraints.txt torch==2.13.0

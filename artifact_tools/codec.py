@@ -626,7 +626,7 @@ def _encode_json(shape: str, value, style) -> bytes:
     for ``1e-07``). NaN and infinities are left to ``json``, which writes them as ``NaN`` and ``Infinity``
     where orjson would write null."""
     quick = (_orjson is not None and shape == "one" and isinstance(value, np.ndarray) and value.dtype.kind in "biuf"
-             and (value.dtype.kind != "f" or bool(np.isfinite(value).all())))
+             and value.dtype.itemsize <= 8 and (value.dtype.kind != "f" or bool(np.isfinite(value).all())))
     if quick:
         value = value.tolist()
     elif shape == "frame":

@@ -1125,7 +1125,8 @@ def update_weights(config: str, weights: dict[str, float] | None = None, remove:
     """Set variant weights and remove variants in the endpoint config file ``config``, which a running endpoint
     applies to its next requests (``UpdateEndpointWeightsAndCapacities``). The result is checked as a whole (every
     named variant exists, at least one weight above 0) before the file is replaced atomically; returns the new
-    weights by variant."""
+    weights by variant, after ``2 * WATCH_INTERVAL`` (100 ms), when every worker has looked at the file (a new
+    variant's model is routed to once it has loaded, see the module docstring)."""
     weights, remove = dict(weights or {}), list(remove or [])
     spec = read_config(config)  # the file as it stands must be valid
     with open(config, encoding="utf-8") as f:
@@ -1183,7 +1184,8 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
                    help="multi-model: bytes of artifacts kept loaded per worker (default half the memory / workers)")
     g.add_argument("--max-batch-rows", type=int, metavar="N", default=None,
                    help="requests that arrive while the model is busy are predicted together, up to N rows in one "
-                        f"call, for the models that allow it (default {serve.DEFAULT_MAX_BATCH_ROWS}; 0: never)")
+                        f"call, for the models that allow it (default {serve.DEFAULT_MAX_BATCH_ROWS}; 0: never, and "
+                        "each text of a request to a text classifier runs alone instead of in padded batches)")
     g.add_argument("--access-log", metavar="PATH", default=None,
                    help="write one JSON line per request (time, client, method, path, status, bytes, variant, model, "
                         "latencies) to PATH, or to standard output with '-' (default: no access log)")

@@ -104,6 +104,8 @@ def load(root: Path, report, *, trust: bool | str = False, **options: Any) -> Lo
         info["warning"] = warning
     if dropped:
         info["tokenizer_inputs_dropped"] = dropped
+    # padded batches keep each text's answer only when the model is told where the padding is
+    info["masked_padding"] = "attention_mask" in (getattr(tokenizer, "model_input_names", None) or ())
     try:
         pipe = transformers.pipeline(task, model=model, tokenizer=tokenizer, framework=framework)
     except (OSError, ValueError, KeyError, TypeError, PipelineException) as e:  # e.g. no tokenizer / processor
@@ -294,8 +296,14 @@ def _predictor(pipe, task: str, unavailable: str | None):
             raise NotLoadable(unavailable)
         inputs, params = _texts(data)
         tokenizer = pipe.tokenizer
-        if task == "text-classification" and tokenizer is not None and tokenizer.model_max_length < _NO_LIMIT:
-            params.setdefault("truncation", True)  # long texts would overflow the position embeddings
+        if task == "text-classification" and tokenizer is not None:  # long texts would overflow the positions
+            if tokenizer.model_max_length < _NO_LIMIT:
+                params.setdefault("truncation", True)
+            else:  # a tokenizer that names no length: the model's position embeddings bound it
+                positions = getattr(getattr(pipe.model, "config", None), "max_position_embeddings", None)
+                if isinstance(positions, int) and positions > 0 and "max_length" not in params:
+                    params.setdefault("truncation", True)
+                    params["max_length"] = positions
         order = _by_length(task, inputs, params)
         try:
             out = pipe([inputs[i] for i in order] if order else inputs, **params)

@@ -109,8 +109,9 @@ def test_padded_batches_answer_each_text_in_its_own_order(sample, folder):
 def test_serve_runs_the_texts_of_one_request_in_padded_batches_or_alone(sample, folder, tmp_path):
     """One ``/invocations`` request of several texts to ``serve``'s app runs them as the pipeline's padded
     batches; with a tokenizer that has no pad token that call fails, the texts run one by one and the model is
-    not padded again; with ``--max-batch-rows 0`` padding is never tried. Each time the answer is each text's own
-    (computed alone, by hand), in the texts' order."""
+    not padded again; with ``--max-batch-rows 0`` padding is never tried; a tokenizer that gives no attention mask
+    is never padded (padding would move every score). Each time the answer is each text's own (computed alone, by
+    hand), in the texts' order."""
     from artifact_tools import serve
 
     texts = [" ".join(["good", "bad", "movie", "great", "awful", "plot"][(i + j) % 6] for j in range(1 + (i * 5) % 9))
@@ -122,11 +123,15 @@ def test_serve_runs_the_texts_of_one_request_in_padded_batches_or_alone(sample, 
         doc = json.loads((unpadded / name).read_text())
         doc.pop("pad_token", None)
         (unpadded / name).write_text(json.dumps(doc))
+    unmasked = shutil.copytree(folder, tmp_path / "no-attention-mask")  # padding the model cannot tell apart
+    doc = json.loads((unmasked / "tokenizer_config.json").read_text())
+    (unmasked / "tokenizer_config.json").write_text(json.dumps({**doc, "model_input_names": ["input_ids"]}))
     body = json.dumps({"inputs": texts}).encode()
     pd = pytest.importorskip("pandas")
-    for source, rows, pads in ((sample, None, True), (unpadded, 0, True), (unpadded, None, False)):
+    for source, rows, pads in ((sample, None, True), (unpadded, 0, True), (unpadded, None, False),
+                               (unmasked, None, False)):
         app = serve.create_app(loaders.load(source))
-        assert app.batcher is not None and app.batcher.padded
+        assert app.batcher is not None and app.batcher.padded is (source != unmasked)
         environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/invocations", "CONTENT_TYPE": "application/json",
                    "HTTP_ACCEPT": "application/json", "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
                    "wsgi.errors": sys.stderr, **({} if rows is None else {serve.BATCH_ROWS: rows})}
@@ -134,6 +139,27 @@ def test_serve_runs_the_texts_of_one_request_in_padded_batches_or_alone(sample, 
         assert status == 200, out[:300]
         _check(pd.DataFrame(json.loads(out)["outputs"]), labels, scores)
         assert app.batcher.padded is pads
+
+
+def test_a_text_longer_than_the_positions_is_cut_when_the_tokenizer_names_no_length(folder, tmp_path):
+    """A tokenizer without ``model_max_length`` truncates nothing; a text longer than the model's position
+    embeddings then failed inside the model (a 500 in ``serve``). It is cut at ``max_position_embeddings``
+    tokens: the answer is the one computed by hand on the text tokenized with that bound."""
+    copy = shutil.copytree(folder, tmp_path / "no-length")
+    doc = json.loads((copy / "tokenizer_config.json").read_text())
+    doc.pop("model_max_length", None)
+    (copy / "tokenizer_config.json").write_text(json.dumps(doc))
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(copy), local_files_only=True)
+    direct = transformers.BertForSequenceClassification.from_pretrained(str(folder), local_files_only=True).eval()
+    positions = direct.config.max_position_embeddings
+    assert tokenizer.model_max_length >= hf_loader._NO_LIMIT
+    text = " ".join(["good", "bad", "movie"] * positions)
+    assert len(tokenizer(text)["input_ids"]) > positions
+    with torch.no_grad():
+        logits = direct(**tokenizer(text, truncation=True, max_length=positions, return_tensors="pt")).logits[0]
+    p = torch.softmax(logits, -1).numpy()
+    model = loaders.load(copy)
+    _check(model.predict([text, "good movie"])[:1], [direct.config.id2label[int(p.argmax())]], np.array([p.max()]))
 
 
 def test_loading_never_touches_the_network(sample, monkeypatch):

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -335,3 +336,42 @@ def test_refused_requests_in_a_batch_keep_their_own_answer(artifact, reference, 
                     assert got[2] == one[2]
                     assert "ended after" not in json.loads(got[2])["error"]
         assert _batched(server.port) > 0
+
+
+def test_jobs_taken_together_that_predict_alone_are_timed_for_the_inline_rule():
+    """The model thread takes waiting jobs together; one that does not join the batch (here: its batcher leaves it
+    out, as a body over BATCH_BODY) runs its own prediction, and a slow one must end the fast streak and start the
+    cooldown, as it does when taken alone -- else the next lone request could run a slow prediction on the loop."""
+    import asyncio
+
+    from artifact_tools import serve
+
+    def busy(seconds: float):
+        def fn() -> None:
+            end = time.thread_time() + seconds
+            while time.thread_time() < end:
+                pass
+        return fn
+
+    class LeftOut:  # a batcher that leaves every request out of the batch
+        enabled = True
+
+        def prepare(self, environ: dict) -> None:
+            return None
+
+    async def run(together: bool) -> tuple[int, bool]:
+        model = serve._ModelThread(asyncio.get_running_loop(), 1)
+        try:
+            for _ in range(serve.INLINE_STREAK + 4):
+                await model.submit(busy(0.0001))
+            assert model.can_inline(10)
+            slow = busy(2 * serve.INLINE_BUDGET)
+            jobs = [busy(0.0001), slow, busy(0.0001)] if together else [slow]
+            await asyncio.gather(*(model.submit(fn, (LeftOut(), {})) for fn in jobs))
+            return model.fast_streak, model.can_inline(10)
+        finally:
+            model.stop()
+
+    for together in (False, True):
+        streak, inline = asyncio.run(run(together))
+        assert streak <= 1 and not inline, (together, streak, inline)
