@@ -113,6 +113,7 @@ import math
 import os
 import random
 import re
+import stat
 import sys
 import tempfile
 import time
@@ -134,7 +135,8 @@ MAX_PIPELINE = 5  # containers in one inference pipeline (CreateModel: Container
 MAX_VARIANTS = 10  # CreateEndpointConfig: ProductionVariants, 1 to 10 items
 DEFAULT_VARIANT = "AllTraffic"  # the variant name the SageMaker Python SDK gives a single-model endpoint
 DEFAULT_ENDPOINT = "local-endpoint"
-VARIANT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")  # ProductionVariant.VariantName pattern
+VARIANT_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")  # ProductionVariant.VariantName (fullmatch)
+MAX_CONFIG = 16 * 1024 * 1024  # bytes of an endpoint config file
 WATCH_INTERVAL = 0.05  # seconds between two looks of a worker at its endpoint config file
 MAX_TARGET_MODEL = 1024  # InvokeEndpoint TargetModel: length 1 to 1024
 INVOKED_HEADER = "X-Amzn-Invoked-Production-Variant"
@@ -187,9 +189,13 @@ class EndpointSpec:
 
 
 def _weight(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        raise EndpointError(f"{where} must be a number of at least 0, not {value!r}")
-    return float(value)
+    try:  # (an integer too large for a float raises OverflowError)
+        weight = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else math.nan
+    except OverflowError:
+        weight = math.inf
+    if not math.isfinite(weight) or weight < 0:
+        raise EndpointError(f"{where} must be a finite number of at least 0, not {str(value)[:40]!r}")
+    return weight + 0.0  # (-0.0 as 0.0)
 
 
 def _check_variants(name: str, variants: list[VariantSpec]) -> EndpointSpec:
@@ -197,7 +203,7 @@ def _check_variants(name: str, variants: list[VariantSpec]) -> EndpointSpec:
         raise EndpointError(f"an endpoint has 1 to {MAX_VARIANTS} production variants, not {len(variants)}")
     seen: set[str] = set()
     for v in variants:
-        if not VARIANT_NAME.match(v.name):
+        if not VARIANT_NAME.fullmatch(v.name):  # (match's "$" lets a final newline through)
             raise EndpointError(f"the variant name {v.name!r} is not valid (letters, digits and inner hyphens, "
                                 "at most 63)")
         if v.name in seen:
@@ -212,6 +218,8 @@ def _check_variants(name: str, variants: list[VariantSpec]) -> EndpointSpec:
 
 
 def _resolve(url: str, base: str | None) -> str:
+    if "\0" in url:
+        raise EndpointError(f"the ModelDataUrl {url[:100]!r} holds a NUL character")
     if base and "://" not in url and not os.path.isabs(url):
         return os.path.normpath(os.path.join(base, url))
     return url
@@ -297,11 +305,19 @@ def parse_config(doc: Any, base: str | None = None) -> EndpointSpec:
 def read_config(path: str | os.PathLike) -> EndpointSpec:
     """The endpoint config file at ``path`` (JSON), checked; :class:`EndpointError` with one sentence otherwise."""
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            doc = json.loads(f.read(16 * 1024 * 1024 + 1))
+    try:  # opened without blocking and read only when it is a regular file (a FIFO would hang the worker's loop)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise EndpointError(f"the endpoint config {path} is not a regular file")
+            data = f.read(MAX_CONFIG + 1)
+        if len(data) > MAX_CONFIG:
+            raise EndpointError(f"the endpoint config {path} is over {MAX_CONFIG} bytes")
+        doc = json.loads(data)
     except FileNotFoundError:
         raise EndpointError(f"the endpoint config {path} does not exist") from None
+    except RecursionError:
+        raise EndpointError(f"the endpoint config {path} nests JSON too deeply to be read") from None
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise EndpointError(f"the endpoint config {path} cannot be read as JSON ({serve._sentence(e)})") from None
     spec = parse_config(doc, os.path.dirname(os.path.abspath(path)))
@@ -579,8 +595,8 @@ class _ModelCache:
             app, _, _ = await asyncio.shield(future)
         except _NotFound:
             raise serve._Reject(404, f"there is no model {target!r} under {self.prefix}") from None
-        except ArtifactError as e:
-            raise serve._Reject(500, f"the model {target!r} could not be loaded: {e}") from None
+        except ArtifactError as e:  # not a model this server may serve (refused by the audit, no model in it)
+            raise serve._Reject(422, f"the model {target!r} could not be loaded: {e}") from None
         except Exception as e:
             raise serve._Reject(500, f"the model {target!r} could not be loaded: {type(e).__name__}: "
                                      f"{serve._sentence(e)}") from None
@@ -597,7 +613,7 @@ class _ModelCache:
         self.loaded[target] = (app, size)
         self.bytes += size
         while len(self.loaded) > 1 and ((self.max_models and len(self.loaded) > self.max_models)
-                                        or (self.max_bytes and self.bytes > self.max_bytes)):
+                                        or (self.max_bytes is not None and self.bytes > self.max_bytes)):
             oldest = next(iter(self.loaded))
             _, freed = self.loaded.pop(oldest)
             self.bytes -= freed
@@ -622,7 +638,8 @@ class _Routes:
     def __init__(self, variants: list[_Live]):
         self.variants = variants
         self.by_name = {v.name: v for v in variants}
-        self.cumulative = list(itertools.accumulate(v.weight for v in variants))
+        top = max(v.weight for v in variants)  # (above 0: checked) weights as shares of the largest, so that
+        self.cumulative = list(itertools.accumulate(v.weight / top for v in variants))  # 1e308s sum, 5e-324s split
         self.total = self.cumulative[-1]
 
     def pick(self, rng: random.Random) -> _Live:
@@ -698,6 +715,7 @@ class EndpointApp:
             if v.key in self.apps:
                 continue
             if v.multi_model:
+                _check_prefix(v.multi_model)  # (a reloaded config's new prefix: checked as at startup)
                 self.apps[v.key] = _ModelCache(v.name, v.multi_model, self._make_app, self.loader, self.metrics,
                                                self.max_models, self.max_bytes)
             else:
@@ -734,7 +752,7 @@ class EndpointApp:
         self.seen = identity
         try:
             spec = read_config(self.config)
-        except ArtifactError as e:
+        except Exception as e:  # noqa: BLE001 - whatever the file holds, the last good config stays in force
             log.warning("endpoint config %s ignored, the last good one stays in force: %s", self.config, e)
             return
         if all(v.key in self.apps for v in spec.variants):
@@ -788,10 +806,14 @@ class EndpointApp:
             if not target or not target.strip():
                 raise serve._Reject(400, "a multi-model endpoint needs the X-Amzn-SageMaker-Target-Model header "
                                          "naming the model's path under its prefix")
-            target = target.strip()
+            try:  # header bytes come as latin-1 (PEP 3333); a name is UTF-8, as S3 keys are
+                target = target.strip().encode("latin-1").decode("utf-8")
+            except UnicodeError:
+                raise serve._Reject(400, "the target model name is not UTF-8 text") from None
             route["model"] = ""  # until the target is known to exist (see the module docstring)
             if len(target) > MAX_TARGET_MODEL or "\x00" in target or target.startswith("/") or \
-                    any(part in ("", ".", "..") for part in target.split("/")):
+                    any(part in ("", ".", "..") for part in target.split("/")) or \
+                    (not variant.cache.local and any(c in target for c in "%?#\\")):  # (a URL decodes %2e%2e)
                 raise serve._Reject(400, f"the target model {target[:100]!r} is not a relative path under the "
                                          "endpoint's model prefix")
             route["model"] = target
@@ -1014,6 +1036,8 @@ def run(spec: EndpointSpec, *, host: str = "127.0.0.1", port: int = 8080, worker
         raise EndpointError(f"--max-batch-rows must be a whole number of at least 0, not {max_batch_rows!r}")
     if max_models is not None and max_models < 1:
         raise EndpointError(f"--max-models must be at least 1, not {max_models}")
+    if max_model_bytes is not None and max_model_bytes < 1:
+        raise EndpointError(f"--max-model-memory must be at least 1 byte, not {max_model_bytes}")
     if max_model_bytes is None:
         try:
             max_model_bytes = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2 // workers
@@ -1128,6 +1152,37 @@ def update_weights(config: str, weights: dict[str, float] | None = None, remove:
     weights by variant, after ``2 * WATCH_INTERVAL`` (100 ms), when every worker has looked at the file (a new
     variant's model is routed to once it has loaded, see the module docstring)."""
     weights, remove = dict(weights or {}), list(remove or [])
+    config = os.path.realpath(config)  # a symlinked config: the file it names is rewritten, the link stays
+    held = _lock_config(config)
+    try:
+        return _update_locked(config, weights, remove)
+    finally:
+        os.close(held)
+
+
+def _lock_config(config: str) -> int:
+    """A descriptor of ``config`` holding an exclusive ``flock``, so that two updates never read the same file and
+    lose one's change: taken on the file the path names once locked (an update replaces the file by rename, and a
+    waiter then holds the replaced one: it tries again)."""
+    import fcntl
+
+    while True:
+        try:
+            fd = os.open(config, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        except FileNotFoundError:
+            raise EndpointError(f"the endpoint config {config} does not exist") from None
+        except OSError as e:
+            raise EndpointError(f"the endpoint config {config} cannot be opened ({serve._sentence(e)})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if os.path.samestat(os.fstat(fd), os.stat(config)):
+                return fd
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def _update_locked(config: str, weights: dict, remove: list) -> dict:
     spec = read_config(config)  # the file as it stands must be valid
     with open(config, encoding="utf-8") as f:
         doc = json.load(f)
@@ -1292,6 +1347,8 @@ def cmd_update_weights(args: argparse.Namespace) -> int:
         raise EndpointError("give at least one NAME=WEIGHT or --remove NAME")
     config = _config_of(args.port, args.config)
     new = update_weights(config, weights, args.remove)
-    total = sum(new.values())
-    print("weights: " + ", ".join(f"{k}={v:g} ({v / total:.0%})" for k, v in new.items()) + f"; written to {config}")
+    top = max(new.values())  # shares of the largest first: weights of 1e308 still sum
+    total = sum(v / top for v in new.values())
+    print("weights: " + ", ".join(f"{k}={v:g} ({v / top / total:.0%})" for k, v in new.items())
+          + f"; written to {config}")
     return 0
