@@ -18,7 +18,10 @@ Amazon CloudWatch"):
   artifact's path relative to the prefix. Models load on their first request and the least recently used are
   unloaded when memory runs short. A target model sent to an endpoint that is not multi-model is a
   ``ValidationError``: "Endpoint NAME is not a multi-model endpoint and does not support target model header."
-  (the service's sentence, quoted in aws/amazon-sagemaker-examples issues 1026 and 1216).
+  (the service's sentence, quoted in aws/amazon-sagemaker-examples issues 1026 and 1216). The header's bytes are
+  read as UTF-8, as S3 keys are; a target is a relative path of plain segments (no ``..``, and under a prefix that
+  is not local no ``%``, ``?`` or ``#``, which the remote store would decode or drop) else 400; a path where no
+  file is 404; a file that is no model, or that the trust audit refuses, 422 with the refusal's sentence.
 - **Inference pipelines.** A model with 2 to 5 ``Containers`` is a serial inference pipeline: the first container
   gets the request, each one's response body (with its content type) is the next one's request, and the last one's
   response is the answer. Here a model without its own inference code answers an intermediate step as CSV (JSON
