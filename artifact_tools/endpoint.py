@@ -84,8 +84,9 @@ weights or the removal of a variant applies at once; a new variant (or a variant
 the background first and routed to only once it is loaded (SageMaker's blue/green update does the same). A file that
 does not read as a valid config is logged and ignored; the last good config stays in force.
 ``artifact-tools endpoint update-weights`` (the ``UpdateEndpointWeightsAndCapacities`` counterpart) rewrites that
-file and returns once that interval has passed twice, so every request sent after it returns gets the new weights: it
-finds the file of the endpoint on ``--port`` through the state folder, or takes ``--config FILE``, and
+file and returns once that interval has passed twice, so every request sent after it returns gets the new weights
+(when the file names a variant whose model is still loading, from the end of that load; concurrent updates take
+turns on an ``flock`` of the file, so none is lost): it finds the file of the endpoint on ``--port`` through the state folder, or takes ``--config FILE``, and
 sets weights (``NAME=WEIGHT``) or removes variants (``--remove NAME``). The rewritten file stays a valid
 ``CreateEndpointConfig`` document (the new weights are its ``InitialVariantWeight``), so a restart keeps them.
 
@@ -690,6 +691,7 @@ class EndpointApp:
         self.apps: dict[tuple, Any] = {}  # VariantSpec.key -> WSGI app or _ModelCache
         self.seen: tuple | None = None
         self.next_look = 0.0  # time.monotonic() after which the config file is looked at again (see _watch)
+        self.deferred: tuple | None = None  # the file's identity read while models loaded, to look at after
         self.pending = False
         spec = read_config(config)
         self.seen = self._identity()
@@ -731,7 +733,10 @@ class EndpointApp:
             live.append(_Live(v, None, held) if isinstance(held, _ModelCache) else _Live(v, held, None))
         keys = {v.key for v in spec.variants}
         for key in [k for k in self.apps if k not in keys]:  # removed variants: their models go when unreferenced
-            del self.apps[key]
+            held = self.apps.pop(key)
+            if isinstance(held, _ModelCache) and held.variant not in {v.name for v in spec.variants}:
+                self.metrics.loaded.labels(held.variant).set(0)  # (its gauge would show its last count forever)
+        self.name = spec.name
         return _Routes(live)
 
     # -- the watched config
@@ -750,19 +755,24 @@ class EndpointApp:
             return
         self.next_look = now + WATCH_INTERVAL
         identity = self._identity()
-        if identity is None or identity == self.seen or self.pending:
+        if identity is None or identity == self.seen or (self.pending and identity == self.deferred):
             return
-        self.seen = identity
         try:
             spec = read_config(self.config)
         except Exception as e:  # noqa: BLE001 - whatever the file holds, the last good config stays in force
+            self.seen = identity
             log.warning("endpoint config %s ignored, the last good one stays in force: %s", self.config, e)
             return
-        if all(v.key in self.apps for v in spec.variants):
+        if all(v.key in self.apps for v in spec.variants):  # (even while another config's models load)
+            self.seen = identity
             self.routes = self._routes(spec)
             log.info("endpoint config %s applied: %s", self.config,
                      ", ".join(f"{v.name}={v.weight:g}" for v in spec.variants))
             return
+        if self.pending:  # models of an earlier config are loading: this one is looked at again after
+            self.deferred = identity
+            return
+        self.seen = identity
         import asyncio
 
         self.pending = True

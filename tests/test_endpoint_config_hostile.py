@@ -200,3 +200,29 @@ def test_an_http_prefix_keeps_targets_inside_it(artifacts, env, work, rows):  # 
                 assert status == 400 and "not a relative path" in json.loads(out)["error"], (target, out)
     finally:
         httpd.shutdown()
+
+
+def test_a_reload_renames_the_endpoint_and_zeroes_a_removed_multi_model_gauge(artifacts, env, work, rows):  # noqa: F811
+    """A reloaded config's ``EndpointConfigName`` is the endpoint's name from then on (``/ping``, sentences), and a
+    multi-model variant it removes no longer shows its last ``LoadedModelCount``."""
+    import time
+
+    prefix = work / "mme-reload"
+    prefix.mkdir()
+    shutil.copy(artifacts["sklearn"], prefix / "m.tar.gz")
+    path = work / "reload.json"
+    first = {"EndpointConfigName": "before", "ProductionVariants": [
+        {"VariantName": "A", "ModelDataUrl": str(artifacts["sklearn"])},
+        {"VariantName": "MM", "ModelName": "mm", "InitialVariantWeight": 0}],
+        "Models": [{"ModelName": "mm", "PrimaryContainer": {"ModelDataUrl": str(prefix), "Mode": "MultiModel"}}]}
+    path.write_text(json.dumps(first))
+    with Endpoint(env, work, "--endpoint-config", str(path), "--workers", "1") as server:
+        assert invoke(server.port, csv_body(rows[:2]), {"X-Amzn-SageMaker-Target-Variant": "MM",
+                                                        TARGET: "m.tar.gz"})[0] == 200
+        assert total(metrics(server.port), "LoadedModelCount", variant="MM") == 1
+        second = {**first, "EndpointConfigName": "after", "ProductionVariants": first["ProductionVariants"][:1]}
+        endpoint.write_text_atomic(str(path), json.dumps(second))
+        time.sleep(3 * endpoint.WATCH_INTERVAL)
+        status, _, out = invoke(server.port, csv_body(rows[:2]), {"X-Amzn-SageMaker-Target-Variant": "MM"})
+        assert status == 400 and "Endpoint after does not have a production variant named 'MM'" in out.decode()
+        assert total(metrics(server.port), "LoadedModelCount", variant="MM") == 0
