@@ -86,9 +86,10 @@ does not read as a valid config is logged and ignored; the last good config stay
 ``artifact-tools endpoint update-weights`` (the ``UpdateEndpointWeightsAndCapacities`` counterpart) rewrites that
 file and returns once that interval has passed twice, so every request sent after it returns gets the new weights
 (when the file names a variant whose model is still loading, from the end of that load; concurrent updates take
-turns on an ``flock`` of the file, so none is lost): it finds the file of the endpoint on ``--port`` through the state folder, or takes ``--config FILE``, and
-sets weights (``NAME=WEIGHT``) or removes variants (``--remove NAME``). The rewritten file stays a valid
-``CreateEndpointConfig`` document (the new weights are its ``InitialVariantWeight``), so a restart keeps them.
+turns on an ``flock`` of the file, so none is lost): it finds the file of the endpoint on ``--port`` through the
+state folder, or takes ``--config FILE``, and sets weights (``NAME=WEIGHT``) or removes variants (``--remove NAME``).
+The rewritten file stays a valid ``CreateEndpointConfig`` document (the new weights are its ``InitialVariantWeight``),
+so a restart keeps them.
 
 Config file (JSON, the ``CreateEndpointConfig`` request, plus how to find each model's artifact)::
 
