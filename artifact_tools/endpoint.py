@@ -263,6 +263,8 @@ def parse_config(doc: Any, base: str | None = None) -> EndpointSpec:
             where = f"Models[{i}]"
             if not isinstance(model, dict) or not isinstance(model.get("ModelName"), str):
                 raise EndpointError(f"{where} needs a ModelName")
+            if model["ModelName"] in models:  # (CreateModel names are unique in an account and region)
+                raise EndpointError(f"{where}: the model name {model['ModelName']!r} is given twice")
             containers = _containers(model, f"{where} ({model['ModelName']})")
             urls: list[str] = []
             prefix: str | None = None

@@ -92,6 +92,16 @@ def test_bad_variants_are_one_sentence(variant, sentence, tmp_path):
         endpoint.read_config(_config(tmp_path / "c.json", [variant]))
 
 
+def test_a_model_name_given_twice_is_one_sentence(tmp_path):
+    """Two ``Models`` entries of one name: which one a variant meant is unknown (the last one won, silently)."""
+    path = tmp_path / "twice.json"
+    path.write_text(json.dumps({"ProductionVariants": [{"VariantName": "A", "ModelName": "m"}], "Models": [
+        {"ModelName": "m", "PrimaryContainer": {"ModelDataUrl": "a.tar.gz"}},
+        {"ModelName": "m", "PrimaryContainer": {"ModelDataUrl": "b.tar.gz"}}]}))
+    with pytest.raises(endpoint.EndpointError, match="the model name 'm' is given twice"):
+        endpoint.read_config(path)
+
+
 def test_a_deeply_nested_config_is_one_sentence(tmp_path):
     path = tmp_path / "deep.json"
     path.write_text("[" * 100_000 + "]" * 100_000)
