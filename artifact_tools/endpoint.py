@@ -1191,9 +1191,13 @@ def _lock_config(config: str) -> int:
             raise EndpointError(f"the endpoint config {config} cannot be opened ({serve._sentence(e)})") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:  # (a file system without locks)
+            os.close(fd)
+            raise EndpointError(f"the endpoint config {config} cannot be locked ({serve._sentence(e)})") from None
+        try:
             if os.path.samestat(os.fstat(fd), os.stat(config)):
                 return fd
-        except OSError:
+        except FileNotFoundError:  # removed meanwhile: the next open says so
             pass
         os.close(fd)
 
