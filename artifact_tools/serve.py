@@ -137,7 +137,6 @@ PREDICTED = "artifact_tools.predicted"  # ... its share of a batch's predictions
 AHEAD = "artifact_tools.ahead_seconds"  # ... seconds spent on it before the app's call (batch decoding, predict)
 BATCHED = "artifact_tools.batched"  # ... how many requests the batch it was predicted in held
 DEFAULT_MAX_BATCH_ROWS = 1024  # rows one batched prediction takes at most (serve --max-batch-rows; 0: no batching)
-BATCH_ROWS = "artifact_tools.max_batch_rows"  # the environ entry: the server's --max-batch-rows (0: nothing padded)
 MAX_BATCH_JOBS = 64  # requests one batch takes at most
 BATCH_BODY = 256 * 1024  # bytes of body a request may have to join a batch (larger ones gain nothing from one)
 _NOTHING = object()
@@ -279,15 +278,16 @@ class _Batcher:
     request is predicted alone, so a bad request fails alone, with its own sentence. A model whose predictions
     turn out not to have one row per input row is not batched again."""
 
-    def __init__(self, model: Any, decoded: Callable[[dict], tuple[Any, str]]):
+    def __init__(self, model: Any, decoded: Callable[[dict], tuple[Any, str]], pad_texts: bool = True):
         self.model = model
         self.decoded = decoded
         self.enabled = True
-        # texts run as padded batches (above) when the model is told where the padding is (the tokenizer gives an
-        # attention mask); without one, padding moves every score (measured 1.6e-4 on a small classifier)
+        # texts run as padded batches (above) unless the server batches nothing (``pad_texts``), and only when the
+        # model is told where the padding is (the tokenizer gives an attention mask); without one, padding moves
+        # every score (measured 1.6e-4 on a small classifier)
         info = getattr(model, "info", None)
-        self.padded = getattr(model, "framework", None) == "huggingface" and isinstance(info, dict) and bool(
-            info.get("masked_padding"))
+        self.padded = pad_texts and getattr(model, "framework", None) == "huggingface" and isinstance(info, dict) \
+            and bool(info.get("masked_padding"))
 
     def prepare(self, environ: dict) -> tuple | None:
         """Decode one request ahead: (key, data, rows), or None when it does not batch (or does not decode: its
@@ -300,10 +300,8 @@ class _Batcher:
         return None if found is None else (found[0], request.data, found[1])
 
     def predict_alone(self, data: Any) -> Any:
-        """One request's own prediction; its texts, when it sends several, as :meth:`_texts` runs them (the caller
-        does not call this with ``--max-batch-rows 0``, ``BATCH_ROWS``: then every text runs alone, as a single
-        call answers it)."""
-        if self.padded and type(data) is list and len(data) > 1 and all(type(t) is str for t in data):
+        """One request's own prediction; its texts, when it sends several, as :meth:`_texts` runs them."""
+        if type(data) is list and all(type(t) is str for t in data):
             return self._texts(data)
         return self.model.predict(data)
 
@@ -346,13 +344,15 @@ class _Batcher:
 
 
 def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, workers: int = 1,
-               capture: Any = None) -> Callable:
+               capture: Any = None, pad_texts: bool = True) -> Callable:
     """A WSGI application serving ``loaded_model`` (anything with ``.predict`` and ``.framework``) with the
     SageMaker contract described in this module's docstring. ``workers`` is what ``/execution-parameters``
     reports as ``MaxConcurrentTransforms``. ``capture``: a :class:`artifact_tools.capture.CaptureWriter` given
     every ``/invocations`` request and its answer (errors too; the body as far as it was read); the app then has a
     ``close()`` that closes it. The app's ``batcher`` is a :class:`_Batcher` when the model's predictions may be
-    batched across requests (:func:`batchable`), else None."""
+    batched across requests (:func:`batchable`), else None. ``pad_texts``: several texts (of one request, or of a
+    batch) may run as padded batches; False where the server batches nothing (``--max-batch-rows 0``), so that
+    every text runs alone, as a single call answers it."""
     parameters = json.dumps({"MaxConcurrentTransforms": workers, "BatchStrategy": "MULTI_RECORD",
                              "MaxPayloadInMB": max(1, max_payload // MIB)}).encode()
     ping = json.dumps({"status": "ok", "framework": getattr(loaded_model, "framework", None)}).encode()
@@ -391,8 +391,7 @@ def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, wor
         out = environ.pop(PREDICTED, _NOTHING)  # this request's share of a batch's predictions
         if out is _NOTHING:
             try:
-                out = loaded_model.predict(request.data) if batcher is None or environ.get(
-                    BATCH_ROWS, DEFAULT_MAX_BATCH_ROWS) <= 0 else batcher.predict_alone(request.data)
+                out = loaded_model.predict(request.data) if batcher is None else batcher.predict_alone(request.data)
             except (ArtifactError, ValueError, TypeError, KeyError, IndexError) as e:
                 raise _Reject(400, f"the model rejected the input: {_sentence(e)}") from None
         try:
@@ -402,7 +401,7 @@ def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, wor
         return ctype, payload
 
     if invoke is None and batchable(loaded_model):
-        batcher = _Batcher(loaded_model, decoded)
+        batcher = _Batcher(loaded_model, decoded, pad_texts)
     routes = {"/ping": ("GET", lambda env: (JSON, ping)),
               "/execution-parameters": ("GET", lambda env: (JSON, parameters)),
               "/invocations": ("POST", invocations)}
@@ -1385,7 +1384,6 @@ class _Connection:
                 "wsgi.multithread": True,
                 "wsgi.multiprocess": True,
                 "wsgi.run_once": False,
-                BATCH_ROWS: self.front.model.max_batch_rows,
             }
         environ = self.base.copy()
         environ["REQUEST_METHOD"] = request.method.decode("latin-1")

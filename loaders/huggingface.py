@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from artifact_tools.errors import ArtifactError, NotLoadable, TrustRequired
+from artifact_tools.row_wise import ROW_WISE_TASKS
 
 from .base import LoadedModel, newer_version_warning, parse_options, require
 
@@ -327,7 +328,7 @@ def _by_length(task: str, inputs: Any, params: dict) -> list[int] | None:
     87 ms sorted. Each text's scores move by float32 rounding only (measured at most 6e-8, labels equal: the
     attention mask keeps the padding out), as with any padded batch; the answers come back in the texts' order."""
     size = params.get("batch_size")
-    if task not in ("text-classification", "sentiment-analysis") or not isinstance(size, int) or size < 2 \
+    if task not in ROW_WISE_TASKS or not isinstance(size, int) or size < 2 \
             or not isinstance(inputs, list) or len(inputs) <= size or not all(type(t) is str for t in inputs):
         return None
     return sorted(range(len(inputs)), key=lambda i: len(inputs[i]))

@@ -128,13 +128,13 @@ def test_serve_runs_the_texts_of_one_request_in_padded_batches_or_alone(sample, 
     (unmasked / "tokenizer_config.json").write_text(json.dumps({**doc, "model_input_names": ["input_ids"]}))
     body = json.dumps({"inputs": texts}).encode()
     pd = pytest.importorskip("pandas")
-    for source, rows, pads in ((sample, None, True), (unpadded, 0, True), (unpadded, None, False),
+    for source, rows, pads in ((sample, None, True), (unpadded, 0, False), (unpadded, None, False),
                                (unmasked, None, False)):
-        app = serve.create_app(loaders.load(source))
-        assert app.batcher is not None and app.batcher.padded is (source != unmasked)
+        app = serve.create_app(loaders.load(source), pad_texts=rows != 0)  # (as --max-batch-rows ROWS makes it)
+        assert app.batcher is not None and app.batcher.padded is (source != unmasked and rows != 0)
         environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/invocations", "CONTENT_TYPE": "application/json",
                    "HTTP_ACCEPT": "application/json", "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
-                   "wsgi.errors": sys.stderr, **({} if rows is None else {serve.BATCH_ROWS: rows})}
+                   "wsgi.errors": sys.stderr}
         status, _, out = serve._call_wsgi(app, environ)
         assert status == 200, out[:300]
         _check(pd.DataFrame(json.loads(out)["outputs"]), labels, scores)
