@@ -639,14 +639,22 @@ class _Live:
         self.cache = cache
 
 
+def _shares(weights: list[float]) -> list[float]:
+    """Each weight's share of their sum (at least one above 0: checked), taken over the largest first, so that
+    weights of 1e308 still sum and weights of 5e-324 still divide."""
+    top = max(weights)
+    scaled = [w / top for w in weights]
+    total = sum(scaled)
+    return [w / total for w in scaled]
+
+
 class _Routes:
     """The variants in force and a weighted choice among them."""
 
     def __init__(self, variants: list[_Live]):
         self.variants = variants
         self.by_name = {v.name: v for v in variants}
-        top = max(v.weight for v in variants)  # (above 0: checked) weights as shares of the largest, so that
-        self.cumulative = list(itertools.accumulate(v.weight / top for v in variants))  # 1e308s sum, 5e-324s split
+        self.cumulative = list(itertools.accumulate(_shares([v.weight for v in variants])))
         self.total = self.cumulative[-1]
 
     def pick(self, rng: random.Random) -> _Live:
@@ -662,7 +670,7 @@ class EndpointApp:
 
     def __init__(self, config: str, *, trust: bool | str, max_payload: int, workers: int,
                  max_models: int | None = None, max_bytes: int | None = None, capture: dict | None = None,
-                 access: str | None = None):
+                 access: str | None = None, max_batch_rows: int = serve.DEFAULT_MAX_BATCH_ROWS):
         from concurrent.futures import ThreadPoolExecutor
 
         self.access: logging.Logger | None = None  # the access logger, when --access-log is given
@@ -683,6 +691,7 @@ class EndpointApp:
         self.trust = trust
         self.max_payload = max_payload
         self.workers = workers
+        self.pad_texts = max_batch_rows > 0  # (0: no batching, and every text of a request runs alone)
         self.max_models = max_models
         self.max_bytes = max_bytes
         self.rng = random.Random()
@@ -699,8 +708,7 @@ class EndpointApp:
         spec = read_config(config)
         self.seen = self._identity()
         self._load_missing(spec)
-        self.name = spec.name
-        self.routes = self._routes(spec)
+        self._apply(spec)
         self.parameters = json.dumps({"MaxConcurrentTransforms": workers, "BatchStrategy": "MULTI_RECORD",
                                       "MaxPayloadInMB": max(1, max_payload // serve.MIB)}).encode()
 
@@ -715,7 +723,7 @@ class EndpointApp:
             report = getattr(m, "report", None)
             size += sum(getattr(f, "size", 0) or 0 for f in getattr(report, "files", None) or [])
         model = models[0] if len(models) == 1 else Pipeline(models)
-        return serve.create_app(model, self.max_payload, workers=self.workers), size
+        return serve.create_app(model, self.max_payload, workers=self.workers, pad_texts=self.pad_texts), size
 
     def _load_missing(self, spec: EndpointSpec) -> None:
         """Load the models of ``spec``'s variants not loaded yet (in the calling thread)."""
@@ -729,17 +737,21 @@ class EndpointApp:
             else:
                 self.apps[v.key] = self._make_app(v.artifacts)[0]
 
+    def _apply(self, spec: EndpointSpec) -> None:
+        """Put ``spec`` in force (its models loaded): its name and its routes."""
+        self.name = spec.name
+        self.routes = self._routes(spec)
+
     def _routes(self, spec: EndpointSpec) -> _Routes:
         live = []
         for v in spec.variants:
             held = self.apps[v.key]
             live.append(_Live(v, None, held) if isinstance(held, _ModelCache) else _Live(v, held, None))
-        keys = {v.key for v in spec.variants}
+        keys, names = {v.key for v in spec.variants}, {v.name for v in spec.variants}
         for key in [k for k in self.apps if k not in keys]:  # removed variants: their models go when unreferenced
             held = self.apps.pop(key)
-            if isinstance(held, _ModelCache) and held.variant not in {v.name for v in spec.variants}:
+            if isinstance(held, _ModelCache) and held.variant not in names:
                 self.metrics.loaded.labels(held.variant).set(0)  # (its gauge would show its last count forever)
-        self.name = spec.name
         return _Routes(live)
 
     # -- the watched config
@@ -768,7 +780,7 @@ class EndpointApp:
             return
         if all(v.key in self.apps for v in spec.variants):  # (even while another config's models load)
             self.seen = identity
-            self.routes = self._routes(spec)
+            self._apply(spec)
             log.info("endpoint config %s applied: %s", self.config,
                      ", ".join(f"{v.name}={v.weight:g}" for v in spec.variants))
             return
@@ -1115,7 +1127,8 @@ def run(spec: EndpointSpec, *, host: str = "127.0.0.1", port: int = 8080, worker
 
     def factory() -> EndpointApp:  # in each worker, after the fork
         return EndpointApp(config, trust=trust, max_payload=max_payload, workers=workers, max_models=max_models,
-                           max_bytes=max_model_bytes, capture=capture, access=access_log)
+                           max_bytes=max_model_bytes, capture=capture, access=access_log,
+                           max_batch_rows=max_batch_rows)
 
     master = os.getpid()
     status: Any = 0
@@ -1367,8 +1380,6 @@ def cmd_update_weights(args: argparse.Namespace) -> int:
         raise EndpointError("give at least one NAME=WEIGHT or --remove NAME")
     config = _config_of(args.port, args.config)
     new = update_weights(config, weights, args.remove)
-    top = max(new.values())  # shares of the largest first: weights of 1e308 still sum
-    total = sum(v / top for v in new.values())
-    print("weights: " + ", ".join(f"{k}={v:g} ({v / top / total:.0%})" for k, v in new.items())
-          + f"; written to {config}")
+    print("weights: " + ", ".join(f"{k}={v:g} ({share:.0%})" for (k, v), share in zip(new.items(), _shares(
+        list(new.values())))) + f"; written to {config}")
     return 0
