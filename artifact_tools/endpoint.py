@@ -75,21 +75,21 @@ Amazon CloudWatch"):
 How a running endpoint changes (the choice made here): **the endpoint config file is watched.** ``serve
 --endpoint-config FILE`` watches FILE; the other forms (``--variant``, ``--multi-model``, ``--pipeline``) write the
 equivalent config to a private state folder and watch that, their relative paths made absolute against the current
-folder first (a path on the command line means what it means where the command runs). Before it routes a request,
-a worker looks at the file's identity (one ``stat``) when it has not done so for ``WATCH_INTERVAL`` (50 ms), so an
-atomically replaced file (temporary name + rename) applies to every request that arrives 50 ms after the rename, in
-every worker; requests already routed finish on the variant they got. (A ``stat`` per request cost 2-30 us of a
-request's 130: the call lets go of the GIL, and the worker's prediction thread takes it.) A change of
-weights or the removal of a variant applies at once; a new variant (or a variant given another model) is loaded in
-the background first and routed to only once it is loaded (SageMaker's blue/green update does the same). A file that
-does not read as a valid config is logged and ignored; the last good config stays in force.
-``artifact-tools endpoint update-weights`` (the ``UpdateEndpointWeightsAndCapacities`` counterpart) rewrites that
-file and returns once that interval has passed twice, so every request sent after it returns gets the new weights
-(when the file names a variant whose model is still loading, from the end of that load; concurrent updates take
-turns on an ``flock`` of the file, so none is lost): it finds the file of the endpoint on ``--port`` through the
-state folder, or takes ``--config FILE``, and sets weights (``NAME=WEIGHT``) or removes variants (``--remove NAME``).
-The rewritten file stays a valid ``CreateEndpointConfig`` document (the new weights are its ``InitialVariantWeight``),
-so a restart keeps them.
+folder first (a path on the command line means what it means where the command runs). Before it routes a request (and
+before it answers ``/ping``, which shows the weights in force), a worker looks at the file's identity (one ``stat``)
+when it has not done so for ``WATCH_INTERVAL`` (50 ms), so an atomically replaced file (temporary name + rename)
+applies to every request that arrives 50 ms after the rename, in every worker; requests already routed finish on the
+variant they got. (A ``stat`` per request cost 2-30 us of a request's 130: the call lets go of the GIL, and the
+worker's prediction thread takes it.) A change of weights or the removal of a variant applies at once; a new variant
+(or a variant given another model) is loaded in the background first and routed to only once it is loaded (SageMaker's
+blue/green update does the same). A file that does not read as a valid config is logged and ignored; the last good
+config stays in force. ``artifact-tools endpoint update-weights`` (the ``UpdateEndpointWeightsAndCapacities``
+counterpart) rewrites that file and returns once that interval has passed twice, so every request sent after it
+returns gets the new weights (when the file names a variant whose model is still loading, from the end of that load;
+concurrent updates take turns on an ``flock`` of the file, so none is lost): it finds the file of the endpoint on
+``--port`` through the state folder, or takes ``--config FILE``, and sets weights (``NAME=WEIGHT``) or removes
+variants (``--remove NAME``). The rewritten file stays a valid ``CreateEndpointConfig`` document (the new weights are
+its ``InitialVariantWeight``), so a restart keeps them.
 
 Config file (JSON, the ``CreateEndpointConfig`` request, plus how to find each model's artifact)::
 
@@ -109,6 +109,7 @@ Other fields (``InstanceType``, ``InitialInstanceCount``...) are accepted and ig
 from __future__ import annotations
 
 import argparse
+import asyncio
 import bisect
 import errno
 import itertools
@@ -585,8 +586,6 @@ class _ModelCache:
         return app, size, time.monotonic() - started
 
     async def get(self, target: str) -> Callable:
-        import asyncio
-
         entry = self.loaded.get(target)
         if entry is not None:
             self.loaded[target] = self.loaded.pop(target)  # most recently used now
@@ -788,8 +787,6 @@ class EndpointApp:
             self.deferred = identity
             return
         self.seen = identity
-        import asyncio
-
         self.pending = True
         future = asyncio.get_running_loop().run_in_executor(self.loader, self._load_missing, spec)
 
@@ -877,6 +874,14 @@ class EndpointApp:
         return [body]
 
     def _ping(self) -> tuple[str, bytes]:
+        """The endpoint's state: its variants with their weights as now in force (a changed config file is looked
+        at first, as before routing, so weights just updated show here before the next invocation)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # (called outside the front end's event loop: no config is applied from here)
+            pass
+        else:
+            self._watch()
         variants = [{"name": v.name, "weight": v.weight, "model": v.spec.label,
                      **({"loaded_models": len(v.cache.loaded)} if v.cache else
                         {"framework": getattr(v.app, "framework", None)})} for v in self.routes.variants]

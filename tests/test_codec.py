@@ -457,3 +457,25 @@ def test_a_long_integer_across_the_digit_run_step_is_read_as_json_reads_it(offse
     text = head + "12345678901234567890123" + "]"
     assert len(head) <= codec._RUN_STEP + offset + 1
     assert _same_json(codec._loads(text), json.loads(text))
+
+
+@pytest.mark.parametrize("text", [
+    '[[123456789012345678901, 2], [3]]',  # ragged: no array, the document as json reads it
+    '{"instances": [[1.5, -123456789012345678901234], [2.5]]}',
+    '[[1.5, 123456789012345678901]]',  # an array of floats holding an integer outside 64 bits
+    '{"inputs": [[18446744073709551616, 0.25]]}',
+    '[[9223372036854775807, -9223372036854775808]]',  # the int64 bounds: integers, read exactly
+    '[[0.1, 9.3e18, -9.3e18]]',  # floats of 2**63 and more: the text is looked at again, and read the same
+])
+def test_rows_read_by_orjson_are_those_json_reads(text):
+    """Rows of numbers are read by orjson without the look for 19-digit runs, and looked at again only when the
+    array holds a float of 2**63 or more (an integer orjson made a float of): what ``decode`` gives is what it makes
+    of ``json.loads``' document -- exact Python integers where no array is made."""
+    got = codec.decode(text.encode(), "application/json").data
+    doc = json.loads(text)
+    rows = doc if isinstance(doc, list) else next(iter(doc.values()))
+    if isinstance(got, np.ndarray):
+        assert got.tolist() == np.asarray(rows, dtype=got.dtype).tolist()
+        assert got.dtype == (np.int64 if all(type(v) is int for r in rows for v in r) else np.float64)
+    else:
+        assert got == rows and all(type(a) is type(b) for r, s in zip(got, rows) for a, b in zip(r, s))

@@ -296,6 +296,25 @@ def test_weights_change_and_variant_removed_under_load(artifacts, oracle, env, w
     assert gone.returncode == 2 and "no artifact-tools endpoint is running" in gone.stderr
 
 
+
+def test_ping_shows_weights_updated_before_any_invocation(artifacts, env, work):
+    """``/ping`` reports the weights in force: right after ``update-weights`` returns, with no invocation in between,
+    every worker's ``/ping`` shows the new weights (a worker looks at the config file before answering it, as
+    before routing)."""
+    with Endpoint(env, work, "--variant", f"A={artifacts['sklearn']}:3", "--variant", f"B={artifacts['sklearn']}:1",
+                  "--workers", "2") as server:
+        def weights() -> dict:
+            status, _, out = request(server.port, "GET", "/ping")
+            assert status == 200, out
+            return {v["name"]: v["weight"] for v in json.loads(out)["variants"]}
+
+        assert weights() == {"A": 3.0, "B": 1.0}
+        done = update_weights("--port", str(server.port), "A=1", "B=3", env=env)
+        assert done.returncode == 0, done.stderr
+        seen = [weights() for _ in range(8)]  # new connections: both workers answer some
+        assert all(w == {"A": 1.0, "B": 3.0} for w in seen), seen
+
+
 # ---------------------------------------------------------------------------------------------------- multi-model
 
 def test_multi_model_loads_once_and_evicts_least_recently_used(artifacts, oracle, env, work, rows):
