@@ -106,6 +106,7 @@ import collections
 import functools
 import io
 import json
+import logging
 import os
 import select
 import socket
@@ -125,6 +126,8 @@ from .row_wise import EXACT_SKLEARN, ROW_WISE, ROW_WISE_TASKS, batchable  # noqa
 from .row_wise import rows_exact as _rows_exact  # noqa: F401
 
 __all__ = ["DEFAULT_MAX_PAYLOAD", "create_app", "run"]
+
+log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 DEFAULT_MAX_PAYLOAD = 6 * MIB
@@ -780,6 +783,8 @@ class _ModelThread:
         self.fast_streak = 0
         self.slow_until = 0.0
         self.warmed: set[int] = set()  # the threads that have predicted (the loop's and this one's)
+        # the front end's: told the answers of jobs taken together, on the loop, before any of them is handed back
+        self.on_batch: Callable[[list], None] | None = None
         self.thread = threading.Thread(target=self._main, args=(threads,), name="predict", daemon=True)
         self.thread.start()
 
@@ -813,11 +818,12 @@ class _ModelThread:
         if ident not in self.warmed:
             self.warmed.add(ident)
 
-    def submit(self, fn: Callable[[], Any], batch: tuple[_Batcher, dict] | None = None) -> Any:
-        """Run ``fn`` on this thread; ``batch``: the request's batcher and environ, when it may join a batch."""
+    def submit(self, fn: Callable[[], Any], batch: tuple[_Batcher, dict] | None = None, tag: Any = None) -> Any:
+        """Run ``fn`` on this thread; ``batch``: the request's batcher and environ, when it may join a batch;
+        ``tag``: what :attr:`on_batch` is given with the job's answer."""
         future = self.loop.create_future()
         self.pending += 1
-        self.jobs.put((fn, future, batch if self.max_batch_rows > 0 else None))
+        self.jobs.put((fn, future, batch if self.max_batch_rows > 0 else None, tag))
         return future
 
     def _main(self, threads: int) -> None:
@@ -846,7 +852,7 @@ class _ModelThread:
                         pass
             done = []
             alone = len(jobs) == 1
-            for fn, future, batch in jobs:
+            for fn, future, batch, tag in jobs:
                 # timed for the inline rule when the job predicts itself; not when it only encodes its share of
                 # the batch's predictions (left in its environ)
                 count = alone or batch is None or PREDICTED not in batch[1]
@@ -854,7 +860,7 @@ class _ModelThread:
                     result, ok = self.run(fn, count=count), True
                 except BaseException as e:  # handed to the waiting connection, which answers 500
                     result, ok = e, False
-                done.append((future, ok, result))
+                done.append((future, ok, result, tag))
             try:  # one wake-up of the loop for the whole batch
                 self.loop.call_soon_threadsafe(self._finish, done)
             except RuntimeError:  # the loop is closed: the worker is exiting
@@ -863,7 +869,7 @@ class _ModelThread:
     def _batch(self, jobs: list) -> None:
         """Decode the batchable requests of ``jobs`` and predict those that match together (see the class)."""
         groups: dict[tuple, list] = {}
-        for _, _, batch in jobs:
+        for _, _, batch, _ in jobs:
             if batch is None or not batch[0].enabled:
                 continue
             batcher, environ = batch
@@ -887,12 +893,17 @@ class _ModelThread:
 
     def _finish(self, done: list) -> None:
         self.pending -= len(done)
-        for future, ok, result in done:
+        if len(done) > 1 and self.on_batch is not None:
+            try:
+                self.on_batch([(tag, result) for _, ok, result, tag in done if ok and tag is not None])
+            except Exception:  # noqa: BLE001 - never a reason to fail the requests (each is then counted alone)
+                log.exception("counting a batch of answers failed")
+        for future, ok, result, _ in done:
             if not future.done():
                 future.set_result(result) if ok else future.set_exception(result)
 
     def stop(self) -> None:
-        self.jobs.put((None, None))
+        self.jobs.put((None, None, None, None))
 
 
 class _Share:
@@ -982,10 +993,31 @@ class _FrontEnd:
         # the app's record(environ, status, seconds, bytes_in, bytes_out), called once for every answered request
         # (an endpoint's metrics and access log), refusals of the HTTP layer included
         self.record: Callable | None = getattr(app, "record", None)
+        # ... and record_many(answers), the same for the answers of a batch, counted together before any is sent
+        self.record_many: Callable | None = getattr(app, "record_many", None)
+        if self.record is not None and self.record_many is not None:
+            model.on_batch = self._record_batch
         self.connections: set[_Connection] = set()
         self.share: _Share | None = None  # the server's shared connection counts, told of each change
         self.stopping = False
         self.closed = asyncio.Event()
+
+    def _record_batch(self, answered: list) -> None:
+        """Count the answers of jobs taken together (``(connection, (status, headers, body))``) with the app's
+        ``record_many``, on the loop before any of them is handed back, so that ``/metrics`` holds every answer
+        sent; each connection then leaves out its own count (see :meth:`_Connection._exchange`)."""
+        now = time.perf_counter()
+        entries, counted = [], []
+        for conn, (status, _, out) in answered:
+            environ = conn.environ
+            if conn.lost or environ is None:  # (a client gone is not answered, nor counted)
+                continue
+            entries.append((environ, status, now - conn.began, int(environ.get("CONTENT_LENGTH") or 0), len(out)))
+            counted.append(conn)
+        if entries and self.record_many is not None:
+            self.record_many(entries)
+            for conn in counted:
+                conn.counted = True
 
     def batch_of(self, environ: dict) -> tuple[_Batcher, dict] | None:
         """The batcher of the model a routed ``/invocations`` request goes to, with its environ, or None."""
@@ -1040,6 +1072,7 @@ class _Connection:
         self.eof = False
         self.unparsed = 0
         self.lost = False
+        self.counted = False  # the answer under way was counted with its batch's (_FrontEnd._record_batch)
         self.closed = False
         self.lingering = False
         self.held = 0
@@ -1256,6 +1289,7 @@ class _Connection:
         """Answer one request; False when an error answer ended the connection."""
         front = self.front
         began = self.began = time.perf_counter()  # the request's arrival, for OverheadLatency and the access log
+        self.counted = False
         self.method = request.method
         self.keep_alive = request.keep_alive
         headers: dict[bytes, bytes] = {}
@@ -1299,7 +1333,7 @@ class _Connection:
                 if len(front.connections) == 1 and front.model.can_inline(len(body)):  # a lone client
                     status, response_headers, out = front.model.run(job)
                 else:
-                    status, response_headers, out = await front.model.submit(job, front.batch_of(environ))
+                    status, response_headers, out = await front.model.submit(job, front.batch_of(environ), self)
             except Exception as e:  # _call_wsgi itself failed: the app answers its own errors with a status
                 front.log.error("artifact-tools serve: the application failed: %s: %s", type(e).__name__, e)
                 status, response_headers = 500, [("Content-Type", JSON)]
@@ -1309,8 +1343,9 @@ class _Connection:
         self._release()
         if self.lost:
             raise _Gone()
-        if front.record is not None:  # an endpoint's metrics and access log
+        if front.record is not None and not self.counted:  # an endpoint's metrics and access log
             front.record(environ, status, time.perf_counter() - began, len(body), len(out))
+        self.counted = False
         self.environ = None
         self.set_phase("write")
         await self._respond(request.method, status, response_headers, out, close=front.stopping)

@@ -446,3 +446,31 @@ def test_relative_paths_in_every_flag_form(form, artifacts, oracle, env, work, r
         assert status == 200, out
     expected = oracle["B"](oracle["scaler"](rows)) if form == "pipeline" else oracle["A"](rows)
     assert np.allclose(np.asarray(json.loads(out)).reshape(np.shape(expected)), expected, rtol=1e-6)
+
+
+def test_observations_counted_together_are_those_observe_makes():
+    """A batch's latencies go into a histogram with one write per bucket (``endpoint._observe_all``): the bucket
+    counts, count and sum are those of ``prometheus_client``'s own ``observe`` of each value, bounds included."""
+    import prometheus_client as prom
+
+    from artifact_tools import endpoint
+
+    rng = np.random.default_rng(3)
+    bounds = endpoint.LATENCY_BUCKETS
+    values = [*bounds, 0.0, 1e-9, 1e6, *np.nextafter(bounds, 1.0), *(10.0 ** rng.uniform(-5, 2, size=300))]
+    registries = []
+    for bulk in (False, True):
+        registry = prom.CollectorRegistry()
+        child = prom.Histogram("h", "h", ["v"], buckets=bounds, registry=registry).labels("x")
+        if bulk:
+            endpoint._observe_all(child, [float(v) for v in values])
+        else:
+            for v in values:
+                child.observe(float(v))
+        registries.append({(s.name, tuple(sorted(s.labels.items()))): s.value
+                           for metric in registry.collect() for s in metric.samples if not s.name.endswith("_created")})
+    alone, together = registries
+    assert alone.keys() == together.keys()
+    for key, value in alone.items():
+        assert together[key] == pytest.approx(value, rel=1e-12), key
+    assert alone[("h_count", (("v", "x"),))] == len(values)

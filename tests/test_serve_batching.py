@@ -23,6 +23,7 @@ import pytest
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 import make_samples  # noqa: E402
+from test_endpoint import metrics, total  # noqa: E402
 
 from helpers import ServeProcess, request, sklearn_reference  # noqa: E402
 
@@ -117,13 +118,17 @@ def _batched(port: int) -> float:
                if line.startswith("BatchedInvocations_total"))
 
 
-def _check_all(port: int, reference, rounds: int, seed: int) -> None:
+def _check_all(port: int, reference, rounds: int, seed: int) -> tuple[int, int]:
     """Send ``rounds`` bursts of requests from ``CLIENTS`` threads at once; every answer must be the forest's own
-    answer to that request alone, and every bad request must fail alone with its own sentence."""
+    answer to that request alone, and every bad request must fail alone with its own sentence. Returns how many
+    requests were sent and how many of them were bad."""
+    sent = bad = 0
     with ThreadPoolExecutor(CLIENTS) as pool:
         for n in range(rounds):
             reqs = _requests(3 * CLIENTS, seed + n)
             answers = list(pool.map(lambda r: _send(port, r), reqs))
+            sent += len(reqs)
+            bad += sum(1 for r in reqs if r["kind"] != "good")
             for r, (status, headers, body) in zip(reqs, answers):
                 if r["kind"] == "good":
                     assert status == 200, body
@@ -140,6 +145,7 @@ def _check_all(port: int, reference, rounds: int, seed: int) -> None:
                         assert error.startswith("the model rejected the input:") and "infinity" in error
                     else:
                         assert f"{FEATURES} features" in error or "features" in error, error
+    return sent, bad
 
 
 def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(artifact, reference, env, tmp_path):
@@ -147,12 +153,23 @@ def test_concurrent_requests_are_batched_and_each_gets_its_own_answer(artifact, 
     mixed content types and Accepts, and each answer is what the model gives that request alone; a request holding
     infinity, batched with good ones, fails alone with the model's sentence, and its neighbours get their answers."""
     with ServeProcess([str(artifact), "--workers", "1"], env, tmp_path / "serve.log") as server:
-        _check_all(server.port, reference, rounds=4, seed=1)
+        sent, bad = _check_all(server.port, reference, rounds=4, seed=1)
         for n in range(4):  # batches form when requests queue: on a machine busy with other work, more bursts
             if _batched(server.port) > 0:
                 break
-            _check_all(server.port, reference, rounds=1, seed=50 + n)
+            more = _check_all(server.port, reference, rounds=1, seed=50 + n)
+            sent, bad = sent + more[0], bad + more[1]
         assert _batched(server.port) > 0, "no request was predicted in a batch"
+        # the answers of a batch are counted together (one write per figure and bucket): exactly the requests sent
+        m = metrics(server.port)
+        assert total(m, "Invocations_total") == sent
+        assert total(m, "Invocation4XXErrors_total") == bad and total(m, "Invocation5XXErrors_total") == 0
+        assert total(m, "OverheadLatency_seconds_count") == sent
+        assert total(m, "OverheadLatency_seconds_bucket", le="+Inf") == sent
+        model = total(m, "ModelLatency_seconds_count")
+        assert sent - bad <= model <= sent and total(m, "ModelLatency_seconds_bucket", le="+Inf") == model
+        assert 0 < total(m, "ModelLatency_seconds_sum") < total(m, "OverheadLatency_seconds_sum") + \
+            total(m, "ModelLatency_seconds_sum")
         # a lone request after the bursts: a batch of one, answered as before
         X = np.random.default_rng(99).normal(size=(3, FEATURES))
         status, _, body = request(server.port, "POST", "/invocations", _body(X, "text/csv"),
