@@ -76,7 +76,11 @@ interpreter lock), records written in input order, a bad record (undecodable, a 
 model) is reported in the summary with its file, line (or record number) and reason and left out while the job goes
 on (``fail_fast`` stops at the first instead), each ``.out`` written to a temporary name and renamed when complete,
 so a killed job leaves none partial and ``resume`` skips the inputs whose ``.out`` exists and is not older than the
-input (an input changed since its output was written is scored again). ``workers`` > 1 runs
+input (an input changed since its output was written is scored again). ``resume`` continues the same job only: the
+job summary (written when the job starts, status ``running``, and again when it ends) names the job -- each
+artifact's path with its size and modification time (an object's ETag), and the parameters that shape the outputs
+--, and a resume whose job differs (another model, a model rewritten since, another content type...) is refused
+with the difference named, rather than leaving outputs of two models side by side. ``workers`` > 1 runs
 that many processes (``forkserver``/``spawn``), each loading the model(s) once through :func:`loaders.load` and its
 extraction cache. ``pipeline`` (at most 5 artifacts, as a SageMaker inference pipeline): each model's predictions,
 encoded as CSV (JSON when CSV cannot carry them), are the next one's request body.
@@ -144,6 +148,7 @@ class _Job:
     input_filter: str
     join_source: str
     output_filter: str
+    identity: str = ""  # the artifacts' paths, sizes and modification times (JSON): a model rewritten is loaded again
 
 
 def _choice(name: str, value, allowed: tuple) -> str:
@@ -496,7 +501,7 @@ _MODELS: dict = {}  # per process: the loaded models of the job (one load per wo
 
 
 def _models(job: _Job) -> list:
-    key = (job.artifacts, str(job.trust))
+    key = (job.artifacts, str(job.trust), job.identity)
     if key not in _MODELS:
         import loaders
 
@@ -1261,6 +1266,54 @@ def _is_local(fs) -> bool:
     return protocol in ("file", "local")
 
 
+def _job_identity(artifacts: list, storage_options, parameters: dict) -> dict:
+    """What makes two runs one job for ``resume`` (see the module docstring), as JSON values."""
+    import fsspec
+
+    models = []
+    for artifact in artifacts:
+        path, seen = str(artifact), None  # type: str, list | None
+        try:
+            if "://" not in path:
+                st = os.stat(path)
+                path, seen = os.path.abspath(path), [st.st_size, st.st_mtime_ns]
+            else:
+                fs, key = fsspec.core.url_to_fs(path, **(storage_options or {}))
+                info = fs.info(key)
+                seen = [str(info.get(k)) for k in ("ETag", "etag", "size", "mtime", "LastModified", "last_modified")]
+        except Exception:  # noqa: BLE001 -- unreadable here: the load already said so, or the path alone names it
+            pass
+        models.append({"artifact": path, "seen": seen})
+    shaping = {k: v for k, v in parameters.items() if k != "workers"}
+    return json.loads(json.dumps({"models": models, "parameters": shaping}))
+
+
+def _check_resumable(out_fs, summary_path: str, job: dict) -> None:
+    """Refuse to resume into an output folder whose job summary names another job (see the module docstring); a
+    folder without a readable summary resumes as its outputs say."""
+    try:
+        with out_fs.open(summary_path, "rb") as f:
+            earlier = json.loads(f.read(1 << 24))
+    except Exception:  # noqa: BLE001 -- none, or not ours: nothing to compare
+        return
+    before: Any = earlier.get("job") if isinstance(earlier, dict) else None
+    if not isinstance(before, dict) or before == job:
+        return
+    was, now = before.get("models"), job["models"]
+    if was != now:
+        names = [m.get("artifact") if isinstance(m, dict) else m for m in (was if isinstance(was, list) else [])]
+        what = (f"another model ({', '.join(map(str, names))[:300]})" if names != [m["artifact"] for m in now]
+                else "the same model path, rewritten since")
+    else:
+        params = before.get("parameters")
+        old = params if isinstance(params, dict) else {}
+        changed = sorted(k for k in job["parameters"] if old.get(k) != job["parameters"][k])
+        what = "other parameters (" + ", ".join(f"{k} {old.get(k)!r}" for k in changed[:4])[:300] + ")"
+    raise TransformError(f"the output folder holds the outputs of another job, made with {what}; resume continues "
+                         "the same job only: give another output folder, or run without resume to score every "
+                         "input again")
+
+
 def _write_json_atomic(out_fs, path: str, doc: dict) -> None:
     data = (json.dumps(doc, indent=2) + "\n").encode("utf-8")
     out = _Output(out_fs, path)
@@ -1675,6 +1728,11 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
             "join_source": join_source, "output_filter": output_filter, "workers": workers},
         "inputs": len(inputs), "inputs_done": 0, "inputs_skipped": 0, "inputs_failed": 0,
         "records_in": 0, "records_out": 0, "records_failed": 0, "failed": [], "status": "running"}
+    summary["job"] = _job_identity(artifacts, storage_options, summary["parameters"])
+    job = dataclasses.replace(job, identity=json.dumps(summary["job"]["models"]))
+    summary_path = posixpath.join(out_root.rstrip("/"), SUMMARY) if out_root else SUMMARY
+    if resume:
+        _check_resumable(out_fs, summary_path, summary["job"])
     failed = summary["failed"]
 
     def fail(rel: str, number, reason: str) -> None:
@@ -1700,6 +1758,10 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
             writer.close()
         raise
     load_seconds = time.perf_counter() - load_start
+    try:  # the job named in its output folder from the start: a killed job's resume finds it
+        _write_json_atomic(out_fs, summary_path, summary)
+    except OSError as e:
+        log.warning("the job summary could not be written: %s", e)
     pending: collections.deque = collections.deque()
     limit = runner.in_flight
     ok = False
@@ -1776,7 +1838,6 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
         summary["seconds"] = {"load": round(load_seconds, 3), "total": round(total, 3)}
         summary["records_per_second"] = round(summary["records_out"] / total, 1) if total > 0 else None
         try:
-            summary_path = posixpath.join(out_root.rstrip("/"), SUMMARY) if out_root else SUMMARY
             _write_json_atomic(out_fs, summary_path, summary)
         except OSError as e:
             log.warning("the job summary could not be written: %s", e)

@@ -422,7 +422,9 @@ def test_resume_after_a_kill_leaves_no_partial_output(arts, tmp_path):
     expected = booster_predict(arts["xgb"], X)
     for name in done:  # whatever exists is complete
         assert np.allclose(csv_values(out / name), expected, atol=1e-6)
-    s = by_line(arts["xgb"], tmp_path / "in", out, resume=True)
+    # the same job (its parameters as the killed one's; another job would be refused), resumed
+    s = transform(arts["xgb"], tmp_path / "in", out, max_payload_mb=0.0005, strategy="MultiRecord", split_type="Line",
+                  resume=True)
     assert s["inputs_skipped"] == len(done) and s["inputs_done"] == 6 - len(done)
     for i in range(6):
         assert np.allclose(csv_values(out / f"f{i}.csv.out"), expected, atol=1e-6)

@@ -224,6 +224,44 @@ def test_resume_scores_again_an_input_changed_after_its_output(xgb, tmp_path):
     assert (s["inputs_skipped"], s["inputs_done"]) == (2, 0)
 
 
+
+def test_resume_continues_the_same_job_only(xgb, tmp_path):
+    """``resume`` into a folder holding another job's outputs kept them beside the new model's: a resume with
+    another model, the same model file rewritten, or another parameter that shapes the outputs is now one sentence
+    naming the difference, and nothing is written; the same job resumes (also after a kill, whose summary says
+    ``running``); without ``resume`` the other job's outputs are scored again."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.csv").write_bytes(GOOD)
+    first = transform(xgb, folder, out, split_type="Line")
+    assert first["job"]["models"][0]["artifact"] == str(xgb.resolve()) and first["status"] == "completed"
+    X, y = make_data(n=300, d=4, seed=8)
+    other = build_xgboost(X, y, tmp_path / "other.tar.gz", rounds=5)
+    before = (out / "a.csv.out").read_bytes()
+    with pytest.raises(TransformError, match=r"outputs of another job, made with another model \(.*xgb\.tar\.gz\)"):
+        transform(other, folder, out, split_type="Line", resume=True)
+    with pytest.raises(TransformError, match=r"other parameters \(accept 'text/csv'\)"):
+        transform(xgb, folder, out, split_type="Line", accept="application/json", resume=True)
+    assert (out / "a.csv.out").read_bytes() == before
+    assert json.loads((out / "transform-summary.json").read_text())["status"] == "completed"  # left as it was
+
+    # a killed job of the same model: its summary (written when it started) says running; the resume goes on
+    summary = json.loads((out / "transform-summary.json").read_text())
+    (out / "transform-summary.json").write_text(json.dumps({**summary, "status": "running"}))
+    s = transform(xgb, folder, out, split_type="Line", resume=True, workers=1)
+    assert (s["inputs_skipped"], s["inputs_done"]) == (1, 0)
+
+    rewritten = tmp_path / "copy.tar.gz"
+    rewritten.write_bytes(xgb.read_bytes())
+    transform(rewritten, folder, tmp_path / "out2", split_type="Line")
+    rewritten.write_bytes(other.read_bytes())  # the same path, another model
+    with pytest.raises(TransformError, match="the same model path, rewritten since"):
+        transform(rewritten, folder, tmp_path / "out2", split_type="Line", resume=True)
+    s = transform(rewritten, folder, tmp_path / "out2", split_type="Line")  # not resumed: scored again
+    assert (s["inputs_done"], (tmp_path / "out2" / "a.csv.out").read_bytes()) == \
+        (1, csv_text(booster_predict(other, rows_of(GOOD))))
+
+
 # ------------------------------------------------------------------------------------------ SingleRecord at scale
 
 def test_single_record_over_many_lines_is_bounded_and_exact(xgb, tmp_path):
