@@ -628,6 +628,7 @@ class _Parser:
             if version not in (b"1.1", b"1.0"):
                 raise _Reject(505, f"HTTP/{version.decode()} is not supported; this server speaks HTTP/1.1 and 1.0")
             hosts = length = coding = None
+            asks_continue = False
             for name, value in self.fields:
                 if name == b"host":
                     hosts = (hosts or 0) + 1
@@ -635,6 +636,8 @@ class _Parser:
                     length = int(value)  # llhttp checked its digits
                 elif name == b"transfer-encoding":
                     coding = value if coding is None else coding + b"," + value
+                elif name == b"expect" and value.strip().lower() == b"100-continue":
+                    asks_continue = True
             if version == b"1.1" and hosts != 1:
                 raise _Reject(400, "the request is not valid HTTP/1.1 (an HTTP/1.1 request carries exactly one Host "
                                    "header field)")
@@ -648,8 +651,7 @@ class _Parser:
             raise
         keep_alive = version == b"1.1" and parser.should_keep_alive()  # (an HTTP/1.0 request ends the connection)
         head = self.head = _Head(method, self.url, version, self.fields, keep_alive, length)
-        head.expect_continue = version == b"1.1" and any(
-            n == b"expect" and v.strip().lower() == b"100-continue" for n, v in self.fields)
+        head.expect_continue = version == b"1.1" and asks_continue
         if parser.should_upgrade() and length:  # llhttp leaves its body unparsed (see receive_data)
             self.raw_left = length
         self.events.append(head)
