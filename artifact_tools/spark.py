@@ -19,7 +19,16 @@ model; CPU-seconds of the ``java`` process, medians of runs interleaved on a loa
 the JVM about 0.1 s less than the scalar UDF with Spark's ``noop`` sink (of 1.2-1.5 s) and 0.3-0.6 s less with a
 Parquet write (of 3.1-3.8 s, 2.1-2.4 s of which the writer takes alone), the Python worker about the same: the
 JVM's cost per row is mostly turning the input rows into Arrow (about 0.9 s in its task threads for a
-``mapInArrow`` that returns its input), which both routes pay. With Spark 4.3's Arrow cache
+``mapInArrow`` that returns its input), which both routes pay. The nullable double columns travel packed as one
+``array<double>`` column (``F.array`` before, ``getItem`` with each column's name and metadata after; two or more of
+them, :data:`PACK_MIN`): ``mapInArrow``'s writer measures the Arrow batch's size after every row, column by column,
+unless ``spark.sql.execution.arrow.maxBytesPerBatch`` is ``Int.MaxValue`` (Spark 4.3 ``PythonArrowInput``; the
+measure took a quarter of the JVM task threads' CPU), and one array column is measured at the cost of one column;
+measured on 1 million cached rows of 20 doubles, steady state, the JVM's CPU fell from 1.15-1.50 to 1.00-1.12 s.
+The worker reads the array's values as one ``(rows, columns)`` float64 matrix (nulls as NaN), gives the array back
+untouched, and Spark cuts it back into the columns. (A user may also set that ``maxBytesPerBatch`` to
+2147483647 on their session, which takes the measure away altogether; it is theirs to set, not this module's.)
+Non-nullable doubles travel as themselves, as nullability would not survive the array. With Spark 4.3's Arrow cache
 (``spark.sql.cache.serializer`` ``ArrowCachedBatchSerializer``), ``mapInArrow`` works where a scalar Arrow or
 pandas UDF over the cached rows fails in the JVM (``IndexOutOfBoundsException`` reading the UDF's result;
 ``mlflow.pyfunc.spark_udf`` too). Numeric features through the scalar UDF go through
@@ -91,6 +100,7 @@ _PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where 
 FORMATS = ("parquet", "csv", "json")
 CHUNK_ROWS = 100_000  # rows per predict call at most (Arrow batches are joined up to this)
 CHUNK_BYTES = 32 << 20  # and at most this many bytes of float64 features
+PACK_MIN = 2  # nullable double columns that travel packed as one array column through mapInArrow (from this many)
 
 
 def _identity(artifact: str, storage_options) -> tuple:
@@ -400,13 +410,24 @@ def _passes(spark_type) -> bool:
 def _map_in_arrow(df, out_fields: list, source: tuple, cols: list, threads: int, keep_input: bool, large: bool):
     """``df`` scored through ``mapInArrow``: whole Arrow record batches to the Python worker, which gives back each
     batch's own column arrays unchanged (no copy) followed by the prediction arrays (``keep_input``), or the
-    predictions alone. See the module docstring for why this costs the JVM less than a scalar UDF."""
+    predictions alone. See the module docstring for why this costs the JVM less than a scalar UDF, and for the
+    nullable double columns travelling packed as one ``array<double>`` (:data:`PACKED`)."""
+    from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     names = [f.name for f in out_fields]
     types = [f.dataType for f in out_fields]
-    positions = [df.columns.index(c) for c in cols]
-    schema = T.StructType((list(df.schema.fields) if keep_input else []) + list(out_fields))
+    packed = [f.name for f in df.schema if isinstance(f.dataType, T.DoubleType) and f.nullable]
+    packed = packed if len(packed) >= PACK_MIN else []
+    pack = "__artifact_tools_packed"
+    while pack in df.columns or pack in names:
+        pack += "_"
+    own = [c for c in df.columns if c not in packed]
+    trip = df.select(*[df[c] for c in own], *([F.array(*[df[c] for c in packed]).alias(pack)] if packed else []))
+    # where each feature is in a batch: ("packed", index in the array) or ("column", index of its own column)
+    where = [("packed", packed.index(c)) if c in packed else ("column", own.index(c)) for c in cols]
+    at_pack = len(own)
+    schema = T.StructType((list(trip.schema.fields) if keep_input else []) + list(out_fields))
     project = _PROJECT
 
     def score(batches):
@@ -417,11 +438,36 @@ def _map_in_arrow(df, out_fields: list, source: tuple, cols: list, threads: int,
         from artifact_tools import spark as here
 
         model = here._load(*source)
-        limit = max(1, min(here.CHUNK_ROWS, here.CHUNK_BYTES // (8 * len(positions))))
-        for parts in here._chunks((tuple(b.column(i) for i in positions) + (b,) for b in batches), limit):
+        limit = max(1, min(here.CHUNK_ROWS, here.CHUNK_BYTES // (8 * len(where))))
+        split = (lambda b: here._feature_arrays(b, where, at_pack, len(packed))) if packed else \
+            (lambda b: tuple(b.column(i) for _, i in where))
+        for parts in here._chunks((split(b) + (b,) for b in batches), limit):
             yield from here._score_batches(model, parts, names, types, threads, keep_input, large)
 
-    return df.mapInArrow(score, schema)
+    out = trip.mapInArrow(score, schema)
+    if not packed:
+        return out
+    fields = {f.name: f for f in df.schema}
+    return out.select(*[out[pack][packed.index(c)].alias(c, metadata=fields[c].metadata) if c in packed else out[c]
+                        for c in (df.columns if keep_input else [])], *[out[n] for n in names])
+
+
+def _feature_arrays(batch, where: list, at_pack: int, width: int) -> tuple:
+    """The feature columns of a record batch whose nullable doubles travel packed (see :func:`_map_in_arrow`):
+    the packed ones as float64 numpy columns of the array's values (views of one ``(rows, width)`` matrix, nulls
+    as NaN), the others as the batch's own Arrow arrays."""
+    import pyarrow as pa
+
+    lists = batch.column(at_pack)
+    values = lists.flatten()  # (Spark's arrays of these columns are never null, each holds ``width`` values)
+    if len(values) != len(lists) * width:
+        raise ArtifactError(f"a packed batch holds {len(values)} values for {len(lists)} rows of {width} columns")
+    matrix = values.to_numpy(zero_copy_only=False) if values.type == pa.float64() else \
+        values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    matrix = matrix.reshape(len(lists), width)
+    if len(where) == width and all(w == ("packed", i) for i, w in enumerate(where)):
+        return (matrix,)  # every feature, in order: the matrix itself (one copy into the predict matrix)
+    return tuple(matrix[:, i] if kind == "packed" else batch.column(i) for kind, i in where)
 
 
 def _score_batches(model, parts: list, names: list, types: list, threads: int, keep_input: bool, large: bool):
@@ -484,14 +530,24 @@ def _arrow_predictions(model, parts: list, names: list, types: list, threads: in
     import pyarrow as pa
 
     n = sum(len(p[0]) for p in parts)
-    data = np.empty((n, len(parts[0]) if parts else 0), dtype=np.float64)
+    width = sum(a.shape[1] if getattr(a, "ndim", 1) == 2 else 1 for a in parts[0]) if parts else 0
+    data = np.empty((n, width), dtype=np.float64)
     at = 0
     for p in parts:
         m = len(p[0])
-        for j, arr in enumerate(p):
-            if arr.type != pa.float64() or arr.null_count:
-                arr = arr.cast(pa.float64(), safe=False)
-            data[at:at + m, j] = arr.to_numpy(zero_copy_only=False)
+        j = 0
+        for arr in p:
+            if isinstance(arr, np.ndarray):  # packed doubles: a column, or every feature at once (a matrix)
+                if arr.ndim == 2:
+                    data[at:at + m, j:j + arr.shape[1]] = arr
+                    j += arr.shape[1]
+                    continue
+            else:
+                if arr.type != pa.float64() or arr.null_count:
+                    arr = arr.cast(pa.float64(), safe=False)
+                arr = arr.to_numpy(zero_copy_only=False)
+            data[at:at + m, j] = arr
+            j += 1
         at += m
     values = _predictions(model, data, n, names, types, threads) if n else [_cast(np.empty(0), t) for t in types]
     kinds = {"double": pa.float64(), "bigint": pa.int64(), "boolean": pa.bool_(),

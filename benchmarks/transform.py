@@ -23,7 +23,9 @@ Spark: ``artifact_tools.spark.transform`` (the model loaded once per Python work
 ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows, Spark's default 10,000, left as it is for both) on
 ``local[2]`` over ``mlflow.pyfunc.spark_udf`` of the same model saved by ``mlflow.xgboost.save_model`` /
 ``mlflow.sklearn.save_model``, on the same session and cached DataFrame (4 partitions) >= 1.5; ``local[2]`` over
-``local[1]`` >= 1.6. Each Spark timing is the second of two runs (the first loads the model in every worker).
+``local[1]`` >= 1.6. Each side runs ``WARM_RUNS`` (2) times unmeasured (its model loaded in every worker, the JVM's
+compilers warmed on its plan: on 1 million rows the JVM's CPU per run kept falling over the first three runs), then
+``--runs`` measured rounds alternate ours and the anchor; medians are compared.
 Beside each rate, the JVM's share of the CPU: turning rows into Arrow batches and joining the predictions back is
 JVM work both sides pay alike, and on ``local[1]`` the JVM runs beside the one Python worker, so ``local[1]``
 already uses more than one core when that share is large (the bound on ``local[2]`` / ``local[1]`` is then about
@@ -68,6 +70,7 @@ print(json.dumps({"seconds": s["seconds"]["total"] - s["seconds"]["load"], "reco
                   "failed": s["records_failed"], "peak_rss": hwm[0] if hwm else None, "cpu": c}))
 """
 ALL_MODELS = ("xgboost", "sklearn-rf", "sklearn-hgb")
+WARM_RUNS = 2  # unmeasured Spark runs of each side before the measured rounds
 
 
 def rows_csv(folder: Path, n: int) -> Path:
@@ -175,11 +178,12 @@ def one_machine(arts: dict, n: int, folder: Path, runs: int) -> None:
               f"{4 * n:,}: ratio {rss4 / rss1:.2f} (target <= 1.10)", flush=True)
 
 
-def spark_rates(arts: dict, n: int, folder: Path) -> None:
-    """Records/s of ``artifact_tools.spark.transform`` and of ``mlflow.pyfunc.spark_udf`` (the second of two runs
-    each, the same session and cached DataFrame, both written to the ``noop`` sink), and records per CPU-second of
-    the whole Spark side (the JVM, every Python worker and this driver; /proc, children reaped by their parent
-    included): on a shared machine the wall-clock rates follow the other load, the CPU figures much less."""
+def spark_rates(arts: dict, n: int, folder: Path, runs: int) -> None:
+    """Records/s of ``artifact_tools.spark.transform`` and of ``mlflow.pyfunc.spark_udf`` (each run once unmeasured,
+    then ``runs`` measured rounds alternating the two, medians; the same session and cached DataFrame, both written
+    to the ``noop`` sink), and records per CPU-second of the whole Spark side (the JVM, every Python worker and this
+    driver; /proc, children reaped by their parent included): on a shared machine the wall-clock rates follow the
+    other load, the CPU figures much less."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -212,13 +216,22 @@ def spark_rates(arts: dict, n: int, folder: Path) -> None:
             stack.extend(kids.get(pid, []))
         return total, jvm
 
-    def timed(fn) -> tuple[float, float, float]:
-        """(records/s, records per CPU-second, the JVM's share of that CPU) of the second of two runs of ``fn``."""
-        fn()  # warm: every worker has loaded the model, the JIT has compiled the hot paths
+    def once(fn) -> tuple[float, float, float]:
+        """(records/s, records per CPU-second, the JVM's share of that CPU) of one run of ``fn``."""
         (c, j), t = cpu(), time.perf_counter()
         fn()
         (c2, j2), elapsed = cpu(), time.perf_counter() - t
         return n / elapsed, n / max(c2 - c, 1e-9), (j2 - j) / max(c2 - c, 1e-9)
+
+    def timed(*fns) -> list[tuple[float, float, float]]:
+        """For each of ``fns``: the medians of (records/s, per CPU-second, JVM share) over ``runs`` rounds, the
+        functions alternating within each round, after ``WARM_RUNS`` unmeasured runs of each (every worker has
+        loaded the model, the JVM has compiled the plan's hot paths)."""
+        for _ in range(WARM_RUNS):
+            for fn in fns:
+                fn()
+        rounds = [[once(fn) for fn in fns] for _ in range(runs)]
+        return [tuple(statistics.median(r[k][i] for r in rounds) for i in range(3)) for k in range(len(fns))]
 
     parquet = folder / f"rows-{n}.parquet"
     if not parquet.exists():
@@ -240,12 +253,14 @@ def spark_rates(arts: dict, n: int, folder: Path) -> None:
                 def run(df=df, art=art):
                     spark_transform(df, art).write.format("noop").mode("overwrite").save()
 
-                rate, per_cpu, jvm = timed(run)
+                anchor_run = _mlflow_run(spark, df, name, art) if master == "local[2]" else None
+                measured = timed(run, anchor_run) if anchor_run else timed(run)
+                rate, per_cpu, jvm = measured[0]
                 results[(master, name)] = rate
                 line = (f"  {master} {name:11s} artifact_tools.spark {rate:10,.0f} rec/s ({per_cpu:8,.0f} per CPU-s, "
                         f"JVM {jvm:.0%} of the CPU)")
                 if master == "local[2]":
-                    anchor = _mlflow_rate(spark, df, name, art, timed)
+                    anchor = measured[1] if anchor_run else None
                     line += (f" | mlflow.pyfunc.spark_udf {anchor[0]:10,.0f} rec/s ({anchor[1]:8,.0f} per CPU-s, "
                              f"JVM {anchor[2]:.0%}) | "
                              f"ratio {rate / anchor[0]:.2f} (target >= 1.5), per CPU-s {per_cpu / anchor[1]:.2f}"
@@ -258,28 +273,29 @@ def spark_rates(arts: dict, n: int, folder: Path) -> None:
         print(f"  {name:11s} local[2] / local[1] = {r:.2f} (target >= 1.6)")
 
 
-def _mlflow_rate(spark, df, name: str, art: Path, timed) -> tuple[float, float, float] | None:
-    """``timed`` (records/s, records per CPU-second) of ``mlflow.pyfunc.spark_udf`` of the same model saved with
-    MLflow's own flavor, every column in, one double out; None without MLflow."""
+def _mlflow_run(spark, df, name: str, art: Path):
+    """One run of ``mlflow.pyfunc.spark_udf`` of the same model saved with MLflow's own flavor (every column in, one
+    double out, written to the ``noop`` sink), as a function; None without MLflow."""
     try:
         import mlflow.pyfunc
     except ImportError:
         return None
     model = native(name, art)
-    with tempfile.TemporaryDirectory() as d:
-        path = str(Path(d) / "m")
-        if name == "xgboost":
-            import mlflow.xgboost
+    saved = CACHE / "transform" / "mlflow" / name  # (kept while the session's workers may read it)
+    shutil.rmtree(saved, ignore_errors=True)
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    if name == "xgboost":
+        import mlflow.xgboost
 
-            mlflow.xgboost.save_model(model, path)
-        else:
-            import mlflow.sklearn
+        mlflow.xgboost.save_model(model, str(saved))
+    else:
+        import mlflow.sklearn
 
-            # MLflow 3 writes skops by default, and refuses the tree types of a forest on loading unless trusted
-            mlflow.sklearn.save_model(model, path, serialization_format="pickle")
-        udf = mlflow.pyfunc.spark_udf(spark, path, result_type="double", env_manager="local")
-        cols = [df[c] for c in df.columns]
-        return timed(lambda: df.withColumn("prediction", udf(*cols)).write.format("noop").mode("overwrite").save())
+        # MLflow 3 writes skops by default, and refuses the tree types of a forest on loading unless trusted
+        mlflow.sklearn.save_model(model, str(saved), serialization_format="pickle")
+    udf = mlflow.pyfunc.spark_udf(spark, str(saved), result_type="double", env_manager="local")
+    cols = [df[c] for c in df.columns]
+    return lambda: df.withColumn("prediction", udf(*cols)).write.format("noop").mode("overwrite").save()
 
 
 def main(argv=None) -> int:
@@ -288,7 +304,8 @@ def main(argv=None) -> int:
     p.add_argument("--models", default=",".join(ALL_MODELS), help="comma-separated: " + ", ".join(ALL_MODELS))
     p.add_argument("--skip-spark", action="store_true")
     p.add_argument("--skip-local", action="store_true")
-    p.add_argument("--runs", type=int, default=3, help="interleaved rounds on one machine (medians)")
+    p.add_argument("--runs", type=int, default=3, help="interleaved measured rounds, on one machine and on Spark "
+                   "(medians)")
     args = p.parse_args(argv)
     from make_transform_fixtures import build_bench_models
 
@@ -300,7 +317,7 @@ def main(argv=None) -> int:
     if not args.skip_local:
         one_machine(arts, args.rows, folder, args.runs)
     if not args.skip_spark:
-        spark_rates(arts, args.rows, folder)
+        spark_rates(arts, args.rows, folder, args.runs)
     return 0
 
 

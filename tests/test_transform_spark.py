@@ -444,3 +444,46 @@ def test_other_columns_come_back_unchanged_on_either_route(spark, arts, wide):
     want = sorted(df.collect(), key=lambda r: r["id"])
     assert [tuple(r)[:-1] for r in got] == [tuple(r) for r in want]
     assert np.allclose([r["prediction"] for r in got], booster_predict(arts["xgb"], X), atol=1e-6)
+
+
+def test_nullable_doubles_travel_packed_and_come_back_as_they_were(spark, arts):
+    """Nullable double columns go through ``mapInArrow`` as one ``array<double>`` column (Spark measures each Arrow
+    batch's size after every row, column by column). Features in another order than the columns, a bigint feature
+    beside them, a non-nullable double (travels as itself), nulls and NaN in the doubles, column metadata: the
+    columns come back with the DataFrame's own values, types, nullability and metadata, in order; the predictions
+    are XGBoost's own on the features (null as NaN, as XGBoost reads missing values); with ``keep_input=False``
+    the predictions alone, the same."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from artifact_tools.spark import transform
+
+    X = make_data(n=900, seed=53)[0].astype(np.float64)
+    X[:, 3] = np.round(X[:, 3] * 4)  # whole numbers: a bigint feature
+    nulls, nans = np.arange(900) % 9 == 0, np.arange(900) % 13 == 0
+    schema = T.StructType([T.StructField("id", T.LongType(), False), T.StructField("f2", T.DoubleType()),
+                           T.StructField("f0", T.DoubleType(), True, {"ml_attr": {"name": "first"}}),
+                           T.StructField("k", T.LongType()), T.StructField("f1", T.DoubleType()),
+                           T.StructField("fixed", T.DoubleType(), False)])
+    rows = [(i, None if nulls[i] else float(x[2]), float("nan") if nans[i] else float(x[0]), int(x[3]), float(x[1]),
+             float(i) / 3) for i, x in enumerate(X)]
+    df = spark.createDataFrame(rows, schema).repartition(3)
+    features = ["f0", "f1", "f2", "k"]
+    out = transform(df, arts["xgb"], features=features)
+    plan = out._jdf.queryExecution().executedPlan().toString()
+    assert map_in_arrow(out) and "__artifact_tools_packed" in plan
+    assert out.schema.fields[:-1] == df.schema.fields and out.schema["f0"].metadata == {"ml_attr": {"name": "first"}}
+    got = sorted(out.collect(), key=lambda r: r["id"])
+    want = sorted(df.collect(), key=lambda r: r["id"])
+    same = [all(a == b or (isinstance(a, float) and isinstance(b, float) and np.isnan(a) and np.isnan(b))
+                for a, b in zip(tuple(g)[:-1], tuple(w))) for g, w in zip(got, want)]
+    assert all(same) and sum(1 for r in got if r["f2"] is None) == nulls.sum()
+    expected = X[:, :4].copy()
+    expected[nulls, 2] = np.nan
+    expected[nans, 0] = np.nan
+    reference = booster_predict(arts["xgb"], expected)
+    assert np.allclose([r["prediction"] for r in got], reference, atol=1e-6)
+    alone = transform(df.select("id", *features, F.lit(1.0).alias("pad")), arts["xgb"], features=features,
+                      keep_input=False)
+    assert alone.columns == ["prediction"]
+    assert np.allclose(sorted(r["prediction"] for r in alone.collect()), sorted(reference), atol=1e-6)
