@@ -78,9 +78,12 @@ on (``fail_fast`` stops at the first instead), each ``.out`` written to a tempor
 so a killed job leaves none partial and ``resume`` skips the inputs whose ``.out`` exists and is not older than the
 input (an input changed since its output was written is scored again). ``resume`` continues the same job only: the
 job summary (written when the job starts, status ``running``, and again when it ends) names the job -- each
-artifact's path with its size and modification time (an object's ETag), and the parameters that shape the outputs
---, and a resume whose job differs (another model, a model rewritten since, another content type...) is refused
-with the difference named, rather than leaving outputs of two models side by side. ``workers`` > 1 runs
+artifact's real path with its size, modification time and inode (a folder: every file's; an object: its ETag,
+Last-Modified, generation... as its file system tells them), and every parameter but ``workers`` -- and the time
+its first run started; a resume whose job differs (another model, a model rewritten since, another content
+type...) is refused with the difference named, rather than leaving outputs of two models side by side, and an
+output older than the job's first start (left by another job that this one had not reached when it stopped) is
+scored again. ``workers`` > 1 runs
 that many processes (``forkserver``/``spawn``), each loading the model(s) once through :func:`loaders.load` and its
 extraction cache. ``pipeline`` (at most 5 artifacts, as a SageMaker inference pipeline): each model's predictions,
 encoded as CSV (JSON when CSV cannot carry them), are the next one's request body.
@@ -1261,26 +1264,41 @@ def _stale(in_fs, path: str, out_fs, final: str) -> bool:
         return False
 
 
+CLOCK_SLACK = 2.0  # seconds an output's time may lie before its job's start and still count as the job's
+
+
+def _written_since(out_fs, final: str, started: float | None) -> bool:
+    """Whether an existing output was written by the job resumed (not before it first started: an output left by
+    another job that this one, run without resume and stopped, had not reached yet); True when unknown."""
+    if started is None:
+        return True
+    try:
+        return out_fs.modified(final).timestamp() >= started - CLOCK_SLACK
+    except Exception:  # noqa: BLE001 -- no modification times here: the output counts as the job's
+        return True
+
+
 def _is_local(fs) -> bool:
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     return protocol in ("file", "local")
 
 
 def _job_identity(artifacts: list, storage_options, parameters: dict) -> dict:
-    """What makes two runs one job for ``resume`` (see the module docstring), as JSON values."""
+    """What makes two runs one job for ``resume`` (see the module docstring), as JSON values: each artifact's real
+    path (symbolic links resolved; a ``file://`` URI as its path) with what :func:`_seen` reads of it, and the
+    parameters (all but ``workers``)."""
     import fsspec
 
     models = []
     for artifact in artifacts:
-        path, seen = str(artifact), None  # type: str, list | None
+        path, seen = str(artifact), None  # type: str, Any
         try:
-            if "://" not in path:
-                st = os.stat(path)
-                path, seen = os.path.abspath(path), [st.st_size, st.st_mtime_ns]
+            fs, key = fsspec.core.url_to_fs(path, **(storage_options or {}))
+            if _is_local(fs):
+                path = os.path.realpath(key)
+                seen = _seen_local(path)
             else:
-                fs, key = fsspec.core.url_to_fs(path, **(storage_options or {}))
-                info = fs.info(key)
-                seen = [str(info.get(k)) for k in ("ETag", "etag", "size", "mtime", "LastModified", "last_modified")]
+                seen = _seen(fs, key)
         except Exception:  # noqa: BLE001 -- unreadable here: the load already said so, or the path alone names it
             pass
         models.append({"artifact": path, "seen": seen})
@@ -1288,17 +1306,64 @@ def _job_identity(artifacts: list, storage_options, parameters: dict) -> dict:
     return json.loads(json.dumps({"models": models, "parameters": shaping}))
 
 
-def _check_resumable(out_fs, summary_path: str, job: dict) -> None:
-    """Refuse to resume into an output folder whose job summary names another job (see the module docstring); a
-    folder without a readable summary resumes as its outputs say."""
+_SEEN_FILES = 20_000  # files of a folder artifact looked at for its identity, at most
+
+
+def _seen_local(path: str) -> list:
+    """A local artifact's identity: a file's size, modification time and inode (a file replaced by a rename has
+    another; the change time is left out, as a hard link made to the file changes it); a folder's, a digest of every
+    file's relative path, size and modification time (a file rewritten inside changes neither the folder's size nor
+    its time), up to :data:`_SEEN_FILES` files."""
+    import hashlib
+
+    st = os.stat(path)
+    if not os.path.isdir(path):
+        return [st.st_size, st.st_mtime_ns, st.st_ino]
+    digest, count = hashlib.sha256(), 0
+    for root, dirs, files in os.walk(path):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(root, name)
+            try:
+                f = os.stat(full)
+            except OSError:
+                continue
+            digest.update(f"{os.path.relpath(full, path)}\0{f.st_size}\0{f.st_mtime_ns}\n".encode())
+            count += 1
+            if count >= _SEEN_FILES:
+                return [digest.hexdigest(), count, "truncated"]
+    return [digest.hexdigest(), count]
+
+
+def _seen(fs, key: str) -> Any:
+    """An fsspec artifact's identity: every scalar entry of its ``info`` but its name (ETag, Last-Modified,
+    generation, md5Hash, size... as each file system gives them); for a prefix (a folder), those of every object
+    under it."""
+    def scalars(info: dict) -> dict:
+        return {k: str(v) for k, v in sorted(info.items()) if k != "name" and isinstance(v, (str, int, float, bool))}
+
+    info = fs.info(key)
+    if info.get("type") != "directory":
+        return scalars(info)
+    found = fs.find(key, detail=True)
+    return {name: scalars(found[name]) for name in sorted(found)[:_SEEN_FILES]}
+
+
+def _check_resumable(out_fs, summary_path: str, job: dict) -> float | None:
+    """Refuse to resume into an output folder whose job summary names another job (see the module docstring);
+    return the time the job resumed first started (its summary's ``started``), None for a folder without a readable
+    summary of this job (its outputs are taken as they are)."""
     try:
         with out_fs.open(summary_path, "rb") as f:
             earlier = json.loads(f.read(1 << 24))
     except Exception:  # noqa: BLE001 -- none, or not ours: nothing to compare
-        return
+        return None
     before: Any = earlier.get("job") if isinstance(earlier, dict) else None
-    if not isinstance(before, dict) or before == job:
-        return
+    if not isinstance(before, dict):
+        return None
+    if before == job:
+        started = earlier.get("started")
+        return float(started) if isinstance(started, (int, float)) and not isinstance(started, bool) else None
     was, now = before.get("models"), job["models"]
     if was != now:
         names = [m.get("artifact") if isinstance(m, dict) else m for m in (was if isinstance(was, list) else [])]
@@ -1308,7 +1373,8 @@ def _check_resumable(out_fs, summary_path: str, job: dict) -> None:
         params = before.get("parameters")
         old = params if isinstance(params, dict) else {}
         changed = sorted(k for k in job["parameters"] if old.get(k) != job["parameters"][k])
-        what = "other parameters (" + ", ".join(f"{k} {old.get(k)!r}" for k in changed[:4])[:300] + ")"
+        what = "other parameters (" + ", ".join(f"{k} {old.get(k)!r}, now {job['parameters'][k]!r}"
+                                                for k in changed[:4])[:300] + ")"
     raise TransformError(f"the output folder holds the outputs of another job, made with {what}; resume continues "
                          "the same job only: give another output folder, or run without resume to score every "
                          "input again")
@@ -1713,13 +1779,6 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
         os.makedirs(out_root, exist_ok=True)
     max_bytes = max(1, int(max_payload_mb * 1024 * 1024)) if max_payload_mb else None  # a byte at least
     blocks = split_type == "Line" and strategy == "MultiRecord" and not processing
-    writer = None
-    if capture:
-        from .capture import CaptureWriter
-
-        writer = CaptureWriter(capture, endpoint_name, "AllTraffic", capture_percent, capture_modes,
-                               storage_options=storage_options)
-
     summary: dict[str, Any] = {
         "schema": "artifact-tools.transform/1", "artifacts": [str(a) for a in artifacts], "input": str(input),
         "output": str(output), "parameters": {
@@ -1731,9 +1790,15 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
     summary["job"] = _job_identity(artifacts, storage_options, summary["parameters"])
     job = dataclasses.replace(job, identity=json.dumps(summary["job"]["models"]))
     summary_path = posixpath.join(out_root.rstrip("/"), SUMMARY) if out_root else SUMMARY
-    if resume:
-        _check_resumable(out_fs, summary_path, summary["job"])
+    first_started = _check_resumable(out_fs, summary_path, summary["job"]) if resume else None
+    summary["started"] = first_started if first_started is not None else time.time()  # (the job's first run's)
     failed = summary["failed"]
+    writer = None
+    if capture:
+        from .capture import CaptureWriter
+
+        writer = CaptureWriter(capture, endpoint_name, "AllTraffic", capture_percent, capture_modes,
+                               storage_options=storage_options)
 
     def fail(rel: str, number, reason: str) -> None:
         summary["records_failed"] += 1
@@ -1793,7 +1858,8 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
         with progress.task(f"transform {len(inputs)} input(s)", total=None, unit="records") as advance:
             for in_fs, path, rel in inputs:
                 final = posixpath.join(out_root.rstrip("/"), rel + ".out") if out_root else rel + ".out"
-                if resume and out_fs.exists(final) and not _stale(in_fs, path, out_fs, final):
+                if resume and out_fs.exists(final) and not _stale(in_fs, path, out_fs, final) and \
+                        _written_since(out_fs, final, first_started):
                     summary["inputs_skipped"] += 1
                     continue
                 current = _Output(out_fs, final)

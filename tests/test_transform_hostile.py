@@ -240,7 +240,7 @@ def test_resume_continues_the_same_job_only(xgb, tmp_path):
     before = (out / "a.csv.out").read_bytes()
     with pytest.raises(TransformError, match=r"outputs of another job, made with another model \(.*xgb\.tar\.gz\)"):
         transform(other, folder, out, split_type="Line", resume=True)
-    with pytest.raises(TransformError, match=r"other parameters \(accept 'text/csv'\)"):
+    with pytest.raises(TransformError, match=r"other parameters \(accept 'text/csv', now 'application/json'\)"):
         transform(xgb, folder, out, split_type="Line", accept="application/json", resume=True)
     assert (out / "a.csv.out").read_bytes() == before
     assert json.loads((out / "transform-summary.json").read_text())["status"] == "completed"  # left as it was
@@ -260,6 +260,65 @@ def test_resume_continues_the_same_job_only(xgb, tmp_path):
     s = transform(rewritten, folder, tmp_path / "out2", split_type="Line")  # not resumed: scored again
     assert (s["inputs_done"], (tmp_path / "out2" / "a.csv.out").read_bytes()) == \
         (1, csv_text(booster_predict(other, rows_of(GOOD))))
+
+
+
+def test_resume_after_another_jobs_outputs_and_of_folder_and_linked_artifacts(xgb, tmp_path):
+    """Found by review: (1) job X completes, job Y (another model) runs into the same folder without resume and
+    stops part-way, and resuming Y kept X's outputs of the inputs Y had not reached; they are now scored again
+    (older than Y's first start). (2) A folder artifact whose file is rewritten inside kept its identity (the
+    folder's own size and time do not change). (3) The same file through a symbolic link or a ``file://`` URI was
+    refused as another model. (4) A refused resume left a data capture writer's thread running."""
+    import threading
+
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        (folder / f"{name}.csv").write_bytes(GOOD)
+    transform(xgb, folder, out, split_type="Line")  # job X
+    hours_ago = time.time() - 7200
+    os.utime(folder / "c.csv", (hours_ago, hours_ago))  # X's output of c: older than Y, newer than its input
+    os.utime(out / "c.csv.out", (hours_ago + 3600, hours_ago + 3600))
+    X, y = make_data(n=300, d=4, seed=9)
+    other = build_xgboost(X, y, tmp_path / "y.tar.gz", rounds=4)
+    (folder / "b.csv").write_bytes(GOOD + b"1.0,oops,2.0,3.0\n")  # Y stops there (fail fast)
+    with pytest.raises(TransformError, match="fail fast"):
+        transform(other, folder, out, split_type="Line", fail_fast=True)
+    s = transform(other, folder, out, split_type="Line", resume=True)
+    assert (s["inputs_skipped"], s["inputs_done"]) == (1, 2)  # a: Y's own; b and c scored by Y
+    ours = csv_text(booster_predict(other, rows_of(GOOD)))
+    assert all((out / f"{n}.csv.out").read_bytes().startswith(ours) for n in ("a", "b", "c"))
+
+    model_dir = tmp_path / "model-dir"
+    model_dir.mkdir()
+    import tarfile
+
+    with tarfile.open(xgb) as tf:
+        (model_dir / "xgboost-model").write_bytes(tf.extractfile("xgboost-model").read())
+    transform(model_dir, folder / "a.csv", tmp_path / "out-dir", split_type="Line")
+    with tarfile.open(other) as tf:
+        (model_dir / "xgboost-model").write_bytes(tf.extractfile("xgboost-model").read())  # rewritten inside
+    with pytest.raises(TransformError, match="the same model path, rewritten since"):
+        transform(model_dir, folder / "a.csv", tmp_path / "out-dir", split_type="Line", resume=True)
+    s = transform(model_dir, folder / "a.csv", tmp_path / "out-dir", split_type="Line")  # and loaded again
+    assert (tmp_path / "out-dir" / "a.csv.out").read_bytes() == ours
+
+    link = tmp_path / "latest.tar.gz"
+    link.symlink_to(xgb)
+    transform(xgb, folder / "a.csv", tmp_path / "out-link", split_type="Line")
+    for same in (link, f"file://{xgb}"):
+        s = transform(same, folder / "a.csv", tmp_path / "out-link", split_type="Line", resume=True)
+        assert s["inputs_skipped"] == 1, same
+
+    def capture_threads() -> int:
+        return sum(1 for t in threading.enumerate() if t.name.startswith("artifact-tools-capture"))
+
+    before = capture_threads()
+    for _ in range(3):
+        with pytest.raises(TransformError, match="another job"):
+            transform(other, folder / "a.csv", tmp_path / "out-link", split_type="Line", resume=True,
+                      capture=str(tmp_path / "capture"))
+    assert capture_threads() == before
 
 
 # ------------------------------------------------------------------------------------------ SingleRecord at scale
