@@ -15,9 +15,10 @@ with ``HF_HUB_OFFLINE=1``, set for every process here).
    -w W`` (the anchor; MLflow 3.x) run side by side on 127.0.0.1. Payloads: 1 row and 100 rows (texts for the text
    model) as ``{"inputs": ...}`` JSON, a form both servers read; concurrency 1 and 16. The load generator is one
    thread driving ``concurrency`` kept-alive connections through a selector (pre-built request bytes, a minimal
-   response parser), so that it takes little of the CPU the servers share with it; each point is bounded by
-   ``--requests`` and ``--seconds`` per server (a request under way when the time is up is awaited) and split
-   into three rounds alternating ours and MLflow (AB, BA, AB), after a warm-up on the same connections. Printed:
+   response parser), so that it takes little of the CPU the servers share with it; each point sends each server
+   ``--requests`` requests, split into three rounds alternating ours and MLflow (AB, BA, AB) after a warm-up on
+   the same connections, a round going on with more requests until it has lasted ``MIN_ROUND`` (1 s) and
+   stopping at ``--seconds`` / 3 per server (a request under way when the time is up is awaited). Printed:
    requests/s (median of the rounds), p50 and p99 latency (all rounds' requests) for both, ours / MLflow, and,
    since wall-clock figures suffer on a shared machine, each server's CPU time per request (user + system of
    every process of the server's process group, from ``/proc/PID/stat``) and how many of the 16 connections
@@ -78,6 +79,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 TITLES = {"forest": "scikit-learn forest", "xgboost": "XGBoost", "text": "Hugging Face text classifier"}
 TARGET_MODEL = "X-Amzn-SageMaker-Target-Model"
 ROUNDS = 3
+MIN_ROUND = 1.0  # seconds a measured round lasts at least (more requests than --requests / ROUNDS if need be)
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
@@ -180,9 +182,10 @@ class Client:
             c.sock.close()
         self.conns = []
 
-    def run(self, total: int, concurrency: int, seconds: float) -> Result:
-        """Send up to ``total`` requests over ``concurrency`` connections, one outstanding per connection; no new
-        request after ``seconds``. Returns every request's latency (sending to the whole answer)."""
+    def run(self, total: int, concurrency: int, seconds: float, min_seconds: float = 0.0) -> Result:
+        """Send ``total`` requests over ``concurrency`` connections, one outstanding per connection, and more until
+        ``min_seconds`` have passed; no new request after ``seconds``. Returns every request's latency (sending to
+        the whole answer)."""
         while len(self.conns) < concurrency:
             self.conns.append(_Conn(self.port))
         conns = self.conns[:concurrency]
@@ -239,7 +242,7 @@ class Client:
                         sel.unregister(c.sock)
                         c.reopen()
                         sel.register(c.sock, selectors.EVENT_READ, c)
-                    if issued < total and now < deadline:
+                    if (issued < total or now - started < min_seconds) and now < deadline:
                         send(c)
                         issued += 1
                     else:
@@ -620,7 +623,10 @@ HEADER = (f"  {'':16}  {'--------- ours ---------':>31}  {'-------- MLflow -----
 
 def interleaved(a: Client, b: Client, total: int, concurrency: int,
                 seconds: float) -> tuple[Result, Result, float, float]:
-    """Warm-up, then ROUNDS rounds alternating ``a`` and ``b``: pooled results and median round rates."""
+    """Warm-up, then ROUNDS rounds alternating ``a`` and ``b``, each of ``total / ROUNDS`` requests and at least
+    ``MIN_ROUND`` seconds (a round of a few hundred fast requests lasted under 0.1 s, where one stall of the machine
+    or the last requests draining moved its rate by several percent), at most ``seconds / ROUNDS``: pooled results
+    and median round rates."""
     warm = max(2 * concurrency, min(50, total))
     for client in (a, b):
         r = client.run(warm, concurrency, max(0.5, seconds / 10))
@@ -632,7 +638,7 @@ def interleaved(a: Client, b: Client, total: int, concurrency: int,
     for i in range(ROUNDS):
         order = (0, 1) if i % 2 == 0 else (1, 0)
         for j in order:
-            r = (a, b)[j].run(per, concurrency, seconds / ROUNDS)
+            r = (a, b)[j].run(per, concurrency, seconds / ROUNDS, min(MIN_ROUND, seconds / ROUNDS))
             pooled[j].merge(r)
             rates[j].append(r.rate)
     return pooled[0], pooled[1], statistics.median(rates[0]), statistics.median(rates[1])
@@ -742,8 +748,8 @@ def main() -> None:
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}  # uvicorn
     threads = thread_budget(args.workers)
     print(f"workers: {args.workers} per server; predict threads per worker (ours and the ceiling): {threads}; "
-          f"usable cores: {len(os.sched_getaffinity(0))}; per point: <= {args.requests} requests, "
-          f"<= {args.seconds:g} s per server", flush=True)
+          f"usable cores: {len(os.sched_getaffinity(0))}; per point and server: {args.requests} requests or more, "
+          f"rounds of >= {min(MIN_ROUND, args.seconds / ROUNDS):g} s, <= {args.seconds:g} s in all", flush=True)
     running: list[Any] = []
     points: list[Point] = []
     colds: dict[str, tuple[float, ...]] = {}
