@@ -112,6 +112,7 @@ import argparse
 import asyncio
 import bisect
 import errno
+import gc
 import itertools
 import json
 import logging
@@ -772,6 +773,7 @@ class EndpointApp:
         keys, names = {v.key for v in spec.variants}, {v.name for v in spec.variants}
         for key in [k for k in self.apps if k not in keys]:  # removed variants: their models go when unreferenced
             held = self.apps.pop(key)
+            gc.unfreeze()  # (a model the worker loaded at start was frozen with it: see serve's worker)
             if isinstance(held, _ModelCache) and held.variant not in names:
                 self.metrics.loaded.labels(held.variant).set(0)  # (its gauge would show its last count forever)
         return _Routes(live)
