@@ -76,17 +76,17 @@ interpreter lock), records written in input order, a bad record (undecodable, a 
 model) is reported in the summary with its file, line (or record number) and reason and left out while the job goes
 on (``fail_fast`` stops at the first instead), each ``.out`` written to a temporary name and renamed when complete,
 so a killed job leaves none partial and ``resume`` skips the inputs whose ``.out`` exists and is not older than the
-input (an input changed since its output was written is scored again). ``resume`` continues the same job only: the
-job summary (written when the job starts, status ``running``, and again when it ends) names the job -- each
-artifact's real path with its size, modification time and inode (a folder: every file's; an object: its ETag,
-Last-Modified, generation... as its file system tells them), and every parameter but ``workers`` -- and the time
-its first run started; a resume whose job differs (another model, a model rewritten since, another content
-type...) is refused with the difference named, rather than leaving outputs of two models side by side, and an
-output older than the job's first start (left by another job that this one had not reached when it stopped) is
-scored again. ``workers`` > 1 runs
-that many processes (``forkserver``/``spawn``), each loading the model(s) once through :func:`loaders.load` and its
-extraction cache. ``pipeline`` (at most 5 artifacts, as a SageMaker inference pipeline): each model's predictions,
-encoded as CSV (JSON when CSV cannot carry them), are the next one's request body.
+input (an input changed since its output was written is scored again). ``resume`` continues the same job only: the job
+summary (written when the job starts, status ``running``, and again when it ends) names the job -- each artifact's real
+path with its size, modification time and inode (a folder: every file's; an object: its ETag, Last-Modified,
+generation... as its file system tells them), the input's real path or URI, and every parameter but ``workers`` -- and
+the time its first run started, on the output file system's clock; a resume whose job differs (another model, a model
+rewritten since, another content type...) is refused with the difference named, rather than leaving outputs of two
+models side by side, and an output older than the job's first start (left by another job that this one had not reached
+when it stopped) is scored again. ``workers`` > 1 runs that many processes (``forkserver``/``spawn``), each loading the
+model(s) once through :func:`loaders.load` and its extraction cache. ``pipeline`` (at most 5 artifacts, as a SageMaker
+inference pipeline): each model's predictions, encoded as CSV (JSON when CSV cannot carry them), are the next one's
+request body.
 """
 
 from __future__ import annotations
@@ -1283,27 +1283,34 @@ def _is_local(fs) -> bool:
     return protocol in ("file", "local")
 
 
-def _job_identity(artifacts: list, storage_options, parameters: dict) -> dict:
+def _job_identity(artifacts: list, input: str, storage_options, parameters: dict) -> dict:
     """What makes two runs one job for ``resume`` (see the module docstring), as JSON values: each artifact's real
-    path (symbolic links resolved; a ``file://`` URI as its path) with what :func:`_seen` reads of it, and the
-    parameters (all but ``workers``)."""
-    import fsspec
-
+    path (symbolic links resolved; a ``file://`` URI as its path) with what :func:`_seen_local` / :func:`_seen` read
+    of it, the input's real path or URI, and the parameters (all but ``workers``)."""
     models = []
     for artifact in artifacts:
-        path, seen = str(artifact), None  # type: str, Any
+        path, seen = _real(str(artifact)), None  # type: str, Any
         try:
-            fs, key = fsspec.core.url_to_fs(path, **(storage_options or {}))
-            if _is_local(fs):
-                path = os.path.realpath(key)
+            if "://" not in path:
                 seen = _seen_local(path)
             else:
+                import fsspec
+
+                fs, key = fsspec.core.url_to_fs(path, **(storage_options or {}))
                 seen = _seen(fs, key)
         except Exception:  # noqa: BLE001 -- unreadable here: the load already said so, or the path alone names it
             pass
         models.append({"artifact": path, "seen": seen})
     shaping = {k: v for k, v in parameters.items() if k != "workers"}
-    return json.loads(json.dumps({"models": models, "parameters": shaping}))
+    return json.loads(json.dumps({"models": models, "input": _real(str(input)), "parameters": shaping}))
+
+
+def _real(path: str) -> str:
+    """A local path (or ``file://`` URI) as its real path, symbolic links resolved; any other URI as it is. (A path
+    without ``://`` is local whatever it holds: fsspec would read ``::`` in it as a chained URL.)"""
+    if path.startswith("file://"):
+        path = path[len("file://"):]
+    return os.path.realpath(path) if "://" not in path else path
 
 
 _SEEN_FILES = 20_000  # files of a folder artifact looked at for its identity, at most
@@ -1335,18 +1342,29 @@ def _seen_local(path: str) -> list:
     return [digest.hexdigest(), count]
 
 
+_SEEN_KEYS = ("ETag", "etag", "VersionId", "version_id", "generation", "md5Hash", "size", "mtime", "LastModified",
+              "last_modified", "Last-Modified", "updated", "created")  # what tells an object's version, where given
+
+
 def _seen(fs, key: str) -> Any:
-    """An fsspec artifact's identity: every scalar entry of its ``info`` but its name (ETag, Last-Modified,
-    generation, md5Hash, size... as each file system gives them); for a prefix (a folder), those of every object
-    under it."""
-    def scalars(info: dict) -> dict:
-        return {k: str(v) for k, v in sorted(info.items()) if k != "name" and isinstance(v, (str, int, float, bool))}
+    """An fsspec artifact's identity: the entries of its ``info`` that tell its version (:data:`_SEEN_KEYS`: S3's
+    ETag and VersionId, GCS's generation and md5Hash, HTTP's ETag and Last-Modified, the size and times), a fixed
+    list because the other entries differ with where ``info`` comes from (s3fs answers from its listing cache with
+    other fields than from a HEAD request); for a prefix (a folder), those of every object under it, up to
+    :data:`_SEEN_FILES` objects."""
+    def version(info: dict) -> dict:
+        return {k: str(info[k]) for k in _SEEN_KEYS if info.get(k) is not None}
 
     info = fs.info(key)
     if info.get("type") != "directory":
-        return scalars(info)
-    found = fs.find(key, detail=True)
-    return {name: scalars(found[name]) for name in sorted(found)[:_SEEN_FILES]}
+        return version(info)
+    seen: dict = {}
+    for root, _, files in fs.walk(key, detail=True):
+        for name in sorted(files):
+            seen[f"{root}/{name}"] = version(files[name])
+            if len(seen) >= _SEEN_FILES:
+                return seen
+    return seen
 
 
 def _check_resumable(out_fs, summary_path: str, job: dict) -> float | None:
@@ -1369,6 +1387,8 @@ def _check_resumable(out_fs, summary_path: str, job: dict) -> float | None:
         names = [m.get("artifact") if isinstance(m, dict) else m for m in (was if isinstance(was, list) else [])]
         what = (f"another model ({', '.join(map(str, names))[:300]})" if names != [m["artifact"] for m in now]
                 else "the same model path, rewritten since")
+    elif before.get("input") != job["input"]:
+        what = f"another input ({str(before.get('input'))[:300]})"
     else:
         params = before.get("parameters")
         old = params if isinstance(params, dict) else {}
@@ -1787,11 +1807,13 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
             "join_source": join_source, "output_filter": output_filter, "workers": workers},
         "inputs": len(inputs), "inputs_done": 0, "inputs_skipped": 0, "inputs_failed": 0,
         "records_in": 0, "records_out": 0, "records_failed": 0, "failed": [], "status": "running"}
-    summary["job"] = _job_identity(artifacts, storage_options, summary["parameters"])
+    summary["job"] = _job_identity(artifacts, str(input), storage_options, summary["parameters"])
     job = dataclasses.replace(job, identity=json.dumps(summary["job"]["models"]))
     summary_path = posixpath.join(out_root.rstrip("/"), SUMMARY) if out_root else SUMMARY
     first_started = _check_resumable(out_fs, summary_path, summary["job"]) if resume else None
-    summary["started"] = first_started if first_started is not None else time.time()  # (the job's first run's)
+    # the job's first run's start, on the output file system's clock (set when the summary is first written); a
+    # resume of a folder whose summary says nothing of it takes every output there (0)
+    summary["started"] = first_started if first_started is not None else (0.0 if resume else None)
     failed = summary["failed"]
     writer = None
     if capture:
@@ -1825,6 +1847,12 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
     load_seconds = time.perf_counter() - load_start
     try:  # the job named in its output folder from the start: a killed job's resume finds it
         _write_json_atomic(out_fs, summary_path, summary)
+        if summary["started"] is None:
+            try:
+                summary["started"] = out_fs.modified(summary_path).timestamp()
+            except Exception:  # noqa: BLE001 -- no modification times here: this machine's clock
+                summary["started"] = time.time()
+            _write_json_atomic(out_fs, summary_path, summary)
     except OSError as e:
         log.warning("the job summary could not be written: %s", e)
     pending: collections.deque = collections.deque()

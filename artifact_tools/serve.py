@@ -93,10 +93,14 @@ Process model (a deliberate choice):
    XGBoost 100 rows 0.51 -> 0.39 ms and the text classifier 1.8 -> 1.55 ms (2 workers). The texts of one request to
    a Hugging Face text classifier run as padded batches too, ordered by length (:meth:`_Batcher.predict_alone`;
    100 texts 125 -> 87 ms on one core); not with ``--max-batch-rows 0``, where each text runs alone.
-9. The garbage collector is left as CPython sets it: moving the loaded model's objects out of its generations
-   (``gc.freeze``) was measured (``benchmarks/serve.py --quick``, quiet 2 cores) to cost the Hugging Face text
-   classifier 1.3 ms of CPU per 1-row request at concurrency 1 (4.2 against 2.9 ms) and XGBoost a third of its
-   1-row throughput at concurrency 16, for no gain on the forest.
+9. A worker freezes what it holds when it starts serving (``gc.freeze``: the server's objects and the models
+   loaded at start are skipped by every later collection). A cold model loaded by a multi-model worker spent 0.21 s
+   in collections scanning them, against 0.09 s for the same load in a bare interpreter; its first request over a
+   plain load went from 1.13 to 1.05 (``benchmarks/serve.py --models forest --cold-runs 5``). In steady serving it
+   changed nothing measurable (interleaved, 2 workers: the text classifier 1 row at concurrency 1, 2.16-2.29 ms of
+   CPU per request frozen against 2.32-2.38 not; XGBoost 1 row at concurrency 16, 92-100 against 95 us). An
+   earlier measurement of a third less XGBoost throughput came from ``--quick`` rounds of under 0.1 s. An endpoint
+   unfreezes when a variant is removed, so that the removed model can be collected.
 """
 
 from __future__ import annotations

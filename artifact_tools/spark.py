@@ -202,7 +202,13 @@ def _spark_ml_transform(df, model, keep_input: bool):
         text = str(e).strip().splitlines()
         raise ArtifactError(f"the Spark ML model cannot transform this DataFrame: "
                             f"{text[0][:300] if text else type(e).__name__}") from None
-    return out if keep_input else out.select(*[c for c in out.columns if c not in df.columns])
+    return out if keep_input else out.select(*[_ref(out, c) for c in out.columns if c not in df.columns])
+
+
+def _ref(frame, name: str):
+    """The column ``name`` of ``frame``, quoted (a name holding a dot, a space or a backtick means itself, not a
+    field of a struct column)."""
+    return frame["`" + name.replace("`", "``") + "`"]
 
 
 def _pools(model):
@@ -282,7 +288,7 @@ def _out_fields(df, model, artifact: str, cols: list, prediction_col: str, key: 
     from pyspark.sql import types as T
 
     if key not in _SCHEMAS:
-        head = df.select(*cols).limit(8).toPandas()
+        head = df.select(*[_ref(df, c) for c in cols]).limit(8).toPandas()
         if head.empty:
             raise ArtifactError("the DataFrame has no rows")
         data = head.astype(np.float64).to_numpy() if numeric else _features(head)
@@ -305,6 +311,10 @@ def transform(df, artifact: Any, *, features: list | None = None, prediction_col
 
     artifact = os.fspath(artifact) if isinstance(artifact, os.PathLike) else str(artifact)
     cols = list(features or df.columns)
+    twice = sorted({c for c in df.columns if df.columns.count(c) > 1})
+    if twice:
+        raise ArtifactError(f"the DataFrame has more than one column named {twice[0]!r}; give its columns distinct "
+                            "names")
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise ArtifactError(f"the DataFrame has no column(s) {', '.join(missing[:8])}")
@@ -331,20 +341,20 @@ def transform(df, artifact: Any, *, features: list | None = None, prediction_col
     shipped = _ship(session.sparkContext, artifact, identity)
     if numeric and hasattr(df, "mapInArrow") and (not keep_input or all(_passes(f.dataType) for f in df.schema)):
         large = str(session.conf.get("spark.sql.execution.arrow.useLargeVarTypes", "false")).lower() == "true"
-        return _map_in_arrow(df if keep_input else df.select(*[df[c] for c in cols]), out_fields,
+        return _map_in_arrow(df if keep_input else df.select(*[_ref(df, c) for c in cols]), out_fields,
                              (artifact, trust, storage_options, identity, shipped), cols, threads, keep_input, large)
     arrow = numeric and hasattr(F, "arrow_udf")
     score = _scorer(artifact, trust, storage_options, identity, shipped, cols, names, types, numeric, threads, arrow)
     one = len(out_fields) == 1
     returns: Any = out_fields[0].dataType if one else T.StructType(out_fields)
-    call: Any = (F.arrow_udf if arrow else F.pandas_udf)(score, returns)(*[df[c] for c in cols])
+    call: Any = (F.arrow_udf if arrow else F.pandas_udf)(score, returns)(*[_ref(df, c) for c in cols])
     if one:
-        return df.select(*([df[c] for c in df.columns] if keep_input else []), call.alias(names[0]))
+        return df.select(*([_ref(df, c) for c in df.columns] if keep_input else []), call.alias(names[0]))
     inner = "__artifact_tools_prediction"
     while inner in df.columns:
         inner += "_"
-    scored = df.select(*([df[c] for c in df.columns] if keep_input else []), call.alias(inner))
-    return scored.select(*([scored[c] for c in df.columns] if keep_input else []),
+    scored = df.select(*([_ref(df, c) for c in df.columns] if keep_input else []), call.alias(inner))
+    return scored.select(*([_ref(scored, c) for c in df.columns] if keep_input else []),
                          *[scored[inner].getField(n).alias(n) for n in names])
 
 
@@ -411,7 +421,10 @@ def _map_in_arrow(df, out_fields: list, source: tuple, cols: list, threads: int,
     """``df`` scored through ``mapInArrow``: whole Arrow record batches to the Python worker, which gives back each
     batch's own column arrays unchanged (no copy) followed by the prediction arrays (``keep_input``), or the
     predictions alone. See the module docstring for why this costs the JVM less than a scalar UDF, and for the
-    nullable double columns travelling packed as one ``array<double>`` (:data:`PACKED`)."""
+    nullable double columns travelling packed as one ``array<double>`` (from :data:`PACK_MIN` of them). The columns
+    travel under names of their own (``c0``, ``c1``... and ``p0``... for the predictions), given back theirs after:
+    PySpark's ``mapInArrow`` refers to the frame's columns by their bare names, which a name holding a dot or a
+    backtick breaks."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
@@ -419,15 +432,16 @@ def _map_in_arrow(df, out_fields: list, source: tuple, cols: list, threads: int,
     types = [f.dataType for f in out_fields]
     packed = [f.name for f in df.schema if isinstance(f.dataType, T.DoubleType) and f.nullable]
     packed = packed if len(packed) >= PACK_MIN else []
-    pack = "__artifact_tools_packed"
-    while pack in df.columns or pack in names:
-        pack += "_"
+    pack = "packed"
     own = [c for c in df.columns if c not in packed]
-    trip = df.select(*[df[c] for c in own], *([F.array(*[df[c] for c in packed]).alias(pack)] if packed else []))
+    trip = df.select(*[_ref(df, c).alias(f"c{i}") for i, c in enumerate(own)],
+                     *([F.array(*[_ref(df, c) for c in packed]).alias(pack)] if packed else []))
     # where each feature is in a batch: ("packed", index in the array) or ("column", index of its own column)
     where = [("packed", packed.index(c)) if c in packed else ("column", own.index(c)) for c in cols]
     at_pack = len(own)
-    schema = T.StructType((list(trip.schema.fields) if keep_input else []) + list(out_fields))
+    travel = [T.StructField(f"p{j}", f.dataType, f.nullable, f.metadata) for j, f in enumerate(out_fields)]
+    schema = T.StructType((list(trip.schema.fields) if keep_input else []) + travel)
+    travel_names = [f.name for f in travel]
     project = _PROJECT
 
     def score(batches):
@@ -442,14 +456,14 @@ def _map_in_arrow(df, out_fields: list, source: tuple, cols: list, threads: int,
         split = (lambda b: here._feature_arrays(b, where, at_pack, len(packed))) if packed else \
             (lambda b: tuple(b.column(i) for _, i in where))
         for parts in here._chunks((split(b) + (b,) for b in batches), limit):
-            yield from here._score_batches(model, parts, names, types, threads, keep_input, large)
+            yield from here._score_batches(model, parts, travel_names, types, threads, keep_input, large)
 
     out = trip.mapInArrow(score, schema)
-    if not packed:
-        return out
     fields = {f.name: f for f in df.schema}
-    return out.select(*[out[pack][packed.index(c)].alias(c, metadata=fields[c].metadata) if c in packed else out[c]
-                        for c in (df.columns if keep_input else [])], *[out[n] for n in names])
+    back = [(out[pack][packed.index(c)] if c in packed else out[f"c{own.index(c)}"]).alias(c,
+                                                                                          metadata=fields[c].metadata)
+            for c in (df.columns if keep_input else [])]
+    return out.select(*back, *[out[f"p{j}"].alias(n) for j, n in enumerate(names)])
 
 
 def _feature_arrays(batch, where: list, at_pack: int, width: int) -> tuple:

@@ -748,7 +748,8 @@ def main() -> None:
            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}  # uvicorn
     threads = thread_budget(args.workers)
     print(f"workers: {args.workers} per server; predict threads per worker (ours and the ceiling): {threads}; "
-          f"usable cores: {len(os.sched_getaffinity(0))}; per point and server: {args.requests} requests or more, "
+          f"usable cores: {len(os.sched_getaffinity(0))}; per point and server: {args.requests} requests "
+          f"or more (unless cut by the time), "
           f"rounds of >= {min(MIN_ROUND, args.seconds / ROUNDS):g} s, <= {args.seconds:g} s in all", flush=True)
     running: list[Any] = []
     points: list[Point] = []

@@ -179,11 +179,11 @@ def one_machine(arts: dict, n: int, folder: Path, runs: int) -> None:
 
 
 def spark_rates(arts: dict, n: int, folder: Path, runs: int) -> None:
-    """Records/s of ``artifact_tools.spark.transform`` and of ``mlflow.pyfunc.spark_udf`` (each run once unmeasured,
-    then ``runs`` measured rounds alternating the two, medians; the same session and cached DataFrame, both written
-    to the ``noop`` sink), and records per CPU-second of the whole Spark side (the JVM, every Python worker and this
-    driver; /proc, children reaped by their parent included): on a shared machine the wall-clock rates follow the
-    other load, the CPU figures much less."""
+    """Records/s of ``artifact_tools.spark.transform`` and of ``mlflow.pyfunc.spark_udf`` (each run ``WARM_RUNS``
+    times unmeasured, then ``runs`` measured rounds alternating the two, medians; the same session and cached
+    DataFrame, both written to the ``noop`` sink), and records per CPU-second of the whole Spark side (the JVM,
+    every Python worker and this driver; /proc, children reaped by their parent included): on a shared machine the
+    wall-clock rates follow the other load, the CPU figures much less."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:

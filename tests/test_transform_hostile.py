@@ -321,6 +321,28 @@ def test_resume_after_another_jobs_outputs_and_of_folder_and_linked_artifacts(xg
     assert capture_threads() == before
 
 
+
+def test_resume_refuses_another_input_and_reads_local_paths_with_double_colons(xgb, tmp_path):
+    """Found by review: a resume from another input folder holding files of the same names skipped them all (the
+    input was not part of the job); a local artifact path holding ``::`` (fsspec's chained-URL mark) lost its
+    identity, so another model at such a path resumed silently."""
+    first, second, out = tmp_path / "day1", tmp_path / "day2", tmp_path / "out"
+    for folder, text in ((first, GOOD), (second, b"9.0,9.0,9.0,9.0\n")):
+        folder.mkdir()
+        (folder / "part-0.csv").write_bytes(text)
+    transform(xgb, first, out, split_type="Line")
+    with pytest.raises(TransformError, match=r"made with another input \(.*day1\)"):
+        transform(xgb, second, out, split_type="Line", resume=True)
+
+    X, y = make_data(n=300, d=4, seed=10)
+    odd = tmp_path / "m::v1.tar.gz"
+    odd.write_bytes(xgb.read_bytes())
+    transform(odd, first, tmp_path / "out-odd", split_type="Line")
+    odd.write_bytes(build_xgboost(X, y, tmp_path / "v2.tar.gz", rounds=3).read_bytes())
+    with pytest.raises(TransformError, match="the same model path, rewritten since"):
+        transform(odd, first, tmp_path / "out-odd", split_type="Line", resume=True)
+
+
 # ------------------------------------------------------------------------------------------ SingleRecord at scale
 
 def test_single_record_over_many_lines_is_bounded_and_exact(xgb, tmp_path):

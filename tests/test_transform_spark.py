@@ -471,7 +471,7 @@ def test_nullable_doubles_travel_packed_and_come_back_as_they_were(spark, arts):
     features = ["f0", "f1", "f2", "k"]
     out = transform(df, arts["xgb"], features=features)
     plan = out._jdf.queryExecution().executedPlan().toString()
-    assert map_in_arrow(out) and "__artifact_tools_packed" in plan
+    assert map_in_arrow(out) and "array(" in plan and " AS packed#" in plan
     assert out.schema.fields[:-1] == df.schema.fields and out.schema["f0"].metadata == {"ml_attr": {"name": "first"}}
     got = sorted(out.collect(), key=lambda r: r["id"])
     want = sorted(df.collect(), key=lambda r: r["id"])
@@ -487,3 +487,30 @@ def test_nullable_doubles_travel_packed_and_come_back_as_they_were(spark, arts):
                       keep_input=False)
     assert alone.columns == ["prediction"]
     assert np.allclose(sorted(r["prediction"] for r in alone.collect()), sorted(reference), atol=1e-6)
+
+
+def test_column_names_with_dots_spaces_and_backticks_and_duplicates(spark, arts):
+    """Found by review: a column named with a dot (``meta.id``) was read as a struct's field (a Spark
+    AnalysisException traceback), and two columns of one name failed the same way. Such names now mean themselves
+    on both routes (``mapInArrow``; the scalar UDF, with a string column beside them); two columns of one name are
+    one sentence."""
+    from pyspark.sql import types as T
+
+    from artifact_tools.errors import ArtifactError
+    from artifact_tools.spark import transform
+
+    X = make_data(n=200, seed=61)[0].astype(np.float64)
+    names = ["meta.id", "f 0", "f`1", "f.2", "f3"]
+    fields = [T.StructField(names[0], T.LongType())] + [T.StructField(n, T.DoubleType()) for n in names[1:]]
+    rows = [(i, *map(float, x)) for i, x in enumerate(X)]
+    for wide in (False, True):
+        schema = T.StructType(fields + ([T.StructField("note", T.StringType())] if wide else []))
+        df = spark.createDataFrame([(*r, "n") if wide else r for r in rows], schema).repartition(2)
+        out = transform(df, arts["xgb"], features=names[1:])
+        assert map_in_arrow(out) != wide and out.columns == df.columns + ["prediction"]
+        got = sorted(out.collect(), key=lambda r: r[0])
+        assert [tuple(r)[:-1] for r in got] == [tuple(r) for r in sorted(df.collect(), key=lambda r: r[0])]
+        assert np.allclose([r["prediction"] for r in got], booster_predict(arts["xgb"], X), atol=1e-6)
+    twice = spark.createDataFrame([(1.0, 2.0)], ["a", "b"]).toDF("a", "a")
+    with pytest.raises(ArtifactError, match="more than one column named 'a'"):
+        transform(twice, arts["xgb"])
