@@ -1285,24 +1285,27 @@ def _is_local(fs) -> bool:
 
 def _job_identity(artifacts: list, input: str, storage_options, parameters: dict) -> dict:
     """What makes two runs one job for ``resume`` (see the module docstring), as JSON values: each artifact's real
-    path (symbolic links resolved; a ``file://`` URI as its path) with what :func:`_seen_local` / :func:`_seen` read
-    of it, the input's real path or URI, and the parameters (all but ``workers``)."""
-    models = []
-    for artifact in artifacts:
-        path, seen = _real(str(artifact)), None  # type: str, Any
-        try:
-            if "://" not in path:
-                seen = _seen_local(path)
-            else:
-                import fsspec
-
-                fs, key = fsspec.core.url_to_fs(path, **(storage_options or {}))
-                seen = _seen(fs, key)
-        except Exception:  # noqa: BLE001 -- unreadable here: the load already said so, or the path alone names it
-            pass
-        models.append({"artifact": path, "seen": seen})
+    path (symbolic links resolved; a ``file://`` URI as its path) with its :func:`artifact_identity`, the input's
+    real path or URI, and the parameters (all but ``workers``)."""
+    models = [{"artifact": _real(str(a)), "seen": artifact_identity(str(a), storage_options)} for a in artifacts]
     shaping = {k: v for k, v in parameters.items() if k != "workers"}
     return json.loads(json.dumps({"models": models, "input": _real(str(input)), "parameters": shaping}))
+
+
+def artifact_identity(path: str, storage_options=None) -> Any:
+    """What tells the artifact at ``path`` (a local path or an fsspec URI) from another one written there before,
+    as JSON values, without reading it: :func:`_seen_local` of its real path, or :func:`_seen` of the object; None
+    when none can be read (the load says why). The batch and Spark engines both key their loaded models on it."""
+    try:
+        real = _real(path)
+        if "://" not in real:
+            return _seen_local(real)
+        import fsspec
+
+        fs, key = fsspec.core.url_to_fs(real, **(storage_options or {}))
+        return _seen(fs, key)
+    except Exception:  # noqa: BLE001 -- unreadable here: the load already said so, or the path alone names it
+        return None
 
 
 def _real(path: str) -> str:

@@ -5,7 +5,8 @@ travels with the task, and the worker opens it with :func:`loaders.load`, whose 
 folders under ``$ARTIFACT_TOOLS_CACHE``) makes every later load on that machine read no archive bytes. The loaded
 model stays in this module's ``_LOADED`` for the life of the worker (PySpark reuses Python workers,
 ``spark.python.worker.reuse``, default true), keyed by the artifact's path and its identity as the driver saw it
-(size and modification time, or the object's ETag), so that an artifact rewritten in place is loaded again.
+(size, modification time and inode, or the object's ETag...: the batch engine's rule), so that an artifact rewritten
+in place is loaded again.
 
 Rows travel to Python as Arrow record batches of at most ``spark.sql.execution.arrow.maxRecordsPerBatch`` rows
 (Spark's default 10,000). When the features are numeric and every other column is of a fixed-width type (numbers,
@@ -103,23 +104,19 @@ CHUNK_BYTES = 32 << 20  # and at most this many bytes of float64 features
 PACK_MIN = 2  # nullable double columns that travel packed as one array column through mapInArrow (from this many)
 
 
-def _identity(artifact: str, storage_options) -> tuple:
-    """What tells a rewritten artifact from the one loaded before under the same path: (size, mtime) of a local
-    file, the object's ETag / size / modification time from fsspec for a URI; () when none can be read."""
-    try:
-        if "://" not in artifact:
-            st = os.stat(artifact)
-            return (st.st_size, st.st_mtime_ns)
-        import fsspec
+def _identity(artifact: str, storage_options) -> str:
+    """What tells a rewritten artifact from the one loaded before under the same path, as the batch engine tells it
+    (:func:`artifact_tools.batch.artifact_identity`: a file's size, modification time and inode, every file's of a
+    folder, an object's version fields), as a JSON text ("null" when none can be read: the path alone keys the
+    cache, as loaders.load would read it)."""
+    import json
 
-        fs, path = fsspec.core.url_to_fs(artifact, **(storage_options or {}))
-        info = fs.info(path)
-        return tuple(str(info.get(k)) for k in ("ETag", "etag", "size", "mtime", "LastModified", "last_modified"))
-    except Exception:  # noqa: BLE001 -- no identity: the path alone keys the cache, as loaders.load would read it
-        return ()
+    from .batch import artifact_identity
+
+    return json.dumps(artifact_identity(artifact, storage_options))
 
 
-def _load(artifact: str, trust, storage_options, identity: tuple = (), shipped: str | None = None):
+def _load(artifact: str, trust, storage_options, identity: str = "", shipped: str | None = None):
     key = (artifact, str(trust), identity)
     if key not in _LOADED:
         import loaders
@@ -130,7 +127,7 @@ def _load(artifact: str, trust, storage_options, identity: tuple = (), shipped: 
     return _LOADED[key]
 
 
-def _ship(sc, artifact: str, identity: tuple) -> str | None:
+def _ship(sc, artifact: str, identity: str) -> str | None:
     """Register the local file ``artifact`` with ``sc.addFile`` (once per application, path and identity) and return
     the name the workers find it under with ``SparkFiles.get``; None for a URI or a folder (not shipped).
 
