@@ -988,30 +988,15 @@ class EndpointApp:
 
     def record(self, environ: dict, status: int, seconds: float, bytes_in: int = 0, bytes_out: int = 0) -> None:
         """Count one answered request and write its access log line (called by the front end, on its loop, for
-        every request it answers, refusals of its own included; see the module docstring)."""
-        labels, model_seconds = self._labels(environ)
-        if labels is not None:
-            invocations, errors_4xx, errors_5xx, model_latency, overhead_latency, batched = self._series(labels)
-            invocations.inc()
-            if environ.get(serve.BATCHED):
-                batched.inc()
-            if 400 <= status < 500:
-                errors_4xx.inc()
-            elif status >= 500:
-                errors_5xx.inc()
-            if model_seconds is not None:
-                model_latency.observe(model_seconds)
-                overhead_latency.observe(max(0.0, seconds - model_seconds))
-            else:
-                overhead_latency.observe(seconds)
-        if self.access is not None:
-            self._log(environ, status, seconds, bytes_in, bytes_out, labels, model_seconds)
+        every request it answers, refusals of its own included; see the module docstring): :meth:`record_many` of
+        that one."""
+        self.record_many([(environ, status, seconds, bytes_in, bytes_out)])
 
     def record_many(self, answered: list[tuple[dict, int, float, int, int]]) -> None:
-        """:meth:`record` of each of ``answered`` (``(environ, status, seconds, bytes_in, bytes_out)``: requests
-        predicted in one batch, counted by the front end before any of their answers is sent), with one write per
-        figure and histogram bucket of each variant instead of one per request (the multiprocess store's writes
-        were 5% of a 100-row XGBoost request's CPU)."""
+        """Count answered requests (``(environ, status, seconds, bytes_in, bytes_out)`` each: one, or those predicted
+        in one batch, counted by the front end before any of their answers is sent) and write their access log
+        lines, with one write per figure and histogram bucket of each variant instead of one per request (the
+        multiprocess store's writes were 5% of a 100-row XGBoost request's CPU)."""
         groups: dict[tuple[str, str], list] = {}
         for environ, status, seconds, bytes_in, bytes_out in answered:
             labels, model_seconds = self._labels(environ)
