@@ -146,6 +146,9 @@ AHEAD = "artifact_tools.ahead_seconds"  # ... seconds spent on it before the app
 BATCHED = "artifact_tools.batched"  # ... how many requests the batch it was predicted in held
 DEFAULT_MAX_BATCH_ROWS = 1024  # rows one batched prediction takes at most (serve --max-batch-rows; 0: no batching)
 MAX_BATCH_JOBS = 64  # requests one batch takes at most
+GATHER_SHARE = 0.25  # a batch waits for the requests expected at most this share of the last batch's time...
+MAX_GATHER_WAIT = 0.002  # ... and at most this many seconds
+MIN_GATHER_WAIT = 0.0001  # ... and not at all when that share is shorter (a thread's wake-up takes about as long)
 BATCH_BODY = 256 * 1024  # bytes of body a request may have to join a batch (larger ones gain nothing from one)
 _NOTHING = object()
 
@@ -768,9 +771,17 @@ class _ModelThread:
     one, a ``/ping``) by one prediction of at most ``INLINE_BUDGET``, and such delays fill at most 1% of the time;
     slow or stalled clients never can, as only complete requests are predicted.
 
-    Dynamic batching (the opportunistic kind Triton, TorchServe and TF Serving do, with no added wait): when this
-    thread takes a job and finds more waiting (requests that arrived while it predicted), it takes them all (up to
-    ``MAX_BATCH_JOBS``), decodes those whose model can batch (:class:`_Batcher`) and whose body is at most
+    Dynamic batching (as Triton, TorchServe and TF Serving do): when this thread takes a job and finds more waiting
+    (requests that arrived while it predicted), it takes them all (up to ``MAX_BATCH_JOBS``). It also waits a little
+    for the requests it expects, as those servers' queue delay does, but only as long as it has reason to: a batch
+    expects as many requests as the last batch saw -- those it took and those that arrived while it ran (clients
+    answered send their next request; a lone client is a batch of one and expects nothing more) -- and waits for
+    them at most ``GATHER_SHARE`` of the last batch's time (its decoding, predict and encoding), at most
+    ``MAX_GATHER_WAIT``, not at all below ``MIN_GATHER_WAIT``; when they do not all come, the next batch expects
+    fewer. A small text classifier, 2 workers, 16 clients: batches of 2-4 texts became batches of about 8, CPU per
+    request 1.55 -> 1.41 ms, 1,141-1,276 -> 1,345-1,384 requests/s; 100-row XGBoost requests 8,241-8,536 ->
+    8,713-8,759/s; 1-row XGBoost (whose predictions take tens of microseconds: no wait) unchanged. Then it decodes
+    those whose model can batch (:class:`_Batcher`) and whose body is at most
     ``BATCH_BODY`` (a large request gains nothing from a batch), and predicts the inputs of each
     model that match (same trailing shape and dtype, or texts) with one ``predict`` of at most ``max_batch_rows``
     rows (a request larger than that goes alone); then it runs each request's app as before, which encodes the
@@ -790,6 +801,8 @@ class _ModelThread:
         self.fast_streak = 0
         self.slow_until = 0.0
         self.warmed: set[int] = set()  # the threads that have predicted (the loop's and this one's)
+        self.expected = 1  # requests the last batch saw (taken, and come while it ran): what the next may wait for
+        self.gather_wait = 0.0  # seconds the next batch may wait for them
         # the front end's: told the answers of jobs taken together, on the loop, before any of them is handed back
         self.on_batch: Callable[[list], None] | None = None
         self.thread = threading.Thread(target=self._main, args=(threads,), name="predict", daemon=True)
@@ -842,16 +855,10 @@ class _ModelThread:
             jobs = [self.jobs.get()]
             if jobs[0][0] is None:
                 return
-            if jobs[0][2] is not None:  # take what else waits, to predict together
-                while len(jobs) < MAX_BATCH_JOBS:
-                    try:
-                        job = self.jobs.get_nowait()
-                    except queue.Empty:
-                        break
-                    if job[0] is None:
-                        stopping = True
-                        break
-                    jobs.append(job)
+            started = None
+            if jobs[0][2] is not None:  # take what else waits (and what is expected soon), to predict together
+                stopping = self._gather(jobs)
+                started = time.monotonic()
                 if len(jobs) > 1:
                     try:
                         self._batch(jobs)
@@ -868,10 +875,36 @@ class _ModelThread:
                 except BaseException as e:  # handed to the waiting connection, which answers 500
                     result, ok = e, False
                 done.append((future, ok, result, tag))
+            if started is not None:  # what the next batch may wait for: the requests seen while this one ran
+                self.expected = len(jobs) + self.jobs.qsize()
+                self.gather_wait = min(GATHER_SHARE * (time.monotonic() - started), MAX_GATHER_WAIT)
             try:  # one wake-up of the loop for the whole batch
                 self.loop.call_soon_threadsafe(self._finish, done)
             except RuntimeError:  # the loop is closed: the worker is exiting
                 return
+
+    def _gather(self, jobs: list) -> bool:
+        """Add to ``jobs`` the jobs waiting, and those expected soon (see the class docstring); whether the stop
+        came among them."""
+        import queue
+
+        want = min(self.expected, MAX_BATCH_JOBS)
+        deadline = time.monotonic() + self.gather_wait if self.gather_wait >= MIN_GATHER_WAIT else 0.0
+        while len(jobs) < MAX_BATCH_JOBS:
+            try:
+                job = self.jobs.get_nowait()
+            except queue.Empty:
+                left = deadline - time.monotonic() if len(jobs) < want else 0.0
+                if left <= 0:
+                    break
+                try:
+                    job = self.jobs.get(timeout=left)
+                except queue.Empty:
+                    break
+            if job[0] is None:
+                return True
+            jobs.append(job)
+        return False
 
     def _batch(self, jobs: list) -> None:
         """Decode the batchable requests of ``jobs`` and predict those that match together (see the class)."""

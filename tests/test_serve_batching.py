@@ -392,3 +392,59 @@ def test_jobs_taken_together_that_predict_alone_are_timed_for_the_inline_rule():
     for together in (False, True):
         streak, inline = asyncio.run(run(together))
         assert streak <= 1 and not inline, (together, streak, inline)
+
+
+def test_a_batch_waits_for_the_requests_it_expects_and_only_for_them(monkeypatch):
+    """The model thread waits for as many requests as the last batch saw (taken, and arrived while it ran), within
+    its share of the last batch's time; a request that does not come holds the batch up no longer than that, and the
+    next batch expects fewer. Recorded here: when each job ran, against when the expected one was submitted."""
+    import asyncio
+
+    from artifact_tools import serve
+
+    monkeypatch.setattr(serve, "GATHER_SHARE", 20.0)  # batches here run 0.1 s or more: waits of up to 1 s
+    monkeypatch.setattr(serve, "MAX_GATHER_WAIT", 1.0)
+
+    class LeftOut:  # a batcher that leaves every request out of the batch: each job predicts alone
+        enabled = True
+
+        def prepare(self, environ: dict) -> None:
+            return None
+
+    ran: dict = {}
+
+    def job(name: str, seconds: float = 0.0):
+        def fn() -> None:
+            ran[name] = time.monotonic()
+            end = time.thread_time() + seconds
+            while time.thread_time() < end:
+                pass
+        return fn
+
+    async def run() -> dict:
+        loop = asyncio.get_running_loop()
+        model = serve._ModelThread(loop, 1)
+        batch = (LeftOut(), {})
+        try:
+            first = model.submit(job("a", 0.1), batch)
+            await asyncio.sleep(0.03)  # "a" runs; b, c, d arrive meanwhile: the batch after it expects 4
+            rest = [model.submit(job(n, 0.03), batch) for n in "bcd"]
+            await first
+            await asyncio.sleep(0.3)
+            e_sent = time.monotonic()
+            late = model.submit(job("e", 0.03), batch)  # the fourth, 0.3 s after b, c and d were waiting
+            await asyncio.gather(*rest, late)
+            # b, c, d and e saw 4; now only f comes, and nothing more: f waits for 3 that never come, then runs
+            f_sent = time.monotonic()
+            await model.submit(job("f"), batch)
+            f_done = time.monotonic()
+            g_sent = time.monotonic()  # the last batch saw one request: a lone one does not wait
+            await model.submit(job("g"), batch)
+            return {"e_sent": e_sent, "f_took": f_done - f_sent, "g_took": time.monotonic() - g_sent}
+        finally:
+            model.stop()
+
+    times = asyncio.run(run())
+    assert ran["b"] >= times["e_sent"] and ran["d"] >= times["e_sent"], "b, c, d did not wait for the expected fourth"
+    assert 0.8 <= times["f_took"] <= 1.8, times  # waited, for at most its share of the last batch's time
+    assert times["g_took"] < 0.3, times
