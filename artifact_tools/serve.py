@@ -780,7 +780,7 @@ class _ModelThread:
     ``MAX_GATHER_WAIT``, not at all below ``MIN_GATHER_WAIT``; when they do not all come, the next batch expects
     fewer. A small text classifier, 2 workers, 16 clients: batches of 2-4 texts became batches of about 8, CPU per
     request 1.55 -> 1.41 ms, 1,141-1,276 -> 1,345-1,384 requests/s; 100-row XGBoost requests 8,241-8,536 ->
-    8,713-8,759/s; 1-row XGBoost (whose predictions take tens of microseconds: no wait) unchanged. Then it decodes
+    8,713-8,759/s; 1-row XGBoost (batches of well under a millisecond: little or no wait) unchanged. Then it decodes
     those whose model can batch (:class:`_Batcher`) and whose body is at most
     ``BATCH_BODY`` (a large request gains nothing from a batch), and predicts the inputs of each
     model that match (same trailing shape and dtype, or texts) with one ``predict`` of at most ``max_batch_rows``
