@@ -847,8 +847,6 @@ class _ModelThread:
         return future
 
     def _main(self, threads: int) -> None:
-        import queue
-
         limit_pools(threads)
         stopping = False
         while not stopping:
