@@ -68,7 +68,9 @@ Process model (a deliberate choice):
    ``/ping`` answers in milliseconds with hundreds of slow clients connected. All workers wait on the one
    listening socket; a worker that holds its share of the server's connections leaves new ones to the others for
    a moment (:class:`_Share`), so kept-alive clients spread evenly over the workers (without it one worker took 15
-   or 16 of 16 connections opened at once, and the server ran at one worker's speed).
+   or 16 of 16 connections opened at once, and the server ran at one worker's speed); one that holds more than its
+   share (connections opened while the others still loaded their model) lets the surplus go, its clients to
+   reconnect to the others.
 5. Native thread pools are sized per worker (:mod:`artifact_tools._threads`): before the model loads, a worker
    sets ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS`` and the other pools' variables (unless
    already set) to its share of the usable cores (cores // workers, at least 1), and its model thread applies the
@@ -960,7 +962,14 @@ class _Share:
     the worker's last heartbeat, 0 when it does not serve. The master gives each new worker a slot no living
     worker holds (:meth:`assign`, when gunicorn makes the worker object, before the fork); a worker that died or
     stopped serving drops out of the sums ``SHARE_STALE`` seconds after its last heartbeat at the latest, so a
-    dead or still-loading worker never holds connections back."""
+    dead or still-loading worker never holds connections back.
+
+    Connections opened while only some workers served (the others still loading their model, or replacing one
+    that died) would stay where they are as long as their clients keep them alive. So at each heartbeat a worker
+    holding more than its share (:meth:`surplus`) lets that many go: the next answers on its kept-alive
+    connections (not one with a pipelined request already waiting) say ``Connection: close`` (RFC 9112 section
+    9.6), and their clients reconnect -- to the workers under their share, as this one, over it, leaves new
+    connections to them."""
 
     def __init__(self, slots: int = SHARE_SLOTS):
         import mmap
@@ -986,10 +995,8 @@ class _Share:
             self.cells[2 * self.slot] = float(count)
             self.cells[2 * self.slot + 1] = time.monotonic() if serving else 0.0
 
-    def over(self, count: int) -> bool:
-        """In a worker holding ``count`` connections: whether accepting one more would exceed its share."""
-        if self.slot is None:
-            return False
+    def _sums(self, count: int) -> tuple[int, int]:
+        """(serving workers, connections they hold) with this worker holding ``count``."""
         cells, fresh = self.cells, time.monotonic() - SHARE_STALE
         live = total = 0
         for slot in range(len(cells) // 2):
@@ -997,7 +1004,22 @@ class _Share:
                 live, total = live + 1, total + count
             elif cells[2 * slot + 1] > fresh:
                 live, total = live + 1, total + int(cells[2 * slot])
+        return live, total
+
+    def over(self, count: int) -> bool:
+        """In a worker holding ``count`` connections: whether accepting one more would exceed its share."""
+        if self.slot is None:
+            return False
+        live, total = self._sums(count)
         return count * live >= total + 1  # count + 1 > ceil((total + 1) / live)
+
+    def surplus(self, count: int) -> int:
+        """In a worker holding ``count`` connections: how many more than its share (the connections of all serving
+        workers over their number, rounded up) it holds."""
+        if self.slot is None:
+            return 0
+        live, total = self._sums(count)
+        return max(0, count - -(-total // live))
 
 
 def _alive(pid: int | None) -> bool:
@@ -1038,6 +1060,7 @@ class _FrontEnd:
         self.connections: set[_Connection] = set()
         self.share: _Share | None = None  # the server's shared connection counts, told of each change
         self.stopping = False
+        self.shed = 0  # connections to let go, over this worker's share (see _Share); set at each heartbeat
         self.closed = asyncio.Event()
 
     def _record_batch(self, answered: list) -> None:
@@ -1082,6 +1105,15 @@ class _FrontEnd:
             if conn.phase == "idle":
                 conn.abort()
 
+    def let_go(self, conn: "_Connection") -> bool:
+        """Whether ``conn`` ends after its answer, its client to reconnect to a worker holding fewer connections
+        (see :class:`_Share`): one of the ``shed`` this worker holds over its share, unless a pipelined request of
+        its own already waits."""
+        if self.shed <= 0 or conn.parser.events:
+            return False
+        self.shed -= 1
+        return True
+
     def forget(self, conn: "_Connection") -> None:
         self.connections.discard(conn)
         if self.share is not None:
@@ -1099,6 +1131,7 @@ class _Connection:
         self.parser = _Parser(httptools)
         self.responding = False  # an answer to the current request has begun (no error answer may follow)
         self.closing = False  # the last answer said Connection: close
+        self.released = False  # ... because this worker let the connection go (see _Share)
         self.keep_alive = True  # the current request lets the connection stay open
         self.sock = sock
         self.fd = sock.fileno()
@@ -1276,7 +1309,7 @@ class _Connection:
                     linger = not request.done
                     break
                 if self.closing:
-                    linger = self.front.stopping  # we close: the client may have sent more already
+                    linger = self.front.stopping or self.released  # we close: the client may have sent more already
                     break
                 if self.parser.events:  # pipelined: let other connections' ready work run before this one's next
                     await asyncio.sleep(0)
@@ -1386,7 +1419,8 @@ class _Connection:
         self.counted = False
         self.environ = None
         self.set_phase("write")
-        await self._respond(request.method, status, response_headers, out, close=front.stopping)
+        self.released = not front.stopping and front.let_go(self)
+        await self._respond(request.method, status, response_headers, out, close=front.stopping or self.released)
         return True
 
     async def _read_body(self) -> bytes:
@@ -1709,6 +1743,7 @@ def _worker_class(base: Any, httptools: Any, max_payload: int, max_batch_rows: i
                 # prediction running longer than the timeout gets this worker replaced, as a sync worker would be
                 busy_since = model.busy_since
                 share.publish(len(front.connections))
+                front.shed = share.surplus(len(front.connections))
                 if busy_since is None or model.finished != finished:
                     self.notify()
                 elif busy_since != reported and time.monotonic() - busy_since > timeout / 2:

@@ -321,6 +321,11 @@ def test_load_2000_requests_concurrency_16(server, reference):
 
 def _read_answer(sock: socket.socket) -> bytes:
     """One whole response (with ``Content-Length``) from a kept-alive connection: its body."""
+    return _read_response(sock)[1]
+
+
+def _read_response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """One whole 200 response (with ``Content-Length``) from a kept-alive connection: its head and body."""
     data = b""
     while b"\r\n\r\n" not in data:
         block = sock.recv(65536)
@@ -334,7 +339,7 @@ def _read_answer(sock: socket.socket) -> bytes:
         assert block, data
         body += block
     assert head.startswith(b"HTTP/1.1 200"), head
-    return body
+    return head, body
 
 
 def _connections_per_worker(port: int, log: Path, message: bytes, expected: list) -> dict[int, int]:
@@ -375,7 +380,8 @@ def test_kept_alive_connections_spread_evenly_over_the_workers(artifact, cache_e
     (all workers wait on one listening socket, and on a busy machine the one woken first used to take 15 or 16 of
     them, so the server ran at one worker's speed); six rounds, with processes keeping every core busy as a
     loaded machine is. A worker killed: its replacement takes its part once it serves, and meanwhile the other
-    worker takes every connection without delay."""
+    worker takes every connection without delay; those kept alive meanwhile are shared again once the replacement
+    serves (the other worker lets its surplus go, their clients reconnect)."""
     log = tmp_path / "access.log"
     srv = Server(artifact, cache_env, tmp_path, "--workers", "2", "--access-log", str(log))
 
@@ -404,9 +410,42 @@ def test_kept_alive_connections_spread_evenly_over_the_workers(artifact, cache_e
                 burner.wait()
         os.kill(workers[0], signal.SIGKILL)
         started = time.monotonic()
-        held = _connections_per_worker(srv.port, log, message, expected)
-        assert workers[0] not in held and time.monotonic() - started < 5, held
-        replacement = serving(3)[2]
+        # kept alive from now on: opened while only one worker serves, so all of them on it
+        kept = [socket.create_connection(("127.0.0.1", srv.port), timeout=30) for _ in range(16)]
+        try:
+            held = _connections_per_worker(srv.port, log, message, expected)
+            assert workers[0] not in held and time.monotonic() - started < 5, held
+            replacement = serving(3)[2]
+            # the worker holding all 16 lets its surplus go once the replacement serves: those clients reconnect
+            closed = 0
+            held = {}
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                start = log.stat().st_size
+                for s in kept:
+                    s.sendall(message)
+                for i, s in enumerate(kept):
+                    head, body = _read_response(s)
+                    assert json.loads(body) == expected
+                    if b"connection: close" in head.lower():
+                        closed += 1
+                        s.close()
+                        kept[i] = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+                time.sleep(0.3)  # the access log lines of this round
+                ports = {s.getsockname()[1] for s in kept}
+                lines = [json.loads(line) for line in log.read_bytes()[start:].decode().splitlines()]
+                held = {}
+                for f in lines:
+                    if int(f["client"].rsplit(":", 1)[1]) in ports:  # the connections still open
+                        held[f["pid"]] = held.get(f["pid"], 0) + 1
+                if len(held) == 2:
+                    break
+            assert set(held) == {replacement, workers[1]} and max(held.values()) <= 12, (held, closed)
+            assert 4 <= closed <= 12, closed  # let go as many as rebalance them, about half
+        finally:
+            for s in kept:
+                s.close()
+        time.sleep(0.3)  # the closed connections leave the workers' counts
         held = _connections_per_worker(srv.port, log, message, expected)
         assert set(held) == {replacement, workers[1]} and max(held.values()) <= 12, held
     finally:
