@@ -246,7 +246,7 @@ TEXT_BATCH = 32  # texts run as one padded batch of a Hugging Face text pipeline
 
 def _batch_key(data: Any) -> tuple | None:
     """(what must match for two inputs to be concatenated, rows) of a decoded input, or None when it is not a
-    shape that batches: a numeric array (same trailing shape and dtype) or a list of texts."""
+    shape that batches: a numeric array (same trailing shape and dtype), a list of texts or one text."""
     import numpy as np
 
     if isinstance(data, np.ndarray):  # (1-D: one flat row to the loaders, so not rows to concatenate)
@@ -255,6 +255,8 @@ def _batch_key(data: Any) -> tuple | None:
         return None
     if isinstance(data, list) and data and all(type(x) is str for x in data):
         return ("texts",), len(data)
+    if type(data) is str:  # one text ({"inputs": "..."}, the usual Hugging Face body): a list of one to the loader
+        return ("texts",), 1
     return None
 
 
@@ -342,7 +344,7 @@ class _Batcher:
             if isinstance(datas[0], np.ndarray):
                 out = self.model.predict(np.concatenate(datas))
             else:
-                out = self._texts([t for d in datas for t in d])
+                out = self._texts([t for d in datas for t in ([d] if type(d) is str else d)])
             parts = _split(out, [rows for _, _, rows in members])
         except Exception:  # noqa: BLE001 - each request is predicted alone and answers its own error
             return
@@ -775,14 +777,18 @@ class _ModelThread:
 
     Dynamic batching (as Triton, TorchServe and TF Serving do): when this thread takes a job and finds more waiting
     (requests that arrived while it predicted), it takes them all (up to ``MAX_BATCH_JOBS``). It also waits a little
-    for the requests it expects, as those servers' queue delay does, but only as long as it has reason to: a batch
+    for the requests it expects, as those servers' queue delay does, but only when it has reason to: a batch
     expects as many requests as the last batch saw -- those it took and those that arrived while it ran (clients
     answered send their next request; a lone client is a batch of one and expects nothing more) -- and waits for
     them at most ``GATHER_SHARE`` of the last batch's time (its decoding, predict and encoding), at most
     ``MAX_GATHER_WAIT``, not at all below ``MIN_GATHER_WAIT``; when they do not all come, the next batch expects
-    fewer. A small text classifier, 2 workers, 16 clients: batches of 2-4 texts became batches of about 8, CPU per
-    request 1.55 -> 1.41 ms, 1,141-1,276 -> 1,345-1,384 requests/s; 100-row XGBoost requests 8,241-8,536 ->
-    8,713-8,759/s; 1-row XGBoost (batches of well under a millisecond: little or no wait) unchanged. Then it decodes
+    only those that came; when the last jobs taken together did not predict together (requests that do not
+    batch: a DataFrame, a flat row, a body over ``BATCH_BODY``), waiting would only hold their answers back, and
+    the next batch does not wait. Arrivals that follow no client's answer (open-loop traffic) make some waits
+    end in vain, each within those bounds. A small text classifier, 2 workers, 16 clients: batches of 2-4 texts
+    became batches of about 8, CPU per request 1.55 -> 1.41 ms, 1,141-1,276 -> 1,345-1,388 requests/s; 100-row
+    XGBoost requests 8,241-8,536 -> 8,713-8,759/s; 1-row XGBoost (batches of well under a millisecond: little or
+    no wait) unchanged. Then it decodes
     those whose model can batch (:class:`_Batcher`) and whose body is at most
     ``BATCH_BODY`` (a large request gains nothing from a batch), and predicts the inputs of each
     model that match (same trailing shape and dtype, or texts) with one ``predict`` of at most ``max_batch_rows``
@@ -805,6 +811,8 @@ class _ModelThread:
         self.warmed: set[int] = set()  # the threads that have predicted (the loop's and this one's)
         self.expected = 1  # requests the last batch saw (taken, and come while it ran): what the next may wait for
         self.gather_wait = 0.0  # seconds the next batch may wait for them
+        self.together = True  # whether the last jobs taken together predicted together (else waiting gains nothing)
+        self.short = False  # whether the last batch's wait ended without all it expected
         # the front end's: told the answers of jobs taken together, on the loop, before any of them is handed back
         self.on_batch: Callable[[list], None] | None = None
         self.thread = threading.Thread(target=self._main, args=(threads,), name="predict", daemon=True)
@@ -866,18 +874,23 @@ class _ModelThread:
                         pass
             done = []
             alone = len(jobs) == 1
+            together = False
             for fn, future, batch, tag in jobs:
                 # timed for the inline rule when the job predicts itself; not when it only encodes its share of
                 # the batch's predictions (left in its environ)
                 count = alone or batch is None or PREDICTED not in batch[1]
+                together = together or not count
                 try:
                     result, ok = self.run(fn, count=count), True
                 except BaseException as e:  # handed to the waiting connection, which answers 500
                     result, ok = e, False
                 done.append((future, ok, result, tag))
             if started is not None:  # what the next batch may wait for: the requests seen while this one ran
-                self.expected = len(jobs) + self.jobs.qsize()
-                self.gather_wait = min(GATHER_SHARE * (time.monotonic() - started), MAX_GATHER_WAIT)
+                if not alone:
+                    self.together = together
+                self.expected = len(jobs) if self.short else len(jobs) + self.jobs.qsize()
+                self.gather_wait = min(GATHER_SHARE * (time.monotonic() - started), MAX_GATHER_WAIT) \
+                    if self.together else 0.0
             try:  # one wake-up of the loop for the whole batch
                 self.loop.call_soon_threadsafe(self._finish, done)
             except RuntimeError:  # the loop is closed: the worker is exiting
@@ -889,6 +902,7 @@ class _ModelThread:
         import queue
 
         want = min(self.expected, MAX_BATCH_JOBS)
+        self.short = False
         deadline = time.monotonic() + self.gather_wait if self.gather_wait >= MIN_GATHER_WAIT else 0.0
         while len(jobs) < MAX_BATCH_JOBS:
             try:
@@ -900,6 +914,7 @@ class _ModelThread:
                 try:
                     job = self.jobs.get(timeout=left)
                 except queue.Empty:
+                    self.short = True
                     break
             if job[0] is None:
                 return True

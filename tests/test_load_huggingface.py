@@ -141,6 +141,42 @@ def test_serve_runs_the_texts_of_one_request_in_padded_batches_or_alone(sample, 
         assert app.batcher.padded is pads
 
 
+def test_serve_batches_requests_of_one_text_each_answered_as_alone(sample, folder):
+    """Requests of one text each (``{"inputs": "..."}``, the usual body) that ``serve``'s model thread takes together
+    join one batch (before, only lists of texts did: each such request ran alone): one call of the pipeline, and
+    each request's answer is its own text's (computed alone, by hand), in the same shape as when it is sent
+    alone."""
+    from artifact_tools import serve
+
+    pd = pytest.importorskip("pandas")
+    direct = transformers.BertForSequenceClassification.from_pretrained(str(folder), local_files_only=True).eval()
+    labels, scores = _expected(direct, folder)
+    app = serve.create_app(loaders.load(sample))
+
+    def environ(text: str) -> dict:
+        body = json.dumps({"inputs": text}).encode()
+        return {"REQUEST_METHOD": "POST", "PATH_INFO": "/invocations", "CONTENT_TYPE": "application/json",
+                "HTTP_ACCEPT": "application/json", "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+                "wsgi.errors": sys.stderr}
+
+    taken = [environ(text) for text in TEXTS]
+    members = []
+    for env in taken:
+        prepared = app.batcher.prepare(env)
+        assert prepared is not None and prepared[0] == ("texts",) and prepared[2] == 1
+        members.append((env, prepared[1], prepared[2]))
+    app.batcher.predict(members)
+    for text, env, label, score in zip(TEXTS, taken, labels, scores):
+        assert serve.PREDICTED in env  # predicted in the batch, not alone
+        status, _, out = serve._call_wsgi(app, env)
+        assert status == 200, out[:300]
+        answer = json.loads(out)
+        _check(pd.DataFrame(answer["outputs"]), [label], [score])
+        status, _, alone = serve._call_wsgi(app, environ(text))
+        assert status == 200 and json.loads(alone).keys() == answer.keys()
+        assert len(json.loads(alone)["outputs"]) == len(answer["outputs"]) == 1
+
+
 def test_a_text_longer_than_the_positions_is_cut_when_the_tokenizer_names_no_length(folder, tmp_path):
     """A tokenizer without ``model_max_length`` truncates nothing; a text longer than the model's position
     embeddings then failed inside the model (a 500 in ``serve``). It is cut at ``max_position_embeddings``

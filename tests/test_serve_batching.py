@@ -218,12 +218,13 @@ def test_which_models_batch(artifact, tmp_path):
     text = replace(forest, framework="huggingface", info={"task": "token-classification"})
     assert not serve.batchable(text)  # one answer row per token, not per input
     assert serve.batchable(replace(text, info={"task": "text-classification"}))
-    # what batches is what concatenates: numeric arrays of one width and dtype, lists of texts
+    # what batches is what concatenates: numeric arrays of one width and dtype, lists of texts, texts
     assert serve._batch_key(np.zeros((3, 4))) == (("array", (4,), np.zeros(1).dtype.str), 3)
     # a 1-D array is one flat row to the loaders: two half rows joined would make one whole row, predicted once for
     # two requests (the split then finds 1 prediction for "6 rows" and batching was off for the worker's life)
     assert serve._batch_key(np.zeros(3)) is None
     assert serve._batch_key(["a", "b"]) == (("texts",), 2)
+    assert serve._batch_key("a") == (("texts",), 1)  # one text, {"inputs": "..."}: a list of one to the loader
     assert serve._batch_key(np.array(["a"], dtype=object)) is None
     assert serve._batch_key({"x": np.zeros(2)}) is None
     assert serve._split(np.arange(6), [1, 2, 3])[2].tolist() == [3, 4, 5]
@@ -396,14 +397,25 @@ def test_jobs_taken_together_that_predict_alone_are_timed_for_the_inline_rule():
 
 def test_a_batch_waits_for_the_requests_it_expects_and_only_for_them(monkeypatch):
     """The model thread waits for as many requests as the last batch saw (taken, and arrived while it ran), within
-    its share of the last batch's time; a request that does not come holds the batch up no longer than that, and the
-    next batch expects fewer. Recorded here: when each job ran, against when the expected one was submitted."""
+    its share of the last batch's time, and goes on as soon as they are there; a request that does not come holds
+    the batch up no longer than that, and the next batch expects fewer; jobs taken together that all predict
+    alone (here: a batcher that leaves them out) give no reason to wait. Recorded here: when each job ran."""
     import asyncio
 
     from artifact_tools import serve
 
     monkeypatch.setattr(serve, "GATHER_SHARE", 20.0)  # batches here run 0.1 s or more: waits of up to 1 s
     monkeypatch.setattr(serve, "MAX_GATHER_WAIT", 1.0)
+
+    class Together:  # a batcher that predicts every request with the others (each job then encodes its share)
+        enabled = True
+
+        def prepare(self, environ: dict) -> tuple:
+            return ("rows",), None, 1
+
+        def predict(self, members: list) -> None:
+            for environ, _, _ in members:
+                environ[serve.PREDICTED] = None
 
     class LeftOut:  # a batcher that leaves every request out of the batch: each job predicts alone
         enabled = True
@@ -424,27 +436,41 @@ def test_a_batch_waits_for_the_requests_it_expects_and_only_for_them(monkeypatch
     async def run() -> dict:
         loop = asyncio.get_running_loop()
         model = serve._ModelThread(loop, 1)
-        batch = (LeftOut(), {})
+
+        def submit(name: str, seconds: float = 0.0, batcher: object = Together()):
+            return model.submit(job(name, seconds), (batcher, {}))
+
+        async def took(name: str, seconds: float = 0.0, batcher: object = Together()) -> float:
+            sent = time.monotonic()
+            await submit(name, seconds, batcher)
+            return time.monotonic() - sent
+
         try:
-            first = model.submit(job("a", 0.1), batch)
-            await asyncio.sleep(0.03)  # "a" runs; b, c, d arrive meanwhile: the batch after it expects 4
-            rest = [model.submit(job(n, 0.03), batch) for n in "bcd"]
+            first = submit("a", 0.1)
+            while "a" not in ran:  # "a" runs; b, c, d arrive meanwhile: the batch after it expects 4
+                await asyncio.sleep(0.005)
+            rest = [submit(n, 0.03) for n in "bcd"]
             await first
             await asyncio.sleep(0.3)
             e_sent = time.monotonic()
-            late = model.submit(job("e", 0.03), batch)  # the fourth, 0.3 s after b, c and d were waiting
-            await asyncio.gather(*rest, late)
+            await asyncio.gather(*rest, submit("e", 0.03))  # the fourth, 0.3 s after b, c and d were waiting
             # b, c, d and e saw 4; now only f comes, and nothing more: f waits for 3 that never come, then runs
-            f_sent = time.monotonic()
-            await model.submit(job("f"), batch)
-            f_done = time.monotonic()
-            g_sent = time.monotonic()  # the last batch saw one request: a lone one does not wait
-            await model.submit(job("g"), batch)
-            return {"e_sent": e_sent, "f_took": f_done - f_sent, "g_took": time.monotonic() - g_sent}
+            f_took = await took("f", 0.1)  # 0.1 s: the next batch may wait 1 s
+            g_took = await took("g")  # the last batch saw one request: a lone one does not wait
+            # h, i, j taken together but predicted alone: the request after them does not wait for 3 more
+            first = submit("h", 0.1, LeftOut())
+            while "h" not in ran:
+                await asyncio.sleep(0.005)
+            rest = [submit(n, 0.03, LeftOut()) for n in "ij"]
+            await asyncio.gather(first, *rest)
+            k_took = await took("k", 0.0, LeftOut())
+            return {"e_sent": e_sent, "f_took": f_took, "g_took": g_took, "k_took": k_took}
         finally:
             model.stop()
 
     times = asyncio.run(run())
-    assert ran["b"] >= times["e_sent"] and ran["d"] >= times["e_sent"], "b, c, d did not wait for the expected fourth"
-    assert 0.8 <= times["f_took"] <= 1.8, times  # waited, for at most its share of the last batch's time
+    assert times["e_sent"] <= ran["b"] < times["e_sent"] + 0.5, times  # b, c, d waited for e, and no longer
+    assert times["e_sent"] <= ran["d"], times
+    assert 0.8 <= times["f_took"] <= 1.9, times  # waited, for at most its share of the last batch's time
     assert times["g_took"] < 0.3, times
+    assert times["k_took"] < 0.3, times
