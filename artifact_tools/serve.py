@@ -303,6 +303,9 @@ class _Batcher:
         info = getattr(model, "info", None)
         self.padded = pad_texts and getattr(model, "framework", None) == "huggingface" and isinstance(info, dict) \
             and bool(info.get("masked_padding"))
+        # texts batch for a text model only: another that gets texts answers each alone (a tabular model whose
+        # batch of bad texts gave one answer row for two requests stopped batching for the worker's life)
+        self.texts = getattr(model, "framework", None) == "huggingface"
 
     def prepare(self, environ: dict) -> tuple | None:
         """Decode one request ahead: (key, data, rows), or None when it does not batch (or does not decode: its
@@ -312,7 +315,9 @@ class _Batcher:
         except _Reject:
             return None
         found = _batch_key(request.data)
-        return None if found is None else (found[0], request.data, found[1])
+        if found is None or (found[0] == ("texts",) and not self.texts):
+            return None
+        return found[0], request.data, found[1]
 
     def predict_alone(self, data: Any) -> Any:
         """One request's own prediction; its texts, when it sends several, as :meth:`_texts` runs them."""
@@ -982,9 +987,13 @@ class _Share:
     Connections opened while only some workers served (the others still loading their model, or replacing one
     that died) would stay where they are as long as their clients keep them alive. So at each heartbeat a worker
     holding more than its share (:meth:`surplus`) lets that many go: the next answers on its kept-alive
-    connections (not one with a pipelined request already waiting) say ``Connection: close`` (RFC 9112 section
+    connections (not one with a pipelined request already arriving) say ``Connection: close`` (RFC 9112 section
     9.6), and their clients reconnect -- to the workers under their share, as this one, over it, leaves new
-    connections to them."""
+    connections to them; a connection let go counts no more while it lingers. A pipelining client whose next
+    request was still unsent when the answer said ``close`` sends it again on a new connection (RFC 9112 section
+    9.3.2: which it cannot do by itself for a POST). The shares count open connections, idle ones included, so a
+    worker that also holds idle connections may let go more of its busy ones than an even spread of the busy ones
+    would."""
 
     def __init__(self, slots: int = SHARE_SLOTS):
         import mmap
@@ -1076,6 +1085,7 @@ class _FrontEnd:
         self.share: _Share | None = None  # the server's shared connection counts, told of each change
         self.stopping = False
         self.shed = 0  # connections to let go, over this worker's share (see _Share); set at each heartbeat
+        self.leaving = 0  # connections let go and not closed yet (lingering): no longer counted as held
         self.closed = asyncio.Event()
 
     def _record_batch(self, answered: list) -> None:
@@ -1120,19 +1130,30 @@ class _FrontEnd:
             if conn.phase == "idle":
                 conn.abort()
 
+    def holding(self) -> int:
+        """The connections this worker holds, for its share: the open ones less those let go (lingering)."""
+        return len(self.connections) - self.leaving
+
     def let_go(self, conn: "_Connection") -> bool:
         """Whether ``conn`` ends after its answer, its client to reconnect to a worker holding fewer connections
-        (see :class:`_Share`): one of the ``shed`` this worker holds over its share, unless a pipelined request of
-        its own already waits."""
-        if self.shed <= 0 or conn.parser.events:
+        (see :class:`_Share`): one of the ``shed`` this worker holds over its share (checked again, as connections
+        may have ended since the heartbeat), unless it closes anyway or a pipelined request of its own has begun
+        to arrive."""
+        if self.shed <= 0 or not conn.keep_alive or conn.parser.events or conn.parser.in_message:
+            return False
+        if self.share is not None and self.share.surplus(self.holding()) <= 0:
+            self.shed = 0
             return False
         self.shed -= 1
+        self.leaving += 1
         return True
 
     def forget(self, conn: "_Connection") -> None:
+        if conn in self.connections and conn.released:
+            self.leaving -= 1
         self.connections.discard(conn)
         if self.share is not None:
-            self.share.publish(len(self.connections), not self.stopping)
+            self.share.publish(self.holding(), not self.stopping)
         if not self.connections:
             self.closed.set()
 
@@ -1704,7 +1725,7 @@ def _worker_class(base: Any, httptools: Any, max_payload: int, max_batch_rows: i
                 for _ in range(ACCEPT_BATCH):
                     if front.stopping:
                         return
-                    if share.over(len(front.connections)):  # let a worker with fewer connections take it
+                    if share.over(front.holding()):  # let a worker with fewer connections take it
                         since = deferring.setdefault(listener.fileno(), time.monotonic())
                         if time.monotonic() - since < SHARE_WAIT:
                             unwatch(listener)
@@ -1730,7 +1751,7 @@ def _worker_class(base: Any, httptools: Any, max_payload: int, max_batch_rows: i
                     if sock.family in (socket.AF_INET, socket.AF_INET6):
                         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     task = loop.create_task(_Connection(front, httptools, sock, peer).serve())
-                    share.publish(len(front.connections))
+                    share.publish(front.holding())
                     tasks.add(task)
                     task.add_done_callback(tasks.discard)
                 watch(listener)
@@ -1757,8 +1778,8 @@ def _worker_class(base: Any, httptools: Any, max_payload: int, max_batch_rows: i
                 # heartbeat while the model is idle or has finished a prediction since the last tick: a single
                 # prediction running longer than the timeout gets this worker replaced, as a sync worker would be
                 busy_since = model.busy_since
-                share.publish(len(front.connections))
-                front.shed = share.surplus(len(front.connections))
+                share.publish(front.holding())
+                front.shed = share.surplus(front.holding())
                 if busy_since is None or model.finished != finished:
                     self.notify()
                 elif busy_since != reported and time.monotonic() - busy_since > timeout / 2:
@@ -1777,7 +1798,7 @@ def _worker_class(base: Any, httptools: Any, max_payload: int, max_batch_rows: i
             for listener in listeners:
                 unwatch(listener)
             front.stop()
-            share.publish(len(front.connections), serving=False)
+            share.publish(front.holding(), serving=False)
             deadline = time.monotonic() + self.cfg.graceful_timeout
             while front.connections and time.monotonic() < deadline:
                 self.notify()

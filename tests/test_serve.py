@@ -422,9 +422,12 @@ def test_kept_alive_connections_spread_evenly_over_the_workers(artifact, cache_e
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
                 start = log.stat().st_size
-                for s in kept:
-                    s.sendall(message)
                 for i, s in enumerate(kept):
+                    s.sendall(message * (2 if i == 0 else 1))  # the first pipelines two: it is not let go between
+                for i, s in enumerate(kept):
+                    if i == 0:
+                        head, body = _read_response(s)
+                        assert json.loads(body) == expected and b"connection: close" not in head.lower(), head
                     head, body = _read_response(s)
                     assert json.loads(body) == expected
                     if b"connection: close" in head.lower():

@@ -225,6 +225,13 @@ def test_which_models_batch(artifact, tmp_path):
     assert serve._batch_key(np.zeros(3)) is None
     assert serve._batch_key(["a", "b"]) == (("texts",), 2)
     assert serve._batch_key("a") == (("texts",), 1)  # one text, {"inputs": "..."}: a list of one to the loader
+    # ... for a text model only: texts sent to the forest are each answered alone (a batch of them could give one
+    # error row for two requests, which stopped the worker batching for good)
+    app = serve.create_app(forest)
+    for body in (b'{"inputs": "a"}', b'{"inputs": ["a", "b"]}', b"[[1, 2, 3, 4, 5]]"):
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/invocations", "CONTENT_TYPE": "application/json",
+                   "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
+        assert (app.batcher.prepare(environ) is None) is (b"inputs" in body), body
     assert serve._batch_key(np.array(["a"], dtype=object)) is None
     assert serve._batch_key({"x": np.zeros(2)}) is None
     assert serve._split(np.arange(6), [1, 2, 3])[2].tolist() == [3, 4, 5]
