@@ -19,6 +19,7 @@ aws/sagemaker-inference-toolkit ``src/sagemaker_inference/parameters.py`` (the `
   ``inputs``), ``text/csv``, ``application/jsonlines``, ``application/x-npy``. Several outputs (a dict, or a list
   of arrays of different widths) are kept in every format that can carry them. When the model brings its own
   inference code (``LoadedModel.invoke_fn``), the raw body goes to it instead (see :func:`_own_code`).
+- ``HEAD`` is answered wherever ``GET`` is, with GET's head and no body (RFC 9110 section 9.3.2).
 - Errors are JSON ``{"error": "<one sentence>"}``: 404/405 wrong path or method, 413 body over the cap (checked on
   ``Content-Length`` before reading, and counted while reading a chunked body), 415 unsupported Content-Type or
   charset, 406 unsupported Accept (or predictions that cannot take the asked form), 400 malformed body or input
@@ -434,7 +435,8 @@ def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, wor
                 raise _Reject(404, f"there is no {path}; this server answers /ping, /invocations and "
                                    "/execution-parameters")
             allowed, handler = routes[path]
-            if method != allowed:
+            if method != allowed and not (method == "HEAD" and allowed == "GET"):  # HEAD: GET's head (RFC 9110 9.3.2)
+                allowed = "GET, HEAD" if allowed == "GET" else allowed
                 raise _Reject(405, f"{path} answers {allowed} only", (("Allow", allowed),))
             status, (ctype, body) = 200, handler(environ)
         except _Reject as r:

@@ -124,6 +124,8 @@ def test_ping_and_execution_parameters(server):
     assert request(server.port, "GET", "/nowhere")[0] == 404
     status, headers, _ = request(server.port, "GET", "/invocations")
     assert status == 405 and headers["allow"] == "POST"
+    status, headers, _ = request(server.port, "DELETE", "/ping")
+    assert status == 405 and headers["allow"] == "GET, HEAD"  # HEAD as GET: test_serve_hostile
 
 
 @pytest.mark.parametrize("kind", ["csv", "json-rows", "json-instances", "json-inputs", "jsonlines", "jsonlines-charset",
