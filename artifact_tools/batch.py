@@ -151,7 +151,7 @@ class _Job:
     input_filter: str
     join_source: str
     output_filter: str
-    identity: str = ""  # the artifacts' paths, sizes and modification times (JSON): a model rewritten is loaded again
+    identity: str = ""  # the artifacts' real paths and artifact_identity (JSON): a model rewritten is loaded again
 
 
 def _choice(name: str, value, allowed: tuple) -> str:

@@ -423,8 +423,8 @@ def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, wor
 
     if invoke is None and batchable(loaded_model):
         batcher = _Batcher(loaded_model, decoded, pad_texts)
-    routes = {"/ping": ("GET", lambda env: (JSON, ping)),
-              "/execution-parameters": ("GET", lambda env: (JSON, parameters)),
+    routes = {"/ping": ("GET, HEAD", lambda env: (JSON, ping)),  # HEAD: GET's head (RFC 9110 section 9.3.2)
+              "/execution-parameters": ("GET, HEAD", lambda env: (JSON, parameters)),
               "/invocations": ("POST", invocations)}
 
     def app(environ: dict, start_response: Callable) -> list[bytes]:
@@ -435,8 +435,7 @@ def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, wor
                 raise _Reject(404, f"there is no {path}; this server answers /ping, /invocations and "
                                    "/execution-parameters")
             allowed, handler = routes[path]
-            if method != allowed and not (method == "HEAD" and allowed == "GET"):  # HEAD: GET's head (RFC 9110 9.3.2)
-                allowed = "GET, HEAD" if allowed == "GET" else allowed
+            if method not in allowed.split(", "):
                 raise _Reject(405, f"{path} answers {allowed} only", (("Allow", allowed),))
             status, (ctype, body) = 200, handler(environ)
         except _Reject as r:
@@ -819,7 +818,6 @@ class _ModelThread:
         self.expected = 1  # requests the last batch saw (taken, and come while it ran): what the next may wait for
         self.gather_wait = 0.0  # seconds the next batch may wait for them
         self.together = True  # whether the last jobs taken together predicted together (else waiting gains nothing)
-        self.short = False  # whether the last batch's wait ended without all it expected
         # the front end's: told the answers of jobs taken together, on the loop, before any of them is handed back
         self.on_batch: Callable[[list], None] | None = None
         self.thread = threading.Thread(target=self._main, args=(threads,), name="predict", daemon=True)
@@ -870,9 +868,9 @@ class _ModelThread:
             jobs = [self.jobs.get()]
             if jobs[0][0] is None:
                 return
-            started = None
+            started, short = None, False
             if jobs[0][2] is not None:  # take what else waits (and what is expected soon), to predict together
-                stopping = self._gather(jobs)
+                stopping, short = self._gather(jobs)
                 started = time.monotonic()
                 if len(jobs) > 1:
                     try:
@@ -895,7 +893,7 @@ class _ModelThread:
             if started is not None:  # what the next batch may wait for: the requests seen while this one ran
                 if not alone:
                     self.together = together
-                self.expected = len(jobs) if self.short else len(jobs) + self.jobs.qsize()
+                self.expected = len(jobs) if short else len(jobs) + self.jobs.qsize()
                 self.gather_wait = min(GATHER_SHARE * (time.monotonic() - started), MAX_GATHER_WAIT) \
                     if self.together else 0.0
             try:  # one wake-up of the loop for the whole batch
@@ -903,13 +901,12 @@ class _ModelThread:
             except RuntimeError:  # the loop is closed: the worker is exiting
                 return
 
-    def _gather(self, jobs: list) -> bool:
-        """Add to ``jobs`` the jobs waiting, and those expected soon (see the class docstring); whether the stop
-        came among them."""
+    def _gather(self, jobs: list) -> tuple[bool, bool]:
+        """Add to ``jobs`` the jobs waiting, and those expected soon (see the class docstring); (whether the stop
+        came among them, whether the wait ended without all it expected)."""
         import queue
 
         want = min(self.expected, MAX_BATCH_JOBS)
-        self.short = False
         deadline = time.monotonic() + self.gather_wait if self.gather_wait >= MIN_GATHER_WAIT else 0.0
         while len(jobs) < MAX_BATCH_JOBS:
             try:
@@ -921,12 +918,11 @@ class _ModelThread:
                 try:
                     job = self.jobs.get(timeout=left)
                 except queue.Empty:
-                    self.short = True
-                    break
+                    return False, True
             if job[0] is None:
-                return True
+                return True, False
             jobs.append(job)
-        return False
+        return False, False
 
     def _batch(self, jobs: list) -> None:
         """Decode the batchable requests of ``jobs`` and predict those that match together (see the class)."""
@@ -1454,7 +1450,6 @@ class _Connection:
             raise _Gone()
         if front.record is not None and not self.counted:  # an endpoint's metrics and access log
             front.record(environ, status, time.perf_counter() - began, len(body), len(out))
-        self.counted = False
         self.environ = None
         self.set_phase("write")
         self.released = not front.stopping and front.let_go(self)
