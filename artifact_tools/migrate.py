@@ -1375,13 +1375,9 @@ class _Pool:
 
 def _spark_results(tasks: list, master: str | None) -> Iterator[dict]:
     """Records from Spark tasks, one task per model, in waves of twice the default parallelism."""
-    from pyspark.sql import SparkSession
+    from .spark import session
 
-    session = SparkSession.builder.master(master or "local[*]").appName("artifact-tools migrate") \
-        .config("spark.pyspark.python", sys.executable).getOrCreate()
-    sc = session.sparkContext
-    if not os.environ.get("PYSPARK_PYTHON") and (master is None or str(master).startswith("local")):
-        sc.pythonExec = sys.executable  # local workers run this interpreter (its packages)
+    sc = session(master, "artifact-tools migrate").sparkContext
     wave = max(2 * sc.defaultParallelism, 1)
     for i in range(0, len(tasks), wave):
         chunk = tasks[i:i + wave]

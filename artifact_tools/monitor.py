@@ -1081,19 +1081,9 @@ def spark_statistics(spark, dataset: str, *, header: bool | None = None,
 
 
 def _spark_session():
-    try:
-        from pyspark.sql import SparkSession
-    except ImportError:
-        raise MonitorError("the spark engine needs pyspark: pip install 'artifact-tools[spark]'") from None
-    active = SparkSession.getActiveSession()
-    if active is not None:
-        return active
-    session = SparkSession.builder.appName("artifact-tools monitor").config("spark.pyspark.python", sys.executable) \
-        .getOrCreate()
-    master = session.sparkContext.master
-    if not os.environ.get("PYSPARK_PYTHON") and str(master).startswith("local"):
-        session.sparkContext.pythonExec = sys.executable  # local workers run this interpreter (its packages)
-    return session
+    from .spark import session
+
+    return session(None, "artifact-tools monitor")
 
 
 def baseline(dataset: str | os.PathLike, out: str | os.PathLike, *, header: bool | None = None,

@@ -76,7 +76,11 @@ in the image, or ``spark-submit --py-files artifact_tools.zip``) and the executo
   the driver runs on the cluster too, so give it a URI. A folder artifact is not shipped: put it on shared
   storage or pack it as a ``.tar.gz``.
 
-:func:`transform_files` is ``artifact-tools transform --engine spark``: Parquet, CSV or JSON in, the same format out.
+:func:`transform_files`: Parquet, CSV or JSON in, the same format out, through Spark's own readers and writers
+(``artifact-tools transform --engine spark --content-type application/x-parquet``). ``artifact-tools transform
+--engine spark`` with any other content type runs the SageMaker Batch Transform job itself as Spark tasks
+(:mod:`artifact_tools.batch`, "Spark engine"), through :func:`run_tasks`; :func:`session` is the session every
+``--engine spark`` command runs on.
 """
 
 from __future__ import annotations
@@ -90,7 +94,7 @@ from .errors import ArtifactError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["transform", "transform_files"]
+__all__ = ["transform", "transform_files", "session", "run_tasks"]
 
 _LOADED: dict = {}  # per Python worker: (artifact, trust, identity) -> LoadedModel
 _THREADS: dict = {}  # per Python worker: id of a loaded XGBoost Booster -> the nthread it was given
@@ -185,6 +189,91 @@ def _worker_path(artifact: str, shipped: str | None) -> str:
         raise ArtifactError(f"{artifact} is not on this executor and Spark has no copy of it ({shipped}); put the "
                             "artifact on storage every executor reads (s3://...)")
     return copy
+
+
+def session(master: str | None = None, app: str = "artifact-tools"):
+    """The SparkSession the application's ``--engine spark`` commands run on: the active one when no ``master`` is
+    named, else one made (or found) by ``SparkSession.builder`` (``master``; without it ``spark-submit``'s settings,
+    else ``local[*]``); local workers run this interpreter (its packages) unless ``PYSPARK_PYTHON`` says
+    otherwise."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ArtifactError("the spark engine needs pyspark: pip install 'artifact-tools[spark]'") from None
+    import sys
+
+    active = SparkSession.getActiveSession()
+    if active is not None and master is None:
+        return active
+    builder = SparkSession.builder.appName(app).config("spark.pyspark.python", sys.executable)
+    made = (builder.master(master) if master else builder).getOrCreate()
+    if not os.environ.get("PYSPARK_PYTHON") and str(made.sparkContext.master).startswith("local"):
+        made.sparkContext.pythonExec = sys.executable  # (spark.pyspark.python is read by spark-submit only)
+    return made
+
+
+def run_tasks(spark, target: tuple, tasks: list, description: str) -> list:
+    """``function(*arguments, task)`` for each of ``tasks``, ``target`` being ``(module, function name,
+    arguments)``, each one Spark task (``parallelize(tasks, len(tasks))``: one partition each), results in the
+    tasks' order; a progress bar counts the tasks done (Spark's status tracker, read every half second while the
+    job runs on a thread of its own). The function is imported by name in the worker, and its arguments pickled
+    here and read there after this package's folder is on the worker's path (as the UDFs do): a worker of a local
+    session whose interpreter does not have the package installed still finds it."""
+    import pickle
+    import uuid
+
+    from pyspark import InheritableThread
+
+    from . import progress
+
+    sc = spark.sparkContext
+    group = f"artifact-tools-{uuid.uuid4().hex}"
+    box: dict = {}
+    module, name, arguments = target
+    packed = pickle.dumps(arguments)
+    project = _PROJECT
+
+    def fn(task):
+        import importlib
+        import pickle
+        import sys
+
+        if project not in sys.path:
+            sys.path.append(project)
+        return getattr(importlib.import_module(module), name)(*pickle.loads(packed), task)
+
+    def collect() -> None:
+        try:
+            sc.setJobGroup(group, description)  # (this thread's own property: the caller's jobs keep theirs)
+            box["results"] = sc.parallelize(tasks, max(1, len(tasks))).map(fn).collect()
+        except BaseException as e:  # noqa: BLE001 -- raised again on the caller's thread
+            box["error"] = e
+
+    runner = InheritableThread(target=collect, name="artifact-tools-spark-job", daemon=True)
+    done = 0
+    with progress.task(description, total=len(tasks), unit="tasks") as advance:
+        runner.start()
+        try:
+            while runner.is_alive():
+                runner.join(0.5)
+                tracker = sc.statusTracker()
+                now = 0
+                for job in tracker.getJobIdsForGroup(group):
+                    info = tracker.getJobInfo(job)
+                    for stage in (info.stageIds if info else []):
+                        st = tracker.getStageInfo(stage)
+                        now += st.numCompletedTasks if st else 0
+                if now > done:
+                    advance(now - done)
+                    done = now
+        except BaseException:  # interrupted: the job's tasks are stopped, not left running
+            sc.cancelJobGroup(group)
+            raise
+        if "results" in box and len(tasks) > done:
+            advance(len(tasks) - done)
+    if "error" in box:
+        raise box["error"]
+    return box["results"]
 
 
 def _spark_ml_transform(df, model, keep_input: bool):

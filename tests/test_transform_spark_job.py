@@ -1,0 +1,228 @@
+"""``transform(..., engine="spark")``: the SageMaker Batch Transform job run as Spark tasks on ``local[2]``, objects
+split by line cut into byte ranges. Its outputs and summaries are checked against the frameworks' own predictions
+and against the local engine's job on the same inputs (byte for byte where the module docstring says they agree),
+with ranges made small so that lines, bad records, blank lines and oversized records fall on every side of a cut."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import booster_predict, sklearn_reference
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from make_samples import build_xgboost, make_data  # noqa: E402
+from make_transform_fixtures import build_pipeline_models, write_csv  # noqa: E402
+
+from artifact_tools import batch  # noqa: E402
+from artifact_tools.batch import TransformError, recordio_frame, transform  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def arts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("spark-job-models")
+    return {"xgb": build_xgboost(d), **build_pipeline_models(d / "pipe")}
+
+
+@pytest.fixture
+def small_ranges(monkeypatch):
+    """Byte ranges of about 2 KB: a few hundred lines each, so that every input below is cut many times."""
+    monkeypatch.setattr(batch, "SPARK_RANGE_BYTES", 2048)
+    monkeypatch.setattr(batch, "SPARK_MIN_RANGE_BYTES", 1024)
+
+
+def cells(row) -> str:
+    return ",".join(repr(float(v)) for v in row)
+
+
+def messy_inputs(folder: Path, X) -> None:
+    """Two CSV objects (one in a sub-folder) whose lines fall across range cuts: bad lines, blank lines, CRLF line
+    ends, a line longer than the max payload, no newline after the last line."""
+    lines = [cells(r) for r in X]
+    lines[7] = "1,2,oops,4"  # not a number
+    lines[150] = "1,2"  # another width
+    lines[151] = ""  # blank: no record
+    lines[152] = "  "
+    lines[260] = ",".join(["1.5"] * 800)  # longer than the max payload below
+    lines[300] += "\r"  # CRLF
+    (folder / "sub").mkdir(parents=True, exist_ok=True)
+    (folder / "a.csv").write_text("\n".join(lines) + "\n")
+    (folder / "sub" / "b.csv").write_text("\n".join(lines[:333]))  # no final newline
+
+
+def outputs(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+            and p.name != batch.SUMMARY}
+
+
+COUNTS = ("inputs_done", "inputs_failed", "records_in", "records_out", "records_failed", "failed")
+
+
+@pytest.mark.parametrize("params", [
+    {"split_type": "Line", "max_payload_mb": 0.003},
+    {"split_type": "Line", "strategy": "SingleRecord", "assemble_with": "Line", "max_payload_mb": 0.003},
+    {"split_type": "Line", "max_payload_mb": 0.003, "input_filter": "$[1:]", "join_source": "Input",
+     "output_filter": "$[0,-1]"},
+], ids=["multi-record", "single-record", "data-processing"])
+def test_the_spark_job_writes_what_the_local_job_writes(spark, arts, small_ranges, tmp_path, params):
+    X = make_data(n=400, seed=21)[0].astype(np.float64)
+    if "input_filter" in params:
+        X = np.column_stack([np.arange(len(X)) + 1000.0, X])
+    messy_inputs(tmp_path / "in", X)
+    local = transform(arts["xgb"], tmp_path / "in", tmp_path / "local", **params)
+    on_spark = transform(arts["xgb"], tmp_path / "in", tmp_path / "spark", engine="spark", spark=spark, **params)
+    assert on_spark["tasks"] > 2 * 2  # (the ranges are cut: many tasks per object)
+    assert on_spark["status"] == "completed" and on_spark["engine"] == "spark"
+    assert {k: on_spark[k] for k in COUNTS} == {k: local[k] for k in COUNTS}
+    assert [(f["file"], f["line"]) for f in on_spark["failed"]] == \
+        [("a.csv", 8), ("a.csv", 151), ("a.csv", 261), ("sub/b.csv", 8), ("sub/b.csv", 151), ("sub/b.csv", 261)]
+    assert outputs(tmp_path / "spark") == outputs(tmp_path / "local")
+    # and the predictions are XGBoost's own, for every good line in order
+    good = [i for i in range(len(X)) if i not in (7, 150, 151, 152, 260)]
+    features = X[good][:, 1:] if "input_filter" in params else X[good]
+    got = np.loadtxt(tmp_path / "spark" / "a.csv.out", delimiter=",", ndmin=2)
+    assert np.allclose(got[:, -1], booster_predict(arts["xgb"], features), atol=1e-6)
+    assert not [p for p in (tmp_path / "spark").iterdir() if p.name.startswith(".")]  # no parts, no temporaries
+
+
+def test_a_line_longer_than_a_range_is_scored_once(spark, arts, small_ranges, tmp_path):
+    """A record spanning several ranges (ranges of 2 KB, a line of 6 KB within the payload): the task of the
+    range it begins in scores it, the tasks of ranges it only passes through score nothing."""
+    X = make_data(n=60, seed=3)[0].astype(np.float64)
+    lines = [cells(r) for r in X]
+    lines[20] = ",".join([repr(float(v)) + " " * 1500 for v in X[20]])  # cells padded with spaces: 6 KB
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "wide.csv").write_text("\n".join(lines) + "\n")
+    s = transform(arts["xgb"], tmp_path / "in", tmp_path / "out", split_type="Line", strategy="SingleRecord",
+                  assemble_with="Line", engine="spark", spark=spark)
+    assert s["tasks"] >= 4 and s["records_out"] == 60 and s["records_failed"] == 0
+    got = np.loadtxt(tmp_path / "out" / "wide.csv.out")
+    assert np.allclose(got, booster_predict(arts["xgb"], X), atol=1e-6)
+
+
+def test_recordio_objects_are_whole_segments_and_a_damaged_one_has_no_output(spark, arts, tmp_path):
+    """Objects not split by line are scored whole (small ones packed into one task); a damaged one is reported
+    and left without output while the other is written, as the local engine does."""
+    X = make_data(n=30, seed=4)[0].astype(np.float32)
+    bodies = []
+    for row in X:
+        import io
+
+        buf = io.BytesIO()
+        np.save(buf, row.reshape(1, -1))
+        bodies.append(buf.getvalue())
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "good.rec").write_bytes(b"".join(recordio_frame(b) for b in bodies))
+    (tmp_path / "in" / "bad.rec").write_bytes(b"".join(recordio_frame(b) for b in bodies[:5]) + b"\x00" * 9)
+    kw = dict(content_type="application/x-npy", accept="text/csv", split_type="RecordIO", assemble_with="Line")
+    local = transform(arts["xgb"], tmp_path / "in", tmp_path / "local", **kw)
+    s = transform(arts["xgb"], tmp_path / "in", tmp_path / "spark", engine="spark", spark=spark, **kw)
+    assert s["tasks"] == 1 and s["inputs_done"] == 1 and s["inputs_failed"] == 1
+    assert {k: s[k] for k in COUNTS} == {k: local[k] for k in COUNTS}
+    assert sorted(os.listdir(tmp_path / "spark")) == ["good.rec.out", batch.SUMMARY]
+    assert np.allclose(np.loadtxt(tmp_path / "spark" / "good.rec.out"), booster_predict(arts["xgb"], X), atol=1e-6)
+
+
+def test_fail_fast_names_the_first_bad_line_of_the_object_and_writes_no_output(spark, arts, small_ranges, tmp_path):
+    X = make_data(n=400, seed=5)[0].astype(np.float64)
+    lines = [cells(r) for r in X]
+    lines[350] = "1,2,x,4"  # in a late range
+    lines[200] = "1,2"  # the first bad line, in an earlier range
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "rows.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(TransformError, match=r"^rows\.csv, line 201: .*\(stopped: fail fast\)$"):
+        transform(arts["xgb"], tmp_path / "in", tmp_path / "out", split_type="Line", max_payload_mb=0.003,
+                  fail_fast=True, engine="spark", spark=spark)
+    assert os.listdir(tmp_path / "out") == [batch.SUMMARY]
+    assert json.loads((tmp_path / "out" / batch.SUMMARY).read_text())["status"] == "stopped"
+
+
+def test_resume_scores_only_what_is_missing_and_stale_parts_are_removed(spark, arts, small_ranges, tmp_path):
+    X = make_data(n=200, seed=6)[0].astype(np.float64)
+    for name in ("a", "b", "c"):
+        write_csv(tmp_path / "in" / f"{name}.csv", X)
+    kw = dict(split_type="Line", engine="spark", spark=spark)
+    first = transform(arts["xgb"], tmp_path / "in", tmp_path / "out", **kw)
+    assert first["inputs_done"] == 3
+    expected = (tmp_path / "out" / "b.csv.out").read_bytes()
+    (tmp_path / "out" / "b.csv.out").unlink()
+    dead = tmp_path / "out" / f"{batch.PARTS}999999999-0badc0de"  # a killed job's parts (no such process)
+    live = tmp_path / "out" / f"{batch.PARTS}{os.getppid()}-0badc0de"  # a running process's: not ours to remove
+    for folder in (dead, live):
+        folder.mkdir()
+        (folder / ".0000000.part").write_bytes(b"0.5\n")
+    again = transform(arts["xgb"], tmp_path / "in", tmp_path / "out", resume=True, **kw)
+    assert (again["inputs_skipped"], again["inputs_done"], again["records_out"]) == (2, 1, 200)
+    assert (tmp_path / "out" / "b.csv.out").read_bytes() == expected
+    assert not dead.exists() and live.exists()
+
+
+def test_a_pipeline_of_two_models_on_spark(spark, arts, small_ranges, tmp_path):
+    X = arts["raw-x"][:300].astype(np.float64)
+    src = write_csv(tmp_path / "in" / "rows.csv", X)
+    s = transform(None, src, tmp_path / "out", pipeline=[arts["scaler"], arts["xgb-scaled"]], split_type="Line",
+                  assemble_with="Line", engine="spark", spark=spark)
+    assert s["tasks"] > 2 and s["records_out"] == 300
+    scaled = sklearn_reference(arts["scaler"]).transform(np.loadtxt(src, delimiter=","))
+    assert np.allclose(np.loadtxt(tmp_path / "out" / "rows.csv.out"), booster_predict(arts["xgb-scaled"], scaled),
+                       atol=1e-5)
+
+
+def test_a_model_the_workers_refuse_to_load_is_one_sentence(spark, tmp_path):
+    """A pickle naming ``os.system``: the trust gate in the Spark workers refuses it, and the job says so in the
+    refusal's own sentence -- the local engine's -- with no output written."""
+    import io
+    import tarfile
+
+    from artifact_tools.errors import ArtifactError
+
+    evil = b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00trueq\x00\x85q\x01Rq\x02."  # os.system("true"), never run
+    art = tmp_path / "evil.tar.gz"
+    with tarfile.open(art, "w:gz") as tf:
+        info = tarfile.TarInfo("model.joblib")
+        info.size = len(evil)
+        tf.addfile(info, io.BytesIO(evil))
+    src = write_csv(tmp_path / "in" / "rows.csv", make_data(n=20, seed=9)[0])
+    with pytest.raises(ArtifactError) as local:
+        transform(art, src, tmp_path / "local", split_type="Line")
+    with pytest.raises(ArtifactError) as e:
+        transform(art, src, tmp_path / "out", split_type="Line", engine="spark", spark=spark)
+    assert str(e.value) == str(local.value) and "os.system" in str(e.value) and "\n" not in str(e.value)
+    assert os.listdir(tmp_path / "out") == [batch.SUMMARY]
+
+
+def test_the_command_line_runs_the_job_on_the_active_session(spark, arts, tmp_path, capsys):
+    from artifact_tools.cli import main
+
+    X = make_data(n=50, seed=8)[0].astype(np.float64)
+    src = write_csv(tmp_path / "in" / "rows.csv", X)
+    code = main(["transform", str(arts["xgb"]), str(src), str(tmp_path / "out"), "--split-type", "Line",
+                 "--assemble-with", "Line", "--accept", "application/jsonlines", "--engine", "spark"])
+    assert code == 0
+    summary = json.loads((tmp_path / "out" / batch.SUMMARY).read_text())
+    assert summary["engine"] == "spark" and summary["records_out"] == 50
+    got = [json.loads(line) for line in (tmp_path / "out" / "rows.csv.out").read_text().splitlines()]
+    assert np.allclose(np.ravel([list(g.values()) if isinstance(g, dict) else g for g in got]),
+                       booster_predict(arts["xgb"], X), atol=1e-6)
+
+
+def test_many_small_objects_share_tasks(spark, arts, tmp_path):
+    """Thirty objects of a few hundred bytes: packed into tasks of about the range size (here one), each still its
+    own output, equal to the local engine's."""
+    X = make_data(n=90, seed=12)[0].astype(np.float64)
+    for i in range(30):
+        write_csv(tmp_path / "in" / f"part-{i:02d}.csv", X[3 * i:3 * i + 3])
+    local = transform(arts["xgb"], tmp_path / "in", tmp_path / "local", split_type="Line", assemble_with="Line")
+    s = transform(arts["xgb"], tmp_path / "in", tmp_path / "spark", split_type="Line", assemble_with="Line",
+                  engine="spark", spark=spark)
+    assert s["tasks"] == 1 and s["inputs_done"] == 30 and s["records_out"] == 90 == local["records_out"]
+    assert outputs(tmp_path / "spark") == outputs(tmp_path / "local")
+    got = np.concatenate([np.loadtxt(tmp_path / "spark" / f"part-{i:02d}.csv.out", ndmin=1) for i in range(30)])
+    assert np.allclose(got, booster_predict(arts["xgb"], X), atol=1e-6)
