@@ -1804,9 +1804,11 @@ def _score_task(job: _Job, settings: tuple, task: tuple) -> list:
     or the lines beginning in one byte range of an object -- each read, predicted and encoded by the rules and code
     of the local engine (:func:`_items`, :func:`_work`), the responses written in order to the task's part file under
     OUTPUT (to a temporary name, renamed when complete: a second attempt of the task, retried or speculative, writes
-    the same bytes). Returns per segment its counts, its failed records (numbered within the range: the driver adds
-    the lines of the ranges before), its line count, where its responses lie in the part file, and a damaged
-    object's, unreadable input's or unloadable model's sentence."""
+    the same bytes), then its failed records, one JSON line ``[number, reason]`` each (numbered within the range: the
+    driver adds the lines of the ranges before), spooled to a temporary file meanwhile: however many records fail,
+    neither the task nor the driver holds them (the driver reads the first :data:`MAX_FAILURES_KEPT` in input
+    order). Returns per segment its counts, its line count, where its responses and its failed records lie in the
+    part file, and a damaged object's, unreadable input's or unloadable model's sentence."""
     strategy, max_bytes, blocks, fail_fast, threads, shipped = settings
     part, segments = task
     from .spark import _worker_path
@@ -1823,31 +1825,40 @@ def _score_task(job: _Job, settings: tuple, task: tuple) -> list:
     out_fs, part_path = _fs(part, job.storage_options)
     tmp = f"{part_path}.{uuid.uuid4().hex[:8]}.tmp"
     results: list = []
-    with limits:
+    import shutil
+    import tempfile
+
+    with limits, tempfile.TemporaryFile(prefix="artifact-tools-failed-") as spool:
         with out_fs.open(tmp, "wb") as w:
             at = 0
             for rel, source, start, end in segments:
-                result = _score_segment(job, (strategy, max_bytes, blocks, fail_fast), rel, source, start, end, w)
+                result = _score_segment(job, (strategy, max_bytes, blocks, fail_fast), rel, source, start, end, w,
+                                        spool)
                 result["at"] = at
                 at += result["size"]
                 results.append(result)
                 if result["error"] or (fail_fast and (result["failed"] or result["damaged"])):
                     break
+            spool.seek(0)
+            shutil.copyfileobj(spool, w, 1 << 20)
         out_fs.mv(tmp, part_path)
+    for result in results:
+        result["failed_at"] += at
     return results
 
 
-def _score_segment(job: _Job, settings: tuple, rel: str, source: str, start, end, w) -> dict:
-    """One segment of a Spark task (:func:`_score_task`): its responses written to ``w``."""
+def _score_segment(job: _Job, settings: tuple, rel: str, source: str, start, end, w, spool) -> dict:
+    """One segment of a Spark task (:func:`_score_task`): its responses written to ``w``, its failed records to
+    ``spool``."""
     strategy, max_bytes, blocks, fail_fast = settings
-    result: dict[str, Any] = {"records_in": 0, "records_out": 0, "failed": [], "more_failed": 0, "lines": 0,
-                              "damaged": None, "error": None, "size": 0}
+    result: dict[str, Any] = {"records_in": 0, "records_out": 0, "failed": 0, "lines": 0, "damaged": None,
+                              "error": None, "size": 0, "failed_at": spool.tell(), "failed_size": 0}
 
     def failed(number, reason: str) -> None:
-        if len(result["failed"]) < MAX_FAILURES_KEPT:
-            result["failed"].append((number, reason))
-        else:
-            result["more_failed"] += 1
+        line = (json.dumps([number, reason]) + "\n").encode()
+        spool.write(line)
+        result["failed"] += 1
+        result["failed_size"] += len(line)
 
     in_fs, path = _fs(source, job.storage_options)
     lines = None
@@ -1876,7 +1887,7 @@ def _score_segment(job: _Job, settings: tuple, rel: str, source: str, start, end
                         data = b"".join(r[1] for r in out)
                         w.write(data)
                         result["size"] += len(data)
-                    if fail_fast and (result["failed"] or result["more_failed"]):
+                    if fail_fast and result["failed"]:
                         break
             except _Damaged as e:
                 result["damaged"] = str(e)
@@ -1937,6 +1948,15 @@ def _copy_part(out_fs, part: str, at: int, size: int, into: "_Output") -> None:
     except FileNotFoundError:
         raise TransformError(f"a Spark task's output {part} is not there: on a cluster OUTPUT must be storage every "
                              "executor writes and the driver reads (s3://..., a shared file system)") from None
+
+
+def _failures(out_fs, part: str, at: int, size: int) -> Iterator[tuple]:
+    """The failed records a segment's task wrote (``size`` bytes of JSON lines at ``at`` of its part file), as
+    ``(number, reason)``, read a line at a time."""
+    with out_fs.open(part, "rb") as f:
+        for line in io.BufferedReader(_LineRange(f, at, size), 1 << 16):
+            number, reason = json.loads(line)
+            yield number, reason
 
 
 def _remove_parts(out_fs, out_root: str, own: str | None) -> None:
@@ -2219,6 +2239,7 @@ def _on_spark(job: _Job, settings: tuple, inputs: list, out_fs, out_root: str, s
     from . import spark as spark_engine
 
     resume, first_started = resuming
+    fail_fast = settings[3]
     session = spark or spark_engine.session(master, "artifact-tools transform")
     sc = session.sparkContext
     summary["engine"] = "spark"
@@ -2262,12 +2283,18 @@ def _on_spark(job: _Job, settings: tuple, inputs: list, out_fs, out_root: str, s
                     continue
                 summary["records_in"] += res["records_in"]
                 summary["records_out"] += res["records_out"]
-                for number, reason in res["failed"]:
-                    fail(rel, number + lines if number is not None and job.split_type == "Line" else number, reason)
-                summary["records_failed"] += res["more_failed"]
+                part_path = part if _is_local(out_fs) else _fs(part, job.storage_options)[1]
+                taken = 0
+                if res["failed"] and (len(summary["failed"]) < MAX_FAILURES_KEPT or fail_fast):
+                    for number, reason in _failures(out_fs, part_path, res["failed_at"], res["failed_size"]):
+                        fail(rel, number + lines if number is not None and job.split_type == "Line" else number,
+                             reason)
+                        taken += 1
+                        if len(summary["failed"]) >= MAX_FAILURES_KEPT:
+                            break
+                summary["records_failed"] += res["failed"] - taken
                 damaged = damaged or res["damaged"]
-                _copy_part(out_fs, part if _is_local(out_fs) else _fs(part, job.storage_options)[1], res["at"],
-                           res["size"], current)
+                _copy_part(out_fs, part_path, res["at"], res["size"], current)
                 lines += res["lines"]
             if damaged:
                 current.abort()

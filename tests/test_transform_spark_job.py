@@ -226,3 +226,21 @@ def test_many_small_objects_share_tasks(spark, arts, tmp_path):
     assert outputs(tmp_path / "spark") == outputs(tmp_path / "local")
     got = np.concatenate([np.loadtxt(tmp_path / "spark" / f"part-{i:02d}.csv.out", ndmin=1) for i in range(30)])
     assert np.allclose(got, booster_predict(arts["xgb"], X), atol=1e-6)
+
+
+def test_failed_records_past_the_kept_ones_are_counted_not_held(spark, arts, small_ranges, monkeypatch, tmp_path):
+    """Every third line bad across many ranges, the summary keeping 7: the job counts them all and lists the first
+    7 in input order, as the local engine does (the tasks write their failed records beside their responses, so
+    neither they nor the driver hold them all)."""
+    monkeypatch.setattr(batch, "MAX_FAILURES_KEPT", 7)
+    X = make_data(n=300, seed=13)[0].astype(np.float64)
+    lines = [cells(r) if i % 3 else "1,bad" for i, r in enumerate(X)]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "rows.csv").write_text("\n".join(lines) + "\n")
+    kw = dict(split_type="Line", assemble_with="Line", max_payload_mb=0.003)
+    local = transform(arts["xgb"], tmp_path / "in", tmp_path / "local", **kw)
+    s = transform(arts["xgb"], tmp_path / "in", tmp_path / "spark", engine="spark", spark=spark, **kw)
+    assert s["tasks"] > 4 and s["records_failed"] == 100 == local["records_failed"]
+    assert [f["line"] for f in s["failed"]] == [1, 4, 7, 10, 13, 16, 19]
+    assert s["failed"] == local["failed"]
+    assert outputs(tmp_path / "spark") == outputs(tmp_path / "local")
