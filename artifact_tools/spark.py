@@ -194,8 +194,8 @@ def _worker_path(artifact: str, shipped: str | None) -> str:
 def session(master: str | None = None, app: str = "artifact-tools"):
     """The SparkSession the application's ``--engine spark`` commands run on: the active one when no ``master`` is
     named, else one made (or found) by ``SparkSession.builder`` (``master``; without it ``spark-submit``'s settings,
-    else ``local[*]``); local workers run this interpreter (its packages) unless ``PYSPARK_PYTHON`` says
-    otherwise."""
+    else ``local[*]``; Spark's console progress bar off in a session made here, as the commands show their own);
+    local workers run this interpreter (its packages) unless ``PYSPARK_PYTHON`` says otherwise."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -205,7 +205,8 @@ def session(master: str | None = None, app: str = "artifact-tools"):
     active = SparkSession.getActiveSession()
     if active is not None and master is None:
         return active
-    builder = SparkSession.builder.appName(app).config("spark.pyspark.python", sys.executable)
+    builder = SparkSession.builder.appName(app).config("spark.pyspark.python", sys.executable) \
+        .config("spark.ui.showConsoleProgress", "false")  # (the commands show their own progress)
     made = (builder.master(master) if master else builder).getOrCreate()
     if not os.environ.get("PYSPARK_PYTHON") and str(made.sparkContext.master).startswith("local"):
         made.sparkContext.pythonExec = sys.executable  # (spark.pyspark.python is read by spark-submit only)

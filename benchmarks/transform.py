@@ -31,7 +31,9 @@ batches of Spark's default 10,000 rows), both written to the ``noop`` sink: ther
 Python and back on both sides, and that JVM work (about 1 CPU-second per million rows) bounds the ratio (session 7
 measured 1.17-1.29). Each side runs ``WARM_RUNS`` (2) times unmeasured (its model loaded in every worker, the JVM's
 compilers warmed on its plan), then ``--runs`` measured rounds alternate ours and the anchor; medians are compared.
-Beside each rate, the JVM's share of the CPU.
+Beside each rate, the JVM's share of the CPU, and the cores other processes used meanwhile (``/proc/stat``): on a
+shared machine the rates follow that load, and ``local[2]`` and ``local[1]`` run minutes apart. Spark reads the
+anchor's CSV in its own splits (two at 1 million rows, about 51% and 49%); ours cuts it in four equal ranges.
 """
 
 from __future__ import annotations
@@ -219,22 +221,38 @@ def spark_rates(arts: dict, n: int, folder: Path, runs: int) -> None:
             stack.extend(kids.get(pid, []))
         return total, jvm
 
-    def once(fn) -> tuple[float, float, float]:
-        """(records/s, records per CPU-second, the JVM's share of that CPU) of one run of ``fn``."""
-        (c, j), t = cpu(), time.perf_counter()
-        fn()
-        (c2, j2), elapsed = cpu(), time.perf_counter() - t
-        return n / elapsed, n / max(c2 - c, 1e-9), (j2 - j) / max(c2 - c, 1e-9)
+    def busy() -> float:
+        """CPU-seconds the whole machine has run (idle and I/O wait left out), from ``/proc/stat``."""
+        with open("/proc/stat") as f:
+            v = list(map(int, f.readline().split()[1:8]))
+        return (sum(v) - v[3] - v[4]) / tick
 
-    def timed(*fns) -> list[tuple[float, float, float]]:
-        """For each of ``fns``: the medians of (records/s, per CPU-second, JVM share) over ``runs`` rounds, the
-        functions alternating within each round, after ``WARM_RUNS`` unmeasured runs of each (every worker has
-        loaded the model, the JVM has compiled the plan's hot paths)."""
+    def once(fn) -> tuple[float, float, float, float]:
+        """(records/s, records per CPU-second, the JVM's share of that CPU, cores used meanwhile by processes
+        outside this benchmark) of one run of ``fn``."""
+        (c, j), b, t = cpu(), busy(), time.perf_counter()
+        fn()
+        (c2, j2), b2, elapsed = cpu(), busy(), time.perf_counter() - t
+        used = max(c2 - c, 1e-9)
+        return n / elapsed, n / used, (j2 - j) / used, max(0.0, (b2 - b - used) / elapsed)
+
+    def timed(*fns) -> tuple[list, float | None]:
+        """For each of ``fns``: the medians of (records/s, per CPU-second, JVM share, others' cores) over ``runs``
+        rounds, after ``WARM_RUNS`` unmeasured runs of each (every worker has loaded the model, the JVM has compiled
+        the plan's hot paths); the functions alternate within each round, in the opposite order every other round
+        (neither side always first). Also the median over the rounds of the first function's rate over the
+        second's in the same round (a load change between rounds cancels out), or None for one function."""
         for _ in range(WARM_RUNS):
             for fn in fns:
                 fn()
-        rounds = [[once(fn) for fn in fns] for _ in range(runs)]
-        return [tuple(statistics.median(r[k][i] for r in rounds) for i in range(3)) for k in range(len(fns))]
+        rounds = []
+        for r in range(runs):
+            order = list(range(len(fns))) if r % 2 == 0 else list(reversed(range(len(fns))))
+            got = {k: once(fns[k]) for k in order}
+            rounds.append([got[k] for k in range(len(fns))])
+        medians = [tuple(statistics.median(r[k][i] for r in rounds) for i in range(4)) for k in range(len(fns))]
+        paired = statistics.median(r[0][0] / r[1][0] for r in rounds) if len(fns) > 1 else None
+        return medians, paired
 
     csv = rows_csv(folder, n)
     parquet = folder / f"rows-{n}.parquet"
@@ -256,7 +274,10 @@ def spark_rates(arts: dict, n: int, folder: Path, runs: int) -> None:
                 df = spark.read.parquet(str(parquet)).repartition(4).cache() if master == "local[2]" else None
                 if df is not None:
                     df.count()
+                print(f"  {master}: load average {os.getloadavg()[0]:.1f}", flush=True)
                 for name, art in arts.items():
+                    udf = None
+
                     def job(art=art, spark=spark):
                         shutil.rmtree(scratch / "ours", ignore_errors=True)
                         done = transform(str(art), str(csv), str(scratch / "ours"), split_type="Line",
@@ -268,15 +289,19 @@ def spark_rates(arts: dict, n: int, folder: Path, runs: int) -> None:
                         udf = _mlflow_udf(spark, name, art)
                         if udf is not None:
                             fns.append(_udf_csv_job(spark, udf, csv, scratch / "anchor"))
-                    measured = timed(*fns)
-                    rate, per_cpu, jvm = measured[0]
+                    measured, paired = timed(*fns)
+                    if len(fns) > 1:  # the anchor wrote every row (its last measured run's output)
+                        written = sum(sum(1 for _ in open(p, "rb")) for p in (scratch / "anchor").glob("part-*"))
+                        assert written == n, f"the spark_udf job wrote {written:,} rows of {n:,}"
+                    rate, per_cpu, jvm, others = measured[0]
                     results[(master, name)] = rate
                     line = (f"  {master} {name:11s} transform(engine='spark') {rate:10,.0f} rec/s ({per_cpu:8,.0f} "
-                            f"per CPU-s, JVM {jvm:.0%} of the CPU)")
+                            f"per CPU-s, JVM {jvm:.0%} of the CPU, other processes {others:.2f} cores)")
                     if len(measured) > 1:
                         anchor = measured[1]
                         line += (f" | spark_udf job {anchor[0]:10,.0f} rec/s ({anchor[1]:8,.0f} per CPU-s, JVM "
-                                 f"{anchor[2]:.0%}) | ratio {rate / anchor[0]:.2f} (target >= 1.5), per CPU-s "
+                                 f"{anchor[2]:.0%}, other processes {anchor[3]:.2f} cores) | ratio "
+                                 f"{rate / anchor[0]:.2f} (target >= 1.5; paired by round {paired:.2f}), per CPU-s "
                                  f"{per_cpu / anchor[1]:.2f}")
                     elif master == "local[2]":
                         line += " | mlflow.pyfunc.spark_udf: unavailable (import mlflow failed)"
@@ -290,7 +315,7 @@ def spark_rates(arts: dict, n: int, folder: Path, runs: int) -> None:
                         def frame_anchor(df=df, udf=udf, cols=cols):
                             df.withColumn("prediction", udf(*cols)).write.format("noop").mode("overwrite").save()
 
-                        (r, c, j), (ar, ac, aj) = timed(frame, frame_anchor)
+                        ((r, c, j, _), (ar, ac, aj, _)), _ = timed(frame, frame_anchor)
                         print(f"  {master} {name:11s} DataFrame API, cached rows, noop sink (no target): "
                               f"artifact_tools.spark.transform {r:10,.0f} rec/s ({c:8,.0f} per CPU-s, JVM {j:.0%}) | "
                               f"spark_udf {ar:10,.0f} rec/s ({ac:8,.0f} per CPU-s, JVM {aj:.0%}) | ratio "
