@@ -95,9 +95,9 @@ driver lists the inputs, skips the complete ones (``resume``), and cuts each obj
 an object split otherwise is one segment, whole): a range holds the lines that begin in it, its task reading past its
 end to finish its last line and the next task skipping that line (Hadoop's ``LineRecordReader`` rule,
 :func:`_line_start`), so every line is scored exactly once whatever the cut. Consecutive small segments (many small
-objects) share a task, up to the range size. Each task (``SparkContext.parallelize``, one partition each) opens its
-objects itself by path or URI -- the records never pass through the JVM or the driver -- and scores each segment with
-the local engine's own code (:func:`_items`, :func:`_work`: the same mini-batches within the segment, the same
+objects) share a task, up to the range size. Each task (:func:`artifact_tools.spark.run_tasks`: one partition of
+``mapInArrow`` each) opens its objects itself by path or URI -- the records never pass through the JVM or the
+driver -- and scores each segment with the local engine's own code (:func:`_items`, :func:`_work`: the same mini-batches within the segment, the same
 decoding, model calls and encoding; consecutive mini-batches of a row-wise model predicted in calls of about
 :data:`GROUP_BYTES`, as with one predicting thread: measured with two tasks at once on 2 cores, a forest predicts
 3% faster in calls of 64 MB but XGBoost 8% slower, its rows no longer sharing the cache well, than in 16 MB calls),

@@ -215,15 +215,20 @@ def session(master: str | None = None, app: str = "artifact-tools"):
 
 def run_tasks(spark, target: tuple, tasks: list, description: str) -> list:
     """``function(*arguments, task)`` for each of ``tasks``, ``target`` being ``(module, function name,
-    arguments)``, each one Spark task (``parallelize(tasks, len(tasks))``: one partition each), results in the
-    tasks' order; a progress bar counts the tasks done (Spark's status tracker, read every half second while the
-    job runs on a thread of its own). The function is imported by name in the worker, and its arguments pickled
-    here and read there after this package's folder is on the worker's path (as the UDFs do): a worker of a local
-    session whose interpreter does not have the package installed still finds it."""
+    arguments)``, each one Spark task, results in the tasks' order; a progress bar counts the tasks done (Spark's
+    status tracker, read every half second while the job runs on a thread of its own).
+
+    The tasks run inside ``DataFrame.mapInArrow`` over ``spark.range(len(tasks), numPartitions=len(tasks))`` (a
+    range of N rows in N partitions puts one row in each: one task per partition, with no shuffle for adaptive
+    execution to coalesce), each Python worker running the task of the row it is given and returning its result
+    pickled in one binary cell. The function is imported by name in the worker, and the tasks and arguments are
+    pickled here and read there after this package's folder is on the worker's path (as the UDFs do): a worker of a
+    local session whose interpreter does not have the package installed still finds it."""
     import pickle
     import uuid
 
     from pyspark import InheritableThread
+    from pyspark.sql import types as T
 
     from . import progress
 
@@ -231,22 +236,34 @@ def run_tasks(spark, target: tuple, tasks: list, description: str) -> list:
     group = f"artifact-tools-{uuid.uuid4().hex}"
     box: dict = {}
     module, name, arguments = target
-    packed = pickle.dumps(arguments)
+    packed = pickle.dumps((arguments, tasks))
     project = _PROJECT
 
-    def fn(task):
+    def run(batches):
         import importlib
         import pickle
         import sys
 
+        import pyarrow as pa
+
         if project not in sys.path:
             sys.path.append(project)
-        return getattr(importlib.import_module(module), name)(*pickle.loads(packed), task)
+        function = getattr(importlib.import_module(module), name)
+        args, work = pickle.loads(packed)
+        for batch in batches:
+            ids = batch.column(0).to_pylist()
+            results = [pickle.dumps(function(*args, work[i])) for i in ids]
+            yield pa.RecordBatch.from_arrays([pa.array(ids, pa.int64()), pa.array(results, pa.binary())],
+                                             names=["id", "result"])
+
+    schema = T.StructType([T.StructField("id", T.LongType()), T.StructField("result", T.BinaryType())])
 
     def collect() -> None:
         try:
             sc.setJobGroup(group, description)  # (this thread's own property: the caller's jobs keep theirs)
-            box["results"] = sc.parallelize(tasks, max(1, len(tasks))).map(fn).collect()
+            rows = spark.range(0, len(tasks), 1, max(1, len(tasks))).mapInArrow(run, schema).collect()
+            got = {row["id"]: pickle.loads(row["result"]) for row in rows}
+            box["results"] = [got[i] for i in range(len(tasks))]
         except BaseException as e:  # noqa: BLE001 -- raised again on the caller's thread
             box["error"] = e
 
