@@ -1986,7 +1986,7 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
 
     ``engine="spark"`` runs the same job as Spark tasks on ``spark`` (a SparkSession; else the active one, else one
     on ``master``, default ``local[*]``): every parameter means what it means here and OUTPUT receives the same
-    files (module docstring, "Spark engine"); ``workers`` does not apply (Spark's cores do the work). A Parquet
+    files (module docstring, "Spark engine"); ``workers`` is refused there (Spark's cores do the work). A Parquet
     INPUT (``content_type="application/x-parquet"``, not a Batch Transform content type of the codec) is scored
     with :func:`artifact_tools.spark.transform_files` instead: Spark's own reader and writer, Parquet out.
 
@@ -2008,6 +2008,9 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
                                             storage_options=storage_options)
     if engine == "spark" and capture:
         raise TransformError("data capture is written by the local engine; run the job without --engine spark")
+    if engine == "spark" and workers != 1:
+        raise TransformError("workers are the local engine's processes; on Spark the session's cores do the work "
+                             "(leave workers out, or set --master local[N])")
     artifacts = list(pipeline) if pipeline else [artifact]
     if pipeline and artifact is not None and artifact != pipeline[0]:
         artifacts = [artifact] + list(pipeline)

@@ -244,3 +244,12 @@ def test_failed_records_past_the_kept_ones_are_counted_not_held(spark, arts, sma
     assert [f["line"] for f in s["failed"]] == [1, 4, 7, 10, 13, 16, 19]
     assert s["failed"] == local["failed"]
     assert outputs(tmp_path / "spark") == outputs(tmp_path / "local")
+
+
+def test_settings_of_the_local_engine_only_are_refused_before_spark_starts(arts, tmp_path):
+    src = write_csv(tmp_path / "in" / "rows.csv", make_data(n=5, seed=1)[0])
+    for kw, says in (({"workers": 2}, "workers are the local engine's processes"),
+                     ({"capture": str(tmp_path / "cap")}, "data capture is written by the local engine")):
+        with pytest.raises(TransformError, match=says):
+            transform(arts["xgb"], src, tmp_path / "out", split_type="Line", engine="spark", master="local[3]", **kw)
+        assert not (tmp_path / "out").exists() and not (tmp_path / "cap").exists()
