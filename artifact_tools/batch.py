@@ -89,33 +89,37 @@ inference pipeline): each model's predictions, encoded as CSV (JSON when CSV can
 request body.
 
 Spark engine (``engine="spark"``, ``--engine spark``): the same job -- every parameter, the same ``.out`` files and
-summary -- run as Spark tasks rather than worker processes, for inputs larger than one machine should score. The
-driver lists the inputs, skips the complete ones (``resume``), and cuts each object split by line into byte ranges
-(:data:`SPARK_RANGE_BYTES` at most, :data:`SPARK_TASKS_PER_CORE` tasks per core of the session when the input allows;
-an object split otherwise is one segment, whole): a range holds the lines that begin in it, its task reading past its
-end to finish its last line and the next task skipping that line (Hadoop's ``LineRecordReader`` rule,
-:func:`_line_start`), so every line is scored exactly once whatever the cut. Consecutive small segments (many small
-objects) share a task, up to the range size. Each task (:func:`artifact_tools.spark.run_tasks`: one partition of
-``mapInArrow`` each) opens its objects itself by path or URI -- the records never pass through the JVM or the
-driver -- and scores each segment with the local engine's own code (:func:`_items`, :func:`_work`: the same mini-batches within the segment, the same
-decoding, model calls and encoding; consecutive mini-batches of a row-wise model predicted in calls of about
-:data:`GROUP_BYTES`, as with one predicting thread: measured with two tasks at once on 2 cores, a forest predicts
-3% faster in calls of 64 MB but XGBoost 8% slower, its rows no longer sharing the cache well, than in 16 MB calls),
-the model loaded once per Python worker (Spark reuses its workers) and predicting on ``spark.task.cpus`` native
-threads; it writes its responses to one part file under OUTPUT (``.transform-parts-<pid>-<hex>/``; to a temporary
-name renamed when complete, so a retried or speculative attempt writes the same bytes) and returns per segment its
-counts, its failed records numbered within the range, its number of lines and where its responses lie in the part.
-The driver then writes each input's ``.out`` from its segments in order (to a temporary name, renamed when
-complete), numbering each failed record as a line of the whole object, and removes the parts (and those of killed
-jobs of this machine). So the outputs are the local engine's byte
-for byte wherever a response does not depend on where the mini-batches are cut: with ``MultiRecord`` a range's last
-mini-batch ends with the range, as an object's last one ends with the object, so a format that wraps each response
-(``application/json``'s ``{"predictions": [...]}``) is cut at other records than one machine cuts it (SageMaker's
-own cuts depend on its instance count the same way). ``fail_fast`` stops each task at its first bad record and the
-job at the first in input order. Not on this engine: data capture (written by the local engine). On a cluster, the
-artifact is shipped to the executors as :mod:`artifact_tools.spark` ships it, and INPUT and OUTPUT must be storage
-every executor reads and writes (``s3://...``, a shared file system): a part file the driver cannot find is one
-sentence naming that.
+summary -- run as Spark tasks rather than worker processes, for inputs larger than one machine should score. The driver
+lists the inputs, skips the complete ones (``resume``), and cuts each object split by line into byte ranges
+(:data:`SPARK_RANGE_BYTES` at most, :data:`SPARK_TASKS_PER_CORE` tasks per core of the session when the input allows; an
+object split otherwise is one segment, whole): a range holds the lines that begin in it, its task reading past its end
+to finish its last line and the next task skipping that line (Hadoop's ``LineRecordReader`` rule, :func:`_line_start`),
+so every line is scored exactly once whatever the cut. Consecutive small segments (many small objects) share a task, up
+to the range size. Each task (:func:`artifact_tools.spark.run_tasks`: one partition of ``mapInArrow`` each) opens its
+objects itself by path or URI -- the records never pass through the JVM or the driver -- and scores each segment with
+the local engine's own code (:func:`_items`, :func:`_work`: the same mini-batches within the segment, the same decoding,
+model calls and encoding; consecutive mini-batches of a row-wise model predicted in calls of about :data:`GROUP_BYTES`,
+as with one predicting thread: measured with two tasks at once on 2 cores, a forest predicts 3% faster in calls of 64 MB
+but XGBoost 8% slower, its rows no longer sharing the cache well, than in 16 MB calls), the model loaded once per Python
+worker (Spark reuses its workers) and predicting on ``spark.task.cpus`` native threads; it writes its responses to one
+part file under OUTPUT (``.transform-parts-<host>-<pid>-<hex>/``; to a temporary name renamed when complete, so a
+retried or speculative attempt writes the same bytes), its failed records after them (numbered within the range), and
+returns per segment its counts, its number of lines and where its responses and failed records lie in the part. The
+driver then writes each input's ``.out`` from its segments in order (to a temporary name, renamed when complete),
+numbering each failed record as a line of the whole object and reading back only the first :data:`MAX_FAILURES_KEPT` of
+them, and removes the parts (and those of killed jobs of this machine; another machine's are never touched). A segment's
+error (an input a task cannot read, a model its worker cannot load) stops the job at that segment, the inputs before it
+written, as the local engine stops. So the outputs are the local engine's byte for byte wherever a response does not
+depend on where the mini-batches are cut: with ``MultiRecord`` a range's last mini-batch ends with the range, as an
+object's last one ends with the object, so a format that wraps each response (``application/json``'s ``{"predictions":
+[...]}``) is cut at other records than one machine cuts it (SageMaker's own cuts depend on its instance count the same
+way), and a bad record a cut leaves alone in its mini-batch may be reported in the model's words rather than by its
+width compared with its neighbours' (its line and count are the same). ``fail_fast`` stops each task at its first bad
+record and the job at the first in input order. Not on this engine: data capture (written by the local engine) and
+``workers`` (the session's cores do the work), both refused in one sentence. On a cluster, the artifact is shipped to
+the executors as :mod:`artifact_tools.spark` ships it, and INPUT and OUTPUT must be storage every executor reads and
+writes (``s3://...``, a shared file system; ``memory://`` is refused, being one process's): an input a task or a part
+file the driver cannot find is one sentence naming that.
 """
 
 from __future__ import annotations
@@ -336,15 +340,17 @@ def _inputs(source: str, storage_options) -> list:
 
 
 def _without_outputs(inputs: list, out_fs, out_root: str, source: str) -> list:
-    """``inputs`` less the files a transform job writes (``*.out``, the summary, ``.part`` files) under OUTPUT when
-    OUTPUT is INPUT or inside it: a second run (``resume`` after a kill) would otherwise score the first's outputs."""
+    """``inputs`` less the files a transform job writes (``*.out``, the summary, ``.part`` files, the Spark engine's
+    parts folders) under OUTPUT when OUTPUT is INPUT or inside it: a second run (``resume`` after a kill) would
+    otherwise score the first's outputs."""
     root = out_root.rstrip("/")
     kept = []
     for fs, path, rel in inputs:
         under = type(fs) is type(out_fs) and path.startswith(root + "/")
         name = posixpath.basename(path)
         if under and (name.endswith(".out") or path == f"{root}/{SUMMARY}"
-                      or (name.startswith(".") and name.endswith(".part"))):
+                      or (name.startswith(".") and name.endswith(".part"))
+                      or path[len(root) + 1:].startswith(PARTS)):
             log.info("input %s is an output of a transform job into %s: not scored", rel, out_root)
             continue
         kept.append((fs, path, rel))
@@ -1744,27 +1750,33 @@ class _Runner:
 SPARK_RANGE_BYTES = 64 << 20  # an object split by line is scored in byte ranges of about this size at most
 SPARK_MIN_RANGE_BYTES = 4 << 20  # and at least this size (smaller inputs: fewer tasks than cores)
 SPARK_TASKS_PER_CORE = 2  # tasks per core of the session when the ranges' size allows
-PARTS = ".transform-parts-"  # the job's folder of task outputs under OUTPUT: PARTS + "<pid>-<hex>"
+PARTS = ".transform-parts-"  # the job's folder of task outputs under OUTPUT: PARTS + "<host>-<pid>-<hex>"
 
 
-def _line_start(f, at: int) -> int:
+def _line_start(f, at: int, limit: int | None = None) -> int:
     """The offset of the first line of the open object ``f`` that begins at or after ``at``: ``at`` itself when
-    the byte before it is a newline, else just past the next newline (the object's size when none follows). Two
-    neighbouring byte ranges of an object, each taken from the line start of its own first byte to that of the
-    next range's, so hold every line exactly once (Hadoop's ``LineRecordReader`` rule): the task of a range reads
-    past its end to finish its last line and the next one skips that line."""
+    the byte before it is a newline, else just past the next newline (the object's size when none follows; with
+    ``limit``, ``limit`` when none comes before it: the bytes from ``at`` to ``limit`` then begin no line, and no
+    more is read). Two neighbouring byte ranges of an object, each taken from the line start of its own first byte
+    to that of the next range's, so hold every line exactly once (Hadoop's ``LineRecordReader`` rule): the task of
+    a range reads past its end to finish its last line and the next one skips that line. A task looks for its first
+    line only within its own range, so a line longer than many ranges is read by the one task it begins in, not by
+    every task it passes through (an object of one long line would make the tasks read it a quadratic number of
+    times)."""
     if at <= 0:
         return 0
     f.seek(at - 1)
     pos = at - 1
-    while True:
-        chunk = f.read(1 << 16)
+    while limit is None or pos < limit - 1:
+        want = 1 << 16 if limit is None else min(1 << 16, limit - 1 - pos)
+        chunk = f.read(want)
         if not chunk:
             return pos
         cut = chunk.find(b"\n")
         if cut >= 0:
             return pos + cut + 1
         pos += len(chunk)
+    return limit
 
 
 class _LineRange(io.RawIOBase):
@@ -1866,8 +1878,8 @@ def _score_segment(job: _Job, settings: tuple, rel: str, source: str, start, end
         with in_fs.open(path, "rb") as f:
             reader = f
             if start is not None:
-                first = _line_start(f, start)
-                lines = _LineRange(f, first, _line_start(f, end) - first)
+                first = _line_start(f, start, end)
+                lines = _LineRange(f, first, (_line_start(f, end) if first < end else first) - first)
                 reader = io.BufferedReader(lines, 1 << 20)
             try:
                 for item in _items(reader, job, strategy, max_bytes, blocks, GROUP_BYTES):
@@ -1891,6 +1903,9 @@ def _score_segment(job: _Job, settings: tuple, rel: str, source: str, start, end
                         break
             except _Damaged as e:
                 result["damaged"] = str(e)
+    except FileNotFoundError:
+        result["error"] = (f"input {rel} is not there for the Spark task that reads it: INPUT must be storage every "
+                           "executor reads (s3://..., a shared file system)")
     except OSError as e:
         result["error"] = f"input {rel} cannot be read ({e.strerror or e})"
     result["lines"] = lines.newlines if lines is not None else 0
@@ -1904,7 +1919,10 @@ def _spark_tasks(inputs: list, split_type: str, parallelism: int, parts: str, pa
     :data:`SPARK_MIN_RANGE_BYTES`) that gives the job :data:`SPARK_TASKS_PER_CORE` tasks per core of
     ``parallelism`` when it can; any other object is one segment (start and end None). Consecutive segments are
     packed into one task up to that size, so that many small objects do not cost a task each."""
-    sizes = [fs.size(path) for fs, path, _ in inputs]
+    try:
+        sizes = [fs.size(path) for fs, path, _ in inputs]
+    except OSError as e:
+        raise TransformError(f"an input cannot be read ({e.strerror or e})") from None
     step = min(SPARK_RANGE_BYTES,
                max(SPARK_MIN_RANGE_BYTES, -(-sum(sizes) // max(1, SPARK_TASKS_PER_CORE * parallelism))))
     tasks: list = []
@@ -1959,13 +1977,26 @@ def _failures(out_fs, part: str, at: int, size: int) -> Iterator[tuple]:
             yield number, reason
 
 
+def _parts_tag() -> str:
+    """This job's parts folder name after :data:`PARTS`: this machine's name (its characters other than letters,
+    digits, dots and underscores as ``_``), this process's id, a random tag."""
+    import socket
+
+    host = re.sub(r"[^A-Za-z0-9._]", "_", socket.gethostname())[:64] or "host"
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
 def _remove_parts(out_fs, out_root: str, own: str | None) -> None:
     """Remove the job's own folder of task outputs, and those left under OUTPUT by killed jobs of this machine
-    (named for a process that no longer runs, :func:`_writer_alive`)."""
+    (named for this machine and a process that no longer runs, :func:`_writer_alive`; another machine's, as on
+    shared storage, are never touched: its process ids are not ours to ask)."""
     folders = [own] if own else []
     if _is_local(out_fs) and os.path.isdir(out_root or "."):
-        folders += [os.path.join(out_root, n) for n in os.listdir(out_root or ".")
-                    if n.startswith(PARTS) and not _writer_alive(n[len(PARTS):])]
+        host = _parts_tag().rsplit("-", 2)[0]
+        for n in os.listdir(out_root or "."):
+            tag = n[len(PARTS):].rsplit("-", 2)
+            if n.startswith(PARTS) and len(tag) == 3 and tag[0] == host and not _writer_alive("-".join(tag[1:])):
+                folders.append(os.path.join(out_root, n))
     for folder in folders:
         try:
             out_fs.rm(folder, recursive=True)
@@ -1998,9 +2029,16 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
     if engine not in ("local", "spark"):
         raise TransformError(f"engine must be local or spark, not {str(engine)[:40]!r}")
     if engine == "spark" and codec.media_type(str(content_type))[0] in PARQUET:
-        if pipeline:
-            raise TransformError("Parquet is scored by one model on Spark; run the pipeline's models one after "
-                                 "another")
+        batch_only = [name for name, given in (
+            ("pipeline", bool(pipeline)), ("accept", accept not in (None, content_type)),
+            ("split type", str(split_type) != "None"), ("strategy", strategy != "MultiRecord"),
+            ("max payload", max_payload_mb != 6), ("assemble with", str(assemble_with) != "None"),
+            ("input filter", input_filter != "$"), ("join source", str(join_source) != "None"),
+            ("output filter", output_filter != "$"), ("workers", workers != 1), ("fail fast", fail_fast),
+            ("resume", resume), ("capture", bool(capture))) if given]
+        if batch_only:
+            raise TransformError("Parquet is scored with Spark's own reader and writer, where these Batch Transform "
+                                 f"settings do not apply: {', '.join(batch_only)}")
         from . import spark as spark_engine
 
         return spark_engine.transform_files(spark or spark_engine.session(master, "artifact-tools transform"),
@@ -2243,6 +2281,11 @@ def _on_spark(job: _Job, settings: tuple, inputs: list, out_fs, out_root: str, s
 
     resume, first_started = resuming
     fail_fast = settings[3]
+    for fs, what in [(fs, "input") for fs, _, _ in inputs[:1]] + [(out_fs, "output")]:
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        if protocol == "memory":
+            raise TransformError(f"the Spark engine's tasks open the {what} themselves, and memory:// belongs to this "
+                                 "process: use storage every executor reaches")
     session = spark or spark_engine.session(master, "artifact-tools transform")
     sc = session.sparkContext
     summary["engine"] = "spark"
@@ -2253,8 +2296,7 @@ def _on_spark(job: _Job, settings: tuple, inputs: list, out_fs, out_root: str, s
         else:
             todo.append((in_fs, path, rel))
     _announce(out_fs, summary_path, summary)
-    parts = posixpath.join(out_root.rstrip("/"), f"{PARTS}{os.getpid()}-{uuid.uuid4().hex[:8]}") if out_root \
-        else f"{PARTS}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    parts = posixpath.join(out_root.rstrip("/"), PARTS + _parts_tag()) if out_root else PARTS + _parts_tag()
     _remove_parts(out_fs, out_root, None)
     ok, current = False, None
     threads = max(1, int(sc.getConf().get("spark.task.cpus", "1") or 1))
@@ -2272,9 +2314,6 @@ def _on_spark(job: _Job, settings: tuple, inputs: list, out_fs, out_root: str, s
             raise
         except Exception as e:  # noqa: BLE001 -- a task that failed outside the job's rules: one sentence
             raise TransformError(f"the Spark job failed: {_spark_reason(e)}") from None
-        error = next((r["error"] for task in results for r in task if r["error"]), None)
-        if error:
-            raise TransformError(error)
         by_input: dict = collections.defaultdict(list)
         for k, t, g in where:
             by_input[k].append((tasks[t][0], results[t][g] if g < len(results[t]) else None))
@@ -2282,8 +2321,10 @@ def _on_spark(job: _Job, settings: tuple, inputs: list, out_fs, out_root: str, s
             current = _Output(out_fs, _final(out_root, rel))
             lines, damaged = 0, None
             for part, res in by_input[k]:
-                if res is None:  # after a bad record in its task, with fail_fast: raised below at that record
+                if res is None:  # after a bad record or an error in its task: raised at that segment
                     continue
+                if res["error"]:  # (in input order, as the local engine stops: the inputs before it are written)
+                    raise TransformError(res["error"])
                 summary["records_in"] += res["records_in"]
                 summary["records_out"] += res["records_out"]
                 part_path = part if _is_local(out_fs) else _fs(part, job.storage_options)[1]
@@ -2317,11 +2358,21 @@ def _on_spark(job: _Job, settings: tuple, inputs: list, out_fs, out_root: str, s
 
 
 def _spark_reason(e: BaseException) -> str:
-    """The sentence of a Spark job's failure: the last line of the Python error a task raised, else Spark's
-    first line."""
-    text = str(e).strip().splitlines()
-    python = [line for line in text if re.match(r"^\w+(\.\w+)*(Error|Exception): ", line.strip())]
-    chosen = (python[-1] if python else text[0] if text else type(e).__name__).strip()
+    """The sentence of a Spark job's failure: the last line of the Python error a task raised; else what Spark says
+    of the task it lost (``Lost task ... (executor ...): <reason>``, e.g. "Python worker exited unexpectedly
+    (crashed)" for a worker killed or out of memory), its Java class name left out; else Spark's first line. (Py4J
+    puts ``: `` before the Java lines.)"""
+    text = [line.strip().lstrip(":").strip() for line in str(e).strip().splitlines()]
+    java = ("org.", "java.", "scala.", "py4j.")
+    python = [line for line in text if re.match(r"^\w+(\.\w+)*(Error|Exception): ", line)
+              and not line.startswith(java)]
+    lost = [line.rsplit("): ", 1)[-1] for line in text if "Lost task" in line and "): " in line]
+    if python:
+        chosen = python[-1]
+    elif lost:
+        chosen = re.sub(r"^[\w.$]+(Exception|Error): ", "", lost[-1])
+    else:
+        chosen = text[0] if text and text[0] else type(e).__name__
     return chosen[:300]
 
 
@@ -2377,11 +2428,6 @@ def cmd_transform(args) -> int:
     from .cli import limits_from_args, trust_from_args
 
     trust, limits = trust_from_args(args), limits_from_args(args)
-    if args.engine == "spark" and codec.media_type(args.content_type)[0] in PARQUET:
-        summary = transform(args.artifact, args.input, args.output, content_type=args.content_type, trust=trust,
-                            engine="spark", master=args.master)
-        print(f"scored {args.input} on Spark into {summary['output']} in {summary['seconds']:.1f} s", file=sys.stderr)
-        return 0
     summary = transform(args.artifact, args.input, args.output, content_type=args.content_type, accept=args.accept,
                         split_type=args.split_type, strategy=args.strategy, max_payload_mb=args.max_payload,
                         assemble_with=args.assemble_with, input_filter=args.input_filter,
@@ -2391,6 +2437,9 @@ def cmd_transform(args) -> int:
                         capture=args.capture, capture_percent=args.capture_percent,
                         capture_modes=args.capture_modes, endpoint_name=args.endpoint_name, engine=args.engine,
                         master=args.master)
+    if "format" in summary:  # Parquet, through Spark's reader and writer
+        print(f"scored {args.input} on Spark into {summary['output']} in {summary['seconds']:.1f} s", file=sys.stderr)
+        return 0
     damaged = f", {summary['inputs_failed']} input(s) damaged" if summary["inputs_failed"] else ""
     print(f"transformed {summary['records_out']} of {summary['records_in']} records from {summary['inputs_done']} "
           f"input(s) ({summary['inputs_skipped']} skipped as complete, {summary['records_failed']} records "

@@ -205,9 +205,18 @@ def session(master: str | None = None, app: str = "artifact-tools"):
     active = SparkSession.getActiveSession()
     if active is not None and master is None:
         return active
+    if master is not None and not (master == "yarn" or str(master).startswith(("spark", "k8s", "local"))):
+        # spark-submit's own rule (SparkSubmit.prepareSubmitEnvironment), checked before it prints a Java trace
+        raise ArtifactError(f"a Spark master is yarn or starts with spark, k8s or local (local[2], "
+                            f"spark://host:7077...), not {str(master)[:80]!r}")
     builder = SparkSession.builder.appName(app).config("spark.pyspark.python", sys.executable) \
         .config("spark.ui.showConsoleProgress", "false")  # (the commands show their own progress)
-    made = (builder.master(master) if master else builder).getOrCreate()
+    try:
+        made = (builder.master(master) if master else builder).getOrCreate()
+    except Exception as e:  # noqa: BLE001 -- a bad master URL, no Java...: one sentence
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        raise ArtifactError(f"Spark could not start{f' on master {master!r}' if master else ''}: "
+                            f"{lines[0][:200] if lines else type(e).__name__}") from None
     if not os.environ.get("PYSPARK_PYTHON") and str(made.sparkContext.master).startswith("local"):
         made.sparkContext.pythonExec = sys.executable  # (spark.pyspark.python is read by spark-submit only)
     return made

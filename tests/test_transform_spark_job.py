@@ -5,8 +5,10 @@ with ranges made small so that lines, bad records, blank lines and oversized rec
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -153,15 +155,17 @@ def test_resume_scores_only_what_is_missing_and_stale_parts_are_removed(spark, a
     assert first["inputs_done"] == 3
     expected = (tmp_path / "out" / "b.csv.out").read_bytes()
     (tmp_path / "out" / "b.csv.out").unlink()
-    dead = tmp_path / "out" / f"{batch.PARTS}999999999-0badc0de"  # a killed job's parts (no such process)
-    live = tmp_path / "out" / f"{batch.PARTS}{os.getppid()}-0badc0de"  # a running process's: not ours to remove
-    for folder in (dead, live):
+    host = batch._parts_tag().rsplit("-", 2)[0]
+    dead = tmp_path / "out" / f"{batch.PARTS}{host}-999999999-0badc0de"  # a killed job's parts (no such process)
+    live = tmp_path / "out" / f"{batch.PARTS}{host}-{os.getppid()}-0badc0de"  # a running process's: not ours
+    other = tmp_path / "out" / f"{batch.PARTS}another-host-999999999-0badc0de"  # another machine's: not ours
+    for folder in (dead, live, other):
         folder.mkdir()
         (folder / ".0000000.part").write_bytes(b"0.5\n")
     again = transform(arts["xgb"], tmp_path / "in", tmp_path / "out", resume=True, **kw)
     assert (again["inputs_skipped"], again["inputs_done"], again["records_out"]) == (2, 1, 200)
     assert (tmp_path / "out" / "b.csv.out").read_bytes() == expected
-    assert not dead.exists() and live.exists()
+    assert not dead.exists() and live.exists() and other.exists()
 
 
 def test_a_pipeline_of_two_models_on_spark(spark, arts, small_ranges, tmp_path):
@@ -253,3 +257,84 @@ def test_settings_of_the_local_engine_only_are_refused_before_spark_starts(arts,
         with pytest.raises(TransformError, match=says):
             transform(arts["xgb"], src, tmp_path / "out", split_type="Line", engine="spark", master="local[3]", **kw)
         assert not (tmp_path / "out").exists() and not (tmp_path / "cap").exists()
+
+
+def test_a_killed_jobs_parts_inside_the_input_folder_are_no_input(spark, arts, tmp_path):
+    """OUTPUT inside INPUT, a killed Spark job's parts folder (with a task's unfinished temporary file) left there:
+    neither engine scores it as an input, and the Spark job removes it."""
+    X = make_data(n=40, seed=14)[0].astype(np.float64)
+    write_csv(tmp_path / "in" / "rows.csv", X)
+    host = batch._parts_tag().rsplit("-", 2)[0]
+    left = tmp_path / "in" / "out" / f"{batch.PARTS}{host}-999999999-0badc0de"
+    left.mkdir(parents=True)
+    (left / ".0000001.part.abcd1234.tmp").write_bytes(b"1,2,3,4\n")
+    for engine in ("local", "spark"):
+        s = transform(arts["xgb"], tmp_path / "in", tmp_path / "in" / "out", split_type="Line",
+                      assemble_with="Line", engine=engine, **({"spark": spark} if engine == "spark" else {}))
+        assert (s["inputs"], s["records_out"], s["records_failed"]) == (1, 40, 0), engine
+    assert not left.exists()
+    assert sorted(p.name for p in (tmp_path / "in" / "out").iterdir()) == ["rows.csv.out", batch.SUMMARY]
+
+
+class _Counted(io.BytesIO):
+    """A real in-memory file that counts the bytes read from it."""
+
+    read_bytes = 0
+
+    def read(self, n=-1):
+        data = super().read(n)
+        self.read_bytes += len(data)
+        return data
+
+
+def test_a_range_inside_a_long_line_reads_only_itself():
+    """The first line start of a range is looked for within the range only: a task whose range lies inside a long
+    line reads that range and no more (every task reading the rest of the line made one long line cost a quadratic
+    number of reads), and the cut rule is unchanged where a line does begin in the range."""
+    data = b"x" * 100_000 + b"\n" + b"1,2\n"
+    f = _Counted(data)
+    assert batch._line_start(f, 10_000, 20_000) == 20_000 and f.read_bytes <= 10_001
+    f = _Counted(data)
+    assert batch._line_start(f, 90_000, 100_005) == 100_001 and f.read_bytes <= 10_005
+    assert batch._line_start(_Counted(data), 10_000) == 100_001  # unbounded: the line's end, as before
+    for at in (0, 1, 100_000, 100_001, 100_002, len(data)):
+        assert batch._line_start(_Counted(data), at, len(data)) == \
+            (at if at == 0 or data[at - 1:at] == b"\n" else min(len(data), data.index(b"\n", at - 1) + 1)), at
+
+
+def test_a_crashed_python_worker_is_one_sentence_that_says_so(spark):
+    """A Python worker that dies in its task (os._exit: as an out-of-memory kill or a crashing native library would
+    end it) fails the job with Spark's own words for it, not Py4J's call name."""
+    from artifact_tools.spark import run_tasks
+
+    with pytest.raises(Exception) as e:
+        run_tasks(spark, ("os", "_exit", ()), [3], "a task whose worker dies")
+    reason = batch._spark_reason(e.value)
+    assert "Python worker exited unexpectedly" in reason and "\n" not in reason and "collectToPython" not in reason
+
+
+def test_parquet_refuses_the_batch_transform_settings_it_cannot_honour(arts, tmp_path):
+    with pytest.raises(TransformError, match=r"Spark's own reader and writer.*: pipeline, fail fast$"):
+        transform(None, tmp_path / "in.parquet", tmp_path / "out", content_type="application/x-parquet",
+                  engine="spark", pipeline=[arts["scaler"], arts["xgb-scaled"]], fail_fast=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_input_in_this_process_memory_is_refused(spark, arts, tmp_path):
+    import fsspec
+
+    with fsspec.open("memory://spark-job-test/rows.csv", "wb") as f:
+        f.write(b"1,2,3,4\n")
+    with pytest.raises(TransformError, match="memory:// belongs to this process"):
+        transform(arts["xgb"], "memory://spark-job-test/rows.csv", tmp_path / "out", split_type="Line",
+                  engine="spark", spark=spark)
+
+
+def test_a_master_spark_would_refuse_is_one_sentence_and_status_2(arts, tmp_path):
+    src = write_csv(tmp_path / "in" / "rows.csv", make_data(n=5, seed=1)[0])
+    run = subprocess.run([sys.executable, "-m", "artifact_tools", "transform", str(arts["xgb"]), str(src),
+                          str(tmp_path / "out"), "--split-type", "Line", "--engine", "spark", "--master",
+                          "nonsense://x"], capture_output=True, text=True, timeout=300, cwd=str(ROOT))
+    assert run.returncode == 2, run.stderr[-2000:]
+    assert run.stderr.strip() == "artifact-tools: a Spark master is yarn or starts with spark, k8s or local " \
+        "(local[2], spark://host:7077...), not 'nonsense://x'"
