@@ -227,12 +227,14 @@ def run_tasks(spark, target: tuple, tasks: list, description: str) -> list:
     arguments)``, each one Spark task, results in the tasks' order; a progress bar counts the tasks done (Spark's
     status tracker, read every half second while the job runs on a thread of its own).
 
-    The tasks run inside ``DataFrame.mapInArrow`` over ``spark.range(len(tasks), numPartitions=len(tasks))`` (a
-    range of N rows in N partitions puts one row in each: one task per partition, with no shuffle for adaptive
-    execution to coalesce), each Python worker running the task of the row it is given and returning its result
-    pickled in one binary cell. The function is imported by name in the worker, and the tasks and arguments are
-    pickled here and read there after this package's folder is on the worker's path (as the UDFs do): a worker of a
-    local session whose interpreter does not have the package installed still finds it."""
+    The tasks run inside ``DataFrame.mapInArrow`` over a DataFrame of one row per task (its index and the task
+    pickled), made from ``parallelize(rows, len(rows))`` so that each partition holds one row: one Spark task per
+    task, with no shuffle for adaptive execution to coalesce. Each Python worker runs the task of the row it is
+    given and returns its result pickled in one binary cell. Each task travels in its own row, not in the function's
+    closure, which every task would unpickle whole (a job of 100,000 tasks would unpickle the list 100,000 times).
+    The function is imported by name in the worker, and the arguments pickled here are read there after this
+    package's folder is on the worker's path (as the UDFs do): a worker of a local session whose interpreter does
+    not have the package installed still finds it."""
     import pickle
     import uuid
 
@@ -245,7 +247,7 @@ def run_tasks(spark, target: tuple, tasks: list, description: str) -> list:
     group = f"artifact-tools-{uuid.uuid4().hex}"
     box: dict = {}
     module, name, arguments = target
-    packed = pickle.dumps((arguments, tasks))
+    packed = pickle.dumps(arguments)
     project = _PROJECT
 
     def run(batches):
@@ -258,20 +260,22 @@ def run_tasks(spark, target: tuple, tasks: list, description: str) -> list:
         if project not in sys.path:
             sys.path.append(project)
         function = getattr(importlib.import_module(module), name)
-        args, work = pickle.loads(packed)
+        args = pickle.loads(packed)
         for batch in batches:
             ids = batch.column(0).to_pylist()
-            results = [pickle.dumps(function(*args, work[i])) for i in ids]
+            results = [pickle.dumps(function(*args, pickle.loads(task))) for task in batch.column(1).to_pylist()]
             yield pa.RecordBatch.from_arrays([pa.array(ids, pa.int64()), pa.array(results, pa.binary())],
                                              names=["id", "result"])
 
     schema = T.StructType([T.StructField("id", T.LongType()), T.StructField("result", T.BinaryType())])
+    given = T.StructType([T.StructField("id", T.LongType()), T.StructField("task", T.BinaryType())])
+    rows = [(i, pickle.dumps(task)) for i, task in enumerate(tasks)]
 
     def collect() -> None:
         try:
             sc.setJobGroup(group, description)  # (this thread's own property: the caller's jobs keep theirs)
-            rows = spark.range(0, len(tasks), 1, max(1, len(tasks))).mapInArrow(run, schema).collect()
-            got = {row["id"]: pickle.loads(row["result"]) for row in rows}
+            frame = spark.createDataFrame(sc.parallelize(rows, max(1, len(rows))), given)
+            got = {row["id"]: pickle.loads(row["result"]) for row in frame.mapInArrow(run, schema).collect()}
             box["results"] = [got[i] for i in range(len(tasks))]
         except BaseException as e:  # noqa: BLE001 -- raised again on the caller's thread
             box["error"] = e
