@@ -1821,9 +1821,13 @@ def _score_task(job: _Job, settings: tuple, task: tuple) -> list:
     neither the task nor the driver holds them (the driver reads the first :data:`MAX_FAILURES_KEPT` in input
     order). Returns per segment its counts, its line count, where its responses and its failed records lie in the
     part file, and a damaged object's, unreadable input's or unloadable model's sentence."""
+    import shutil
+    import tempfile
+
+    from .spark import _worker_path
+
     strategy, max_bytes, blocks, fail_fast, threads, shipped = settings
     part, segments = task
-    from .spark import _worker_path
 
     job = dataclasses.replace(job, artifacts=tuple(_worker_path(a, s) for a, s in zip(job.artifacts, shipped)))
     try:
@@ -1837,9 +1841,6 @@ def _score_task(job: _Job, settings: tuple, task: tuple) -> list:
     out_fs, part_path = _fs(part, job.storage_options)
     tmp = f"{part_path}.{uuid.uuid4().hex[:8]}.tmp"
     results: list = []
-    import shutil
-    import tempfile
-
     with limits, tempfile.TemporaryFile(prefix="artifact-tools-failed-") as spool:
         with out_fs.open(tmp, "wb") as w:
             at = 0
@@ -1952,29 +1953,50 @@ def _spark_tasks(inputs: list, split_type: str, parallelism: int, parts: str, pa
     return tasks, where
 
 
-def _copy_part(out_fs, part: str, at: int, size: int, into: "_Output") -> None:
-    """A segment's responses (``size`` bytes at ``at`` of its task's part file) appended to its input's output."""
-    try:
-        with out_fs.open(part, "rb") as f:
-            f.seek(at)
-            while size > 0:
-                chunk = f.read(min(size, 16 << 20))
-                if not chunk:
-                    raise TransformError(f"a Spark task's output {part} is shorter than its task said")
-                into.write(chunk)
-                size -= len(chunk)
-    except FileNotFoundError:
-        raise TransformError(f"a Spark task's output {part} is not there: on a cluster OUTPUT must be storage every "
-                             "executor writes and the driver reads (s3://..., a shared file system)") from None
+class _Parts:
+    """The tasks' part files as the driver reads them, one open at a time: the segments of one task come one after
+    another in input order, so each part is opened once however many small objects its task scored (on object
+    storage, one request per part rather than one per segment)."""
 
+    def __init__(self, out_fs, storage_options):
+        self.fs, self.options, self.name, self.f = out_fs, storage_options, None, None
 
-def _failures(out_fs, part: str, at: int, size: int) -> Iterator[tuple]:
-    """The failed records a segment's task wrote (``size`` bytes of JSON lines at ``at`` of its part file), as
-    ``(number, reason)``, read a line at a time."""
-    with out_fs.open(part, "rb") as f:
-        for line in io.BufferedReader(_LineRange(f, at, size), 1 << 16):
+    def open(self, part: str):
+        if part != self.name:
+            self.close()
+            path = part if _is_local(self.fs) else _fs(part, self.options)[1]
+            try:
+                self.f = self.fs.open(path, "rb")
+            except FileNotFoundError:
+                raise TransformError(f"a Spark task's output {part} is not there: on a cluster OUTPUT must be storage "
+                                     "every executor writes and the driver reads (s3://..., a shared file system)"
+                                     ) from None
+            self.name = part
+        return self.f
+
+    def copy(self, part: str, at: int, size: int, into: "_Output") -> None:
+        """A segment's responses (``size`` bytes at ``at`` of its task's part file) appended to its input's
+        output."""
+        f = self.open(part)
+        f.seek(at)
+        while size > 0:
+            chunk = f.read(min(size, 16 << 20))
+            if not chunk:
+                raise TransformError(f"a Spark task's output {part} is shorter than its task said")
+            into.write(chunk)
+            size -= len(chunk)
+
+    def failures(self, part: str, at: int, size: int) -> Iterator[tuple]:
+        """The failed records a segment's task wrote (``size`` bytes of JSON lines at ``at`` of its part file), as
+        ``(number, reason)``, read a line at a time."""
+        for line in io.BufferedReader(_LineRange(self.open(part), at, size), 1 << 16):
             number, reason = json.loads(line)
             yield number, reason
+
+    def close(self) -> None:
+        if self.f is not None:
+            self.f.close()
+        self.name, self.f = None, None
 
 
 def _parts_tag() -> str:
@@ -2298,7 +2320,7 @@ def _on_spark(job: _Job, settings: tuple, inputs: list, out_fs, out_root: str, s
     _announce(out_fs, summary_path, summary)
     parts = posixpath.join(out_root.rstrip("/"), PARTS + _parts_tag()) if out_root else PARTS + _parts_tag()
     _remove_parts(out_fs, out_root, None)
-    ok, current = False, None
+    ok, current, reader = False, None, None
     threads = max(1, int(sc.getConf().get("spark.task.cpus", "1") or 1))
     shipped = tuple(spark_engine._ship(sc, str(a), json.dumps(artifact_identity(str(a), job.storage_options)))
                     for a in job.artifacts)
@@ -2314,6 +2336,7 @@ def _on_spark(job: _Job, settings: tuple, inputs: list, out_fs, out_root: str, s
             raise
         except Exception as e:  # noqa: BLE001 -- a task that failed outside the job's rules: one sentence
             raise TransformError(f"the Spark job failed: {_spark_reason(e)}") from None
+        reader = _Parts(out_fs, job.storage_options)
         by_input: dict = collections.defaultdict(list)
         for k, t, g in where:
             by_input[k].append((tasks[t][0], results[t][g] if g < len(results[t]) else None))
@@ -2327,10 +2350,9 @@ def _on_spark(job: _Job, settings: tuple, inputs: list, out_fs, out_root: str, s
                     raise TransformError(res["error"])
                 summary["records_in"] += res["records_in"]
                 summary["records_out"] += res["records_out"]
-                part_path = part if _is_local(out_fs) else _fs(part, job.storage_options)[1]
                 taken = 0
                 if res["failed"] and (len(summary["failed"]) < MAX_FAILURES_KEPT or fail_fast):
-                    for number, reason in _failures(out_fs, part_path, res["failed_at"], res["failed_size"]):
+                    for number, reason in reader.failures(part, res["failed_at"], res["failed_size"]):
                         fail(rel, number + lines if number is not None and job.split_type == "Line" else number,
                              reason)
                         taken += 1
@@ -2338,7 +2360,7 @@ def _on_spark(job: _Job, settings: tuple, inputs: list, out_fs, out_root: str, s
                             break
                 summary["records_failed"] += res["failed"] - taken
                 damaged = damaged or res["damaged"]
-                _copy_part(out_fs, part_path, res["at"], res["size"], current)
+                reader.copy(part, res["at"], res["size"], current)
                 lines += res["lines"]
             if damaged:
                 current.abort()
@@ -2352,6 +2374,8 @@ def _on_spark(job: _Job, settings: tuple, inputs: list, out_fs, out_root: str, s
     finally:
         if current is not None:
             current.abort()
+        if reader is not None:
+            reader.close()
         _remove_parts(out_fs, out_root, parts)
         _finish(out_fs, summary_path, summary, ok, 0.0, started)
     return summary
