@@ -5,9 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import socket
-import subprocess
-import sys
 import tarfile
 import time
 import zipfile
@@ -230,33 +227,6 @@ def test_extract_never_writes_outside(tmp_path):
     with pytest.raises(UnsafeArtifact):
         open_artifact(p).extract(dest)
     assert not (tmp_path / "x").exists() and not dest.exists()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    """A local S3-compatible server (moto's server mode) on 127.0.0.1."""
-    pytest.importorskip("moto")
-    pytest.importorskip("s3fs")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield url
-    proc.terminate()
-    proc.wait(10)
 
 
 def test_s3_uri(tmp_path, s3_server, monkeypatch):

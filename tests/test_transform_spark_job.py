@@ -338,3 +338,30 @@ def test_a_master_spark_would_refuse_is_one_sentence_and_status_2(arts, tmp_path
     assert run.returncode == 2, run.stderr[-2000:]
     assert run.stderr.strip() == "artifact-tools: a Spark master is yarn or starts with spark, k8s or local " \
         "(local[2], spark://host:7077...), not 'nonsense://x'"
+
+
+def test_object_storage_in_and_out(spark, arts, small_ranges, s3_server, tmp_path):
+    """INPUT and OUTPUT on an S3 server (moto's, on 127.0.0.1), the credentials and endpoint in the storage options
+    that travel with the job: the tasks read their ranges from the bucket and write their parts there, the driver
+    writes each .out there; the outputs are the local engine's (reading the same objects) and no part is left."""
+    import boto3
+
+    opts = {"key": "test", "secret": "test", "client_kwargs": {"endpoint_url": s3_server, "region_name": "us-east-1"}}
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", aws_access_key_id="test",
+                      aws_secret_access_key="test")
+    s3.create_bucket(Bucket="scoring")
+    X = make_data(n=300, seed=15)[0].astype(np.float64)
+    lines = [cells(r) for r in X]
+    lines[222] = "1,2"
+    s3.put_object(Bucket="scoring", Key="in/a.csv", Body=("\n".join(lines) + "\n").encode())
+    s3.put_object(Bucket="scoring", Key="in/sub/b.csv", Body=("\n".join(lines[:50]) + "\n").encode())
+    kw = dict(split_type="Line", assemble_with="Line", max_payload_mb=0.003, storage_options=opts)
+    local = transform(arts["xgb"], "s3://scoring/in", tmp_path / "local", **kw)
+    s = transform(arts["xgb"], "s3://scoring/in", "s3://scoring/out", engine="spark", spark=spark, **kw)
+    assert s["tasks"] > 2 and {k: s[k] for k in COUNTS} == {k: local[k] for k in COUNTS}
+    assert s["failed"][0]["file"] == "a.csv" and s["failed"][0]["line"] == 223
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="scoring", Prefix="out/")["Contents"])
+    assert keys == ["out/a.csv.out", "out/sub/b.csv.out", f"out/{batch.SUMMARY}"]
+    for name in ("a.csv.out", "sub/b.csv.out"):
+        assert s3.get_object(Bucket="scoring", Key=f"out/{name}")["Body"].read() == \
+            (tmp_path / "local" / name).read_bytes()
