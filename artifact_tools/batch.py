@@ -1314,9 +1314,13 @@ def _written_since(out_fs, final: str, started: float | None) -> bool:
         return True
 
 
+def _protocol(fs) -> str:
+    """An fsspec file system's protocol (the first of its names)."""
+    return fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+
+
 def _is_local(fs) -> bool:
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return protocol in ("file", "local")
+    return _protocol(fs) in ("file", "local")
 
 
 def _job_identity(artifacts: list, input: str, storage_options, parameters: dict) -> dict:
@@ -1999,13 +2003,17 @@ class _Parts:
         self.name, self.f = None, None
 
 
-def _parts_tag() -> str:
-    """This job's parts folder name after :data:`PARTS`: this machine's name (its characters other than letters,
-    digits, dots and underscores as ``_``), this process's id, a random tag."""
+def _parts_host() -> str:
+    """This machine's name as a parts folder names it: its characters other than letters, digits, dots and
+    underscores as ``_`` (so that the folder name splits at its last two ``-``)."""
     import socket
 
-    host = re.sub(r"[^A-Za-z0-9._]", "_", socket.gethostname())[:64] or "host"
-    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    return re.sub(r"[^A-Za-z0-9._]", "_", socket.gethostname())[:64] or "host"
+
+
+def _parts_tag() -> str:
+    """This job's parts folder name after :data:`PARTS`: :func:`_parts_host`, this process's id, a random tag."""
+    return f"{_parts_host()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def _remove_parts(out_fs, out_root: str, own: str | None) -> None:
@@ -2014,7 +2022,7 @@ def _remove_parts(out_fs, out_root: str, own: str | None) -> None:
     shared storage, are never touched: its process ids are not ours to ask)."""
     folders = [own] if own else []
     if _is_local(out_fs) and os.path.isdir(out_root or "."):
-        host = _parts_tag().rsplit("-", 2)[0]
+        host = _parts_host()
         for n in os.listdir(out_root or "."):
             tag = n[len(PARTS):].rsplit("-", 2)
             if n.startswith(PARTS) and len(tag) == 3 and tag[0] == host and not _writer_alive("-".join(tag[1:])):
@@ -2304,8 +2312,7 @@ def _on_spark(job: _Job, settings: tuple, inputs: list, out_fs, out_root: str, s
     resume, first_started = resuming
     fail_fast = settings[3]
     for fs, what in [(fs, "input") for fs, _, _ in inputs[:1]] + [(out_fs, "output")]:
-        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-        if protocol == "memory":
+        if _protocol(fs) == "memory":
             raise TransformError(f"the Spark engine's tasks open the {what} themselves, and memory:// belongs to this "
                                  "process: use storage every executor reaches")
     session = spark or spark_engine.session(master, "artifact-tools transform")
@@ -2335,7 +2342,7 @@ def _on_spark(job: _Job, settings: tuple, inputs: list, out_fs, out_root: str, s
         except TransformError:
             raise
         except Exception as e:  # noqa: BLE001 -- a task that failed outside the job's rules: one sentence
-            raise TransformError(f"the Spark job failed: {_spark_reason(e)}") from None
+            raise TransformError(f"the Spark job failed: {spark_engine.failure_reason(e)}") from None
         reader = _Parts(out_fs, job.storage_options)
         by_input: dict = collections.defaultdict(list)
         for k, t, g in where:
@@ -2379,25 +2386,6 @@ def _on_spark(job: _Job, settings: tuple, inputs: list, out_fs, out_root: str, s
         _remove_parts(out_fs, out_root, parts)
         _finish(out_fs, summary_path, summary, ok, 0.0, started)
     return summary
-
-
-def _spark_reason(e: BaseException) -> str:
-    """The sentence of a Spark job's failure: the last line of the Python error a task raised; else what Spark says
-    of the task it lost (``Lost task ... (executor ...): <reason>``, e.g. "Python worker exited unexpectedly
-    (crashed)" for a worker killed or out of memory), its Java class name left out; else Spark's first line. (Py4J
-    puts ``: `` before the Java lines.)"""
-    text = [line.strip().lstrip(":").strip() for line in str(e).strip().splitlines()]
-    java = ("org.", "java.", "scala.", "py4j.")
-    python = [line for line in text if re.match(r"^\w+(\.\w+)*(Error|Exception): ", line)
-              and not line.startswith(java)]
-    lost = [line.rsplit("): ", 1)[-1] for line in text if "Lost task" in line and "): " in line]
-    if python:
-        chosen = python[-1]
-    elif lost:
-        chosen = re.sub(r"^[\w.$]+(Exception|Error): ", "", lost[-1])
-    else:
-        chosen = text[0] if text and text[0] else type(e).__name__
-    return chosen[:300]
 
 
 # ============================================================================================ command line

@@ -888,9 +888,7 @@ class EndpointApp:
             if path not in routes and path != serve.INVOCATIONS:
                 raise serve._Reject(404, f"there is no {path}; this endpoint answers /ping, /invocations, /metrics "
                                          "and /execution-parameters")
-            allowed = "POST" if path == serve.INVOCATIONS else "GET, HEAD"  # HEAD: GET's head (RFC 9110 9.3.2)
-            if method not in allowed.split(", "):
-                raise serve._Reject(405, f"{path} answers {allowed} only", (("Allow", allowed),))
+            serve._check_method(path, method, "POST" if path == serve.INVOCATIONS else serve.READ)
             status, (ctype, body) = 200, routes[path]()
         except serve._Reject as r:
             status, ctype, body, headers = r.status, serve.JSON, serve._error_body(r.message), list(r.headers)

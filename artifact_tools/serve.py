@@ -245,6 +245,15 @@ def _own_code(invoke: Callable, body: bytes, content_type: str, accept: str, env
 TEXT_BATCH = 32  # texts run as one padded batch of a Hugging Face text pipeline (see row_wise.ROW_WISE_TASKS)
 
 
+READ = "GET, HEAD"  # the methods a read-only route answers (HEAD: GET's head and no body, RFC 9110 section 9.3.2)
+
+
+def _check_method(path: str, method: str, allowed: str) -> None:
+    """Refuse (405, with ``Allow``) a request whose method is not one of ``allowed`` ("POST", or :data:`READ`)."""
+    if method not in allowed.split(", "):
+        raise _Reject(405, f"{path} answers {allowed} only", (("Allow", allowed),))
+
+
 def _batch_key(data: Any) -> tuple | None:
     """(what must match for two inputs to be concatenated, rows) of a decoded input, or None when it is not a
     shape that batches: a numeric array (same trailing shape and dtype), a list of texts or one text."""
@@ -423,8 +432,8 @@ def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, wor
 
     if invoke is None and batchable(loaded_model):
         batcher = _Batcher(loaded_model, decoded, pad_texts)
-    routes = {"/ping": ("GET, HEAD", lambda env: (JSON, ping)),  # HEAD: GET's head (RFC 9110 section 9.3.2)
-              "/execution-parameters": ("GET, HEAD", lambda env: (JSON, parameters)),
+    routes = {"/ping": (READ, lambda env: (JSON, ping)),
+              "/execution-parameters": (READ, lambda env: (JSON, parameters)),
               "/invocations": ("POST", invocations)}
 
     def app(environ: dict, start_response: Callable) -> list[bytes]:
@@ -435,8 +444,7 @@ def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, wor
                 raise _Reject(404, f"there is no {path}; this server answers /ping, /invocations and "
                                    "/execution-parameters")
             allowed, handler = routes[path]
-            if method not in allowed.split(", "):
-                raise _Reject(405, f"{path} answers {allowed} only", (("Allow", allowed),))
+            _check_method(path, method, allowed)
             status, (ctype, body) = 200, handler(environ)
         except _Reject as r:
             status, ctype, headers = r.status, JSON, r.headers

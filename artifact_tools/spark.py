@@ -87,6 +87,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -94,7 +95,7 @@ from .errors import ArtifactError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["transform", "transform_files", "session", "run_tasks"]
+__all__ = ["transform", "transform_files", "session", "run_tasks", "failure_reason"]
 
 _LOADED: dict = {}  # per Python worker: (artifact, trust, identity) -> LoadedModel
 _THREADS: dict = {}  # per Python worker: id of a loaded XGBoost Booster -> the nthread it was given
@@ -305,6 +306,25 @@ def run_tasks(spark, target: tuple, tasks: list, description: str) -> list:
     if "error" in box:
         raise box["error"]
     return box["results"]
+
+
+def failure_reason(e: BaseException) -> str:
+    """The sentence of a Spark job's failure (what :func:`run_tasks` raised): the last line of the Python error a task
+    raised; else what Spark says of the task it lost (``Lost task ... (executor ...): <reason>``, e.g. "Python worker
+    exited unexpectedly (crashed)" for a worker killed or out of memory), its Java class name left out; else Spark's
+    first line. (Py4J puts ``: `` before the Java lines.)"""
+    text = [line.strip().lstrip(":").strip() for line in str(e).strip().splitlines()]
+    java = ("org.", "java.", "scala.", "py4j.")
+    python = [line for line in text if re.match(r"^\w+(\.\w+)*(Error|Exception): ", line)
+              and not line.startswith(java)]
+    lost = [line.rsplit("): ", 1)[-1] for line in text if "Lost task" in line and "): " in line]
+    if python:
+        chosen = python[-1]
+    elif lost:
+        chosen = re.sub(r"^[\w.$]+(Exception|Error): ", "", lost[-1])
+    else:
+        chosen = text[0] if text and text[0] else type(e).__name__
+    return chosen[:300]
 
 
 def _spark_ml_transform(df, model, keep_input: bool):

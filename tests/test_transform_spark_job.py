@@ -305,11 +305,11 @@ def test_a_range_inside_a_long_line_reads_only_itself():
 def test_a_crashed_python_worker_is_one_sentence_that_says_so(spark):
     """A Python worker that dies in its task (os._exit: as an out-of-memory kill or a crashing native library would
     end it) fails the job with Spark's own words for it, not Py4J's call name."""
-    from artifact_tools.spark import run_tasks
+    from artifact_tools.spark import failure_reason, run_tasks
 
     with pytest.raises(Exception) as e:
         run_tasks(spark, ("os", "_exit", ()), [3], "a task whose worker dies")
-    reason = batch._spark_reason(e.value)
+    reason = failure_reason(e.value)
     assert "Python worker exited unexpectedly" in reason and "\n" not in reason and "collectToPython" not in reason
 
 
