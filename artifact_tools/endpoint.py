@@ -26,7 +26,7 @@ Amazon CloudWatch"):
   gets the request, each one's response body (with its content type) is the next one's request, and the last one's
   response is the answer. Here a model without its own inference code answers an intermediate step as CSV (JSON
   where CSV cannot carry its output), the rule :mod:`artifact_tools.batch` uses for ``transform --pipeline``
-  (:func:`chain_predict` is that rule); the last step answers as the client's ``Accept`` asks.
+  (:func:`chain_predict`, in ``_pipeline``, is that rule); the last step answers as the client's ``Accept`` asks.
 - **Data capture** (``--capture``): each answered request goes to the capture writer of the variant that answered,
   under ``DEST/ENDPOINT_NAME/VARIANT/`` (one writer per variant per worker, made on first use); drops are counted
   in ``/metrics`` as ``CaptureDropped`` (added at the worker's next request). A request refused before a variant
@@ -128,6 +128,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from . import codec, serve
+from ._pipeline import MAX_PIPELINE, between, chain_predict
 from ._threads import limit_pools, threads_per_worker
 from ._write import write_text_atomic
 from .errors import ArtifactError
@@ -138,7 +139,6 @@ __all__ = ["EndpointError", "EndpointSpec", "Pipeline", "VariantSpec", "add_endp
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("artifact_tools.access")  # one JSON line per request, with --access-log
 
-MAX_PIPELINE = 5  # containers in one inference pipeline (CreateModel: Containers, at most 5 items)
 MAX_VARIANTS = 10  # CreateEndpointConfig: ProductionVariants, 1 to 10 items
 DEFAULT_VARIANT = "AllTraffic"  # the variant name the SageMaker Python SDK gives a single-model endpoint
 DEFAULT_ENDPOINT = "local-endpoint"
@@ -387,29 +387,6 @@ def parse_variant_flag(text: str) -> VariantSpec:
 
 # ================================================================================================ pipelines
 
-def _between(out: Any) -> tuple[bytes, str]:
-    """An intermediate pipeline answer: CSV, or JSON where CSV cannot carry the output."""
-    try:
-        return codec.encode(out, codec.CSV)
-    except codec.NotAcceptable:
-        return codec.encode(out, codec.JSON)
-
-
-def chain_predict(models: list, data: Any, style: Any = None) -> tuple[Any, Any]:
-    """Run ``data`` through ``models`` in order, as a serial inference pipeline: each model's predictions, encoded
-    as a response body (CSV, else JSON) and decoded as the next model's request, are its input. Returns the last
-    model's predictions and the request style they answer (the last decoded request's). Shared by ``serve
-    --pipeline`` and ``transform --pipeline``."""
-    out = None
-    for i, model in enumerate(models):
-        out = model.predict(data)
-        if i + 1 < len(models):
-            body, ctype = _between(out)
-            request = codec.decode(body, ctype, f"the response of pipeline model {i + 1}")
-            data, style = request.data, request.style
-    return out, style
-
-
 class Pipeline:
     """Loaded models chained as an inference pipeline, usable wherever one loaded model is (``predict``,
     ``framework``, and ``invoke_fn`` when a member brings its own inference code: then the chain runs on bodies,
@@ -440,7 +417,7 @@ class Pipeline:
             request = codec.decode(body, content_type, label)
             style = request.style if i == 0 else style
             out = model.predict(request.data)
-            body, content_type = codec.encode(out, codec.negotiate(accept), style) if last else _between(out)
+            body, content_type = codec.encode(out, codec.negotiate(accept), style) if last else between(out)
         return body, content_type
 
 
