@@ -70,7 +70,9 @@ break). Number predictions are written as CSV by pyarrow's cast to text where it
 Behaviour: streamed (at most two work items per worker or predicting thread -- one mini-batch, or one group of
 blocks -- in flight, so memory does not grow with the input; with one worker and an XGBoost tree model, whose
 predictions may be made on several threads at once, one thread per core (at most 4) reads, predicts with its share
-of the cores and encodes whole work items (:func:`_predict_threads`); with any other model the next blocks are
+of the cores and encodes whole work items (:func:`_predict_threads`), and once every input is read the last items'
+predict calls are cut into parts that the threads left without an item predict too (:class:`_Sharing`), so the cores
+stay busy to the end; with any other model the next blocks are
 parsed on a thread while the model predicts with every core, which most frameworks do outside Python's global
 interpreter lock), records written in input order, a bad record (undecodable, a wrong column count, rejected by the
 model) is reported in the summary with its file, line (or record number) and reason and left out while the job goes
@@ -137,11 +139,13 @@ import re
 import stat
 import struct
 import sys
+import threading
 import time
 import uuid
 from typing import Any, Iterator
 
 from . import codec, progress
+from ._pipeline import MAX_PIPELINE, chain_predict
 from ._threads import size_worker_process, threads_per_worker
 from .archive import Limits
 from .errors import ArtifactError
@@ -155,7 +159,6 @@ SPLIT_TYPES = ("None", "Line", "RecordIO", "TFRecord")
 STRATEGIES = ("SingleRecord", "MultiRecord")
 ASSEMBLE = ("None", "Line")
 JOIN_SOURCES = ("None", "Input")
-MAX_PIPELINE = 5  # models in one SageMaker inference pipeline
 MAX_PAYLOAD_MB = 100  # MaxPayloadInMB's upper bound
 SUMMARY = "transform-summary.json"
 PARQUET = ("application/x-parquet", "application/vnd.apache.parquet")  # scored by Spark's own reader and writer
@@ -725,9 +728,12 @@ def _filter_record(job: _Job, rec: bytes, kind: str) -> tuple:
 
 
 def _predict(job: _Job, models: list, data, style):
-    from .endpoint import chain_predict  # the serial inference pipeline, as serve --pipeline runs it
-
-    return chain_predict(models, data, style)
+    sharing = getattr(_THREAD, "sharing", None)
+    if sharing is not None and sharing.ending and len(models) == 1:
+        out = sharing.predict(models[0], data)
+        if out is not None:
+            return out, style
+    return chain_predict(models, data, style)  # the serial inference pipeline, as serve --pipeline runs it
 
 
 def _encode(out, accept: str, style) -> bytes:
@@ -781,8 +787,10 @@ def _csv_numbers(arr):
         if arr.ndim == 2 and arr.shape[1] > 1:
             offsets = pa.array(np.arange(0, len(texts) + 1, arr.shape[1], dtype=np.int32))
             texts = pc.binary_join(pa.ListArray.from_arrays(offsets, texts), ",")
-        whole = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, len(texts)], pa.int32()), texts), "\n")
-        return whole[0].as_buffer().to_pybytes() + b"\n"
+        lines = pc.binary_join_element_wise(texts, "", "\n")  # each text and a newline, end to end in one buffer
+        _, offsets, data = lines.buffers()
+        start, end = np.frombuffer(offsets, np.int32)[[lines.offset, lines.offset + len(lines)]].tolist()
+        return data.slice(start, end - start).to_pybytes()
     except Exception:  # noqa: BLE001 -- e.g. more text than Arrow's 32-bit offsets hold: the codec writes it
         return None
 
@@ -1035,11 +1043,12 @@ def _read_block(block: bytes):
     return cols if cols is not None else _loadtxt(block)
 
 
-def _runs(blocks: list) -> list:
+def _runs(blocks: list, reuse: bool = False) -> list:
     """Consecutive all-number CSV blocks of the same width read into one float64 array:
     ``[(first block, end block, rows, [rows of each block])]``; a block that is not all numbers is a run of its own
     with rows None (the codec decides). Each block is read alone, so that one that is not all numbers leaves the
-    others to the fast readers."""
+    others to the fast readers. With ``reuse``, the first run's rows are written into this thread's scratch array
+    (:func:`_scratch`), which the caller is done with before the thread prepares its next work item."""
     import numpy as np
 
     runs: list = []
@@ -1052,7 +1061,8 @@ def _runs(blocks: list) -> list:
         if not current:
             return
         counts = [shape(p)[0] for _, p in current]
-        rows = np.empty((sum(counts), shape(current[0][1])[1]), dtype=np.float64)
+        size = (sum(counts), shape(current[0][1])[1])
+        rows = _scratch(size) if reuse and not runs else np.empty(size, dtype=np.float64)
         at = 0
         for (_, p), n in zip(current, counts):
             if isinstance(p, list):
@@ -1077,11 +1087,29 @@ def _runs(blocks: list) -> list:
     return runs
 
 
-def _prepare(job: _Job, item: tuple):
+_SCRATCH = threading.local()  # per thread: .rows, the float64 memory its work items' rows are written into
+
+
+def _scratch(shape: tuple):
+    """A float64 array of ``shape`` in this thread's scratch memory, kept for its next work items (grown a quarter
+    beyond the need, so that the next items' rows, a few more or fewer, fit): a fresh array of each item's
+    megabytes of rows costs the kernel's zeroing of each of its pages and a fault per page, about 1.5% of an XGBoost
+    job's CPU over the benchmark rows."""
+    import numpy as np
+
+    need = shape[0] * shape[1]
+    buf = getattr(_SCRATCH, "rows", None)
+    if buf is None or buf.size < need:
+        buf = _SCRATCH.rows = np.empty(need + need // 4, dtype=np.float64)
+    return buf[:need].reshape(shape)
+
+
+def _prepare(job: _Job, item: tuple, reuse: bool = False):
     """The part of a work item that needs no model: the all-number CSV blocks of a ``blocks`` item read into runs
-    (:func:`_runs`), or None."""
+    (:func:`_runs`; with ``reuse``, into this thread's scratch memory, for a caller that completes the item before
+    it prepares another on this thread), or None."""
     if item[0] == "blocks" and _plain_csv(job.content_type):
-        return _runs([block for _, block in item[1]])
+        return _runs([block for _, block in item[1]], reuse)
     return None
 
 
@@ -1202,8 +1230,9 @@ def _row_payloads(job: _Job, out, style) -> list:
 
 
 def _work(job: _Job, item: tuple) -> list:
-    """One work item in a worker process: read, predicted, encoded."""
-    return _complete(job, item, _prepare(job, item))
+    """One work item in a worker process, a predicting thread or a Spark task: read, predicted, encoded (its rows
+    in the thread's scratch memory, which nothing holds once its responses are encoded)."""
+    return _complete(job, item, _prepare(job, item, reuse=True))
 
 
 _LOAD_ERROR: list = []  # per worker process: the sentence of a model that could not be loaded
@@ -1480,11 +1509,12 @@ def _line_blocks(f, max_bytes: int) -> Iterator[tuple]:
     without its newline counted with one), as many lines as fit; ``(line number, None, reason)`` for a line that
     alone is larger (read past, never held whole).
 
-    The object is read into one reused buffer (grown up to ``max_bytes`` + 1 bytes as the object proves that
-    large), each block copied out of it once: fresh multi-megabyte buffers per read would cost a page fault per
-    page on top of each copy."""
+    The object is read into one reused buffer (``max_bytes`` + 1 bytes, or the object's size when fsspec tells it
+    and it is smaller; grown as the object proves larger), each block copied out of it once: fresh multi-megabyte
+    buffers per read would cost a page fault per page on top of each copy."""
     limit = max_bytes + 1
-    buf = bytearray(min(limit, 1 << 16))
+    known = getattr(f, "size", None)
+    buf = bytearray(min(limit, max(1 << 16, known + 1 if isinstance(known, int) else 0)))
     have, eof, line = 0, False, 1
     while True:
         while not eof and have < limit:
@@ -1653,16 +1683,139 @@ def _predict_threads(models: list) -> int:
     return min(cores, MAX_PREDICT_THREADS) if kind in ("gbtree", "dart") else 1
 
 
-def _native_threads(threads: int) -> None:
+_THREAD = threading.local()  # per predicting thread of a one-worker job: .sharing, the job's _Sharing
+
+
+def _native_threads(pools, threads: int, sharing: _Sharing) -> None:
     """Initializer of a predicting thread: OpenMP (the pools of XGBoost, scikit-learn, LightGBM) runs this thread's
     calls on at most ``threads`` threads, so that the predicting threads together use the cores once. OpenMP's
     thread count is a per-thread setting (the OpenMP specification's ``omp_set_num_threads`` sets the
     ``nthreads-var`` of the calling thread's task); XGBoost sizes each call by its caller's ``omp_get_max_threads``
     (``OmpGetNumThreads``, ``src/common/threading_utils.cc``). Other threads of the process, the caller's included,
-    keep theirs; BLAS pools, which are process-wide, are left alone."""
-    from threadpoolctl import threadpool_limits
+    keep theirs; BLAS pools, which are process-wide, are left alone. ``pools`` is the job's
+    ``threadpoolctl.ThreadpoolController``, made once as the model loads: its scan of the loaded libraries costs
+    milliseconds, which each predicting thread would otherwise spend, one after another, as the job starts.
+    ``sharing`` is the job's :class:`_Sharing`, which this thread's predict calls offer in parts at the job's
+    end."""
+    pools.limit(limits=threads, user_api="openmp")
+    _THREAD.sharing = sharing
 
-    threadpool_limits(limits=threads, user_api="openmp")
+
+SHARED_ROWS = 4096  # rows of each part of a predict call shared among the predicting threads at a job's end
+
+
+class _Sharing:
+    """The end of a job run by predicting threads (:func:`_predict_threads`): once every input is read
+    (:meth:`end`), a thread's predict call on rows of numbers is cut into parts of ``SHARED_ROWS`` rows, which the
+    threads left without a work item (:meth:`help`) predict too, so that the cores stay busy to the end instead of
+    one thread finishing the last item alone (the job's last item took a whole item's time on one core while the
+    others idled). Each row's prediction is the one it gets in the whole call, as the model is row-wise
+    (:func:`_row_wise`, which :func:`_predict_threads` requires) and documented as safe to call from several
+    threads at once; the parts' predictions are put back together in order. A part that fails, or that does not
+    give one prediction per row, makes the owner's call run whole, as without sharing, for its answer or its
+    error."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.calls: list = []  # [_SharedCall] being predicted now, parts left or not
+        self.ending = False  # every input read: predict calls are shared from now on
+        self.running = 0  # work items being scored now (not helpers)
+
+    def end(self) -> None:
+        with self.cond:
+            self.ending = True
+            self.cond.notify_all()
+
+    def item(self, job: _Job, item: tuple) -> list:
+        """:func:`_work`, counted as running, so that helpers wait for the items that may still share a call."""
+        with self.cond:
+            self.running += 1
+        try:
+            return _work(job, item)
+        finally:
+            with self.cond:
+                self.running -= 1
+                self.cond.notify_all()
+
+    def predict(self, model, rows):
+        """``model``'s predictions for ``rows`` computed in parts by this thread and any helper, or None when
+        ``rows`` is no 2-D array of at least two parts (the caller predicts them whole)."""
+        import numpy as np
+
+        if not isinstance(rows, np.ndarray) or rows.ndim != 2 or len(rows) < 2 * SHARED_ROWS:
+            return None
+        call = _SharedCall(model, rows)
+        with self.cond:
+            self.calls.append(call)
+            self.cond.notify_all()
+        try:
+            while True:
+                with self.cond:
+                    part = call.take()
+                if part is None:
+                    break
+                self._run(call, part)
+            with self.cond:
+                while call.done < len(call.outs):
+                    self.cond.wait()
+        finally:
+            with self.cond:
+                self.calls.remove(call)
+        if call.failed:
+            return model.predict(rows)
+        return np.concatenate(call.outs)
+
+    def help(self) -> None:
+        """Predict the parts of other threads' calls until no work item is left running."""
+        while True:
+            with self.cond:
+                while True:
+                    found = next(((c, p) for c in self.calls for p in [c.take()] if p is not None), None)
+                    if found is not None or not self.running:
+                        break
+                    self.cond.wait(0.1)
+            if found is None:
+                return
+            self._run(*found)
+
+    def _run(self, call: _SharedCall, part: int) -> None:
+        import numpy as np
+
+        start, end = call.bounds[part], call.bounds[part + 1]
+        out, ok = None, False
+        try:
+            out = call.model.predict(call.rows[start:end])
+            ok = isinstance(out, np.ndarray) and out.ndim >= 1 and len(out) == end - start
+        except Exception:  # noqa: BLE001 -- the owner predicts the rows whole: its answer or its error
+            pass
+        finally:  # whatever happened, the part is settled, so that its owner never waits for it forever
+            with self.cond:
+                call.outs[part] = out if ok else None
+                call.failed = call.failed or not ok
+                call.done += 1
+                self.cond.notify_all()
+
+
+class _SharedCall:
+    """One predict call of :class:`_Sharing` cut into parts: which are taken, which are done, their predictions."""
+
+    def __init__(self, model, rows):
+        self.model, self.rows = model, rows
+        self.bounds = list(range(0, len(rows), SHARED_ROWS)) + [len(rows)]
+        if self.bounds[-1] - self.bounds[-2] < SHARED_ROWS // 2:  # no small last part: it joins the one before
+            del self.bounds[-2]
+        self.outs: list = [None] * (len(self.bounds) - 1)
+        self.next, self.done, self.failed = 0, 0, False
+
+    def take(self) -> int | None:
+        """The next part not taken yet, or None (called with the sharing's lock held)."""
+        if self.next >= len(self.outs) or self.failed:
+            if self.next < len(self.outs):  # a part failed: the rest are not predicted, and count as done
+                self.done += len(self.outs) - self.next
+                self.next = len(self.outs)
+            return None
+        self.next += 1
+        return self.next - 1
 
 
 class _Runner:
@@ -1670,13 +1823,15 @@ class _Runner:
 
     One worker: with a model that may predict on several threads at once (:func:`_predict_threads`), one thread per
     core (at most 4) runs whole work items (read, predict with its share of the cores, encode), so that the cores are
-    busy without a native pool waiting at its barriers for a core the reading thread holds; else the model-free
+    busy without a native pool waiting at its barriers for a core the reading thread holds, and shares its predict
+    calls at the job's end (:meth:`end`, :class:`_Sharing`); else the model-free
     first stage (:func:`_prepare`) runs on one thread, so that reading the next blocks overlaps predicting this one
     with every core. Several workers: each process does whole work items, so that they overlap one another."""
 
     def __init__(self, job: _Job, workers: int):
         self.job, self.workers, self.pool, self.threads = job, workers, None, 1
         self.thread: Any = None  # the ThreadPoolExecutor of a one-worker job, made by load()
+        self.sharing = _Sharing()  # the predicting threads' end of the job
         if workers > 1:
             import multiprocessing
 
@@ -1708,11 +1863,14 @@ class _Runner:
                 _arrow()  # imported now, with the model, rather than while the first blocks are read
             self.threads = _predict_threads(models)
             if self.threads > 1:
+                from threadpoolctl import ThreadpoolController
+
                 from ._threads import usable_cores
 
                 self.thread = ThreadPoolExecutor(self.threads, thread_name_prefix="transform-predict",
                                                  initializer=_native_threads,
-                                                 initargs=(max(1, usable_cores() // self.threads),))
+                                                 initargs=(ThreadpoolController(),
+                                                           max(1, usable_cores() // self.threads), self.sharing))
             else:
                 self.thread = ThreadPoolExecutor(1, thread_name_prefix="transform-read")
             return
@@ -1724,7 +1882,7 @@ class _Runner:
         if self.pool is None:
             assert self.thread is not None
             if self.threads > 1:
-                return None, self.thread.submit(_work, self.job, item)
+                return None, self.thread.submit(self.sharing.item, self.job, item)
             return item, self.thread.submit(_prepare, self.job, item)
         return self.pool.apply_async(_work, (self.job, item))
 
@@ -1737,6 +1895,14 @@ class _Runner:
         if out and out[0][0] == "load-error":
             raise TransformError(out[0][1])
         return out
+
+    def end(self) -> None:
+        """Every input is read: the predicting threads share the predict calls of the last work items, each thread
+        left without an item helping the others (:class:`_Sharing`)."""
+        if self.threads > 1:
+            self.sharing.end()
+            for _ in range(self.threads - 1):
+                self.thread.submit(self.sharing.help)
 
     def close(self, ok: bool) -> None:
         if self.thread is not None:
@@ -2248,6 +2414,7 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
                 pending.append(("close", current, rel, None, None))
                 while len(pending) > limit:
                     settle(pending.popleft())
+            runner.end()
             while pending:
                 settle(pending.popleft())
         ok = True

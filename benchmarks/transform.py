@@ -8,12 +8,14 @@ depth <= 12 (its predict: one thread); scikit-learn HistGradientBoostingClassifi
 every core). Rows: 20 standard-normal features rounded to 5 decimals, as CSV (183 bytes a row).
 
 One machine (targets from the issue): records/s of ``artifact_tools.transform`` (CSV file in, ``.out`` file out,
-``split_type="Line"``, ``MultiRecord``, 6 MB mini-batches, run in a child process, the model load not counted) over
-the framework's own ``predict`` on the whole array already in memory (the model read by the framework from the
-archive; XGBoost ``Booster.predict(DMatrix(X))``, scikit-learn ``estimator.predict(X)``; anchor call, 1-worker job and
-2-worker job alternating, medians of ``--runs`` rounds, default 3) >= 0.8, with 1 worker (the default: for XGBoost
-tree models one thread per core, at most 4, each reading, predicting with its share of the cores and writing; for
-other models reading on a thread while the model predicts) and with 2 worker processes;
+``split_type="Line"``, ``MultiRecord``, 6 MB mini-batches, run in a child process after one job of 10 rows there --
+warmed by one call first, as the anchor is: the imports, the extraction cache, the loaded model -- the model load not
+counted) over the framework's own ``predict`` on the whole array already in memory (the model read by the framework
+from the archive; XGBoost ``Booster.predict(DMatrix(X))``, scikit-learn ``estimator.predict(X)``; anchor call,
+1-worker job and 2-worker job alternating, medians of ``--runs`` rounds, default 3) >= 0.8, with 1 worker (the
+default: for XGBoost tree models one thread per core, at most 4, each reading, predicting with its share of the cores
+and writing, the last items' calls shared among them; for other models reading on a thread while the model predicts)
+and with 2 worker processes;
 the peak RSS of the 1-worker child for 4x the rows (the same file four times) within 10% of that for 1x. On a shared
 machine wall-clock rates follow the other load; records per CPU-second (the 1-worker job's CPU time, its reading
 thread included; the predict's process time, all its threads) are printed beside them as the contention-free
@@ -59,10 +61,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _util import CACHE, run_timed  # noqa: E402
 
 CHILD = """
-import json, resource, sys
-import loaders
+import json, os, resource, sys, tempfile
 from artifact_tools.batch import transform
-loaders.load(sys.argv[1])  # framework imports and the extraction cache warm, outside the CPU count below
+with tempfile.TemporaryDirectory() as warm:  # warmed by one call first, as the anchor is: a job of 10 rows (imports,
+    with open(sys.argv[2], "rb") as f, open(os.path.join(warm, "in.csv"), "wb") as g:  # extraction cache, model)
+        g.writelines(next(f) for _ in range(10))
+    transform(sys.argv[1], os.path.join(warm, "in.csv"), os.path.join(warm, "out"), split_type="Line",
+              workers=int(sys.argv[4]))
 def cpu():
     return sum(r.ru_utime + r.ru_stime for r in map(resource.getrusage, (resource.RUSAGE_SELF,
                                                                           resource.RUSAGE_CHILDREN)))

@@ -316,3 +316,97 @@ def test_newlines_are_counted_as_bytes_count_counts_them(size):
             block[i] = 10
     block = bytes(block)
     assert batch._newlines(block) == block.count(b"\n")
+
+
+def _shared(sharing, model, X, helpers: int = 1):
+    """``sharing.predict(model, X)`` on this thread while ``helpers`` threads help (:meth:`batch._Sharing.help`),
+    as the predicting threads of a job's end do; the result, or the exception, and the helpers' names."""
+    import threading
+
+    sharing.end()
+    with sharing.cond:
+        sharing.running += 1  # this thread's work item, which the helpers wait for
+    threads = [threading.Thread(target=sharing.help, name=f"helper-{k}") for k in range(helpers)]
+    for t in threads:
+        t.start()
+    try:
+        return sharing.predict(model, X)
+    finally:
+        with sharing.cond:
+            sharing.running -= 1
+            sharing.cond.notify_all()
+        for t in threads:
+            t.join(30)
+        assert not any(t.is_alive() for t in threads)  # the helpers end with the last work item
+
+
+class _Recorded:
+    """A loaded model whose calls are written down (the thread and the number of rows of each), each part slowed
+    by a millisecond so that the helpers are certain to take some; ``fail`` makes calls from threads of that name
+    raise."""
+
+    def __init__(self, model, fail: str | None = None):
+        self.model, self.fail, self.calls = model, fail, []
+
+    def predict(self, rows):
+        import threading
+        import time
+
+        name = threading.current_thread().name
+        self.calls.append((name, len(rows)))
+        time.sleep(0.001)
+        if self.fail is not None and name.startswith(self.fail):
+            raise ValueError("this thread's part fails")
+        return self.model.predict(rows)
+
+
+def test_a_call_at_the_jobs_end_is_predicted_in_parts_by_the_idle_threads(models, monkeypatch):
+    """Once every input is read, a predict call is cut into parts that the predicting threads left without a work
+    item predict too: every row is predicted once, parts on the calling thread and on each helper, and the whole is
+    XGBoost's own predictions, bit for bit. Oracle: XGBoost's Booster on the rows."""
+    import threading
+
+    import loaders
+
+    monkeypatch.setattr(batch, "SHARED_ROWS", 100)
+    X = make_data(n=5040, d=6, seed=21)[0].astype(np.float64)
+    model = _Recorded(loaders.load(models["xgb"]))
+    got = _shared(batch._Sharing(), model, X, helpers=2)
+    assert got.dtype == np.float32 and np.array_equal(got, booster_predict(models["xgb"], X))
+    assert {name for name, _ in model.calls} == {threading.current_thread().name, "helper-0", "helper-1"}
+    assert sum(n for _, n in model.calls) == len(X)
+    assert sorted({n for _, n in model.calls}) == [100, 140]  # the last 40 rows join the part before them
+
+
+def test_a_shared_call_whose_part_fails_is_predicted_whole(models, monkeypatch):
+    """A part that fails makes the owner predict the rows whole, as without sharing: its answer when the rows are
+    good, and the whole call's own error when they are not. Oracle: XGBoost's Booster on the rows."""
+    import loaders
+
+    monkeypatch.setattr(batch, "SHARED_ROWS", 100)
+    X = make_data(n=3000, d=6, seed=22)[0].astype(np.float64)
+    loaded = loaders.load(models["xgb"])
+    model = _Recorded(loaded, fail="helper")
+    got = _shared(batch._Sharing(), model, X)
+    assert np.array_equal(got, booster_predict(models["xgb"], X))
+    assert any(name == "helper-0" for name, _ in model.calls) and model.calls[-1][1] == len(X)  # then whole
+    with pytest.raises(Exception) as whole:
+        loaded.predict(X[:, :4])
+    with pytest.raises(type(whole.value)) as shared:
+        _shared(batch._Sharing(), _Recorded(loaded), X[:, :4])
+    assert str(shared.value) == str(whole.value)
+    assert batch._Sharing().predict(loaded, X[:150]) is None  # fewer rows than two parts: predicted whole
+
+
+def test_a_job_whose_last_items_are_shared_writes_xgboosts_predictions(models, tmp_path, monkeypatch):
+    """A job on predicting threads, its calls cut into parts of 64 rows at its end, over many work items of
+    mini-batches of different sizes: the output is XGBoost's own predictions in input order. Oracle: XGBoost's
+    Booster on the rows."""
+    monkeypatch.setattr(batch, "SHARED_ROWS", 64)
+    monkeypatch.setattr(batch, "THREAD_GROUP_BYTES", 64 << 10)
+    X = make_data(n=12000, d=6, seed=23)[0].astype(np.float64)
+    src = tmp_path / "rows.csv"
+    src.write_text("\n".join(_rows_text(X)) + "\n")
+    s = transform(models["xgb"], src, tmp_path / "out", split_type="Line", max_payload_mb=0.03)
+    assert s["records_out"] == len(X)
+    assert (tmp_path / "out" / "rows.csv.out").read_bytes() == csv_text(booster_predict(models["xgb"], X))
