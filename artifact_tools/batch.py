@@ -2331,8 +2331,8 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
         if len(failed) < MAX_FAILURES_KEPT:
             failed.append({"file": rel, "line" if split_type == "Line" else "record": number, "reason": reason})
         if fail_fast:
-            where = f"line {number}" if split_type == "Line" else f"record {number}"
-            raise TransformError(f"{rel}, {where}: {reason} (stopped: fail fast)")
+            where = "" if number is None else f", line {number}" if split_type == "Line" else f", record {number}"
+            raise TransformError(f"{rel}{where}: {reason} (stopped: fail fast)")  # None: the whole object
 
     if engine == "spark":
         return _on_spark(job, (strategy, max_bytes, blocks, fail_fast), inputs, out_fs, out_root, summary,

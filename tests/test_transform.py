@@ -334,6 +334,18 @@ def test_fail_fast_stops_and_leaves_no_output(arts, X, tmp_path):
     assert json.loads((tmp_path / "out" / "transform-summary.json").read_text())["status"] == "stopped"
 
 
+def test_fail_fast_on_a_damaged_object_names_the_object(arts, X, tmp_path):
+    """A RecordIO object whose framing breaks fails as a whole (no record number): fail fast names the object and
+    the break, with no record number of None in the sentence."""
+    body = (",".join(repr(float(v)) for v in X[0]) + "\n").encode()
+    (tmp_path / "bad.rec").write_bytes(recordio_frame(body) + recordio_frame(body)[:6])
+    with pytest.raises(TransformError) as e:
+        transform(arts["xgb"], tmp_path / "bad.rec", tmp_path / "out", split_type="RecordIO", fail_fast=True)
+    assert str(e.value).startswith("bad.rec: the object ends inside") and "None" not in str(e.value)
+    assert str(e.value).endswith("; the object is left without output (stopped: fail fast)")
+    assert not (tmp_path / "out" / "bad.rec.out").exists()
+
+
 def test_bad_job_settings_are_one_sentence(arts, X, tmp_path):
     src = write_csv(tmp_path / "rows.csv", X[:5])
     for kw, match in [({"split_type": "Words"}, "split type"), ({"strategy": "Some"}, "batch strategy"),
