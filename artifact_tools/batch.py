@@ -1671,7 +1671,7 @@ def _predict_threads(models: list) -> int:
     if cores < 2 or not _row_wise(models) or getattr(models[0], "framework", None) not in CONCURRENT:
         return 1
     try:
-        import threadpoolctl  # noqa: F401
+        from threadpoolctl import ThreadpoolController  # noqa: F401 -- 3.0 or later (_Runner.load makes one)
     except ImportError:  # no way to size each thread's OpenMP pool: one predicting thread
         return 1
     from loaders.xgboost import booster_kind
@@ -1701,21 +1701,24 @@ def _native_threads(pools, threads: int, sharing: _Sharing) -> None:
     _THREAD.sharing = sharing
 
 
-SHARED_ROWS = 4096  # rows of each part of a predict call shared among the predicting threads at a job's end
+SHARED_ROWS = 4096  # rows of a part of a predict call shared among the predicting threads at a job's end, at least
 
 
 class _Sharing:
     """The end of a job run by predicting threads (:func:`_predict_threads`): once every input is read
-    (:meth:`end`), a thread's predict call on rows of numbers is cut into parts of ``SHARED_ROWS`` rows, which the
-    threads left without a work item (:meth:`help`) predict too, so that the cores stay busy to the end instead of
-    one thread finishing the last item alone (the job's last item took a whole item's time on one core while the
-    others idled). Each row's prediction is the one it gets in the whole call, as the model is row-wise
+    (:meth:`end`), a thread's predict call on rows of numbers is cut into parts, which the threads left without a
+    work item (:meth:`help`) predict too, so that the cores stay busy to the end instead of one thread finishing the
+    last item alone (the job's last item took a whole item's time on one core while the others idled). Parts are
+    taken as guided self-scheduling takes them (Polychronopoulos and Kuck, 1987): each one ``1/threads`` of the rows
+    left, at least ``SHARED_ROWS``, so that a call no helper joins costs a few calls more, not dozens, and the last
+    parts are small. Each row's prediction is the one it gets in the whole call, as the model is row-wise
     (:func:`_row_wise`, which :func:`_predict_threads` requires) and documented as safe to call from several
     threads at once; the parts' predictions are put back together in order. A part that fails, or that does not
     give one prediction per row, makes the owner's call run whole, as without sharing, for its answer or its
     error."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 2) -> None:
+        self.threads = max(2, threads)  # the predicting threads: each part takes this share of the rows left
         self.cond = threading.Condition()
         self.calls: list = []  # [_SharedCall] being predicted now, parts left or not
         self.ending = False  # every input read: predict calls are shared from now on
@@ -1744,7 +1747,7 @@ class _Sharing:
 
         if not isinstance(rows, np.ndarray) or rows.ndim != 2 or len(rows) < 2 * SHARED_ROWS:
             return None
-        call = _SharedCall(model, rows)
+        call = _SharedCall(model, rows, self.threads)
         with self.cond:
             self.calls.append(call)
             self.cond.notify_all()
@@ -1763,7 +1766,7 @@ class _Sharing:
                 self.calls.remove(call)
         if call.failed:
             return model.predict(rows)
-        return np.concatenate(call.outs)
+        return np.concatenate([call.outs[start] for start in sorted(call.outs)])
 
     def help(self) -> None:
         """Predict the parts of other threads' calls until no work item is left running."""
@@ -1778,10 +1781,10 @@ class _Sharing:
                 return
             self._run(*found)
 
-    def _run(self, call: _SharedCall, part: int) -> None:
+    def _run(self, call: _SharedCall, part: tuple) -> None:
         import numpy as np
 
-        start, end = call.bounds[part], call.bounds[part + 1]
+        start, end = part
         out, ok = None, False
         try:
             out = call.model.predict(call.rows[start:end])
@@ -1790,32 +1793,34 @@ class _Sharing:
             pass
         finally:  # whatever happened, the part is settled, so that its owner never waits for it forever
             with self.cond:
-                call.outs[part] = out if ok else None
+                call.outs[start] = out if ok else None
                 call.failed = call.failed or not ok
                 call.done += 1
                 self.cond.notify_all()
 
 
 class _SharedCall:
-    """One predict call of :class:`_Sharing` cut into parts: which are taken, which are done, their predictions."""
+    """One predict call of :class:`_Sharing` cut into parts as they are taken: the rows not taken yet, the parts
+    taken and done, their predictions by first row."""
 
-    def __init__(self, model, rows):
-        self.model, self.rows = model, rows
-        self.bounds = list(range(0, len(rows), SHARED_ROWS)) + [len(rows)]
-        if self.bounds[-1] - self.bounds[-2] < SHARED_ROWS // 2:  # no small last part: it joins the one before
-            del self.bounds[-2]
-        self.outs: list = [None] * (len(self.bounds) - 1)
+    def __init__(self, model, rows, threads: int):
+        self.model, self.rows, self.threads = model, rows, threads
+        self.outs: dict = {}  # first row of each part taken: its predictions (None until done, or when it failed)
         self.next, self.done, self.failed = 0, 0, False
 
-    def take(self) -> int | None:
-        """The next part not taken yet, or None (called with the sharing's lock held)."""
-        if self.next >= len(self.outs) or self.failed:
-            if self.next < len(self.outs):  # a part failed: the rest are not predicted, and count as done
-                self.done += len(self.outs) - self.next
-                self.next = len(self.outs)
+    def take(self) -> tuple | None:
+        """``(start, end)`` of the next part -- ``1/threads`` of the rows left, at least ``SHARED_ROWS``, and the rest
+        with it when fewer than half of ``SHARED_ROWS`` would be left -- or None when none is left or a part failed
+        (called with the sharing's lock held)."""
+        left = len(self.rows) - self.next
+        if left <= 0 or self.failed:
             return None
-        self.next += 1
-        return self.next - 1
+        size = min(left, max(SHARED_ROWS, left // self.threads))
+        if left - size < SHARED_ROWS // 2:
+            size = left
+        start, self.next = self.next, self.next + size
+        self.outs[start] = None
+        return start, self.next
 
 
 class _Runner:
@@ -1831,7 +1836,7 @@ class _Runner:
     def __init__(self, job: _Job, workers: int):
         self.job, self.workers, self.pool, self.threads = job, workers, None, 1
         self.thread: Any = None  # the ThreadPoolExecutor of a one-worker job, made by load()
-        self.sharing = _Sharing()  # the predicting threads' end of the job
+        self.sharing: _Sharing | None = None  # the predicting threads' end of the job, made by load()
         if workers > 1:
             import multiprocessing
 
@@ -1867,6 +1872,7 @@ class _Runner:
 
                 from ._threads import usable_cores
 
+                self.sharing = _Sharing(self.threads)
                 self.thread = ThreadPoolExecutor(self.threads, thread_name_prefix="transform-predict",
                                                  initializer=_native_threads,
                                                  initargs=(ThreadpoolController(),
@@ -1881,7 +1887,7 @@ class _Runner:
     def submit(self, item: tuple):
         if self.pool is None:
             assert self.thread is not None
-            if self.threads > 1:
+            if self.sharing is not None:  # predicting threads
                 return None, self.thread.submit(self.sharing.item, self.job, item)
             return item, self.thread.submit(_prepare, self.job, item)
         return self.pool.apply_async(_work, (self.job, item))
@@ -1899,7 +1905,7 @@ class _Runner:
     def end(self) -> None:
         """Every input is read: the predicting threads share the predict calls of the last work items, each thread
         left without an item helping the others (:class:`_Sharing`)."""
-        if self.threads > 1:
+        if self.sharing is not None:
             self.sharing.end()
             for _ in range(self.threads - 1):
                 self.thread.submit(self.sharing.help)
@@ -2011,20 +2017,23 @@ def _score_task(job: _Job, settings: tuple, task: tuple) -> list:
     out_fs, part_path = _fs(part, job.storage_options)
     tmp = f"{part_path}.{uuid.uuid4().hex[:8]}.tmp"
     results: list = []
-    with limits, tempfile.TemporaryFile(prefix="artifact-tools-failed-") as spool:
-        with out_fs.open(tmp, "wb") as w:
-            at = 0
-            for rel, source, start, end in segments:
-                result = _score_segment(job, (strategy, max_bytes, blocks, fail_fast), rel, source, start, end, w,
-                                        spool)
-                result["at"] = at
-                at += result["size"]
-                results.append(result)
-                if result["error"] or (fail_fast and (result["failed"] or result["damaged"])):
-                    break
-            spool.seek(0)
-            shutil.copyfileobj(spool, w, 1 << 20)
-        out_fs.mv(tmp, part_path)
+    try:
+        with limits, tempfile.TemporaryFile(prefix="artifact-tools-failed-") as spool:
+            with out_fs.open(tmp, "wb") as w:
+                at = 0
+                for rel, source, start, end in segments:
+                    result = _score_segment(job, (strategy, max_bytes, blocks, fail_fast), rel, source, start, end,
+                                            w, spool)
+                    result["at"] = at
+                    at += result["size"]
+                    results.append(result)
+                    if result["error"] or (fail_fast and (result["failed"] or result["damaged"])):
+                        break
+                spool.seek(0)
+                shutil.copyfileobj(spool, w, 1 << 20)
+            out_fs.mv(tmp, part_path)
+    finally:  # Spark reuses its Python workers for other tasks and jobs: the scratch memory is not kept for them
+        _SCRATCH.__dict__.pop("rows", None)
     for result in results:
         result["failed_at"] += at
     return results
