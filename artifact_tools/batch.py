@@ -1093,8 +1093,8 @@ _SCRATCH = threading.local()  # per thread: .rows, the float64 memory its work i
 def _scratch(shape: tuple):
     """A float64 array of ``shape`` in this thread's scratch memory, kept for its next work items (grown a quarter
     beyond the need, so that the next items' rows, a few more or fewer, fit): a fresh array of each item's
-    megabytes of rows costs the kernel's zeroing of each of its pages and a fault per page, about 1.5% of an XGBoost
-    job's CPU over the benchmark rows."""
+    megabytes of rows costs the kernel's zeroing of each of its pages and a fault per page (about 1% of an XGBoost
+    job's CPU over the benchmark rows, in a profile and in interleaved runs)."""
     import numpy as np
 
     need = shape[0] * shape[1]

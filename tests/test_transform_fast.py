@@ -320,7 +320,7 @@ def test_newlines_are_counted_as_bytes_count_counts_them(size):
 
 def _shared(sharing, model, X, helpers: int = 1):
     """``sharing.predict(model, X)`` on this thread while ``helpers`` threads help (:meth:`batch._Sharing.help`),
-    as the predicting threads of a job's end do; the result, or the exception, and the helpers' names."""
+    as the predicting threads of a job's end do: its result (or its exception), the helpers ended."""
     import threading
 
     sharing.end()
@@ -341,9 +341,9 @@ def _shared(sharing, model, X, helpers: int = 1):
 
 
 class _Recorded:
-    """A loaded model whose calls are written down (the thread and the number of rows of each), each part slowed
-    by a millisecond so that the helpers are certain to take some; ``fail`` makes calls from threads of that name
-    raise."""
+    """A loaded model whose calls are written down (the thread and the number of rows of each), each call slowed
+    by 5 ms so that the helpers, woken as the call is offered, are certain to take parts; ``fail`` makes calls from
+    threads whose name begins so raise."""
 
     def __init__(self, model, fail: str | None = None):
         self.model, self.fail, self.calls = model, fail, []
@@ -354,7 +354,7 @@ class _Recorded:
 
         name = threading.current_thread().name
         self.calls.append((name, len(rows)))
-        time.sleep(0.001)
+        time.sleep(0.005)
         if self.fail is not None and name.startswith(self.fail):
             raise ValueError("this thread's part fails")
         return self.model.predict(rows)

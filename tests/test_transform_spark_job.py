@@ -367,20 +367,6 @@ def test_object_storage_in_and_out(spark, arts, small_ranges, s3_server, tmp_pat
             (tmp_path / "local" / name).read_bytes()
 
 
-def _scratch_held(batches):
-    """In a Spark Python worker: (process id, bytes of the transform scratch memory it holds) per batch."""
-    import os
-
-    import pyarrow as pa
-
-    from artifact_tools import batch as engine
-
-    for _ in batches:
-        rows = getattr(engine._SCRATCH, "rows", None)
-        yield pa.RecordBatch.from_arrays([pa.array([os.getpid()]), pa.array([0 if rows is None else rows.nbytes])],
-                                         names=["pid", "held"])
-
-
 def test_the_workers_keep_no_scratch_memory_after_the_job(spark, arts, tmp_path):
     """Spark reuses its Python workers for later tasks and jobs: a task frees the scratch memory its work items'
     rows were written into (tens of megabytes with narrow CSV cells), so the workers that ran the job hold none
@@ -391,6 +377,19 @@ def test_the_workers_keep_no_scratch_memory_after_the_job(spark, arts, tmp_path)
         write_csv(tmp_path / "in" / f"{k}.csv", X)
     s = transform(arts["xgb"], tmp_path / "in", tmp_path / "out", split_type="Line", engine="spark", spark=spark)
     assert s["records_out"] == 2 * len(X)
+
+    def scratch_held(batches):  # in a worker (defined here, so that Spark ships it by value, not by this module's name)
+        import os
+
+        import pyarrow as pa
+
+        from artifact_tools import batch as engine
+
+        for _ in batches:
+            rows = getattr(engine._SCRATCH, "rows", None)
+            yield pa.RecordBatch.from_arrays([pa.array([os.getpid()]), pa.array([0 if rows is None else rows.nbytes])],
+                                             names=["pid", "held"])
+
     frame = spark.createDataFrame(spark.sparkContext.parallelize([(i,) for i in range(8)], 8), "i long")
-    held = frame.mapInArrow(_scratch_held, "pid long, held long").collect()
+    held = frame.mapInArrow(scratch_held, "pid long, held long").collect()
     assert held and all(row["held"] == 0 for row in held)
