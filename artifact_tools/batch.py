@@ -2205,7 +2205,7 @@ def _remove_parts(out_fs, out_root: str, own: str | None) -> None:
     for folder in folders:
         try:
             out_fs.rm(folder, recursive=True)
-        except (FileNotFoundError, OSError):
+        except OSError:  # gone already (FileNotFoundError), or not ours to remove
             pass
 
 

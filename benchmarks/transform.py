@@ -188,11 +188,13 @@ def one_machine(arts: dict, n: int, folder: Path, runs: int) -> None:
 
 
 def spark_rates(arts: dict, n: int, folder: Path, runs: int) -> None:
-    """Records/s of ``artifact_tools.spark.transform`` and of ``mlflow.pyfunc.spark_udf`` (each run ``WARM_RUNS``
-    times unmeasured, then ``runs`` measured rounds alternating the two, medians; the same session and cached
-    DataFrame, both written to the ``noop`` sink), and records per CPU-second of the whole Spark side (the JVM,
-    every Python worker and this driver; /proc, children reaped by their parent included): on a shared machine the
-    wall-clock rates follow the other load, the CPU figures much less."""
+    """On ``local[2]`` then ``local[1]``: records/s of the job ``transform(csv, ..., engine="spark")`` and, on
+    ``local[2]``, of the same CSV scored by the ``mlflow.pyfunc.spark_udf`` job (:func:`_udf_csv_job`), then of the
+    DataFrame API against ``spark_udf`` on one cached DataFrame written to the ``noop`` sink (no target); each side
+    run ``WARM_RUNS`` times unmeasured, then ``runs`` measured rounds alternating the sides, medians on the same
+    session. Beside each rate, records per CPU-second of the whole Spark side (the JVM, every Python worker and this
+    driver; /proc, children reaped by their parent included) and the JVM's share: on a shared machine the
+    wall-clock rates follow the other load, the CPU figures much less. Last, ``local[2]`` over ``local[1]``."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
