@@ -27,14 +27,15 @@ scoring a byte range of the file with the local engine's code, the model loaded 
 ``local[2]`` over the same job written with ``mlflow.pyfunc.spark_udf`` (what users pick today: ``spark.read.csv``
 with the 20 double columns' schema, the UDF of the same model saved by ``mlflow.xgboost.save_model`` /
 ``mlflow.sklearn.save_model``, the prediction column written with ``DataFrame.write.csv``) on the same session
->= 1.5; the job on ``local[2]`` over the job on ``local[1]`` >= 1.6. Beside them, with no target, the DataFrame API:
-``artifact_tools.spark.transform(df)`` over ``spark_udf`` on one cached DataFrame of the rows (4 partitions, Arrow
-batches of Spark's default 10,000 rows), both written to the ``noop`` sink: there the rows travel from the JVM to
-Python and back on both sides, and that JVM work (about 1 CPU-second per million rows) bounds the ratio (session 7
-measured 1.17-1.29). Each side runs ``WARM_RUNS`` (2) times unmeasured (its model loaded in every worker, the JVM's
-compilers warmed on its plan), then ``--runs`` measured rounds alternate ours and the anchor; medians are compared.
-Beside each rate, the JVM's share of the CPU, and the cores other processes used meanwhile (``/proc/stat``): on a
-shared machine the rates follow that load, and ``local[2]`` and ``local[1]`` run minutes apart. Spark reads the
+>= 1.5; the job on ``local[2]`` over the job on ``local[1]`` >= 1.6 (``local[1]``: a process of its own with its own
+session, idle while the ``local[2]`` sides run, its rounds interleaved with theirs). Beside them, with no target, the
+DataFrame API: ``artifact_tools.spark.transform(df)`` over ``spark_udf`` on one cached DataFrame of the rows (4
+partitions, Arrow batches of Spark's default 10,000 rows), both written to the ``noop`` sink: there the rows travel from
+the JVM to Python and back on both sides, and that JVM work (about 1 CPU-second per million rows) bounds the ratio
+(session 7 measured 1.17-1.29). Each side runs ``WARM_RUNS`` (2) times unmeasured (its model loaded in every worker, the
+JVM's compilers warmed on its plan), then ``--runs`` measured rounds alternate the sides; medians are compared, and
+beside them the median of the ratios of the same rounds. Beside each rate, the JVM's share of the CPU, and the cores
+other processes used meanwhile (``/proc/stat``): on a shared machine the rates follow that load. Spark reads the
 anchor's CSV in its own splits (two at 1 million rows, about 51% and 49%); ours cuts it in four equal ranges.
 """
 
@@ -187,78 +188,130 @@ def one_machine(arts: dict, n: int, folder: Path, runs: int) -> None:
               f"{4 * n:,}: ratio {rss4 / rss1:.2f} (target <= 1.10)", flush=True)
 
 
-def spark_rates(arts: dict, n: int, folder: Path, runs: int) -> None:
-    """On ``local[2]`` then ``local[1]``: records/s of the job ``transform(csv, ..., engine="spark")`` and, on
-    ``local[2]``, of the same CSV scored by the ``mlflow.pyfunc.spark_udf`` job (:func:`_udf_csv_job`), then of the
-    DataFrame API against ``spark_udf`` on one cached DataFrame written to the ``noop`` sink (no target); each side
-    run ``WARM_RUNS`` times unmeasured, then ``runs`` measured rounds alternating the sides, medians on the same
-    session. Beside each rate, records per CPU-second of the whole Spark side (the JVM, every Python worker and this
-    driver; /proc, children reaped by their parent included) and the JVM's share: on a shared machine the
-    wall-clock rates follow the other load, the CPU figures much less. Last, ``local[2]`` over ``local[1]``."""
+TICK = os.sysconf("SC_CLK_TCK")
+SIDE_MARK = "@side "  # the local[1] side's answers on its stdout, among whatever else is printed there
+
+
+def tree_cpu(exclude: int | None = None) -> tuple[float, float]:
+    """CPU seconds of this process and every process below it (utime, stime and their reaped children's, from
+    /proc), and of those the JVM's (the processes whose command name is ``java``); the process ``exclude`` and those
+    below it left out."""
+    kids: dict = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+        except (OSError, ValueError):
+            continue
+        fields = rest.split()
+        kids.setdefault(int(fields[1]), []).append((int(pid), sum(map(int, fields[11:15])) / TICK,
+                                                    head.split("(", 1)[-1] == "java"))
+    total, jvm, stack = time.process_time(), 0.0, list(kids.get(os.getpid(), []))
+    while stack:
+        pid, used, java = stack.pop()
+        if pid == exclude:
+            continue
+        total += used
+        jvm += used if java else 0.0
+        stack.extend(kids.get(pid, []))
+    return total, jvm
+
+
+def machine_busy() -> float:
+    """CPU-seconds the whole machine has run (idle and I/O wait left out), from ``/proc/stat``."""
+    with open("/proc/stat") as f:
+        v = list(map(int, f.readline().split()[1:8]))
+    return (sum(v) - v[3] - v[4]) / TICK
+
+
+def measure(fn, n: int, exclude: int | None = None) -> tuple[float, float, float, float]:
+    """(records/s, records per CPU-second, the JVM's share of that CPU, cores used meanwhile by processes outside
+    this process's tree, ``exclude`` among them) of one run of ``fn`` over ``n`` records."""
+    (c, j), b, t = tree_cpu(exclude), machine_busy(), time.perf_counter()
+    fn()
+    (c2, j2), b2, elapsed = tree_cpu(exclude), machine_busy(), time.perf_counter() - t
+    used = max(c2 - c, 1e-9)
+    return n / elapsed, n / used, (j2 - j) / used, max(0.0, (b2 - b - used) / elapsed)
+
+
+def spark_session(master: str):
+    from pyspark.sql import SparkSession
+
+    spark = (SparkSession.builder.master(master).appName("bench-transform")
+             .config("spark.ui.enabled", "false").config("spark.pyspark.python", sys.executable)
+             .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
+             .config("spark.driver.memory", "2g").config("spark.ui.showConsoleProgress", "false")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def spark_job(spark, art, csv: Path, out: Path, n: int) -> None:
+    """The job measured: ``transform(csv, out, split_type="Line", engine="spark")`` on ``spark``."""
+    from artifact_tools import transform
+
+    shutil.rmtree(out, ignore_errors=True)
+    done = transform(str(art), str(csv), str(out), split_type="Line", engine="spark", spark=spark)
+    assert done["records_out"] == n and not done["records_failed"], done
+
+
+def spark_side(master: str, n: int, folder: Path) -> int:
+    """The other side of :func:`spark_rates`, in a process of its own with its own session on ``master``: for each
+    artifact path read from stdin, one measured run of the job, its :func:`measure` tuple printed after
+    :data:`SIDE_MARK`; idle meanwhile."""
+    csv = rows_csv(folder, n)
+    spark = spark_session(master)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-transform-side-"))
     try:
-        from pyspark.sql import SparkSession
+        print(SIDE_MARK + "ready", flush=True)
+        for line in sys.stdin:
+            art = line.strip()
+            print(SIDE_MARK + json.dumps(measure(lambda art=art: spark_job(spark, art, csv, scratch / "ours", n), n)),
+                  flush=True)
+    finally:
+        spark.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+def spark_rates(arts: dict, n: int, folder: Path, runs: int) -> None:
+    """On ``local[2]``, records/s of the job ``transform(csv, ..., engine="spark")`` (:func:`spark_job`), of the
+    same CSV scored by the ``mlflow.pyfunc.spark_udf`` job (:func:`_udf_csv_job`) and of the job on ``local[1]``,
+    that side run by a process of its own with its own session (:func:`spark_side`, idle while the others run);
+    then, on ``local[2]``, the DataFrame API against ``spark_udf`` on one cached DataFrame written to the ``noop``
+    sink (no target). Each side is run ``WARM_RUNS`` times unmeasured, then ``runs`` measured rounds alternate the
+    sides (in the opposite order every other round), and medians are compared. Beside each rate, records per
+    CPU-second of that side's whole Spark tree (the JVM, every Python worker and the driver; /proc, children reaped
+    by their parent included) and the JVM's share: on a shared machine the wall-clock rates follow the other load,
+    the CPU figures much less."""
+    try:
+        import pyspark  # noqa: F401
     except ImportError:
         print("Spark: pyspark is not installed; skipped")
         return
+    import subprocess
+
     import pandas as pd
 
-    from artifact_tools import transform
     from artifact_tools.spark import transform as spark_transform
 
-    tick = os.sysconf("SC_CLK_TCK")
-
-    def cpu() -> tuple[float, float]:
-        """CPU seconds of this process and every process below it (utime, stime and their reaped children's), and
-        of those the JVM's (the processes whose command name is ``java``)."""
-        kids: dict = {}
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/stat") as f:
-                    head, rest = f.read().rsplit(")", 1)
-            except (OSError, ValueError):
-                continue
-            fields = rest.split()
-            kids.setdefault(int(fields[1]), []).append((int(pid), sum(map(int, fields[11:15])) / tick,
-                                                        head.split("(", 1)[-1] == "java"))
-        total, jvm, stack = time.process_time(), 0.0, list(kids.get(os.getpid(), []))
-        while stack:
-            pid, used, java = stack.pop()
-            total += used
-            jvm += used if java else 0.0
-            stack.extend(kids.get(pid, []))
-        return total, jvm
-
-    def busy() -> float:
-        """CPU-seconds the whole machine has run (idle and I/O wait left out), from ``/proc/stat``."""
-        with open("/proc/stat") as f:
-            v = list(map(int, f.readline().split()[1:8]))
-        return (sum(v) - v[3] - v[4]) / tick
-
-    def once(fn) -> tuple[float, float, float, float]:
-        """(records/s, records per CPU-second, the JVM's share of that CPU, cores used meanwhile by processes
-        outside this benchmark) of one run of ``fn``."""
-        (c, j), b, t = cpu(), busy(), time.perf_counter()
-        fn()
-        (c2, j2), b2, elapsed = cpu(), busy(), time.perf_counter() - t
-        used = max(c2 - c, 1e-9)
-        return n / elapsed, n / used, (j2 - j) / used, max(0.0, (b2 - b - used) / elapsed)
-
-    def timed(*fns) -> tuple[list, float | None]:
-        """For each of ``fns``: the medians of (records/s, per CPU-second, JVM share, others' cores) over ``runs``
-        rounds, after ``WARM_RUNS`` unmeasured runs of each (every worker has loaded the model, the JVM has compiled
-        the plan's hot paths); the functions alternate within each round, in the opposite order every other round
-        (neither side always first). Also the median over the rounds of the first function's rate over the
-        second's in the same round (a load change between rounds cancels out), or None for one function."""
+    def timed(*sides) -> tuple[list, list]:
+        """For each of ``sides`` (each a call giving one :func:`measure` tuple): the medians of (records/s, per
+        CPU-second, JVM share, others' cores) over ``runs`` rounds, after ``WARM_RUNS`` unmeasured runs of each
+        (every worker has loaded the model, the JVM has compiled the plan's hot paths); the sides alternate within
+        each round, in the opposite order every other round (none always first). Also, for each side after the
+        first, the median over the rounds of the first side's rate over its rate in the same round (a load change
+        between rounds cancels out)."""
         for _ in range(WARM_RUNS):
-            for fn in fns:
-                fn()
+            for side in sides:
+                side()
         rounds = []
         for r in range(runs):
-            order = list(range(len(fns))) if r % 2 == 0 else list(reversed(range(len(fns))))
-            got = {k: once(fns[k]) for k in order}
-            rounds.append([got[k] for k in range(len(fns))])
-        medians = [tuple(statistics.median(r[k][i] for r in rounds) for i in range(4)) for k in range(len(fns))]
-        paired = statistics.median(r[0][0] / r[1][0] for r in rounds) if len(fns) > 1 else None
+            order = list(range(len(sides))) if r % 2 == 0 else list(reversed(range(len(sides))))
+            got = {k: sides[k]() for k in order}
+            rounds.append([got[k] for k in range(len(sides))])
+        medians = [tuple(statistics.median(r[k][i] for r in rounds) for i in range(4)) for k in range(len(sides))]
+        paired = [statistics.median(r[0][0] / r[k][0] for r in rounds) for k in range(1, len(sides))]
         return medians, paired
 
     csv = rows_csv(folder, n)
@@ -267,73 +320,80 @@ def spark_rates(arts: dict, n: int, folder: Path, runs: int) -> None:
         X = np.loadtxt(csv, delimiter=",", dtype=np.float64)
         pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])]).to_parquet(parquet)
     print(f"Spark, {n:,} CSV rows, load average {os.getloadavg()[0]:.1f}:", flush=True)
-    results = {}
+    other = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--spark-side", "local[1]", "--rows",
+                              str(n)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=str(ROOT))
+
+    def answer() -> str:
+        for line in other.stdout:
+            if line.startswith(SIDE_MARK):
+                return line[len(SIDE_MARK):]
+        raise RuntimeError(f"the local[1] side ended (exit status {other.wait()})")
+
+    def on_local1(art) -> tuple:
+        other.stdin.write(f"{art}\n")
+        other.stdin.flush()
+        return tuple(json.loads(answer()))
+
     scratch = Path(tempfile.mkdtemp(prefix="bench-transform-spark-"))
     try:
-        for master in ("local[2]", "local[1]"):
-            spark = (SparkSession.builder.master(master).appName("bench-transform")
-                     .config("spark.ui.enabled", "false").config("spark.pyspark.python", sys.executable)
-                     .config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
-                     .config("spark.driver.memory", "2g").config("spark.ui.showConsoleProgress", "false")
-                     .getOrCreate())
-            spark.sparkContext.setLogLevel("ERROR")
-            try:
-                df = spark.read.parquet(str(parquet)).repartition(4).cache() if master == "local[2]" else None
-                if df is not None:
-                    df.count()
-                print(f"  {master}: load average {os.getloadavg()[0]:.1f}", flush=True)
-                for name, art in arts.items():
-                    udf = None
+        answer()  # its session is up before anything is measured
+        spark = spark_session("local[2]")
+        try:
+            df = spark.read.parquet(str(parquet)).repartition(4).cache()
+            df.count()
+            print(f"  load average {os.getloadavg()[0]:.1f}", flush=True)
+            for name, art in arts.items():
+                sides = [lambda art=art: measure(lambda: spark_job(spark, art, csv, scratch / "ours", n), n,
+                                                 other.pid)]
+                udf = _mlflow_udf(spark, name, art)
+                if udf is not None:
+                    udf_job = _udf_csv_job(spark, udf, csv, scratch / "anchor")
+                    sides.append(lambda udf_job=udf_job: measure(udf_job, n, other.pid))
+                sides.append(lambda art=art: on_local1(art))
+                measured, paired = timed(*sides)
+                rate, per_cpu, jvm, others = measured[0]
+                line = (f"  local[2] {name:11s} transform(engine='spark') {rate:10,.0f} rec/s ({per_cpu:8,.0f} "
+                        f"per CPU-s, JVM {jvm:.0%} of the CPU, other processes {others:.2f} cores)")
+                if udf is not None:  # the anchor wrote every row (its last measured run's output)
+                    written = sum(sum(1 for _ in open(p, "rb")) for p in (scratch / "anchor").glob("part-*"))
+                    assert written == n, f"the spark_udf job wrote {written:,} rows of {n:,}"
+                    anchor = measured[1]
+                    line += (f" | spark_udf job {anchor[0]:10,.0f} rec/s ({anchor[1]:8,.0f} per CPU-s, JVM "
+                             f"{anchor[2]:.0%}, other processes {anchor[3]:.2f} cores) | ratio "
+                             f"{rate / anchor[0]:.2f} (target >= 1.5; paired by round {paired[0]:.2f}), per CPU-s "
+                             f"{per_cpu / anchor[1]:.2f}")
+                else:
+                    line += " | mlflow.pyfunc.spark_udf: unavailable (import mlflow failed)"
+                print(line, flush=True)
+                one = measured[-1]
+                print(f"  local[1] {name:11s} transform(engine='spark') {one[0]:10,.0f} rec/s ({one[1]:8,.0f} "
+                      f"per CPU-s, JVM {one[2]:.0%} of the CPU, other processes {one[3]:.2f} cores)", flush=True)
+                print(f"  {name:11s} transform(engine='spark') local[2] / local[1] = {rate / one[0]:.2f} (target "
+                      f">= 1.6; paired by round {paired[-1]:.2f}), per CPU-s {per_cpu / one[1]:.2f}", flush=True)
+                if udf is not None:
+                    def frame(df=df, art=art):
+                        spark_transform(df, art).write.format("noop").mode("overwrite").save()
 
-                    def job(art=art, spark=spark):
-                        shutil.rmtree(scratch / "ours", ignore_errors=True)
-                        done = transform(str(art), str(csv), str(scratch / "ours"), split_type="Line",
-                                         engine="spark", spark=spark)
-                        assert done["records_out"] == n and not done["records_failed"], done
+                    cols = [df[c] for c in df.columns]
 
-                    fns = [job]
-                    if master == "local[2]":
-                        udf = _mlflow_udf(spark, name, art)
-                        if udf is not None:
-                            fns.append(_udf_csv_job(spark, udf, csv, scratch / "anchor"))
-                    measured, paired = timed(*fns)
-                    if len(fns) > 1:  # the anchor wrote every row (its last measured run's output)
-                        written = sum(sum(1 for _ in open(p, "rb")) for p in (scratch / "anchor").glob("part-*"))
-                        assert written == n, f"the spark_udf job wrote {written:,} rows of {n:,}"
-                    rate, per_cpu, jvm, others = measured[0]
-                    results[(master, name)] = rate
-                    line = (f"  {master} {name:11s} transform(engine='spark') {rate:10,.0f} rec/s ({per_cpu:8,.0f} "
-                            f"per CPU-s, JVM {jvm:.0%} of the CPU, other processes {others:.2f} cores)")
-                    if len(measured) > 1:
-                        anchor = measured[1]
-                        line += (f" | spark_udf job {anchor[0]:10,.0f} rec/s ({anchor[1]:8,.0f} per CPU-s, JVM "
-                                 f"{anchor[2]:.0%}, other processes {anchor[3]:.2f} cores) | ratio "
-                                 f"{rate / anchor[0]:.2f} (target >= 1.5; paired by round {paired:.2f}), per CPU-s "
-                                 f"{per_cpu / anchor[1]:.2f}")
-                    elif master == "local[2]":
-                        line += " | mlflow.pyfunc.spark_udf: unavailable (import mlflow failed)"
-                    print(line, flush=True)
-                    if df is not None and udf is not None:
-                        def frame(df=df, art=art):
-                            spark_transform(df, art).write.format("noop").mode("overwrite").save()
+                    def frame_anchor(df=df, udf=udf, cols=cols):
+                        df.withColumn("prediction", udf(*cols)).write.format("noop").mode("overwrite").save()
 
-                        cols = [df[c] for c in df.columns]
-
-                        def frame_anchor(df=df, udf=udf, cols=cols):
-                            df.withColumn("prediction", udf(*cols)).write.format("noop").mode("overwrite").save()
-
-                        ((r, c, j, _), (ar, ac, aj, _)), _ = timed(frame, frame_anchor)
-                        print(f"  {master} {name:11s} DataFrame API, cached rows, noop sink (no target): "
-                              f"artifact_tools.spark.transform {r:10,.0f} rec/s ({c:8,.0f} per CPU-s, JVM {j:.0%}) | "
-                              f"spark_udf {ar:10,.0f} rec/s ({ac:8,.0f} per CPU-s, JVM {aj:.0%}) | ratio "
-                              f"{r / ar:.2f}", flush=True)
-            finally:
-                spark.stop()
+                    ((r, c, j, _), (ar, ac, aj, _)), _ = timed(lambda: measure(frame, n, other.pid),
+                                                               lambda: measure(frame_anchor, n, other.pid))
+                    print(f"  local[2] {name:11s} DataFrame API, cached rows, noop sink (no target): "
+                          f"artifact_tools.spark.transform {r:10,.0f} rec/s ({c:8,.0f} per CPU-s, JVM {j:.0%}) | "
+                          f"spark_udf {ar:10,.0f} rec/s ({ac:8,.0f} per CPU-s, JVM {aj:.0%}) | ratio "
+                          f"{r / ar:.2f}", flush=True)
+        finally:
+            spark.stop()
     finally:
+        other.stdin.close()
+        try:
+            other.wait(120)
+        except subprocess.TimeoutExpired:
+            other.kill()
         shutil.rmtree(scratch, ignore_errors=True)
-    for name in arts:
-        r = results[("local[2]", name)] / results[("local[1]", name)]
-        print(f"  {name:11s} transform(engine='spark') local[2] / local[1] = {r:.2f} (target >= 1.6)")
 
 
 def _udf_csv_job(spark, udf, csv: Path, out: Path):
@@ -382,6 +442,7 @@ def main(argv=None) -> int:
     p.add_argument("--skip-local", action="store_true")
     p.add_argument("--runs", type=int, default=3, help="interleaved measured rounds, on one machine and on Spark "
                    "(medians)")
+    p.add_argument("--spark-side", metavar="MASTER", help=argparse.SUPPRESS)  # spark_rates' other side
     args = p.parse_args(argv)
     from make_transform_fixtures import build_bench_models
 
@@ -391,6 +452,8 @@ def main(argv=None) -> int:
     os.environ.setdefault("PYTHONWARNINGS", "ignore::UserWarning")
     folder = CACHE / "transform"
     folder.mkdir(parents=True, exist_ok=True)
+    if args.spark_side:
+        return spark_side(args.spark_side, args.rows, folder)
     built = build_bench_models(folder / "models-v2")
     arts = {k: built[k] for k in args.models.split(",")}
     if not args.skip_local:
