@@ -61,7 +61,8 @@ Parallel and resumable
   ``OUT/migrate-state.jsonl`` one line per finished model, so a re-run with ``resume=True`` (even after a killed run)
   skips models already migrated (``resumed`` in the report) and retries the others. ``engine="spark"`` runs the models
   as Spark tasks, one task per model (``sparkContext.parallelize(tasks, len(tasks)).map(...)``), in waves so that the
-  state file keeps up.
+  state file keeps up; a wave whose Spark job fails (a task's Python worker crashed) runs again one model per job,
+  and a model whose own job fails too is reported failed, and only it.
 """
 
 from __future__ import annotations
@@ -1374,15 +1375,34 @@ class _Pool:
 
 
 def _spark_results(tasks: list, master: str | None) -> Iterator[dict]:
-    """Records from Spark tasks, one task per model, in waves of twice the default parallelism."""
-    from .spark import session
+    """Records from Spark tasks, one task per model, in waves of twice the default parallelism. A model's failure is
+    its record (:func:`_run_task`); a wave whose Spark job fails all the same -- a task's Python worker crashed inside
+    a framework, was killed out of memory or exited -- is run again one model per job, so that, as with the local
+    engine's workers, only the model whose job fails a second time is reported failed, with Spark's reason."""
+    from .spark import failure_reason, session
 
     sc = session(master, "artifact-tools migrate").sparkContext
     wave = max(2 * sc.defaultParallelism, 1)
     for i in range(0, len(tasks), wave):
         chunk = tasks[i:i + wave]
-        for rec in sc.parallelize(chunk, len(chunk)).map(_run_task).collect():
-            yield rec
+        try:
+            records = sc.parallelize(chunk, len(chunk)).map(_run_task).collect()
+        except Exception as e:  # noqa: BLE001 -- Py4JJavaError: a task's worker died; each model of the wave alone
+            log.warning("a Spark job migrating %d model(s) failed (%s): each runs again in a job of its own",
+                        len(chunk), failure_reason(e))
+            records = (_spark_alone(sc, task, failure_reason) for task in chunk)
+        yield from records
+
+
+def _spark_alone(sc, task: _Task, failure_reason) -> dict:
+    """The record of ``task`` run as a Spark job of its own, or of its failure when that job fails too."""
+    try:
+        return sc.parallelize([task], 1).map(_run_task).collect()[0]
+    except Exception as e:  # noqa: BLE001 -- the second failure: this model's own
+        rec = _record(task.steps[0] if task.steps else _Step(""), task.target, task.kind)
+        rec.update(id=task.id, stage="load", reason=f"the Spark task migrating this model failed twice "
+                   f"({failure_reason(e)}): a crash inside the framework loading or running it")
+        return rec
 
 
 # ============================================================================================ entry point

@@ -320,8 +320,8 @@ def failure_reason(e: BaseException) -> str:
     lost = [line.rsplit("): ", 1)[-1] for line in text if "Lost task" in line and "): " in line]
     if python:
         chosen = python[-1]
-    elif lost:
-        chosen = re.sub(r"^[\w.$]+(Exception|Error): ", "", lost[-1])
+    elif lost:  # (Spark 4 adds its advice on faulthandler settings after the reason: left out)
+        chosen = re.sub(r"^[\w.$]+(Exception|Error): ", "", lost[-1]).split(". Consider setting ", 1)[0]
     else:
         chosen = text[0] if text and text[0] else type(e).__name__
     return chosen[:300]

@@ -595,6 +595,26 @@ def test_spark_engine_runs_one_task_per_model(spark, tmp_path):
     assert on_spark["counts"]["migrated"] == 3
 
 
+def test_spark_engine_a_model_that_kills_its_worker_fails_alone(spark, tmp_path):
+    """On Spark, a pickle whose load calls ``os._exit(3)`` kills its task's Python worker, which fails the wave's
+    Spark job; the wave runs again one model per job, so that model alone is reported failed, with Spark's reason,
+    and the models around it are migrated."""
+    src = tmp_path / "src"
+    make_fleet.build_small(src, 3)
+    import make_hostile as mh
+
+    make_fleet.tar_gz(src / "m0001-exit" / "model.tar.gz",
+                      {"model.pkl": _pickle_calling("os", "_exit", mh.p_int(3))})
+    report = mig.migrate(src, "sagemaker", tmp_path / "out", trust="all", engine="spark")
+    records = _by_id(report)
+    dead = records["m0001-exit/model.tar.gz"]
+    assert dead["outcome"] == "failed" and "failed twice" in dead["reason"], dead
+    assert "Python worker exited unexpectedly" in dead["reason"] and "Traceback" not in dead["reason"], dead["reason"]
+    others = [f"m000{i}-{fw}/model.tar.gz" for i, fw in ((0, "sklearn"), (1, "xgboost"), (2, "sklearn"))]
+    assert [records[k]["outcome"] for k in others] == ["migrated"] * 3
+    assert report["counts"] == {**report["counts"], "migrated": 3, "failed": 1}
+
+
 # ------------------------------------------------------------------------------------------ hostile and broken input
 
 def _closed_port() -> int:

@@ -311,6 +311,7 @@ def test_a_crashed_python_worker_is_one_sentence_that_says_so(spark):
         run_tasks(spark, ("os", "_exit", ()), [3], "a task whose worker dies")
     reason = failure_reason(e.value)
     assert "Python worker exited unexpectedly" in reason and "\n" not in reason and "collectToPython" not in reason
+    assert "faulthandler" not in reason, "Spark's advice on its settings is not the reason"
 
 
 def test_parquet_refuses_the_batch_transform_settings_it_cannot_honour(arts, tmp_path):
