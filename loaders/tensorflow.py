@@ -180,12 +180,12 @@ def _tf2(tf, model_dir: Path, tags, signature: str):
     fn = signatures[name]
     _, specs = fn.structured_input_signature
     inputs = {k: (spec.dtype.as_numpy_dtype, None if spec.shape.rank is None else spec.shape.as_list())
-              for k, spec in specs.items()}
+              for k, spec in sorted(specs.items())}
     dtypes = {k: spec.dtype for k, spec in specs.items()}
 
     def run(feeds: dict) -> dict:
         out = fn(**{k: tf.constant(v, dtype=dtypes[k]) for k, v in feeds.items()})
-        return {k: v.numpy() for k, v in out.items()}
+        return {k: out[k].numpy() for k in sorted(out)}  # (see _tf1: one order in every process)
 
     return obj, name, inputs, run
 
@@ -201,14 +201,17 @@ def _tf1(tf, model_dir: Path, tags: list[str], signature: str):
         if not ti.name:
             raise NotLoadable(f"signature {name!r} uses a sparse or composite tensor ({key}), "
                               "which predict cannot feed")
-    feeds = {k: graph.get_tensor_by_name(ti.name) for k, ti in sig.inputs.items()}
-    fetches = {k: graph.get_tensor_by_name(ti.name) for k, ti in sig.outputs.items()}
+    # A SignatureDef's inputs and outputs are protobuf maps, whose order is not kept (it changed from process to
+    # process: a JSON response's keys with it); taken in the order of their names, the same in every process.
+    feeds = {k: graph.get_tensor_by_name(ti.name) for k, ti in sorted(sig.inputs.items())}
+    fetches = {k: graph.get_tensor_by_name(ti.name) for k, ti in sorted(sig.outputs.items())}
     # The graph's tensors know their dtypes and shapes even where the TensorInfo does not record them.
     inputs = {k: (t.dtype.as_numpy_dtype, None if t.shape.rank is None else t.shape.as_list())
               for k, t in feeds.items()}
 
     def run(values: dict) -> dict:
-        return session.run(fetches, {feeds[k]: v for k, v in values.items()})
+        out = session.run(fetches, {feeds[k]: v for k, v in values.items()})
+        return {k: out[k] for k in fetches}
 
     examples = None
     if len(feeds) == 1:

@@ -187,6 +187,31 @@ def test_corpus_iris_estimator_export_builds_tf_examples(corpus, tmp_path):
     np.testing.assert_allclose(model.predict(np.array(examples, dtype=object))["scores"], scores)  # protos as given
 
 
+def test_several_outputs_come_in_the_order_of_their_names(tmp_path):
+    """A SignatureDef keeps its inputs and outputs in protobuf maps, whose order TensorFlow does not keep (it changed
+    from process to process, and a JSON response's keys with it): predict's outputs, and the inputs, come in the
+    order of their names, whatever the order they were declared in."""
+    names = ["f", "b", "e", "a", "d", "c"]
+    folder = tmp_path / "model" / "1"
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None, 2], name="x")
+        w = tf.compat.v1.placeholder(tf.float32, [None, 2], name="w")
+        outs = {n: tf.identity(x * float(i) + w, name=f"out_{n}") for i, n in enumerate(names)}
+        with tf.compat.v1.Session(graph=g) as sess:
+            builder = tf.compat.v1.saved_model.Builder(str(folder))
+            sig = tf.compat.v1.saved_model.predict_signature_def({"x": x, "w": w}, outs)
+            builder.add_meta_graph_and_variables(sess, ["serve"], signature_def_map={"serving_default": sig})
+            builder.save()
+    model = loaders.load(_tar(tmp_path / "model", tmp_path / "model.tar.gz"))
+    xs, ws = np.array([[1.0, 2.0]], np.float32), np.array([[0.5, 0.25]], np.float32)
+    out = model.predict({"x": xs, "w": ws})
+    assert list(out) == sorted(names)
+    for i, n in enumerate(names):
+        np.testing.assert_allclose(out[n], xs * i + ws)
+    assert list(model.sample_input()) == ["w", "x"]
+
+
 @pytest.fixture(scope="module")
 def keras_lambda_savedmodel(tmp_path_factory):
     """A tf-keras (Keras 2) SavedModel with a Lambda layer; its config sits in keras_metadata.pb."""
