@@ -24,6 +24,18 @@ def between(out: Any) -> tuple[bytes, str]:
         return codec.encode(out, codec.JSON)
 
 
+def call_input(model: Any, request: codec.Request) -> Any:
+    """What ``model.predict`` is given for a decoded ``request``: its data; for a Hugging Face model and a request
+    that gives call parameters (``"parameters"``, or MLflow's ``"params"``), ``{"inputs": data, "parameters": ...}``,
+    which its predict passes to the pipeline call as keywords, as the SageMaker Hugging Face Inference Toolkit does
+    (``handler_service.predict``: ``self.model(inputs, **parameters)``). Other models take no call parameters, and
+    theirs are left out (``signature_name`` too: a TensorFlow model answers with the signature it was loaded with)."""
+    params = {k: v for k, v in request.params.items() if k != "signature_name"}
+    if params and getattr(model, "framework", None) == "huggingface":
+        return {"inputs": request.data, "parameters": params}
+    return request.data
+
+
 def chain_predict(models: list, data: Any, style: Any = None) -> tuple[Any, Any]:
     """Run ``data`` through ``models`` in order, as a serial inference pipeline: each model's predictions, encoded
     as a response body (:func:`between`) and decoded as the next model's request, are its input. Returns the last

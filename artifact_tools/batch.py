@@ -145,7 +145,7 @@ import uuid
 from typing import Any, Iterator
 
 from . import codec, progress
-from ._pipeline import MAX_PIPELINE, chain_predict
+from ._pipeline import MAX_PIPELINE, call_input, chain_predict
 from ._threads import size_worker_process, threads_per_worker
 from .archive import Limits
 from .errors import ArtifactError
@@ -854,7 +854,7 @@ def _batch(job: _Job, records: list, models: list) -> bytes:
         body = records[0] if job.split_type == "None" else b"\n".join(records) + b"\n"
         request = _decode(body, kind if processing else job.content_type, "the record" if len(records) == 1
                           else "the mini-batch")
-        data, style = request.data, request.style
+        data, style = call_input(models[0], request), request.style
     out, style = _predict(job, models, data, style)
     if processing:
         return _joined_lines(job, kind, values if values is not None else [], out)
@@ -1004,7 +1004,7 @@ def _run_block(job: _Job, models: list, first: int, block: bytes, rows) -> tuple
             data, style, count = rows, None, len(rows)
         else:
             request = codec.decode(block, job.content_type, "the mini-batch")
-            data, style = request.data, request.style
+            data, style = call_input(models[0], request), request.style
             count = sum(1 for line in block.split(b"\n") if line.strip())
         out, style = _predict(job, models, data, style)
         _check_count(out, count)  # a line the codec took as a header: each line by itself instead

@@ -128,7 +128,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable
 
 from . import codec, serve
-from ._pipeline import MAX_PIPELINE, between, chain_predict
+from ._pipeline import MAX_PIPELINE, between, call_input, chain_predict
 from ._threads import limit_pools, threads_per_worker
 from ._write import write_text_atomic
 from .errors import ArtifactError
@@ -416,7 +416,7 @@ class Pipeline:
             label = "the body" if i == 0 else f"the response of pipeline model {i}"
             request = codec.decode(body, content_type, label)
             style = request.style if i == 0 else style
-            out = model.predict(request.data)
+            out = model.predict(call_input(model, request))
             body, content_type = codec.encode(out, codec.negotiate(accept), style) if last else between(out)
         return body, content_type
 

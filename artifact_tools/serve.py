@@ -128,6 +128,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from . import codec
+from ._pipeline import call_input
 from ._threads import limit_pools, size_worker_process, threads_per_worker
 from .errors import ArtifactError
 from .row_wise import EXACT_SKLEARN, ROW_WISE, ROW_WISE_TASKS, batchable  # noqa: F401 - serve's batching rule
@@ -325,7 +326,9 @@ class _Batcher:
         except _Reject:
             return None
         found = _batch_key(request.data)
-        if found is None or (found[0] == ("texts",) and not self.texts):
+        if found is None or (found[0] == ("texts",) and not self.texts) or call_input(self.model, request) \
+                is not request.data:  # call parameters of its own: answered alone
+            return None
             return None
         return found[0], request.data, found[1]
 
@@ -421,7 +424,9 @@ def create_app(loaded_model: Any, max_payload: int = DEFAULT_MAX_PAYLOAD, *, wor
         out = environ.pop(PREDICTED, _NOTHING)  # this request's share of a batch's predictions
         if out is _NOTHING:
             try:
-                out = loaded_model.predict(request.data) if batcher is None else batcher.predict_alone(request.data)
+                data = call_input(loaded_model, request)
+                out = loaded_model.predict(data) if batcher is None or data is not request.data \
+                    else batcher.predict_alone(data)
             except (ArtifactError, ValueError, TypeError, KeyError, IndexError) as e:
                 raise _Reject(400, f"the model rejected the input: {_sentence(e)}") from None
         try:

@@ -106,6 +106,56 @@ def test_padded_batches_answer_each_text_in_its_own_order(sample, folder):
     _check(model.predict({"inputs": texts, "parameters": {"batch_size": 3}}), labels, scores)
 
 
+def _both_labels(model, folder: Path, text: str) -> list:
+    """[(label, probability)] of both labels for ``text``, most probable first, computed by hand from the logits."""
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    with torch.no_grad():
+        logits = model(**tokenizer(text, return_tensors="pt")).logits.numpy()[0]
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    return sorted(((model.config.id2label[i], float(p[i])) for i in range(len(p))), key=lambda x: -x[1])
+
+
+def test_call_parameters_reach_the_pipeline_in_serve_and_transform(sample, folder, tmp_path):
+    """A request's ``"parameters"`` (the body the SageMaker Hugging Face Inference Toolkit takes: ``{"inputs": ...,
+    "parameters": {...}}``, which it passes to the pipeline call as keywords) reach the pipeline in ``serve`` and in
+    ``transform``: ``top_k=2`` answers both labels of the text, most probable first (computed by hand); the same text
+    without parameters, its top label only."""
+    from artifact_tools import serve, transform
+
+    direct = transformers.BertForSequenceClassification.from_pretrained(str(folder), local_files_only=True).eval()
+    texts = ["good movie", "the movie is awful"]
+    want = [_both_labels(direct, folder, t) for t in texts]
+    bodies = [json.dumps({"inputs": texts[0], "parameters": {"top_k": 2}}).encode(),
+              json.dumps({"inputs": texts[1]}).encode()]
+
+    def check(answers: list) -> None:
+        (top2,), (top1,) = answers
+        assert [r["label"] for r in top2] == [w[0] for w in want[0]]
+        np.testing.assert_allclose([r["score"] for r in top2], [w[1] for w in want[0]], rtol=1e-5)
+        assert [r["label"] for r in top1] == [want[1][0][0]]
+        np.testing.assert_allclose([r["score"] for r in top1], [want[1][0][1]], rtol=1e-5)
+
+    app = serve.create_app(loaders.load(sample))
+    answers = []
+    for body in bodies:
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/invocations", "CONTENT_TYPE": "application/json",
+                   "HTTP_ACCEPT": "application/json", "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+                   "wsgi.errors": sys.stderr}
+        status, _, out = serve._call_wsgi(app, environ)
+        assert status == 200, out[:300]
+        answers.append([json.loads(out)["outputs"]])
+    check(answers)
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "texts.jsonl").write_bytes(b"\n".join(bodies) + b"\n")
+    summary = transform(str(sample), str(tmp_path / "in"), str(tmp_path / "out"), content_type="application/json",
+                        accept="application/json", split_type="Line", strategy="SingleRecord", assemble_with="Line")
+    assert summary["records_out"] == 2 and not summary["records_failed"], summary
+    lines = (tmp_path / "out" / "texts.jsonl.out").read_bytes().splitlines()
+    check([[json.loads(line)["outputs"]] for line in lines])
+
+
 def test_serve_runs_the_texts_of_one_request_in_padded_batches_or_alone(sample, folder, tmp_path):
     """One ``/invocations`` request of several texts to ``serve``'s app runs them as the pipeline's padded
     batches; with a tokenizer that has no pad token that call fails, the texts run one by one and the model is
