@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import codec
+from .errors import ArtifactError
 
 MAX_PIPELINE = 5  # models (containers) in one inference pipeline: CreateModel's Containers, at most 5 items
 
@@ -29,8 +30,17 @@ def call_input(model: Any, request: codec.Request) -> Any:
     that gives call parameters (``"parameters"``, or MLflow's ``"params"``), ``{"inputs": data, "parameters": ...}``,
     which its predict passes to the pipeline call as keywords, as the SageMaker Hugging Face Inference Toolkit does
     (``handler_service.predict``: ``self.model(inputs, **parameters)``). Other models take no call parameters, and
-    theirs are left out (``signature_name`` too: a TensorFlow model answers with the signature it was loaded with)."""
-    params = {k: v for k, v in request.params.items() if k != "signature_name"}
+    theirs are left out. TensorFlow Serving's ``signature_name`` names the signature a TensorFlow model answers
+    with: one other than the signature it was loaded with is refused, as TensorFlow Serving refuses a signature the
+    model does not have, rather than answered by another."""
+    params = dict(request.params)
+    wanted = params.pop("signature_name", None)
+    info = getattr(model, "info", None)
+    if wanted is not None and getattr(model, "framework", None) == "tensorflow" and isinstance(info, dict) \
+            and info.get("signature") and wanted != info["signature"]:
+        raise ArtifactError(f"the request asks for signature {str(wanted)[:80]!r}, and this model answers with "
+                            f"{info['signature']!r} (loaded with the option signature={info['signature']}; CLI: -o "
+                            "signature=NAME)")
     if params and getattr(model, "framework", None) == "huggingface":
         return {"inputs": request.data, "parameters": params}
     return request.data

@@ -212,6 +212,36 @@ def test_several_outputs_come_in_the_order_of_their_names(tmp_path):
     assert list(model.sample_input()) == ["w", "x"]
 
 
+def test_a_request_naming_another_signature_is_refused_in_serve_and_transform(versioned, tmp_path):
+    """TensorFlow Serving's ``signature_name`` in a request body: the signature the model was loaded with answers;
+    another is refused with a sentence naming both (serve: 400; transform: the record fails), never answered by the
+    loaded signature."""
+    import io
+    import json
+
+    from artifact_tools import serve, transform
+
+    model = loaders.load(versioned, signature="negate")
+    x = [[1.0, 2.0, 3.0]]
+    expected = (-np.array(x, np.float32) * 7.0).tolist()
+    app = serve.create_app(model)
+    got = []
+    for name in ("negate", "serving_default"):
+        body = json.dumps({"signature_name": name, "instances": x}).encode()
+        environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/invocations", "CONTENT_TYPE": "application/json",
+                   "HTTP_ACCEPT": "application/json", "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+                   "wsgi.errors": sys.stderr}
+        status, _, out = serve._call_wsgi(app, environ)
+        got.append((status, out))
+    assert got[0][0] == 200 and json.loads(got[0][1])["predictions"] == expected, got[0]
+    assert got[1][0] == 400 and b"'serving_default'" in got[1][1] and b"'negate'" in got[1][1], got[1]
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "r.json").write_text(json.dumps({"signature_name": "negate", "instances": x}))
+    summary = transform(str(versioned), str(tmp_path / "in"), str(tmp_path / "out"), content_type="application/json")
+    assert summary["records_failed"] == 1 and "'negate'" in summary["failed"][0]["reason"], summary
+
+
 @pytest.fixture(scope="module")
 def keras_lambda_savedmodel(tmp_path_factory):
     """A tf-keras (Keras 2) SavedModel with a Lambda layer; its config sits in keras_metadata.pb."""
