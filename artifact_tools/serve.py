@@ -326,9 +326,8 @@ class _Batcher:
         except _Reject:
             return None
         found = _batch_key(request.data)
-        if found is None or (found[0] == ("texts",) and not self.texts) or call_input(self.model, request) \
-                is not request.data:  # call parameters of its own: answered alone
-            return None
+        if found is None or (found[0] == ("texts",) and not self.texts) or request.params:
+            return None  # call parameters of its own (or a signature named): answered alone, by the normal path
             return None
         return found[0], request.data, found[1]
 
