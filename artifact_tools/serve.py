@@ -328,7 +328,6 @@ class _Batcher:
         found = _batch_key(request.data)
         if found is None or (found[0] == ("texts",) and not self.texts) or request.params:
             return None  # call parameters of its own (or a signature named): answered alone, by the normal path
-            return None
         return found[0], request.data, found[1]
 
     def predict_alone(self, data: Any) -> Any:
