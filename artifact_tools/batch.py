@@ -133,6 +133,7 @@ import dataclasses
 import io
 import json
 import logging
+import math
 import os
 import posixpath
 import re
@@ -202,6 +203,8 @@ def _choice(name: str, value, allowed: tuple) -> str:
 # ============================================================================================ JSONPath
 
 _EXPR_CACHE: dict = {}
+MAX_UNION_PATHS = 64  # JSONPaths one filter may union through slices ($[0,2:][1,3:] is 4): 3 ** 8 of them, in 57
+# characters, cost one 20 KB record a minute and gigabytes
 
 
 def _expand_unions(expr: str) -> list[str]:
@@ -226,6 +229,12 @@ def _compile(expr: str, what: str):
     if not expr.startswith("$") or ".." in expr or "?" in expr or "@" in expr or len(expr) > 63:
         raise TransformError(f"{what} {expr[:70]!r} is not a JSONPath of the subset SageMaker supports ($, .name, "
                              "['a','b'], [n], [n,m], [start:end], *; at most 63 characters)")
+    paths = 1  # the expressions _expand_unions makes: each union of slices multiplies them
+    for m in re.finditer(r"\[([^\]'\"]*,[^\]'\"]*)\]", expr):
+        paths *= len(m.group(1).split(",")) if ":" in m.group(1) else 1
+    if paths > MAX_UNION_PATHS:
+        raise TransformError(f"{what} {expr[:70]!r} unions {paths} paths through slices; at most {MAX_UNION_PATHS} "
+                             "are read (each one is matched against every record)")
     try:
         parsers = [parse(e) for e in _expand_unions(expr)]
     except (JsonPathLexerError, JsonPathParserError, Exception) as e:
@@ -259,8 +268,8 @@ def _fs(url: str, storage_options):
 
     try:
         return fsspec.core.url_to_fs(url, **(storage_options or {}))
-    except (ValueError, ImportError) as e:
-        raise TransformError(f"{url} cannot be opened ({str(e).splitlines()[0][:200]})") from None
+    except Exception as e:  # noqa: BLE001 -- ValueError, ImportError, and a file system's own (TypeError...)
+        raise TransformError(f"{url} cannot be opened ({_sentence(e)})") from None
 
 
 _MANIFEST_HEAD = re.compile(rb'\A\[\s*\{\s*"prefix"\s*:')  # how a manifest file begins
@@ -299,6 +308,13 @@ def _check_object(fs, path: str, name: str) -> None:
     if not stat.S_ISREG(mode):
         raise TransformError(f"input {name} is not a regular file (a FIFO, socket or device), so it is no object "
                              "to score")
+    real = os.path.realpath(path)
+    kernel = next((top for top in _KERNEL_FILE_SYSTEMS if real == top or real.startswith(top + "/")), None)
+    if kernel:  # /proc/self/environ is a "regular file": a manifest's prefix must not read such into OUTPUT
+        raise TransformError(f"input {name} is in {kernel}, the kernel's view of this machine, not data to score")
+
+
+_KERNEL_FILE_SYSTEMS = ("/proc", "/sys", "/dev")
 
 
 def _inputs(source: str, storage_options) -> list:
@@ -340,6 +356,21 @@ def _inputs(source: str, storage_options) -> list:
     if not out:
         raise TransformError(f"manifest {source} names no objects")
     return out
+
+
+def _check_not_written(inputs: list, out_fs, out_root: str) -> None:
+    """Refuse a job that would write over one of its inputs: an input that is the job summary's path, or the
+    ``.out`` of another input (INPUT ``a.csv`` and ``a.csv.out`` with OUTPUT their folder)."""
+    root = out_root.rstrip("/")
+    written = {f"{root}/{SUMMARY}" if root else SUMMARY: "the job summary"}
+    written.update({_final(out_root, rel): f"the output of {rel}" for _, _, rel in inputs})
+    for fs, path, rel in inputs:
+        if type(fs) is not type(out_fs):
+            continue
+        where = os.path.realpath(path) if _is_local(fs) else path
+        for target, what in written.items():
+            if where == (os.path.realpath(target) if _is_local(fs) else target):
+                raise TransformError(f"input {rel} is where the job writes {what}; give another output folder")
 
 
 def _without_outputs(inputs: list, out_fs, out_root: str, source: str) -> list:
@@ -389,23 +420,47 @@ def _too_large(size: int, max_bytes: int) -> str:
 def _records(f, split_type: str, max_record: int | None) -> Iterator[tuple]:
     """``(record number or line, bytes or None, reason)`` for each record of an open object."""
     if split_type == "None":
-        data = f.read(max_record + 1) if max_record else f.read()
+        data = f.read((max_record or codec.MAX_BYTES) + 1)  # no max payload: still no more than a body may hold
         if max_record and len(data) > max_record:
             yield 1, None, (f"the object is larger than the {max_record} bytes of max payload (split it, or raise "
                             "max_payload_mb)")
+        elif len(data) > codec.MAX_BYTES:
+            yield 1, None, f"the object is larger than {codec.MAX_BYTES} bytes, the most one request body may hold"
         else:
             yield 1, data, None
         return
     if split_type == "Line":
-        for n, line in enumerate(f, 1):
-            line = line.rstrip(b"\r\n")
-            if line.strip():
-                yield n, line, None
+        yield from _lines(f, max_record)
         return
     if split_type == "RecordIO":
         yield from _recordio(f, max_record)
         return
     yield from _tfrecord(f, max_record)
+
+
+def _lines(f, max_record: int | None) -> Iterator[tuple]:
+    """The non-blank lines of an object, each without its line end; one longer than ``max_record`` bytes is read
+    past in bounded pieces, never held whole (a failed record, as :func:`_batches` reports a longer line)."""
+    limit = max_record + 2 if max_record else -1  # the line, and a CR LF
+    n = 0
+    while True:
+        line = f.readline(limit)
+        if not line:
+            return
+        n += 1
+        if limit > 0 and len(line) == limit and not line.endswith(b"\n"):  # longer still: counted, not kept
+            size = len(line)
+            while not line.endswith(b"\n"):
+                line = f.readline(1 << 20)
+                if not line:
+                    break
+                size += len(line)
+            size -= 2 if line.endswith(b"\r\n") else 1 if line.endswith(b"\n") else 0
+            yield n, None, _too_large(size, max_record or 0)
+            continue
+        line = line.rstrip(b"\r\n")
+        if line.strip():
+            yield n, line, None
 
 
 def _recordio(f, max_record: int | None = None) -> Iterator[tuple]:
@@ -637,6 +692,10 @@ def _loadtxt(body: bytes):
         return None
 
 
+ARROW_MAX_COLUMNS = 4096  # wider tables are read by numpy: Arrow's CSV reader holds ~4.7 KB a column (a 6 MB row
+# of 3 million columns took 14 GB and aborted the process with std::bad_alloc), numpy's a few bytes a value
+
+
 def _arrow_columns(body: bytes):
     """The columns (float64 arrays, one per CSV column) of an all-number CSV body read by pyarrow's CSV reader, or
     None when pyarrow is not available or the body is not one it reads exactly as :func:`codec.decode` would.
@@ -657,6 +716,8 @@ def _arrow_columns(body: bytes):
     start = 3 if body.startswith(b"\xef\xbb\xbf") else 0
     end = body.find(b"\n", start)
     width = body.count(b",", start, end if end >= 0 else len(body)) + 1
+    if width > ARROW_MAX_COLUMNS:
+        return None  # numpy's reader: Arrow's memory grows by kilobytes a column, whatever the rows
     names = [str(i) for i in range(width)]
     try:
         table = pcsv.read_csv(
@@ -1268,7 +1329,10 @@ class _Output:
         self.local = _is_local(out_fs)
         folder, name = posixpath.split(final)
         if self.local:
-            os.makedirs(folder or ".", exist_ok=True)
+            try:
+                os.makedirs(folder or ".", exist_ok=True)
+            except OSError as e:  # a path too long, a folder that is a file...
+                raise TransformError(f"{final} cannot be written ({e.strerror or e})") from None
             for stale in os.listdir(folder or "."):  # left by a killed job (not one of a running job's)
                 if stale.startswith(f".{name}.") and stale.endswith(".part") \
                         and not _writer_alive(stale[len(name) + 2:-5]):
@@ -1282,7 +1346,10 @@ class _Output:
 
             fd, self.tmp = tempfile.mkstemp(suffix=".part")
             os.close(fd)
-        self.f = open(self.tmp, "wb" if not self.local else "xb")
+        try:
+            self.f = open(self.tmp, "wb" if not self.local else "xb")
+        except OSError as e:  # a name too long with the temporary suffix, a folder that is a file...
+            raise TransformError(f"{final} cannot be written ({e.strerror or e})") from None
         self.records_out = 0
 
     def write(self, data: bytes) -> None:
@@ -1453,7 +1520,13 @@ def _check_resumable(out_fs, summary_path: str, job: dict) -> float | None:
         return None
     if before == job:
         started = earlier.get("started")
-        return float(started) if isinstance(started, (int, float)) and not isinstance(started, bool) else None
+        if not isinstance(started, (int, float)) or isinstance(started, bool):
+            return None
+        try:
+            when = float(started)
+        except OverflowError:  # an integer of hundreds of digits: no time
+            return None
+        return when if math.isfinite(when) else None
     was, now = before.get("models"), job["models"]
     if was != now:
         names = [m.get("artifact") if isinstance(m, dict) else m for m in (was if isinstance(was, list) else [])]
@@ -2302,14 +2375,23 @@ def transform(artifact, input: str, output: str, *, content_type: str = "text/cs
 
         CaptureWriter(capture, endpoint_name, "AllTraffic", capture_percent, capture_modes,
                       storage_options=storage_options).close()
-    inputs = _inputs(str(input), storage_options)
+    try:
+        inputs = _inputs(str(input), storage_options)
+    except TransformError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- the file system's own: credentials, connection, a missing archive...
+        raise TransformError(f"input {input} cannot be listed ({_sentence(e)})") from None
     out_fs, out_root = _fs(str(output), storage_options)
     if len(inputs) > 1 or inputs[0][2] != posixpath.basename(inputs[0][1]):  # a folder's files (or a manifest's)
         inputs = _without_outputs(inputs, out_fs, out_root, str(input))
+    _check_not_written(inputs, out_fs, out_root)
     if _is_local(out_fs):
         if os.path.exists(out_root) and not os.path.isdir(out_root):
             raise TransformError(f"output {output} exists and is not a folder")
-        os.makedirs(out_root, exist_ok=True)
+        try:
+            os.makedirs(out_root, exist_ok=True)
+        except OSError as e:
+            raise TransformError(f"output folder {output} cannot be made ({e.strerror or e})") from None
     max_bytes = max(1, int(max_payload_mb * 1024 * 1024)) if max_payload_mb else None  # a byte at least
     blocks = split_type == "Line" and strategy == "MultiRecord" and not processing
     summary: dict[str, Any] = {

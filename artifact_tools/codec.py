@@ -94,6 +94,8 @@ DECODES = (CSV, JSON, JSONLINES, NPY, TEXT)
 ENCODES = (JSON, CSV, JSONLINES, NPY)
 
 MAX_BYTES = 1024 ** 3  # a body (or an input file) larger than this is refused
+MAX_COLUMNS = 65536  # columns of a table read as a DataFrame (pandas spends ~30 us and ~0.7 KB on each: a 6 MB row
+# of 3 million text cells took 85 s and 2 GB); an all-number table is a numpy array, which has no such cost
 MAX_DEPTH = 64  # JSON nesting levels (numpy arrays have at most 32 dimensions in numpy 1.x, 64 in 2.x)
 MAX_NPY_HEADER = 10_000  # bytes of .npy header dict (numpy >= 1.24's own default limit)
 FORMAT_KEYS = ("instances", "inputs", "dataframe_split", "dataframe_records")
@@ -461,7 +463,18 @@ def _pandas(needed_for: str):
     return pd
 
 
+def _check_columns(count: int, label: str) -> None:
+    if count > MAX_COLUMNS:
+        raise BadBody(f"{label} is a table of {count} columns; a table with text cells, names or a header is read "
+                      f"with at most {MAX_COLUMNS}")
+
+
 def _frame(records: list, label: str, required: bool = True):
+    names: set = set()
+    for record in records:
+        if isinstance(record, dict):
+            names.update(record)
+            _check_columns(len(names), label)
     try:
         import pandas as pd
     except ImportError:
@@ -478,9 +491,12 @@ def _frame_split(value, label: str):
     if unknown:
         raise BadBody(f'"dataframe_split" in {label} has keys pandas\' split orient does not define: '
                       f"{', '.join(map(str, unknown[:8]))}")
+    columns = value.get("columns")
+    _check_columns(max([len(columns) if isinstance(columns, list) else 0]
+                       + [len(row) for row in value["data"] if isinstance(row, (list, dict))]), label)
     pd = _pandas("a dataframe_split body")
     try:
-        return pd.DataFrame(data=value["data"], columns=value.get("columns"), index=value.get("index"))
+        return pd.DataFrame(data=value["data"], columns=columns, index=value.get("index"))
     except (ValueError, TypeError, AssertionError) as e:
         raise BadBody(f'"dataframe_split" in {label} does not form a table ({_first_line(e)})') from None
 
@@ -521,9 +537,11 @@ def _csv(text: str, label: str):
                 raise BadBody(f"line {line} of {label} has {len(row)} values where the first row has {width}")
         if not header:
             return np.array(values, dtype=np.float64)
+        _check_columns(width, label)
         return _read_csv(text, label, header=0)
     if width == 1 and all(len(row) == 1 for row in rows):
         return [row[0] for row in rows]  # one column of texts: the inputs of a text model
+    _check_columns(max(len(row) for row in rows), label)
     return _read_csv(text, label, header=None)
 
 

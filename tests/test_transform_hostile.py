@@ -63,7 +63,8 @@ def cpu():
 try:
     start = cpu()
     s = transform(sys.argv[1], sys.argv[2], sys.argv[3], **json.loads(sys.argv[4]))
-    print(json.dumps({"summary": s, "cpu_seconds": cpu() - start}))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # bytes (Linux counts KiB)
+    print(json.dumps({"summary": s, "cpu_seconds": cpu() - start, "peak_rss": peak}))
 except ArtifactError as e:
     print(json.dumps({"error": str(e)}))
 """
@@ -412,3 +413,132 @@ def test_a_max_payload_under_one_byte_is_a_limit_not_no_limit(xgb, tmp_path):
         s = transform(xgb, src, tmp_path / split, split_type=split, max_payload_mb=1e-9)
         assert s["records_out"] == 0 and s["records_failed"] == s["records_in"] >= 1
         assert all("max payload" in f["reason"] for f in s["failed"])
+
+
+# ------------------------------------------------------------------------------------------ red team, session 11
+
+def test_a_csv_row_of_millions_of_columns_is_a_failed_record_in_bounded_memory(xgb, tmp_path):
+    """A 6 MB CSV row of 3 million numbers: Arrow's CSV reader, which holds kilobytes a column, aborted the whole
+    process (std::bad_alloc: no sentence, no summary); numpy's reader takes such a row, and the model refuses it. A
+    row of 3 million text cells (a pandas table of 3 million columns: 85 s and 2 GB) is refused by the codec. Either
+    is one failed record; the good file beside them is scored."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "wide.csv").write_text(",".join(["1"] * 3_000_000) + "\n")
+    (folder / "texts.csv").write_text(",".join(["a"] * 3_000_000) + "\n")
+    (folder / "good.csv").write_bytes(GOOD)
+    for split in ("None", "Line"):
+        got = in_child(xgb, folder, tmp_path / f"out-{split}", timeout=90, split_type=split)
+        s = got["summary"]
+        assert (s["records_out"], s["records_failed"]) == (1 if split == "None" else 2, 2), s
+        reasons = {f["file"]: f["reason"] for f in s["failed"]}
+        assert "3000000" in reasons["wide.csv"] and "3000000 columns" in reasons["texts.csv"], reasons
+        assert got["peak_rss"] < 1.5 * 2**30, got["peak_rss"]
+        want = csv_text(booster_predict(xgb, rows_of(GOOD)))
+        assert (tmp_path / f"out-{split}" / "good.csv.out").read_bytes() == want
+
+
+def test_an_endless_line_is_read_past_in_bounded_memory_record_by_record(xgb, tmp_path):
+    """Split by line with SingleRecord (or a filter), each line was read whole before its size was checked: a 256 MB
+    line with no newline took its size in memory twice over. It is read past in pieces and reported too large, at its
+    line; the lines around it are scored."""
+    small, big = tmp_path / "small", tmp_path / "big"
+    small.mkdir()
+    big.mkdir()
+    (small / "a.csv").write_bytes(GOOD)
+    with open(big / "a.csv", "wb") as f:
+        f.write(GOOD.splitlines(keepends=True)[0])
+        chunk = b"1.0," * (1 << 18)
+        for _ in range(256):
+            f.write(chunk)
+        f.write(b"\n" + GOOD.splitlines(keepends=True)[1])
+    base = in_child(xgb, small, tmp_path / "o1", split_type="Line", strategy="SingleRecord")["peak_rss"]
+    got = in_child(xgb, big, tmp_path / "o2", split_type="Line", strategy="SingleRecord")
+    s = got["summary"]
+    assert (s["records_out"], [(f["line"], "more than the 6291456 bytes" in f["reason"]) for f in s["failed"]]) == \
+        (2, [(2, True)]), s
+    assert (tmp_path / "o2" / "a.csv.out").read_bytes() == (tmp_path / "o1" / "a.csv.out").read_bytes()
+    assert got["peak_rss"] - base < 100 * 2**20, (got["peak_rss"], base)
+
+
+def test_a_filter_unioning_thousands_of_slices_is_refused_at_once(xgb, tmp_path):
+    """Eight unions of three slices, in 57 characters, made 3 ** 8 JSONPaths, each matched against every record (a
+    minute and gigabytes for one 20 KB record); more than MAX_UNION_PATHS are refused before anything is read."""
+    (tmp_path / "r.jsonl").write_text("[[1, 2], [3, 4]]\n")
+    started = time.monotonic()
+    with pytest.raises(TransformError, match="unions 6561 paths through slices; at most 64"):
+        transform(xgb, tmp_path / "r.jsonl", tmp_path / "out", content_type="application/jsonlines",
+                  split_type="Line", input_filter="$" + "[:,:,:]" * 8)
+    assert time.monotonic() - started < 5 and not (tmp_path / "out").exists()
+
+
+def test_inputs_from_the_kernels_file_systems_are_refused(xgb, tmp_path):
+    """A manifest's prefix may name any folder: ``/proc/self/`` with the entry ``environ`` read the process's
+    environment into the failed records' reasons in OUTPUT. Local inputs under /proc, /sys and /dev are refused."""
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps([{"prefix": "/proc/self/"}, "environ"]))
+    for source in (manifest, "/proc/cpuinfo"):
+        with pytest.raises(TransformError, match="in /proc, the kernel's view of this machine"):
+            transform(xgb, source, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_input_where_the_job_writes_is_refused_and_kept(xgb, tmp_path):
+    """INPUT ``out/transform-summary.json`` with OUTPUT ``out``: the job's summary replaced the input before it was
+    read, and the job then scored its own summary. Refused, the input untouched."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "transform-summary.json").write_bytes(GOOD)
+    with pytest.raises(TransformError, match="is where the job writes the job summary"):
+        transform(xgb, out / "transform-summary.json", out)
+    assert (out / "transform-summary.json").read_bytes() == GOOD
+
+
+@pytest.mark.parametrize("url", ["reference://", "zip://", "tar://x::file:///nonexistent-archive.tar"])
+def test_a_url_its_file_system_cannot_open_is_one_sentence(xgb, tmp_path, url):
+    """File systems raise their own errors (TypeError, IsADirectoryError, FileNotFoundError...) for URLs they cannot
+    open; each was an internal error. As INPUT or OUTPUT it is one sentence naming the URL, and exit status 2."""
+    with pytest.raises(TransformError, match="cannot be opened|cannot be listed"):
+        transform(xgb, url, tmp_path / "out")
+    (tmp_path / "a.csv").write_bytes(GOOD)
+    with pytest.raises(TransformError, match="cannot be opened"):
+        transform(xgb, tmp_path / "a.csv", url)
+    proc = subprocess.run([sys.executable, "-m", "artifact_tools", "transform", str(xgb), url, str(tmp_path / "o")],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, \
+        proc.stderr
+
+
+def test_an_output_name_too_long_is_one_sentence(xgb, tmp_path):
+    """An input whose name fits the file system but not with the temporary output's suffix: one sentence."""
+    src = tmp_path / ("n" * 244)
+    src.write_bytes(GOOD)
+    with pytest.raises(TransformError, match="cannot be written \\(File name too long\\)"):
+        transform(xgb, src, tmp_path / "out")
+
+
+def test_resume_with_a_start_time_no_float_holds(xgb, tmp_path):
+    """A summary whose ``started`` is an integer of 400 digits (or not finite) raised OverflowError on resume; it
+    is taken as a summary that says nothing of the start, whose outputs are taken as they are (module docstring)."""
+    folder, out = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.csv").write_bytes(GOOD)
+    transform(xgb, folder, out, split_type="Line")
+    text = (out / "transform-summary.json").read_text()
+    summary = json.loads(text)
+    for started in ("9" * 400, "1e999", "NaN"):
+        (out / "transform-summary.json").write_text(text.replace(f'"started": {json.dumps(summary["started"])}',
+                                                                 f'"started": {started}'))
+        s = transform(xgb, folder, out, split_type="Line", resume=True)
+        assert s["status"] == "completed" and (s["inputs_done"], s["inputs_skipped"]) == (0, 1), s
+
+
+def test_no_max_payload_still_reads_no_more_than_a_body_holds(xgb, tmp_path, monkeypatch):
+    """With no max payload (0) and no split, an object was read whole however large; it is read up to the codec's
+    largest body and failed beyond it (here the cap lowered to 100 bytes)."""
+    from artifact_tools import codec
+
+    monkeypatch.setattr(codec, "MAX_BYTES", 100)
+    (tmp_path / "big.csv").write_bytes(GOOD * 10)
+    s = transform(xgb, tmp_path / "big.csv", tmp_path / "out", max_payload_mb=0)
+    assert s["records_failed"] == 1 and "larger than 100 bytes" in s["failed"][0]["reason"], s
