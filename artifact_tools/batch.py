@@ -203,6 +203,10 @@ def _choice(name: str, value, allowed: tuple) -> str:
 # ============================================================================================ JSONPath
 
 _EXPR_CACHE: dict = {}
+_INDEX = r"""(?:-?\d+|-?\d*\s*:\s*-?\d*|'[^']*'|"[^"]*")"""  # n, start:end (either may go), 'name'
+_SUBSET = re.compile(rf"""\$(?:\.(?:\*|[A-Za-z_][\w-]*)|\[\s*(?:\*|{_INDEX}(?:\s*,\s*{_INDEX})*)\s*\])*\Z""")
+# SageMaker's subset (developer guide, "Associate Prediction Results with Input Records"): $, .name, .*, [*], [n],
+# [n,m], [start:end] and unions of them, ['name','other']; no recursive descent, filters, scripts or operators
 MAX_UNION_PATHS = 64  # JSONPaths one filter may union through slices ($[0,2:][1,3:] is 4): 3 ** 8 of them, in 57
 # characters, cost one 20 KB record a minute and gigabytes
 
@@ -226,7 +230,7 @@ def _compile(expr: str, what: str):
     from jsonpath_ng import parse
     from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 
-    if not expr.startswith("$") or ".." in expr or "?" in expr or "@" in expr or len(expr) > 63:
+    if not _SUBSET.match(expr) or len(expr) > 63:
         raise TransformError(f"{what} {expr[:70]!r} is not a JSONPath of the subset SageMaker supports ($, .name, "
                              "['a','b'], [n], [n,m], [start:end], *; at most 63 characters)")
     paths = 1  # the expressions _expand_unions makes: each union of slices multiplies them

@@ -542,3 +542,13 @@ def test_no_max_payload_still_reads_no_more_than_a_body_holds(xgb, tmp_path, mon
     (tmp_path / "big.csv").write_bytes(GOOD * 10)
     s = transform(xgb, tmp_path / "big.csv", tmp_path / "out", max_payload_mb=0)
     assert s["records_failed"] == 1 and "larger than 100 bytes" in s["failed"][0]["reason"], s
+
+
+@pytest.mark.parametrize("expr", ["$|$", "$ where $", "$.`this`", "$.a&$.b", "$[1:2:3]", "$[]"])
+def test_jsonpath_beyond_sagemakers_subset_is_refused(xgb, tmp_path, expr):
+    """jsonpath-ng reads more than SageMaker's subset (unions of whole paths, ``where``, named operators, steps);
+    such a filter is refused before anything is read, as SageMaker refuses it."""
+    (tmp_path / "a.csv").write_bytes(GOOD)
+    with pytest.raises(TransformError, match="is not a JSONPath of the subset SageMaker supports"):
+        transform(xgb, tmp_path / "a.csv", tmp_path / "out", split_type="Line", input_filter=expr)
+    assert not (tmp_path / "out").exists()
