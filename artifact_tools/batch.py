@@ -306,19 +306,38 @@ def _check_object(fs, path: str, name: str) -> None:
     if not _is_local(fs):
         return
     try:
-        mode = os.stat(path).st_mode
+        st = os.stat(path)
     except OSError as e:
         raise TransformError(f"input {name} cannot be read ({e.strerror or e})") from None
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(st.st_mode):
         raise TransformError(f"input {name} is not a regular file (a FIFO, socket or device), so it is no object "
                              "to score")
-    real = os.path.realpath(path)
-    kernel = next((top for top in _KERNEL_FILE_SYSTEMS if real == top or real.startswith(top + "/")), None)
+    kernel = _kernel_file_systems().get(st.st_dev)
     if kernel:  # /proc/self/environ is a "regular file": a manifest's prefix must not read such into OUTPUT
         raise TransformError(f"input {name} is in {kernel}, the kernel's view of this machine, not data to score")
 
 
-_KERNEL_FILE_SYSTEMS = ("/proc", "/sys", "/dev")
+_KERNEL: dict = {}
+
+
+def _kernel_file_systems() -> dict:
+    """``{device: folder}`` of /proc, /sys and /dev where each is a file system of its own (procfs, sysfs,
+    devtmpfs): a file there is no data, whatever its name or the links to it (its device tells, with no more system
+    calls than the stat each input gets). Found once per process."""
+    if not _KERNEL:
+        try:
+            root = os.stat("/").st_dev
+        except OSError:
+            root = None
+        for top in ("/proc", "/sys", "/dev"):
+            try:
+                dev = os.stat(top).st_dev
+            except OSError:
+                continue
+            if dev != root:
+                _KERNEL[dev] = top
+        _KERNEL.setdefault(-1, "")  # found (none, on a system without them)
+    return _KERNEL
 
 
 def _inputs(source: str, storage_options) -> list:
@@ -366,15 +385,13 @@ def _check_not_written(inputs: list, out_fs, out_root: str) -> None:
     """Refuse a job that would write over one of its inputs: an input that is the job summary's path, or the
     ``.out`` of another input (INPUT ``a.csv`` and ``a.csv.out`` with OUTPUT their folder)."""
     root = out_root.rstrip("/")
-    written = {f"{root}/{SUMMARY}" if root else SUMMARY: "the job summary"}
-    written.update({_final(out_root, rel): f"the output of {rel}" for _, _, rel in inputs})
+    where = os.path.abspath if _is_local(out_fs) else posixpath.normpath  # (no system call a path: 100k inputs)
+    written = {where(f"{root}/{SUMMARY}" if root else SUMMARY): "the job summary"}
+    written.update({where(_final(out_root, rel)): f"the output of {rel}" for _, _, rel in inputs})
     for fs, path, rel in inputs:
-        if type(fs) is not type(out_fs):
-            continue
-        where = os.path.realpath(path) if _is_local(fs) else path
-        for target, what in written.items():
-            if where == (os.path.realpath(target) if _is_local(fs) else target):
-                raise TransformError(f"input {rel} is where the job writes {what}; give another output folder")
+        what = written.get(where(path)) if type(fs) is type(out_fs) else None
+        if what:
+            raise TransformError(f"input {rel} is where the job writes {what}; give another output folder")
 
 
 def _without_outputs(inputs: list, out_fs, out_root: str, source: str) -> list:
