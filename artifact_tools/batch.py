@@ -463,6 +463,15 @@ def _lines(f, max_record: int | None) -> Iterator[tuple]:
     """The non-blank lines of an object, each without its line end; one longer than ``max_record`` bytes is read
     past in bounded pieces, never held whole (a failed record, as :func:`_batches` reports a longer line)."""
     limit = max_record + 2 if max_record else -1  # the line, and a CR LF
+    from fsspec.spec import AbstractBufferedFile
+
+    if isinstance(f, AbstractBufferedFile):  # its readline takes no size (it reads to the newline, however far)
+        reader = io.BufferedReader(f, 1 << 20)  # type: ignore[arg-type]  # (it has readinto, as a raw file has)
+        try:
+            yield from _lines(reader, max_record)
+        finally:
+            reader.detach()  # the object is the caller's to close
+        return
     n = 0
     while True:
         line = f.readline(limit)

@@ -552,3 +552,25 @@ def test_jsonpath_beyond_sagemakers_subset_is_refused(xgb, tmp_path, expr):
     with pytest.raises(TransformError, match="is not a JSONPath of the subset SageMaker supports"):
         transform(xgb, tmp_path / "a.csv", tmp_path / "out", split_type="Line", input_filter=expr)
     assert not (tmp_path / "out").exists()
+
+
+def test_lines_of_an_object_in_s3_one_by_one_and_one_too_long(xgb, tmp_path, s3_server):
+    """SingleRecord over an S3 object (fsspec's buffered file, whose readline takes no size): its lines are scored
+    one by one, and one longer than the max payload is read past and reported at its line, as for a local file."""
+    import boto3
+
+    opts = {"key": "test", "secret": "test", "client_kwargs": {"endpoint_url": s3_server, "region_name": "us-east-1"}}
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1", aws_access_key_id="test",
+                      aws_secret_access_key="test")
+    s3.create_bucket(Bucket="lines")
+    first, second = GOOD.splitlines(keepends=True)
+    body = first + b"1.0," * 3000 + b"1.0\n" + second
+    s3.put_object(Bucket="lines", Key="in/a.csv", Body=body)
+    (tmp_path / "a.csv").write_bytes(body)
+    kw = dict(split_type="Line", strategy="SingleRecord", max_payload_mb=0.01)
+    remote = transform(xgb, "s3://lines/in/a.csv", tmp_path / "remote", storage_options=opts, **kw)
+    local = transform(xgb, tmp_path / "a.csv", tmp_path / "local", **kw)
+    assert (remote["records_out"], [f["line"] for f in remote["failed"]]) == (2, [2]), remote
+    assert remote["failed"] == local["failed"]
+    assert (tmp_path / "remote" / "a.csv.out").read_bytes() == (tmp_path / "local" / "a.csv.out").read_bytes() \
+        == csv_text(booster_predict(xgb, rows_of(GOOD)))
