@@ -466,7 +466,7 @@ def _lines(f, max_record: int | None) -> Iterator[tuple]:
     from fsspec.spec import AbstractBufferedFile
 
     if isinstance(f, AbstractBufferedFile):  # its readline takes no size (it reads to the newline, however far)
-        reader = io.BufferedReader(f, 1 << 20)  # type: ignore[arg-type]  # (it has readinto, as a raw file has)
+        reader = io.BufferedReader(f, 1 << 20)  # (it has readinto, as a raw file has)
         try:
             yield from _lines(reader, max_record)
         finally:
