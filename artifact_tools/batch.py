@@ -130,6 +130,7 @@ import argparse
 import collections
 import csv
 import dataclasses
+import functools
 import io
 import json
 import logging
@@ -317,27 +318,24 @@ def _check_object(fs, path: str, name: str) -> None:
         raise TransformError(f"input {name} is in {kernel}, the kernel's view of this machine, not data to score")
 
 
-_KERNEL: dict = {}
-
-
+@functools.cache
 def _kernel_file_systems() -> dict:
     """``{device: folder}`` of /proc, /sys and /dev where each is a file system of its own (procfs, sysfs,
     devtmpfs): a file there is no data, whatever its name or the links to it (its device tells, with no more system
     calls than the stat each input gets). Found once per process."""
-    if not _KERNEL:
+    try:
+        root = os.stat("/").st_dev
+    except OSError:
+        root = None
+    found = {}
+    for top in ("/proc", "/sys", "/dev"):
         try:
-            root = os.stat("/").st_dev
+            dev = os.stat(top).st_dev
         except OSError:
-            root = None
-        for top in ("/proc", "/sys", "/dev"):
-            try:
-                dev = os.stat(top).st_dev
-            except OSError:
-                continue
-            if dev != root:
-                _KERNEL[dev] = top
-        _KERNEL.setdefault(-1, "")  # found (none, on a system without them)
-    return _KERNEL
+            continue
+        if dev != root:
+            found[dev] = top
+    return found
 
 
 def _inputs(source: str, storage_options) -> list:

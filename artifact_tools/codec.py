@@ -537,15 +537,14 @@ def _csv(text: str, label: str):
                 raise BadBody(f"line {line} of {label} has {len(row)} values where the first row has {width}")
         if not header:
             return np.array(values, dtype=np.float64)
-        _check_columns(width, label)
-        return _read_csv(text, label, header=0)
+        return _read_csv(text, label, 0, width)
     if width == 1 and all(len(row) == 1 for row in rows):
         return [row[0] for row in rows]  # one column of texts: the inputs of a text model
-    _check_columns(max(len(row) for row in rows), label)
-    return _read_csv(text, label, header=None)
+    return _read_csv(text, label, None, max(len(row) for row in rows))
 
 
-def _read_csv(text: str, label: str, header):
+def _read_csv(text: str, label: str, header, width: int):
+    _check_columns(width, label)
     nul = text.find("\0")
     if nul >= 0:  # pandas' C parser ends a cell at a NUL byte and reads the rest of it as missing (NaN)
         raise BadBody(f"line {text.count(chr(10), 0, nul) + 1} of {label} holds a NUL byte, which a CSV table cannot "
